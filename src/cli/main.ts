@@ -1,0 +1,151 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { Command, CommanderError, Option } from 'commander';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { badInput, MontageError } from '../common/errors';
+import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../compiler/output-profiles';
+import { RenderModule } from '../render/render.module';
+import { RenderService } from '../render/render.service';
+import { TemplatesService } from '../templates/templates.service';
+import { mergeCliParams, parseMovieId } from './parse-params';
+import { createProgressReporter } from './progress-reporter';
+
+/** Exit codes: 0 done, 1 render failure, 2 bad input (anything the user can fix). */
+async function main(argv: string[]): Promise<number> {
+  const program = new Command('montage')
+    .description('Montage: render movie templates to video')
+    .option('--templates <dir>', 'templates folder (default: ./templates or MONTAGE_TEMPLATES_DIR)')
+    .option('--data <dir>', 'data folder for caches (default: ./data or MONTAGE_DATA_DIR)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  let code = 0;
+  const context = async () => {
+    const opts = program.opts<{ templates?: string; data?: string }>();
+    if (opts.templates) process.env.MONTAGE_TEMPLATES_DIR = path.resolve(opts.templates);
+    if (opts.data) process.env.MONTAGE_DATA_DIR = path.resolve(opts.data);
+    return NestFactory.createApplicationContext(RenderModule, { logger: ['error'] });
+  };
+
+  program
+    .command('render')
+    .description('render a movie, e.g. montage render demo/welcome --param name=Alex --out welcome.mp4')
+    .argument('<project/movie>')
+    .option('-p, --param <name=value>', 'a variable value (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('--params-file <file>', 'a JSON file of variable values (--param wins)')
+    .addOption(new Option('-f, --format <format>', 'output format (default: from --out)').choices([...OUTPUT_FORMATS]))
+    .requiredOption('-o, --out <file>', 'output file')
+    .option('--frame <n>', 'stills: frame number (default: the poster frame)')
+    .option('-q, --quality <1-100>', 'jpg/webp quality')
+    .option('--from <frame>', 'videos: first frame')
+    .option('--to <frame>', 'videos: frame after the last')
+    .action(async (id: string, opts: Record<string, string | string[] | undefined>) => {
+      const { project, movie } = parseMovieId(id);
+      const out = path.resolve(String(opts.out));
+      const format = (opts.format ?? path.extname(out).slice(1).toLowerCase().replace('jpeg', 'jpg')) as OutputFormat;
+      if (!isOutputFormat(format)) {
+        throw badInput(`cannot tell the format from "${path.basename(out)}"; use --format ${OUTPUT_FORMATS.join('|')}`, [{ field: '--format', message: 'unknown format' }]);
+      }
+      let fileParams: unknown;
+      if (opts.paramsFile) {
+        try {
+          fileParams = JSON.parse(fs.readFileSync(String(opts.paramsFile), 'utf8'));
+        } catch (err) {
+          throw badInput(`cannot read params file ${opts.paramsFile}: ${(err as Error).message}`, [{ field: '--params-file', message: 'unreadable or not JSON' }]);
+        }
+      }
+      const params = mergeCliParams((opts.param as string[]) ?? [], fileParams);
+      const app = await context();
+      const progress = createProgressReporter(process.stderr, `${project}/${movie} → ${format}`);
+      try {
+        const started = Date.now();
+        const result = await app.get(RenderService).render(
+          {
+            project,
+            movie,
+            params,
+            profile: { format, quality: intOption(opts.quality, '--quality', 1, 100) },
+            frame: intOption(opts.frame, '--frame', 0),
+            range: { from: intOption(opts.from, '--from', 0), to: intOption(opts.to, '--to', 1) },
+          },
+          out,
+          (p) => p.phase !== 'preparing' && progress.update(p.framesDone, p.totalFrames),
+        );
+        progress.stop();
+        const frames = result.range.to - result.range.from;
+        process.stderr.write(
+          `wrote ${path.relative(process.cwd(), out) || out} (${format}, ${result.plan.width}×${result.plan.height}, ${frames} frame${frames === 1 ? '' : 's'}, ${(result.bytes / 1024).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+        );
+      } finally {
+        progress.stop();
+        await app.close();
+      }
+    });
+
+  const templates = program.command('templates').description('list and check movie templates');
+  templates
+    .command('check')
+    .description('validate every template; prints each problem as file:line: message')
+    .action(async () => {
+      const app = await context();
+      try {
+        const results = await app.get(TemplatesService).checkAll();
+        for (const r of results) {
+          if (r.errors.length === 0) process.stdout.write(`ok    ${r.id}\n`);
+          for (const e of r.errors) process.stdout.write(`${e.field}: ${e.message}\n`);
+        }
+        const bad = results.filter((r) => r.errors.length > 0).length;
+        process.stdout.write(`${results.length} template${results.length === 1 ? '' : 's'} checked, ${bad} with errors\n`);
+        if (bad > 0) code = 2;
+        if (results.length === 0) {
+          process.stderr.write('no templates found\n');
+          code = 2;
+        }
+      } finally {
+        await app.close();
+      }
+    });
+  templates
+    .command('list')
+    .description('list projects and movies with their variables')
+    .action(async () => {
+      const app = await context();
+      try {
+        const service = app.get(TemplatesService);
+        for (const project of await service.listProjects()) {
+          for (const movie of await service.listMovies(project)) {
+            const t = await service.load(project, movie);
+            const vars = Object.entries(t.spec.variables).map(([k, v]) => `${k}:${v.type}${v.required ? '!' : ''}`);
+            process.stdout.write(`${project}/${movie}  ${t.spec.canvas.width}×${t.spec.canvas.height}@${t.spec.canvas.fps}  ${vars.join(' ')}\n`);
+          }
+        }
+      } finally {
+        await app.close();
+      }
+    });
+
+  try {
+    await program.parseAsync(argv);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof MontageError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      if (err.details.length > 1) for (const d of err.details) process.stderr.write(`  ${d.field}: ${d.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`error: ${(err as Error).stack ?? err}\n`);
+    return 1;
+  }
+}
+
+function intOption(raw: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw badInput(`${name} must be a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`, [{ field: name, message: 'out of range' }]);
+  return n;
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

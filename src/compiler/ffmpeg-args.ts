@@ -1,0 +1,362 @@
+import type { AnimationSpec } from '../templates/movie.schema';
+import { easeExpr, num, progressExpr } from './easing';
+import { DEFAULTS, isStillFormat, type OutputProfile } from './output-profiles';
+import type { PlannedAudio, PlannedLayer, PlannedScene, RenderPlan } from './render-plan';
+import type { ResolvedTransition } from './resolve';
+
+/** Frames [from, to) of a movie. */
+export interface FrameRange {
+  from: number;
+  to: number;
+}
+
+export interface RenderArgsOptions {
+  /** Threads for the encoder; 0 or undefined lets ffmpeg choose. */
+  threads?: number;
+  /** Write machine-readable progress (`frame=N` lines) to stdout. */
+  progress?: boolean;
+}
+
+/**
+ * Render plan + frame range + output profile → the ffmpeg argument array (without the binary).
+ *
+ * Every stream in the graph carries absolute movie time: frame k has pts k in a 1/fps time
+ * base. Animations are expressions of that absolute `t`, so frames [a, b) rendered alone are
+ * the same frames as in a whole-movie render — the property that distributed rendering needs.
+ * User text never appears here: text and SVG arrive as rasters, referenced by file path only
+ * as `-i` arguments, never inside the filter string.
+ */
+export function buildRenderArgs(
+  plan: RenderPlan,
+  range: FrameRange,
+  profile: OutputProfile,
+  output: string,
+  options: RenderArgsOptions = {},
+): string[] {
+  if (!Number.isInteger(range.from) || !Number.isInteger(range.to) || range.from < 0 || range.to > plan.totalFrames || range.to <= range.from) {
+    throw new Error(`invalid frame range [${range.from}, ${range.to}) for a movie of ${plan.totalFrames} frames`);
+  }
+  const graph = new GraphBuilder(plan, range);
+  const video = graph.video();
+  const still = isStillFormat(profile.format);
+  const withAudio = profile.format === 'mp4' || profile.format === 'webm';
+  const audio = withAudio ? graph.audio() : undefined;
+
+  const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y'];
+  if (options.progress) args.push('-progress', 'pipe:1', '-nostats');
+  for (const input of graph.inputs) args.push(...input);
+
+  let finalVideo = video;
+  if (profile.format === 'gif') {
+    const fps = Math.min(plan.fps, profile.gifFps ?? DEFAULTS.gif.fps);
+    const width = Math.min(plan.width, profile.gifWidth ?? DEFAULTS.gif.width);
+    graph.chain(
+      `[${video}]fps=${fps},scale=${width}:-2:flags=lanczos,split[gifa][gifb];[gifa]palettegen=stats_mode=diff[gifp];[gifb][gifp]paletteuse=dither=bayer:bayer_scale=4:diff_mode=rectangle[gif]`,
+    );
+    finalVideo = 'gif';
+  }
+  args.push('-filter_complex', graph.chains.join(';'), '-map', `[${finalVideo}]`);
+  if (audio) args.push('-map', `[${audio}]`);
+  if (options.threads) args.push('-threads', String(options.threads));
+
+  switch (profile.format) {
+    case 'mp4':
+      args.push(
+        '-c:v', 'libx264',
+        '-preset', profile.preset ?? DEFAULTS.mp4.preset,
+        '-crf', String(profile.crf ?? DEFAULTS.mp4.crf),
+        '-pix_fmt', 'yuv420p',
+        '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2',
+        '-movflags', '+faststart',
+        '-f', 'mp4',
+      );
+      break;
+    case 'webm':
+      args.push(
+        '-c:v', 'libvpx-vp9',
+        '-crf', String(profile.crf ?? DEFAULTS.webm.crf), '-b:v', '0',
+        '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1',
+        '-pix_fmt', 'yuv420p',
+        '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',
+        '-f', 'webm',
+      );
+      break;
+    case 'gif':
+      args.push('-loop', '0', '-f', 'gif');
+      break;
+    default:
+      if (still) args.push('-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1');
+  }
+  args.push(output);
+  return args;
+}
+
+class GraphBuilder {
+  readonly inputs: string[][] = [];
+  readonly chains: string[] = [];
+  private labels = 0;
+  private readonly fps: number;
+
+  constructor(
+    private readonly plan: RenderPlan,
+    private readonly range: FrameRange,
+  ) {
+    this.fps = plan.fps;
+  }
+
+  chain(text: string): void {
+    this.chains.push(text);
+  }
+
+  /** Composites every scene that touches the range onto one canvas; returns the output label. */
+  video(): string {
+    const { plan, range } = this;
+    let main = this.label('bg');
+    this.chain(`${this.colorSource(plan.background, plan.width, plan.height, range.from, range.to - range.from, false)}[${main}]`);
+    for (const scene of plan.scenes) {
+      const first = Math.max(scene.startFrame, range.from);
+      const last = Math.min(scene.endFrame, range.to);
+      if (last <= first) continue;
+      const t = scene.transition;
+      const inTransition = t && first < scene.startFrame + t.frames;
+      if (inTransition) {
+        // The scene is composed on its own canvas so the transition moves it as one picture.
+        let sub = this.label('scene');
+        this.chain(`${this.colorSource(scene.background, plan.width, plan.height, first, last - first, false)}[${sub}]`);
+        for (const layer of scene.layers) sub = this.layer(sub, layer);
+        main = this.transition(main, sub, scene, t);
+      } else {
+        if (scene.background !== plan.background) {
+          const bg = this.label('scenebg');
+          this.chain(`${this.colorSource(scene.background, plan.width, plan.height, first, last - first, false)}[${bg}]`);
+          main = this.overlay(main, bg, '0', '0');
+        }
+        for (const layer of scene.layers) main = this.layer(main, layer);
+      }
+    }
+    const out = this.label('v');
+    this.chain(`[${main}]setpts=PTS-STARTPTS,format=yuv420p[${out}]`);
+    return out;
+  }
+
+  /** Mixes every track once over the whole movie, then cuts the range; silence if there are none. */
+  audio(): string {
+    const { plan, range } = this;
+    const out = this.label('a');
+    const startSec = range.from / this.fps;
+    const endSec = range.to / this.fps;
+    const tracks = plan.audio.filter((a) => a.playSec > 0);
+    if (tracks.length === 0) {
+      this.chain(`anullsrc=r=48000:cl=stereo,atrim=end=${num(endSec - startSec)}[${out}]`);
+      return out;
+    }
+    const labels = tracks.map((track) => this.audioTrack(track));
+    const mix =
+      labels.length === 1
+        ? `[${labels[0]}]`
+        : `${labels.map((l) => `[${l}]`).join('')}amix=inputs=${labels.length}:normalize=0:duration=longest:dropout_transition=0,`;
+    // pad to the movie's length first, so a range past the last sound is silence, not nothing
+    this.chain(
+      `${mix}apad=whole_dur=${num(plan.totalFrames / this.fps)},atrim=start=${num(startSec)}:end=${num(endSec)},asetpts=PTS-STARTPTS[${out}]`,
+    );
+    return out;
+  }
+
+  private audioTrack(track: PlannedAudio): string {
+    const idx = this.input([...(track.loop ? ['-stream_loop', '-1'] : []), '-i', track.path]);
+    const label = this.label('at');
+    const filters = [
+      'aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo',
+      `atrim=start=${num(track.trimSec)}`,
+      'asetpts=PTS-STARTPTS',
+      `atrim=end=${num(track.playSec)}`,
+    ];
+    if (track.fadeInSec > 0) filters.push(`afade=t=in:st=0:d=${num(Math.min(track.fadeInSec, track.playSec))}`);
+    if (track.fadeOutSec > 0) {
+      const d = Math.min(track.fadeOutSec, track.playSec);
+      filters.push(`afade=t=out:st=${num(track.playSec - d)}:d=${num(d)}`);
+    }
+    if (track.volume !== 1) filters.push(`volume=${num(track.volume)}`);
+    const delayMs = Math.round((track.startFrame / this.fps) * 1000);
+    if (delayMs > 0) filters.push(`adelay=delays=${delayMs}:all=1`);
+    this.chain(`[${idx}:a]${filters.join(',')}[${label}]`);
+    return label;
+  }
+
+  /** Overlays one layer (if it is visible in the range) on `base`; returns the new base. */
+  private layer(base: string, layer: PlannedLayer): string {
+    const first = Math.max(layer.startFrame, this.range.from);
+    const last = Math.min(layer.endFrame, this.range.to);
+    if (last <= first) return base;
+    const count = last - first;
+    const startSec = layer.startFrame / this.fps;
+    const endSec = layer.endFrame / this.fps;
+    const filters: string[] = [];
+    let head: string;
+    const src = layer.source;
+    if (src.kind === 'color') {
+      head = this.colorSource(src.color, layer.width, layer.height, first, count, true);
+    } else if (src.kind === 'still') {
+      const idx = this.input(['-i', src.path]);
+      // Convert once, then repeat the same frame: the PNG is decoded a single time.
+      head = `[${idx}:v]format=yuva420p,loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
+      if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec));
+    } else {
+      const offsetSec = (first - layer.startFrame) / this.fps;
+      const position = src.loop ? (src.trimStartSec + offsetSec) % src.clipSec : src.trimStartSec + offsetSec;
+      const inputArgs = src.loop
+        ? ['-stream_loop', '-1', '-ss', num(position), '-i', src.path]
+        : ['-ss', num(position), '-t', num(Math.max(1 / this.fps, src.clipSec - offsetSec)), '-i', src.path];
+      const idx = this.input(inputArgs);
+      const { width: w, height: h } = layer;
+      const fit =
+        layer.fit === 'cover'
+          ? `scale=${w}:${h}:force_original_aspect_ratio=increase,crop=${w}:${h}`
+          : layer.fit === 'contain'
+            ? `scale=${w}:${h}:force_original_aspect_ratio=decrease,pad=${w}:${h}:(ow-iw)/2:(oh-ih)/2:color=black@0`
+            : `scale=${w}:${h}`;
+      head = `[${idx}:v]fps=${this.fps},format=yuva420p,${fit},trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
+    }
+
+    if (layer.opacity < 1) filters.push(`lut=a='val*${num(layer.opacity)}'`);
+    for (const a of layer.animIn.filter((a) => a.type === 'fade')) {
+      filters.push(`fade=t=in:st=${num(startSec)}:d=${num(a.duration)}:alpha=1`);
+    }
+    for (const a of layer.animOut.filter((a) => a.type === 'fade')) {
+      filters.push(`fade=t=out:st=${num(endSec - a.duration)}:d=${num(a.duration)}:alpha=1`);
+    }
+    const scaleIn = layer.animIn.find((a) => a.type === 'scale');
+    const scaleOut = layer.animOut.find((a) => a.type === 'scale');
+    let x = String(layer.x);
+    let y = String(layer.y);
+    if (scaleIn || scaleOut) {
+      const k = [
+        scaleIn ? `(0.05+0.95*${easeExpr(scaleIn.easing, progressExpr(startSec, scaleIn.duration))})` : '',
+        scaleOut ? `(1-0.95*${easeExpr(scaleOut.easing, progressExpr(endSec - scaleOut.duration, scaleOut.duration))})` : '',
+      ]
+        .filter(Boolean)
+        .join('*');
+      filters.push(`scale=w='max(2,trunc(${layer.width}*${k}/2)*2)':h='max(2,trunc(${layer.height}*${k}/2)*2)':eval=frame`);
+      // keep the layer centred on its box while it grows or shrinks
+      x += `+(${layer.width}-overlay_w)/2`;
+      y += `+(${layer.height}-overlay_h)/2`;
+    }
+    for (const a of layer.animIn.filter((a) => a.type === 'slide')) {
+      const [dx, dy] = slideOffset(a, `(1-${easeExpr(a.easing, progressExpr(startSec, a.duration))})`);
+      x += dx;
+      y += dy;
+    }
+    for (const a of layer.animOut.filter((a) => a.type === 'slide')) {
+      const [dx, dy] = slideOffset(a, easeExpr(a.easing, progressExpr(endSec - a.duration, a.duration)));
+      x += dx;
+      y += dy;
+    }
+    const label = this.label('l');
+    this.chain(`${[head, ...filters].join(',')}[${label}]`);
+    return this.overlay(base, label, x, y);
+  }
+
+  /** Ken Burns: the raster is the box at the largest zoom; scale it to the current zoom, crop the box. */
+  private kenBurns(layer: PlannedLayer, startSec: number, endSec: number): string[] {
+    const kb = layer.kenBurns!;
+    const maxZoom = Math.max(kb.from.zoom, kb.to.zoom);
+    const p = progressExpr(startSec, Math.max(1 / this.fps, endSec - startSec - 1 / this.fps));
+    const lerp = (a: number, b: number) => (a === b ? num(a) : `(${num(a)}+${num(b - a)}*${p})`);
+    const zoom = lerp(kb.from.zoom, kb.to.zoom);
+    const filters: string[] = [];
+    if (kb.from.zoom !== maxZoom || kb.to.zoom !== maxZoom) {
+      filters.push(
+        `scale=w='trunc(${layer.width}*${zoom}/2)*2':h='trunc(${layer.height}*${zoom}/2)*2':eval=frame:flags=bicubic`,
+      );
+    }
+    filters.push(`crop=w=${layer.width}:h=${layer.height}:x='(iw-ow)*${lerp(kb.from.x, kb.to.x)}':y='(ih-oh)*${lerp(kb.from.y, kb.to.y)}'`);
+    return filters;
+  }
+
+  private transition(main: string, scene: string, spec: PlannedScene, t: ResolvedTransition): string {
+    const { width: W, height: H } = this.plan;
+    const startSec = spec.startFrame / this.fps;
+    const durSec = t.frames / this.fps;
+    const e = easeExpr(t.easing, progressExpr(startSec, durSec));
+    if (t.type === 'crossfade') {
+      const faded = this.label('xf');
+      this.chain(`[${scene}]format=yuva420p,fade=t=in:st=${num(startSec)}:d=${num(durSec)}:alpha=1[${faded}]`);
+      return this.overlay(main, faded, '0', '0');
+    }
+    if (t.type === 'slide') {
+      // the new scene travels in the given direction until it covers the old one
+      const [x, y] = {
+        left: [`${W}*(1-${e})`, '0'],
+        right: [`-${W}*(1-${e})`, '0'],
+        up: ['0', `${H}*(1-${e})`],
+        down: ['0', `-${H}*(1-${e})`],
+      }[t.direction];
+      return this.overlay(main, scene, x, y);
+    }
+    // wipe: a white window moving over a black mask becomes the new scene's alpha
+    const first = Math.max(spec.startFrame, this.range.from);
+    const count = Math.min(spec.endFrame, this.range.to) - first;
+    const black = this.label('mask');
+    const white = this.label('win');
+    this.chain(`${this.colorSource('#000000', W, H, first, count, false)}[${black}]`);
+    this.chain(`${this.colorSource('#ffffff', W, H, first, count, false)}[${white}]`);
+    const [x, y] = {
+      left: [`${W}*(1-${e})`, '0'],
+      right: [`-${W}*(1-${e})`, '0'],
+      up: ['0', `${H}*(1-${e})`],
+      down: ['0', `-${H}*(1-${e})`],
+    }[t.direction];
+    const mask = this.overlay(black, white, x, y);
+    const gray = this.label('alpha');
+    const masked = this.label('wiped');
+    this.chain(`[${mask}]format=gray[${gray}]`);
+    this.chain(`[${scene}][${gray}]alphamerge[${masked}]`);
+    return this.overlay(main, masked, '0', '0');
+  }
+
+  private overlay(base: string, top: string, x: string, y: string): string {
+    const out = this.label('o');
+    this.chain(`[${base}][${top}]overlay=x='${x}':y='${y}':eof_action=pass[${out}]`);
+    return out;
+  }
+
+  /** A solid colour for frames [first, first+count): absolute timestamps like every other stream. */
+  private colorSource(color: string, w: number, h: number, first: number, count: number, alpha: boolean): string {
+    return (
+      `color=c=${ffColor(color)}:s=${w}x${h}:r=${this.fps},format=${alpha ? 'yuva420p' : 'yuv420p'},` +
+      `trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`
+    );
+  }
+
+  private input(args: string[]): number {
+    this.inputs.push(args);
+    return this.inputs.length - 1;
+  }
+
+  private label(prefix: string): string {
+    return `${prefix}${this.labels++}`;
+  }
+}
+
+/** Offset of a sliding layer: `amount` is 1 at the far point and 0 at the layer's place. */
+function slideOffset(a: AnimationSpec, amount: string): [string, string] {
+  const d = num(a.distance);
+  switch (a.direction) {
+    case 'left':
+      return [`-${d}*${amount}`, ''];
+    case 'right':
+      return [`+${d}*${amount}`, ''];
+    case 'up':
+      return ['', `-${d}*${amount}`];
+    case 'down':
+      return ['', `+${d}*${amount}`];
+  }
+}
+
+/** `#rgb`, `#rrggbb`, `#rrggbbaa` → ffmpeg's `0xRRGGBB[AA]`. */
+export function ffColor(hex: string): string {
+  let h = hex.replace(/^#/, '');
+  if (h.length === 3 || h.length === 4) h = [...h].map((c) => c + c).join('');
+  if (!/^[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$/.test(h)) throw new Error(`not a colour: ${hex}`);
+  return `0x${h.toUpperCase()}`;
+}

@@ -1,0 +1,80 @@
+import type { ProbeResult } from '../assets/asset-cache.types';
+
+/**
+ * Parsers for what ffmpeg and ffprobe print. Small and pure so that each rule is tested
+ * on captured output instead of being an inline regex next to a process.
+ */
+
+/** Accumulates `-progress pipe:1` output (key=value lines, blocks ending in `progress=...`). */
+export class ProgressParser {
+  private buffer = '';
+  private current: Record<string, string> = {};
+
+  /** Feeds a chunk of stdout; returns the frame counts of the blocks it completed. */
+  push(chunk: string): number[] {
+    this.buffer += chunk;
+    const lines = this.buffer.split('\n');
+    this.buffer = lines.pop() ?? '';
+    const frames: number[] = [];
+    for (const raw of lines) {
+      const line = raw.trim();
+      const eq = line.indexOf('=');
+      if (eq <= 0) continue;
+      const key = line.slice(0, eq);
+      const value = line.slice(eq + 1);
+      this.current[key] = value;
+      if (key === 'progress') {
+        const frame = Number(this.current.frame);
+        if (Number.isFinite(frame)) frames.push(frame);
+        this.current = {};
+      }
+    }
+    return frames;
+  }
+}
+
+const IMAGE_CODECS = new Set(['png', 'mjpeg', 'jpegls', 'webp', 'bmp', 'tiff', 'gif', 'apng', 'jpeg2000', 'svg']);
+const IMAGE_FORMATS = /(^|,)(image2|png_pipe|jpeg_pipe|webp_pipe|bmp_pipe|tiff_pipe|gif_pipe|svg_pipe|gif)(,|$)/;
+
+interface FfprobeStream {
+  codec_type?: string;
+  codec_name?: string;
+  width?: number;
+  height?: number;
+  duration?: string | number;
+  nb_frames?: string | number;
+  disposition?: { attached_pic?: number };
+}
+export interface FfprobeData {
+  streams?: FfprobeStream[];
+  format?: { format_name?: string; duration?: string | number };
+}
+
+/** ffprobe's JSON → what a media param can be used as. A still image is not a video. */
+export function parseProbe(data: FfprobeData): ProbeResult {
+  const streams = data.streams ?? [];
+  const video = streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
+  const audio = streams.find((s) => s.codec_type === 'audio');
+  const formatName = data.format?.format_name ?? '';
+  const duration = Number(data.format?.duration ?? video?.duration ?? audio?.duration);
+  const frames = Number(video?.nb_frames);
+  const isImage =
+    !!video && !audio && (IMAGE_FORMATS.test(formatName) || (IMAGE_CODECS.has(video.codec_name ?? '') && !(frames > 1)));
+  return {
+    hasVideo: !!video && !isImage,
+    hasAudio: !!audio,
+    isImage,
+    width: video?.width,
+    height: video?.height,
+    durationSec: Number.isFinite(duration) && duration > 0 ? duration : undefined,
+  };
+}
+
+/** The last lines of stderr that say what went wrong, without the noise before them. */
+export function ffmpegErrorSummary(stderr: string, maxLines = 6): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines.slice(-maxLines).join(' | ') || 'ffmpeg exited without an error message';
+}

@@ -1,0 +1,42 @@
+export const VIDEO_FORMATS = ['mp4', 'webm', 'gif'] as const;
+export const STILL_FORMATS = ['png', 'jpg', 'webp'] as const;
+export const OUTPUT_FORMATS = [...VIDEO_FORMATS, ...STILL_FORMATS] as const;
+export type VideoFormat = (typeof VIDEO_FORMATS)[number];
+export type StillFormat = (typeof STILL_FORMATS)[number];
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export const isStillFormat = (f: string): f is StillFormat => (STILL_FORMATS as readonly string[]).includes(f);
+export const isOutputFormat = (f: string): f is OutputFormat => (OUTPUT_FORMATS as readonly string[]).includes(f);
+
+export const CONTENT_TYPES: Record<OutputFormat, string> = {
+  mp4: 'video/mp4',
+  webm: 'video/webm',
+  gif: 'image/gif',
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  webp: 'image/webp',
+};
+
+/**
+ * How a render is encoded. Part of a render's identity: the same movie and params with another
+ * profile is another output.
+ */
+export interface OutputProfile {
+  format: OutputFormat;
+  /** mp4/webm: constant-quality factor (x264 CRF 0–51, VP9 CRF 0–63). */
+  crf?: number;
+  /** mp4: x264 preset. */
+  preset?: 'ultrafast' | 'superfast' | 'veryfast' | 'faster' | 'fast' | 'medium' | 'slow';
+  /** Stills: 1–100 for jpg/webp. */
+  quality?: number;
+  /** gif: frames per second (default min(movie fps, 15)) and width (default min(movie width, 640)). */
+  gifFps?: number;
+  gifWidth?: number;
+}
+
+export const DEFAULTS = {
+  mp4: { crf: 23, preset: 'veryfast' as const },
+  webm: { crf: 33 },
+  still: { quality: 85 },
+  gif: { fps: 15, width: 640 },
+};

@@ -1,0 +1,205 @@
+import type { AnimationSpec } from '../templates/movie.schema';
+import type { ResolvedMovie, ResolvedTransition } from './resolve';
+
+/** What the preparation step made of a layer's content: a raster, a clip, or nothing (solid). */
+export type PreparedVisual =
+  | { kind: 'still'; path: string; width: number; height: number; dx: number; dy: number }
+  | { kind: 'video'; path: string; width: number; height: number; durationSec: number; hasAudio: boolean };
+export interface PreparedAudio {
+  path: string;
+  durationSec: number;
+}
+/** Prepared media keyed by layer id (`s0.l1`) and audio track id (`a0`). */
+export interface PreparedMedia {
+  visuals: Record<string, PreparedVisual>;
+  audio: Record<string, PreparedAudio>;
+}
+
+export type LayerSource =
+  | { kind: 'color'; color: string }
+  | { kind: 'still'; path: string }
+  | { kind: 'video'; path: string; trimStartSec: number; loop: boolean; clipSec: number };
+
+export interface KenBurns {
+  from: { zoom: number; x: number; y: number };
+  to: { zoom: number; x: number; y: number };
+}
+
+/** One visual layer, placed and timed, with everything the graph builder needs. */
+export interface PlannedLayer {
+  id: string;
+  startFrame: number;
+  endFrame: number;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  opacity: number;
+  source: LayerSource;
+  /** Fit applied to video frames (stills are prepared at their final size). */
+  fit: 'cover' | 'contain' | 'fill';
+  kenBurns?: KenBurns;
+  animIn: AnimationSpec[];
+  animOut: AnimationSpec[];
+}
+
+export interface PlannedScene {
+  index: number;
+  startFrame: number;
+  endFrame: number;
+  background: string;
+  transition?: ResolvedTransition;
+  layers: PlannedLayer[];
+}
+
+export interface PlannedAudio {
+  id: string;
+  path: string;
+  startFrame: number;
+  trimSec: number;
+  /** Seconds of the source that play, from trimSec (looping included). */
+  playSec: number;
+  volume: number;
+  fadeInSec: number;
+  fadeOutSec: number;
+  loop: boolean;
+}
+
+/** Everything needed to render any frame range of a movie. Pure data, JSON-serialisable. */
+export interface RenderPlan {
+  templateId: string;
+  version: string;
+  width: number;
+  height: number;
+  fps: number;
+  totalFrames: number;
+  background: string;
+  posterFrame: number;
+  scenes: PlannedScene[];
+  audio: PlannedAudio[];
+}
+
+const asList = (a: AnimationSpec | AnimationSpec[] | undefined) => (a === undefined ? [] : Array.isArray(a) ? a : [a]);
+
+/** Resolved movie + prepared media → render plan. Pure. */
+export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPlan {
+  const { fps, width: W, height: H } = movie;
+  const scenes: PlannedScene[] = movie.scenes.map((scene) => ({
+    index: scene.index,
+    startFrame: scene.startFrame,
+    endFrame: scene.endFrame,
+    background: scene.background,
+    transition: scene.transition,
+    layers: scene.layers.map((layer): PlannedLayer => {
+      const spec = layer.spec;
+      const prepared = media.visuals[layer.id];
+      const base = {
+        id: layer.id,
+        startFrame: layer.startFrame,
+        endFrame: layer.endFrame,
+        x: Math.round(spec.x),
+        y: Math.round(spec.y),
+        opacity: spec.opacity,
+        fit: 'fill' as const,
+        animIn: asList(spec.in),
+        animOut: asList(spec.out),
+      };
+      switch (spec.type) {
+        case 'solid':
+          return {
+            ...base,
+            width: even(spec.width ?? W - base.x),
+            height: even(spec.height ?? H - base.y),
+            source: { kind: 'color', color: spec.color },
+          };
+        case 'video': {
+          if (prepared?.kind !== 'video') throw new Error(`layer ${layer.id}: no prepared clip`);
+          return {
+            ...base,
+            width: even(spec.width ?? W),
+            height: even(spec.height ?? H),
+            fit: spec.fit,
+            source: {
+              kind: 'video',
+              path: prepared.path,
+              trimStartSec: spec.trim.start,
+              loop: spec.loop,
+              clipSec: Math.max(1 / fps, (spec.trim.end ?? prepared.durationSec) - spec.trim.start),
+            },
+          };
+        }
+        default: {
+          if (prepared?.kind !== 'still') throw new Error(`layer ${layer.id}: no prepared raster`);
+          const kenBurns = spec.type === 'image' ? spec.kenBurns : undefined;
+          // A Ken Burns raster is larger than its box (prepared at the largest zoom); the box is the view.
+          return {
+            ...base,
+            x: base.x + prepared.dx,
+            y: base.y + prepared.dy,
+            width: kenBurns ? even(spec.width ?? W) : prepared.width,
+            height: kenBurns ? even(spec.height ?? H) : prepared.height,
+            source: { kind: 'still', path: prepared.path },
+            kenBurns,
+          };
+        }
+      }
+    }),
+  }));
+
+  const audio: PlannedAudio[] = movie.audio.map((track) => {
+    const prepared = media.audio[track.id];
+    if (!prepared) throw new Error(`audio ${track.id}: not prepared`);
+    const remaining = (movie.totalFrames - track.startFrame) / fps;
+    const available = Math.max(0, prepared.durationSec - track.spec.trim);
+    return {
+      id: track.id,
+      path: prepared.path,
+      startFrame: track.startFrame,
+      trimSec: track.spec.trim,
+      playSec: Math.max(0, track.spec.loop ? remaining : Math.min(remaining, available)),
+      volume: track.spec.volume,
+      fadeInSec: track.spec.fadeIn,
+      fadeOutSec: track.spec.fadeOut,
+      loop: track.spec.loop,
+    };
+  });
+
+  // The sound of video clips that are not muted joins the mix like any other track.
+  for (const scene of scenes) {
+    for (const layer of scene.layers) {
+      const prepared = media.visuals[layer.id];
+      const spec = movie.scenes[scene.index].layers.find((l) => l.id === layer.id)?.spec;
+      if (layer.source.kind !== 'video' || prepared?.kind !== 'video' || !prepared.hasAudio || spec?.type !== 'video' || spec.mute) continue;
+      const layerSec = (layer.endFrame - layer.startFrame) / fps;
+      audio.push({
+        id: `${layer.id}.audio`,
+        path: layer.source.path,
+        startFrame: layer.startFrame,
+        trimSec: layer.source.trimStartSec,
+        playSec: layer.source.loop ? layerSec : Math.min(layerSec, layer.source.clipSec),
+        volume: spec.volume,
+        fadeInSec: 0,
+        fadeOutSec: 0,
+        loop: layer.source.loop,
+      });
+    }
+  }
+
+  return {
+    templateId: movie.templateId,
+    version: movie.version,
+    width: W,
+    height: H,
+    fps,
+    totalFrames: movie.totalFrames,
+    background: movie.background,
+    posterFrame: movie.posterFrame,
+    scenes,
+    audio,
+  };
+}
+
+/** yuv420p needs even sizes. */
+export function even(n: number): number {
+  return Math.max(2, Math.round(n / 2) * 2);
+}

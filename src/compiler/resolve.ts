@@ -1,0 +1,269 @@
+import * as path from 'node:path';
+import { badInput, type ErrorDetail } from '../common/errors';
+import type { Direction, Easing, ResolvedAudioSpec, ResolvedLayerSpec } from '../templates/movie.schema';
+import { resolvedAudioSchema, resolvedSceneSchema } from '../templates/movie.schema';
+import type { LoadedTemplate } from '../templates/template.types';
+import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
+import type { ParamValue, Params } from './params';
+
+/** Where a layer's or track's media comes from: a URL to fetch, or a file shipped with the template. */
+export type MediaRef = { kind: 'url'; url: string } | { kind: 'file'; path: string };
+
+export interface TimedLayer {
+  /** Stable id within the movie, e.g. `s1.l2`: scene 1, layer 2. */
+  id: string;
+  /** Absolute frames [startFrame, endFrame) of the movie. */
+  startFrame: number;
+  endFrame: number;
+  spec: ResolvedLayerSpec;
+  /** image and video layers */
+  media?: MediaRef;
+  /** svg layers: the markup after Handlebars */
+  svg?: string;
+  /** text layers with a font file shipped in the template */
+  fontFile?: string;
+}
+
+export interface ResolvedTransition {
+  type: 'crossfade' | 'wipe' | 'slide';
+  frames: number;
+  easing: Easing;
+  direction: Direction;
+}
+
+export interface ResolvedScene {
+  index: number;
+  name: string;
+  startFrame: number;
+  endFrame: number;
+  background: string;
+  /** How this scene enters over the previous one, during its first `frames` frames. */
+  transition?: ResolvedTransition;
+  layers: TimedLayer[];
+}
+
+export interface ResolvedAudio {
+  id: string;
+  media: MediaRef;
+  startFrame: number;
+  spec: ResolvedAudioSpec;
+}
+
+/** A movie with every param applied and every time in frames. Pure data. */
+export interface ResolvedMovie {
+  templateId: string;
+  version: string;
+  width: number;
+  height: number;
+  fps: number;
+  totalFrames: number;
+  background: string;
+  posterFrame: number;
+  scenes: ResolvedScene[];
+  audio: ResolvedAudio[];
+}
+
+/**
+ * Applies params to a loaded template: Handlebars on string leaves (never on structure),
+ * `each` scenes expanded once per list item, every value checked again strictly, every time
+ * turned into frames. Pure: no I/O, the same inputs always give the same movie.
+ */
+export function resolveMovie(template: LoadedTemplate, params: Params): ResolvedMovie {
+  const { spec } = template;
+  const fps = spec.canvas.fps;
+  const hb = templateFunctions(createHandlebarsEnv(template.partials));
+  const errors: ErrorDetail[] = [];
+  const at = (p: Array<string | number>) => `${template.file}:${template.lineOf(p)}`;
+  const toFrames = (seconds: number) => Math.round(seconds * fps);
+
+  type Expanded = { sourceIndex: number; context: Record<string, unknown>; data: Record<string, unknown> };
+  const expanded: Expanded[] = [];
+  spec.scenes.forEach((scene, sourceIndex) => {
+    if (!scene.each) {
+      expanded.push({ sourceIndex, context: { ...params }, data: {} });
+      return;
+    }
+    const list = params[scene.each];
+    if (!Array.isArray(list)) {
+      errors.push({ field: at(['scenes', sourceIndex, 'each']), message: `"each: ${scene.each}" needs a list variable` });
+      return;
+    }
+    list.forEach((item: ParamValue, index) =>
+      expanded.push({
+        sourceIndex,
+        context: { ...params, item },
+        data: { index, first: index === 0, last: index === list.length - 1, count: list.length },
+      }),
+    );
+  });
+
+  const scenes: ResolvedScene[] = [];
+  let previousEnd = 0;
+  const declaredTotal = spec.duration !== undefined ? toFrames(spec.duration) : undefined;
+  expanded.forEach(({ sourceIndex, context, data }, index) => {
+    const sourcePath = ['scenes', sourceIndex];
+    const rendered = applyHandlebars(spec.scenes[sourceIndex], hb, context, data, (p, message) =>
+      errors.push({ field: at([...sourcePath, ...p]), message }),
+    );
+    const checked = resolvedSceneSchema.safeParse(rendered);
+    if (!checked.success) {
+      for (const issue of checked.error.issues) {
+        errors.push({
+          field: at([...sourcePath, ...issue.path]),
+          message: `${[...sourcePath, ...issue.path].join('.')}: ${issue.message} (after applying params)`,
+        });
+      }
+      return;
+    }
+    const scene = checked.data;
+    const isLast = index === expanded.length - 1;
+    const transitionFrames = index > 0 && scene.transition ? toFrames(scene.transition.duration) : 0;
+    const startFrame = Math.max(0, previousEnd - transitionFrames);
+    let endFrame: number;
+    if (scene.duration !== undefined) endFrame = startFrame + toFrames(scene.duration);
+    else if (isLast && declaredTotal !== undefined) endFrame = declaredTotal;
+    else {
+      errors.push({ field: at([...sourcePath, 'duration']), message: `scene ${index + 1} needs a duration (only the last scene may take the movie's)` });
+      return;
+    }
+    if (endFrame <= startFrame) {
+      errors.push({ field: at([...sourcePath, 'duration']), message: `scene ${index + 1} lasts less than one frame` });
+      return;
+    }
+    if (transitionFrames > 0 && transitionFrames > Math.min(previousEnd - (scenes[scenes.length - 1]?.startFrame ?? 0), endFrame - startFrame)) {
+      errors.push({ field: at([...sourcePath, 'transition', 'duration']), message: 'a transition cannot be longer than either scene it joins' });
+    }
+    const layers: TimedLayer[] = [];
+    scene.layers.forEach((layer, li) => {
+      const layerPath = [...sourcePath, 'layers', li];
+      const s = layer.start !== undefined ? startFrame + toFrames(layer.start) : startFrame;
+      const e = layer.end !== undefined ? Math.min(endFrame, startFrame + toFrames(layer.end)) : endFrame;
+      if (e <= s) {
+        errors.push({ field: at(layerPath), message: `layer ${li + 1} of scene ${index + 1} is never visible (end ≤ start)` });
+        return;
+      }
+      const timed: TimedLayer = { id: `s${index}.l${li}`, startFrame: s, endFrame: e, spec: layer };
+      if (layer.type === 'image' || layer.type === 'video') {
+        const ref = mediaRef(template, layer.src);
+        if (typeof ref === 'string') errors.push({ field: at([...layerPath, 'src']), message: ref });
+        else timed.media = ref;
+      }
+      if (layer.type === 'svg') {
+        const rel = templateFile(template, layer.src);
+        if (rel.startsWith('!')) errors.push({ field: at([...layerPath, 'src']), message: rel.slice(1) });
+        else if (!template.svgSources[rel]) errors.push({ field: at([...layerPath, 'src']), message: `${rel} is not an .svg.hbs file of this template` });
+        else {
+          try {
+            timed.svg = hb.markup(template.svgSources[rel])(context, data);
+          } catch (err) {
+            errors.push({ field: `${rel}:1`, message: `Handlebars: ${(err as Error).message.split('\n')[0]}` });
+          }
+        }
+      }
+      if (layer.type === 'text' && layer.font.file) {
+        const rel = templateFile(template, layer.font.file);
+        if (rel.startsWith('!')) errors.push({ field: at([...layerPath, 'font', 'file']), message: rel.slice(1) });
+        else timed.fontFile = path.join(template.dir, rel);
+      }
+      layers.push(timed);
+    });
+    scenes.push({
+      index,
+      name: scene.name ?? `scene ${index + 1}`,
+      startFrame,
+      endFrame,
+      background: scene.background ?? spec.canvas.background,
+      transition:
+        transitionFrames > 0 && scene.transition
+          ? { type: scene.transition.type, frames: transitionFrames, easing: scene.transition.easing, direction: scene.transition.direction }
+          : undefined,
+      layers,
+    });
+    previousEnd = endFrame;
+  });
+
+  if (expanded.length === 0 && errors.length === 0) errors.push({ field: at(['scenes']), message: 'the movie has no scenes after applying params' });
+  const totalFrames = declaredTotal ?? previousEnd;
+  if (declaredTotal !== undefined && previousEnd > declaredTotal && errors.length === 0) {
+    errors.push({
+      field: at(['duration']),
+      message: `scenes last ${(previousEnd / fps).toFixed(2)} s but the movie's duration is ${spec.duration} s`,
+    });
+  }
+
+  const audio: ResolvedAudio[] = [];
+  spec.audio.forEach((track, i) => {
+    const rendered = applyHandlebars(track, hb, { ...params }, {}, (p, message) => errors.push({ field: at(['audio', i, ...p]), message }));
+    const checked = resolvedAudioSchema.safeParse(rendered);
+    if (!checked.success) {
+      for (const issue of checked.error.issues) {
+        errors.push({ field: at(['audio', i, ...issue.path]), message: `audio.${i}.${issue.path.join('.')}: ${issue.message}` });
+      }
+      return;
+    }
+    const ref = mediaRef(template, checked.data.src);
+    if (typeof ref === 'string') errors.push({ field: at(['audio', i, 'src']), message: ref });
+    else audio.push({ id: `a${i}`, media: ref, startFrame: toFrames(checked.data.start), spec: checked.data });
+  });
+
+  if (errors.length) throw badInput(`${template.project}/${template.movie}: ${errors[0].field}: ${errors[0].message}`, errors);
+  const poster = spec.poster !== undefined ? toFrames(spec.poster) : Math.floor(totalFrames / 2);
+  return {
+    templateId: `${template.project}/${template.movie}`,
+    version: template.version,
+    width: spec.canvas.width,
+    height: spec.canvas.height,
+    fps,
+    totalFrames,
+    background: spec.canvas.background,
+    posterFrame: Math.min(Math.max(0, poster), totalFrames - 1),
+    scenes,
+    audio,
+  };
+}
+
+/** Handlebars on every string leaf; keys and structure are never templated. */
+function applyHandlebars(
+  value: unknown,
+  hb: TemplateFunctions,
+  context: unknown,
+  data: Record<string, unknown>,
+  onError: (path: Array<string | number>, message: string) => void,
+  at: Array<string | number> = [],
+): unknown {
+  if (typeof value === 'string') {
+    if (!value.includes('{{')) return value;
+    try {
+      return hb.text(value)(context, data);
+    } catch (err) {
+      onError(at, `Handlebars: ${(err as Error).message.split('\n')[0]}`);
+      return value;
+    }
+  }
+  if (Array.isArray(value)) return value.map((v, i) => applyHandlebars(v, hb, context, data, onError, [...at, i]));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, applyHandlebars(v, hb, context, data, onError, [...at, k])]),
+    );
+  }
+  return value;
+}
+
+/** A media src after Handlebars: an http(s) URL, or a file inside the template folder. */
+function mediaRef(template: LoadedTemplate, src: string): MediaRef | string {
+  if (/^https?:\/\//i.test(src)) return { kind: 'url', url: src };
+  if (/^[a-z][a-z0-9+.-]*:/i.test(src)) return `unsupported media source "${src.slice(0, 80)}": use an http(s) URL or a file of the template`;
+  if (src.trim() === '') return 'media source is empty (is a media variable missing?)';
+  const rel = templateFile(template, src);
+  return rel.startsWith('!') ? rel.slice(1) : { kind: 'file', path: path.join(template.dir, rel) };
+}
+
+/** Normalises a template-relative path; a leading `!` marks an error message. Never leaves the folder. */
+function templateFile(template: LoadedTemplate, src: string): string {
+  const rel = path.posix.normalize(src.replace(/\\/g, '/'));
+  if (path.posix.isAbsolute(rel) || rel === '..' || rel.startsWith('../') || rel.includes('\0')) {
+    return `!"${src.slice(0, 80)}" points outside the template folder`;
+  }
+  if (!template.files.includes(rel)) return `!file "${rel.slice(0, 80)}" not found in ${template.project}/${template.movie}`;
+  return rel;
+}

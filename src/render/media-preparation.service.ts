@@ -1,0 +1,153 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import { AssetCacheService } from '../assets/asset-cache.service';
+import type { MediaKind } from '../assets/asset-cache.types';
+import { unusableMedia } from '../common/errors';
+import type { PreparedAudio, PreparedMedia, PreparedVisual } from '../compiler/render-plan';
+import type { MediaRef, ResolvedMovie, TimedLayer } from '../compiler/resolve';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { MediaRepository } from '../repositories/media.repository';
+import { type Raster, RasterRepository } from '../repositories/raster.repository';
+import { TemplateFilesRepository } from '../repositories/template-files.repository';
+import { WorkFilesRepository } from '../repositories/work-files.repository';
+
+/** A local file for a media ref, and a hash that identifies its content. */
+interface LocalMedia {
+  path: string;
+  contentHash: string;
+}
+
+/**
+ * Turns a resolved movie's layers into files ffmpeg can read: media params downloaded,
+ * text/SVG/images/gradients rasterised once by sharp. Rasters are cached by the hash of
+ * everything that shapes them, so a repeated render rasterises nothing.
+ */
+@Injectable()
+export class MediaPreparationService {
+  private readonly rasterDir: string;
+
+  constructor(
+    @Inject(MONTAGE_CONFIG) config: MontageConfig,
+    private readonly assets: AssetCacheService,
+    private readonly media: MediaRepository,
+    private readonly rasters: RasterRepository,
+    private readonly templateFiles: TemplateFilesRepository,
+    private readonly work: WorkFilesRepository,
+  ) {
+    this.rasterDir = path.join(config.dataDir, 'cache', 'rasters');
+  }
+
+  async prepare(movie: ResolvedMovie): Promise<PreparedMedia> {
+    await this.work.ensureDir(this.rasterDir);
+    const layers = movie.scenes.flatMap((s) => s.layers);
+    const visuals: Record<string, PreparedVisual> = {};
+    const audio: Record<string, PreparedAudio> = {};
+    await Promise.all([
+      ...layers.map(async (layer) => {
+        const prepared = await this.prepareLayer(movie, layer);
+        if (prepared) visuals[layer.id] = prepared;
+      }),
+      ...movie.audio.map(async (track) => {
+        const local = await this.local(track.media, 'audio');
+        const probe = await this.media.probe(local.path);
+        if (!probe.hasAudio) throw unusableMedia(`${describe(track.media)} has no audio stream`);
+        audio[track.id] = { path: local.path, durationSec: probe.durationSec ?? 0 };
+      }),
+    ]);
+    return { visuals, audio };
+  }
+
+  private async prepareLayer(movie: ResolvedMovie, layer: TimedLayer): Promise<PreparedVisual | undefined> {
+    const spec = layer.spec;
+    switch (spec.type) {
+      case 'solid':
+        return undefined;
+      case 'gradient': {
+        const width = spec.width ?? movie.width - spec.x;
+        const height = spec.height ?? movie.height - spec.y;
+        return this.cachedRaster(['gradient', spec.colors, spec.angle, width, height], (out) =>
+          this.rasters.gradient(spec.colors, spec.angle, Math.round(width), Math.round(height), out),
+        );
+      }
+      case 'image': {
+        const src = await this.local(layer.media!, 'image');
+        const zoom = spec.kenBurns ? Math.max(spec.kenBurns.from.zoom, spec.kenBurns.to.zoom) : 1;
+        // No box: the image covers the canvas. One side only: the other follows the image's aspect.
+        const both = spec.kenBurns || (!spec.width && !spec.height);
+        const target = {
+          width: (spec.width ?? (both ? movie.width : undefined)) && (spec.width ?? movie.width) * zoom,
+          height: (spec.height ?? (both ? movie.height : undefined)) && (spec.height ?? movie.height) * zoom,
+        };
+        return this.cachedRaster(['image', src.contentHash, target, spec.fit], (out) =>
+          this.rasters.image(src.path, target, spec.kenBurns ? 'cover' : spec.fit, out),
+        );
+      }
+      case 'text': {
+        const fontHash = layer.fontFile ? await this.templateFiles.hashFile(layer.fontFile) : undefined;
+        const textSpec = {
+          text: spec.text,
+          family: spec.font.family,
+          fontFile: layer.fontFile,
+          size: spec.font.size,
+          weight: spec.font.weight,
+          style: spec.font.style,
+          color: spec.color,
+          align: spec.align,
+          lineHeight: spec.lineHeight,
+          width: spec.width,
+          outline: spec.outline,
+          shadow: spec.shadow,
+        };
+        return this.cachedRaster(['text', { ...textSpec, fontFile: fontHash }], (out) => this.rasters.text(textSpec, out));
+      }
+      case 'svg':
+        return this.cachedRaster(['svg', layer.svg, spec.width, spec.height], (out) =>
+          this.rasters.svg(layer.svg!, { width: spec.width, height: spec.height }, out),
+        );
+      case 'video': {
+        const src = await this.local(layer.media!, 'video');
+        const probe = await this.media.probe(src.path);
+        if (!probe.hasVideo) throw unusableMedia(`${describe(layer.media!)} is not a video`);
+        return {
+          kind: 'video',
+          path: src.path,
+          width: probe.width ?? movie.width,
+          height: probe.height ?? movie.height,
+          durationSec: probe.durationSec ?? 0,
+          hasAudio: probe.hasAudio,
+        };
+      }
+    }
+  }
+
+  private async cachedRaster(key: unknown[], make: (out: string) => Promise<Raster>): Promise<PreparedVisual> {
+    const hash = createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 32);
+    const file = path.join(this.rasterDir, `${hash}.png`);
+    const meta = `${file}.json`;
+    const known = (await this.work.exists(file)) ? await this.work.readJson<Raster>(meta) : undefined;
+    if (known) return { kind: 'still', ...known, path: file };
+    const temp = await this.work.tempFor(file);
+    try {
+      const raster = await make(temp);
+      await this.work.commit(temp, file);
+      await this.work.writeJson(meta, { ...raster, path: file });
+      return { kind: 'still', ...raster, path: file };
+    } catch (err) {
+      await this.work.remove(temp);
+      throw err;
+    }
+  }
+
+  private async local(ref: MediaRef, kind: MediaKind): Promise<LocalMedia> {
+    if (ref.kind === 'url') {
+      const asset = await this.assets.fetch(ref.url, kind);
+      return { path: asset.path, contentHash: asset.sha256 };
+    }
+    return { path: ref.path, contentHash: await this.templateFiles.hashFile(ref.path) };
+  }
+}
+
+function describe(ref: MediaRef): string {
+  return ref.kind === 'url' ? ref.url.slice(0, 200) : path.basename(ref.path);
+}

@@ -1,0 +1,38 @@
+import { Module } from '@nestjs/common';
+import { AssetCacheService } from '../assets/asset-cache.service';
+import { ASSET_FILE_STORE, MEDIA_PROBE } from '../assets/asset-cache.types';
+import { loadConfig, MONTAGE_CONFIG } from '../config/config';
+import { LocalAssetFileStore } from '../repositories/asset-file-store.repository';
+import { FontsRepository } from '../repositories/fonts.repository';
+import { HttpFetchRepository } from '../repositories/http-fetch.repository';
+import { MediaRepository } from '../repositories/media.repository';
+import { RasterRepository } from '../repositories/raster.repository';
+import { TemplateFilesRepository } from '../repositories/template-files.repository';
+import { WorkFilesRepository } from '../repositories/work-files.repository';
+import { TemplatesService } from '../templates/templates.service';
+import { MediaPreparationService } from './media-preparation.service';
+import { RenderService } from './render.service';
+
+/**
+ * The renderer core: templates, compiler, media preparation and ffmpeg. No HTTP, no database,
+ * so the CLI, the API and render nodes can all load it.
+ */
+@Module({
+  providers: [
+    { provide: MONTAGE_CONFIG, useFactory: () => loadConfig() },
+    TemplateFilesRepository,
+    FontsRepository,
+    HttpFetchRepository,
+    MediaRepository,
+    RasterRepository,
+    WorkFilesRepository,
+    { provide: ASSET_FILE_STORE, useClass: LocalAssetFileStore },
+    { provide: MEDIA_PROBE, useExisting: MediaRepository },
+    AssetCacheService,
+    TemplatesService,
+    MediaPreparationService,
+    RenderService,
+  ],
+  exports: [MONTAGE_CONFIG, TemplatesService, RenderService, MediaRepository],
+})
+export class RenderModule {}

@@ -1,0 +1,109 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { badInput } from '../common/errors';
+import { buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
+import { DEFAULTS, isStillFormat, type OutputProfile } from '../compiler/output-profiles';
+import { planRender, type RenderPlan } from '../compiler/render-plan';
+import { resolveMovie } from '../compiler/resolve';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { MediaRepository } from '../repositories/media.repository';
+import { RasterRepository } from '../repositories/raster.repository';
+import { WorkFilesRepository } from '../repositories/work-files.repository';
+import { TemplatesService } from '../templates/templates.service';
+import { MediaPreparationService } from './media-preparation.service';
+
+export interface RenderRequest {
+  project: string;
+  movie: string;
+  /** Raw params, as from JSON or the command line; validated against the movie's variables. */
+  params: Record<string, unknown>;
+  profile: OutputProfile;
+  /** Stills: the frame to render; default the movie's poster frame. */
+  frame?: number;
+  /** Videos: a part of the movie; default all of it. */
+  range?: Partial<FrameRange>;
+}
+
+export interface RenderProgress {
+  phase: 'preparing' | 'rendering' | 'done';
+  framesDone: number;
+  totalFrames: number;
+}
+
+export interface RenderResult {
+  output: string;
+  bytes: number;
+  plan: RenderPlan;
+  range: FrameRange;
+}
+
+/** Template + params → a finished file. The single entry point the CLI (and later the API) uses. */
+@Injectable()
+export class RenderService {
+  constructor(
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    private readonly templates: TemplatesService,
+    private readonly preparation: MediaPreparationService,
+    private readonly media: MediaRepository,
+    private readonly rasters: RasterRepository,
+    private readonly work: WorkFilesRepository,
+  ) {}
+
+  /** Everything up to the render plan: validation, params, downloads, rasters. */
+  async plan(request: Omit<RenderRequest, 'profile'>): Promise<RenderPlan> {
+    const template = await this.templates.load(request.project, request.movie);
+    const params = this.templates.validateParams(template, request.params);
+    const movie = resolveMovie(template, params);
+    return planRender(movie, await this.preparation.prepare(movie));
+  }
+
+  async render(request: RenderRequest, output: string, onProgress?: (p: RenderProgress) => void): Promise<RenderResult> {
+    const plan = await this.plan(request);
+    const still = isStillFormat(request.profile.format);
+    const range = still ? stillRange(plan, request.frame) : videoRange(plan, request.range);
+    const total = range.to - range.from;
+    onProgress?.({ phase: 'rendering', framesDone: 0, totalFrames: total });
+
+    const temp = await this.work.tempFor(output, still ? '.png' : undefined);
+    const converted = still && request.profile.format !== 'png' ? await this.work.tempFor(output) : undefined;
+    try {
+      const args = buildRenderArgs(plan, range, request.profile, temp, { progress: true, threads: this.config.ffmpegThreads });
+      await this.media.run(args, {
+        onFrames: (frames) => onProgress?.({ phase: 'rendering', framesDone: Math.min(frames, total), totalFrames: total }),
+      });
+      if (converted) {
+        const format = request.profile.format as 'jpg' | 'webp';
+        await this.rasters.convertStill(temp, format, request.profile.quality ?? DEFAULTS.still.quality, converted);
+        await this.work.remove(temp);
+      }
+      await this.work.commit(converted ?? temp, output);
+    } catch (err) {
+      await this.work.remove(temp);
+      if (converted) await this.work.remove(converted);
+      throw err;
+    }
+    onProgress?.({ phase: 'done', framesDone: total, totalFrames: total });
+    return { output, bytes: await this.work.size(output), plan, range };
+  }
+}
+
+function stillRange(plan: RenderPlan, frame: number | undefined): FrameRange {
+  const f = frame ?? plan.posterFrame;
+  if (!Number.isInteger(f) || f < 0 || f >= plan.totalFrames) {
+    throw badInput(`frame must be a whole number from 0 to ${plan.totalFrames - 1}, got ${frame}`, [
+      { field: 'frame', message: `out of range 0–${plan.totalFrames - 1}` },
+    ]);
+  }
+  return { from: f, to: f + 1 };
+}
+
+function videoRange(plan: RenderPlan, range: Partial<FrameRange> | undefined): FrameRange {
+  const from = range?.from ?? 0;
+  const to = range?.to ?? plan.totalFrames;
+  if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to > plan.totalFrames || to <= from) {
+    throw badInput(`frame range [${from}, ${to}) is not inside the movie's ${plan.totalFrames} frames`, [
+      { field: 'range', message: `must satisfy 0 ≤ from < to ≤ ${plan.totalFrames}` },
+    ]);
+  }
+  return { from, to };
+}
+

@@ -1,0 +1,73 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import ffmpeg from 'fluent-ffmpeg';
+import type { MediaProbe, ProbeResult } from '../assets/asset-cache.types';
+import { renderFailed, unusableMedia } from '../common/errors';
+import { type FfprobeData, ffmpegErrorSummary, parseProbe, ProgressParser } from '../compiler/ffmpeg-output';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+
+export interface RunOptions {
+  /** Called with the number of frames encoded so far. */
+  onFrames?: (frames: number) => void;
+  signal?: AbortSignal;
+}
+
+/** The one place that runs ffmpeg and ffprobe. Argument arrays are built elsewhere, as data. */
+@Injectable()
+export class MediaRepository implements MediaProbe {
+  constructor(@Inject(MONTAGE_CONFIG) private readonly config: MontageConfig) {
+    ffmpeg.setFfprobePath(config.ffprobePath);
+  }
+
+  /** `ffmpeg version 5.1.x …` or undefined when ffmpeg cannot be run. */
+  async version(): Promise<string | undefined> {
+    try {
+      const { stdout } = await promisify(execFile)(this.config.ffmpegPath, ['-hide_banner', '-version'], { timeout: 10_000 });
+      return stdout.split('\n')[0].trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  async encoders(): Promise<string[]> {
+    const { stdout } = await promisify(execFile)(this.config.ffmpegPath, ['-hide_banner', '-encoders'], { timeout: 10_000 });
+    return stdout
+      .split('\n')
+      .map((l) => /^\s*[VAS][.A-Z]{5}\s+(\S+)/.exec(l)?.[1])
+      .filter((e): e is string => !!e);
+  }
+
+  probe(path: string): Promise<ProbeResult> {
+    return new Promise((resolve, reject) => {
+      ffmpeg.ffprobe(path, (err: Error | null, data: FfprobeData) => {
+        if (err) reject(unusableMedia(`not a media file ffprobe can read (${err.message.split('\n').slice(-2).join(' ').slice(0, 200)})`));
+        else resolve(parseProbe(data));
+      });
+    });
+  }
+
+  /** Runs ffmpeg with `args`; rejects with the tail of its stderr. */
+  run(args: string[], options: RunOptions = {}): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.config.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const progress = new ProgressParser();
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        for (const frames of progress.push(chunk)) options.onFrames?.(frames);
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr = (stderr + chunk).slice(-16_384);
+      });
+      const abort = () => child.kill('SIGKILL');
+      options.signal?.addEventListener('abort', abort, { once: true });
+      child.on('error', (err) => reject(renderFailed(`could not run ${this.config.ffmpegPath}: ${err.message}`)));
+      child.on('close', (code, signal) => {
+        options.signal?.removeEventListener('abort', abort);
+        if (code === 0) resolve();
+        else if (options.signal?.aborted) reject(renderFailed('render cancelled'));
+        else reject(renderFailed(`ffmpeg failed (${signal ?? `exit ${code}`}): ${ffmpegErrorSummary(stderr)}`));
+      });
+    });
+  }
+}

@@ -1,0 +1,224 @@
+import { Injectable } from '@nestjs/common';
+import sharp from 'sharp';
+import { renderFailed, unusableMedia } from '../common/errors';
+
+export interface Raster {
+  path: string;
+  width: number;
+  height: number;
+  /** Where the raster's top-left sits relative to the layer's box (outline and shadow grow it). */
+  dx: number;
+  dy: number;
+}
+
+export interface TextRasterSpec {
+  text: string;
+  family: string;
+  fontFile?: string;
+  size: number;
+  weight: string;
+  style: string;
+  color: string;
+  align: 'left' | 'center' | 'right';
+  lineHeight: number;
+  /** Box width for word-wrap and alignment; the text's own width if absent. */
+  width?: number;
+  outline?: { width: number; color: string };
+  shadow?: { x: number; y: number; blur: number; color: string };
+}
+
+const PANGO_WEIGHT: Record<string, string> = {
+  normal: '',
+  light: 'Light',
+  medium: 'Medium',
+  semibold: 'Semi-Bold',
+  bold: 'Bold',
+  heavy: 'Heavy',
+};
+
+/** Cap on what a single raster may be, so a hostile param cannot make sharp allocate gigabytes. */
+const MAX_PIXELS = 8192 * 8192;
+
+/**
+ * Everything sharp does: text, SVG, images and gradients become PNG rasters once per render,
+ * never per frame (per-frame compositing happens in ffmpeg, which is 3–30× faster here).
+ */
+@Injectable()
+export class RasterRepository {
+  async text(spec: TextRasterSpec, out: string): Promise<Raster> {
+    const markup = `<span foreground="${rgb(spec.color)}" fgalpha="${alphaPercent(spec.color)}%">${escapePango(spec.text)}</span>`;
+    const font = [spec.family, PANGO_WEIGHT[spec.weight] ?? '', spec.style === 'italic' ? 'Italic' : '', `${spec.size}`]
+      .filter(Boolean)
+      .join(' ');
+    let text: sharp.Sharp;
+    try {
+      text = sharp({
+        text: {
+          text: markup,
+          font,
+          fontfile: spec.fontFile,
+          rgba: true,
+          dpi: 72, // 1 pt = 1 px, so `size` is in pixels
+          width: spec.width ? Math.round(spec.width) : undefined,
+          align: spec.align === 'center' ? 'centre' : spec.align,
+          wrap: 'word-char',
+          spacing: Math.round(spec.size * (spec.lineHeight - 1)),
+        },
+        limitInputPixels: MAX_PIXELS,
+      });
+    } catch (err) {
+      throw renderFailed(`text could not be rasterised: ${(err as Error).message}`);
+    }
+    // An empty string renders nothing at all: keep a transparent pixel so the layer still exists.
+    const rendered = spec.text.trim() === '' ? await transparent(2, 2) : await text.png().toBuffer({ resolveWithObject: true });
+    let img = rendered.data;
+    let { width, height } = rendered.info;
+
+    // Align inside the box: extend to the box width on the side the alignment leaves free.
+    if (spec.width && width < spec.width) {
+      const free = Math.round(spec.width) - width;
+      const left = spec.align === 'center' ? Math.floor(free / 2) : spec.align === 'right' ? free : 0;
+      img = await sharp(img).extend({ left, right: free - left, background: TRANSPARENT }).png().toBuffer();
+      width += free;
+    }
+
+    const outline = spec.outline?.width ?? 0;
+    const sh = spec.shadow;
+    const pad = Math.ceil(outline + (sh ? sh.blur * 2 + Math.max(Math.abs(sh.x), Math.abs(sh.y)) : 0)) + 2;
+    const layers: sharp.OverlayOptions[] = [];
+    const padded = await sharp(img).extend({ top: pad, bottom: pad, left: pad, right: pad, background: TRANSPARENT }).png().toBuffer();
+    const W = width + pad * 2;
+    const H = height + pad * 2;
+    const alpha = await sharp(padded).extractChannel(3).raw().toBuffer();
+    if (sh) {
+      const mask = sh.blur > 0 ? await sharp(alpha, { raw: { width: W, height: H, channels: 1 } }).blur(Math.max(0.3, sh.blur / 2)).extractChannel(0).raw().toBuffer() : alpha;
+      layers.push({ input: await tinted(mask, W, H, sh.color), left: Math.round(sh.x), top: Math.round(sh.y) });
+    }
+    if (outline > 0) {
+      // Dilate the glyphs' alpha: blur it, then push every touched pixel to opaque.
+      const dilated = await sharp(alpha, { raw: { width: W, height: H, channels: 1 } })
+        .blur(Math.max(0.3, outline / 1.5))
+        .linear(12, 0)
+        .extractChannel(0) // sharp would otherwise hand back sRGB: three channels where one is expected
+        .raw()
+        .toBuffer();
+      layers.push({ input: await tinted(dilated, W, H, spec.outline!.color), left: 0, top: 0 });
+    }
+    layers.push({ input: padded, left: 0, top: 0 });
+    const info = await sharp({ create: { width: W, height: H, channels: 4, background: TRANSPARENT } })
+      .composite(layers)
+      .png()
+      .toFile(out);
+    return { path: out, width: info.width, height: info.height, dx: -pad, dy: -pad };
+  }
+
+  /** SVG markup (already through Handlebars, values escaped) → PNG, fitted to the box if given. */
+  async svg(markup: string, box: { width?: number; height?: number }, out: string): Promise<Raster> {
+    const input = Buffer.from(markup);
+    let meta: sharp.Metadata;
+    try {
+      meta = await sharp(input).metadata();
+    } catch (err) {
+      throw renderFailed(`SVG could not be read: ${(err as Error).message}`);
+    }
+    const natural = { width: meta.width ?? 100, height: meta.height ?? 100 };
+    const target = fitBox(natural, box);
+    // Rasterise at the density that gives the target size directly: crisp edges, no resampling blur.
+    const density = Math.min(2400, Math.max(1, 72 * Math.max(target.width / natural.width, target.height / natural.height)));
+    const info = await sharp(input, { density, limitInputPixels: MAX_PIXELS })
+      .resize(target.width, target.height, { fit: 'fill' })
+      .png()
+      .toFile(out);
+    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+  }
+
+  /** A photo or graphic fitted to a box (EXIF orientation applied). */
+  async image(src: string, box: { width?: number; height?: number }, fit: 'cover' | 'contain' | 'fill', out: string): Promise<Raster> {
+    let meta: sharp.Metadata;
+    try {
+      meta = await sharp(src, { limitInputPixels: MAX_PIXELS }).metadata();
+    } catch (err) {
+      throw unusableMedia(`image could not be read: ${(err as Error).message}`);
+    }
+    const rotated = (meta.orientation ?? 1) >= 5;
+    const natural = { width: (rotated ? meta.height : meta.width) ?? 1, height: (rotated ? meta.width : meta.height) ?? 1 };
+    const target = fitBox(natural, box);
+    const info = await sharp(src, { limitInputPixels: MAX_PIXELS })
+      .rotate()
+      .resize(target.width, target.height, { fit, position: 'centre', background: TRANSPARENT })
+      .ensureAlpha()
+      .png({ compressionLevel: 1 }) // decoded once per render: favour speed over size
+      .toFile(out);
+    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+  }
+
+  /** A linear gradient; angle 0 runs left → right, 90 top → bottom. */
+  async gradient(colors: string[], angle: number, width: number, height: number, out: string): Promise<Raster> {
+    const rad = (angle * Math.PI) / 180;
+    const [dx, dy] = [Math.cos(rad) / 2, Math.sin(rad) / 2];
+    const stops = colors
+      .map((c, i) => `<stop offset="${(i / (colors.length - 1)).toFixed(4)}" stop-color="${rgb(c)}" stop-opacity="${alphaPercent(c) / 100}"/>`)
+      .join('');
+    const svg =
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
+      `<defs><linearGradient id="g" x1="${0.5 - dx}" y1="${0.5 - dy}" x2="${0.5 + dx}" y2="${0.5 + dy}">${stops}</linearGradient></defs>` +
+      `<rect width="100%" height="100%" fill="url(#g)"/></svg>`;
+    const info = await sharp(Buffer.from(svg)).png({ compressionLevel: 1 }).toFile(out);
+    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+  }
+
+  /** A PNG frame from ffmpeg → the still format asked for. */
+  async convertStill(pngPath: string, format: 'png' | 'jpg' | 'webp', quality: number, out: string): Promise<void> {
+    const img = sharp(pngPath);
+    if (format === 'jpg') await img.flatten({ background: '#000000' }).jpeg({ quality, mozjpeg: true }).toFile(out);
+    else if (format === 'webp') await img.webp({ quality }).toFile(out);
+    else await img.png().toFile(out);
+  }
+}
+
+const TRANSPARENT = { r: 0, g: 0, b: 0, alpha: 0 };
+
+/** Pango markup escaping: the user's text is shown as typed, never interpreted. */
+export function escapePango(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+}
+
+function rgb(hex: string): string {
+  const h = expandHex(hex);
+  return `#${h.slice(0, 6)}`;
+}
+
+function alphaPercent(hex: string): number {
+  const h = expandHex(hex);
+  return h.length === 8 ? Math.round((parseInt(h.slice(6, 8), 16) / 255) * 100) : 100;
+}
+
+function expandHex(hex: string): string {
+  const h = hex.replace(/^#/, '');
+  return h.length <= 4 ? [...h].map((c) => c + c).join('') : h;
+}
+
+async function transparent(width: number, height: number) {
+  return sharp({ create: { width, height, channels: 4, background: TRANSPARENT } }).png().toBuffer({ resolveWithObject: true });
+}
+
+/** A single-channel mask → an RGBA image of one colour with that mask (times the colour's alpha). */
+async function tinted(mask: Buffer, width: number, height: number, color: string): Promise<Buffer> {
+  const h = expandHex(color);
+  const [r, g, b] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16));
+  const a = h.length === 8 ? parseInt(h.slice(6, 8), 16) / 255 : 1;
+  const scaled = a < 1 ? await sharp(mask, { raw: { width, height, channels: 1 } }).linear(a, 0).extractChannel(0).raw().toBuffer() : mask;
+  return sharp({ create: { width, height, channels: 3, background: { r, g, b } } })
+    .joinChannel(scaled, { raw: { width, height, channels: 1 } })
+    .png()
+    .toBuffer();
+}
+
+/** The size a source takes in a box: the box itself, or the source scaled to the one side given. */
+function fitBox(natural: { width: number; height: number }, box: { width?: number; height?: number }) {
+  const even = (n: number) => Math.max(2, Math.round(n / 2) * 2);
+  if (box.width && box.height) return { width: even(box.width), height: even(box.height) };
+  if (box.width) return { width: even(box.width), height: even((box.width * natural.height) / natural.width) };
+  if (box.height) return { width: even((box.height * natural.width) / natural.height), height: even(box.height) };
+  return { width: even(natural.width), height: even(natural.height) };
+}

@@ -1,0 +1,53 @@
+import { Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+
+/**
+ * Files a render writes: cached rasters and outputs. Outputs are written to a temporary
+ * sibling and renamed into place, so a failed or interrupted render never leaves a file
+ * that looks finished.
+ */
+@Injectable()
+export class WorkFilesRepository {
+  async ensureDir(dir: string): Promise<void> {
+    await fs.mkdir(dir, { recursive: true });
+  }
+
+  exists(file: string): Promise<boolean> {
+    return fs.stat(file).then((s) => s.isFile() && s.size > 0, () => false);
+  }
+
+  /** A fresh temporary path next to `target` (same filesystem, so the final rename is atomic). */
+  async tempFor(target: string, ext = path.extname(target)): Promise<string> {
+    await this.ensureDir(path.dirname(target));
+    return path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.part${ext}`);
+  }
+
+  async commit(temp: string, target: string): Promise<void> {
+    await fs.rename(temp, target);
+  }
+
+  async remove(file: string): Promise<void> {
+    await fs.rm(file, { force: true });
+  }
+
+  async size(file: string): Promise<number> {
+    return (await fs.stat(file)).size;
+  }
+
+  async readJson<T>(file: string): Promise<T | undefined> {
+    try {
+      return JSON.parse(await fs.readFile(file, 'utf8')) as T;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Written to a temporary sibling and renamed, so readers never see half a file. */
+  async writeJson(file: string, value: unknown): Promise<void> {
+    const temp = await this.tempFor(file);
+    await fs.writeFile(temp, JSON.stringify(value));
+    await fs.rename(temp, file);
+  }
+}

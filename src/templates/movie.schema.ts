@@ -1,0 +1,269 @@
+import { z } from 'zod';
+
+/**
+ * The movie file format (v1). Designers write it by hand in YAML or JSON.
+ *
+ * Any string may hold Handlebars (`{{name}}`); Handlebars is applied to string leaves after
+ * parsing, so a scalar field may be a templated string at load time and is checked again,
+ * strictly, once the params are in. `tpl(schema)` expresses exactly that.
+ */
+const TEMPLATED = /\{\{/;
+const templated = z.string().regex(TEMPLATED, 'expected a value');
+
+/** Numbers may arrive as strings after Handlebars ("12.5"). */
+const numberLike = z.preprocess(
+  (v) => (typeof v === 'string' && v.trim() !== '' && !TEMPLATED.test(v) && Number.isFinite(Number(v)) ? Number(v) : v),
+  z.number({ invalid_type_error: 'expected a number' }),
+);
+export const HEX_COLOR = /^#([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$/;
+export const EASINGS = ['linear', 'easeIn', 'easeOut', 'easeInOut'] as const;
+export const DIRECTIONS = ['left', 'right', 'up', 'down'] as const;
+export type Easing = (typeof EASINGS)[number];
+export type Direction = (typeof DIRECTIONS)[number];
+
+const boolLike = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
+
+/**
+ * Layers, scenes and audio are checked twice: at load time, where a scalar may still be a
+ * templated string, and after Handlebars, where every value must be final.
+ */
+// `as never` on defaults: TypeScript cannot see through the generic member of the union.
+function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
+  const tpl = <T extends z.ZodTypeAny>(schema: T) => z.union([schema, stillTemplated]);
+
+  const color = tpl(z.string().regex(HEX_COLOR, 'expected a colour like #rrggbb or #rrggbbaa'));
+  const seconds = tpl(numberLike.pipe(z.number().min(0, 'must be ≥ 0')));
+  const positive = tpl(numberLike.pipe(z.number().positive('must be > 0')));
+  const pixels = tpl(numberLike);
+  const unit = tpl(numberLike.pipe(z.number().min(0).max(1, 'must be between 0 and 1')));
+
+  const easing = tpl(z.enum(EASINGS));
+  const direction = tpl(z.enum(DIRECTIONS));
+
+  const animation = z
+    .object({
+      type: z.enum(['fade', 'slide', 'scale']),
+      duration: positive.default(0.5 as never),
+      easing: easing.default('easeOut' as never),
+      /** slide: the side the layer comes from (in) or leaves to (out). */
+      direction: direction.default('left' as never),
+      /** slide: how far, in pixels. */
+      distance: positive.default(200 as never),
+    })
+    .strict();
+  const animations = z.union([animation, z.array(animation).max(3)]);
+
+  const timing = {
+    /** Seconds from the start of the scene. */
+    start: seconds.optional(),
+    /** Seconds from the start of the scene; default: the scene's end. */
+    end: seconds.optional(),
+    opacity: unit.default(1 as never),
+    in: animations.optional(),
+    out: animations.optional(),
+  };
+  const box = {
+    x: pixels.default(0 as never),
+    y: pixels.default(0 as never),
+    width: positive.optional(),
+    height: positive.optional(),
+  };
+  const fit = tpl(z.enum(['cover', 'contain', 'fill'])).default('cover' as never);
+  const kenBurnsPoint = z
+    .object({ zoom: tpl(numberLike.pipe(z.number().min(1).max(4))).default(1 as never), x: unit.default(0.5 as never), y: unit.default(0.5 as never) })
+    .strict();
+
+  const solidLayer = z.object({ type: z.literal('solid'), color, ...box, ...timing }).strict();
+  const gradientLayer = z
+    .object({
+      type: z.literal('gradient'),
+      colors: z.array(color).min(2).max(8),
+      /** Degrees: 0 = left to right, 90 = top to bottom. */
+      angle: tpl(numberLike).default(90 as never),
+      ...box,
+      ...timing,
+    })
+    .strict();
+  const imageLayer = z
+    .object({
+      type: z.literal('image'),
+      src: z.string().min(1),
+      fit,
+      kenBurns: z.object({ from: kenBurnsPoint, to: kenBurnsPoint }).strict().optional(),
+      ...box,
+      ...timing,
+    })
+    .strict();
+  const fontSpec = z
+    .object({
+      family: z.string().min(1).default('DejaVu Sans' as never),
+      /** A .ttf/.otf shipped in the template folder; takes precedence over family lookup. */
+      file: z.string().optional(),
+      size: positive.default(48 as never),
+      weight: tpl(z.enum(['normal', 'bold', 'light', 'medium', 'semibold', 'heavy'])).default('normal' as never),
+      style: tpl(z.enum(['normal', 'italic'])).default('normal' as never),
+    })
+    .strict();
+  const textLayer = z
+    .object({
+      type: z.literal('text'),
+      text: z.string(),
+      font: fontSpec.default({} as never),
+      color: color.default('#ffffff' as never),
+      align: tpl(z.enum(['left', 'center', 'right'])).default('left' as never),
+      lineHeight: tpl(numberLike.pipe(z.number().min(0.5).max(4))).default(1.2 as never),
+      outline: z.object({ width: positive, color: color.default('#000000' as never) }).strict().optional(),
+      shadow: z
+        .object({ x: pixels.default(3 as never), y: pixels.default(3 as never), blur: seconds.default(4 as never), color: color.default('#000000a0' as never) })
+        .strict()
+        .optional(),
+      ...box,
+      ...timing,
+    })
+    .strict();
+  const svgLayer = z.object({ type: z.literal('svg'), src: z.string().min(1), ...box, ...timing }).strict();
+  const videoLayer = z
+    .object({
+      type: z.literal('video'),
+      src: z.string().min(1),
+      fit,
+      trim: z.object({ start: seconds.default(0 as never), end: seconds.optional() }).strict().default({} as never),
+      loop: tpl(boolLike).default(false as never),
+      mute: tpl(boolLike).default(true as never),
+      volume: tpl(numberLike.pipe(z.number().min(0).max(4))).default(1 as never),
+      ...box,
+      ...timing,
+    })
+    .strict();
+
+  const layerSchema = z.discriminatedUnion('type', [
+    solidLayer,
+    gradientLayer,
+    imageLayer,
+    textLayer,
+    svgLayer,
+    videoLayer,
+  ]);
+
+  const transition = z
+    .object({
+      type: z.enum(['crossfade', 'wipe', 'slide']),
+      duration: positive.default(0.5 as never),
+      easing: easing.default('easeInOut' as never),
+      direction: direction.default('left' as never),
+    })
+    .strict();
+
+  const sceneSchema = z
+    .object({
+      name: z.string().optional(),
+      /** Repeat this scene once per item of a list variable; `{{item.field}}` and `{{@index}}` inside. */
+      each: z.string().optional(),
+      /** Seconds; may be left out on the last scene, which then fills the movie's duration. */
+      duration: positive.optional(),
+      background: color.optional(),
+      /** How this scene enters over the previous one; it overlaps the previous scene by its duration. */
+      transition: transition.optional(),
+      layers: z.array(layerSchema).default([] as never),
+    })
+    .strict();
+
+  const audioTrack = z
+    .object({
+      src: z.string().min(1),
+      /** Seconds into the movie where the track starts. */
+      start: seconds.default(0 as never),
+      /** Seconds into the source where playback starts. */
+      trim: seconds.default(0 as never),
+      volume: tpl(numberLike.pipe(z.number().min(0).max(4))).default(1 as never),
+      fadeIn: seconds.default(0 as never),
+      fadeOut: seconds.default(0 as never),
+      loop: tpl(boolLike).default(false as never),
+    })
+    .strict();
+
+
+  return { layerSchema, sceneSchema, audioTrack, animation };
+}
+
+const templateTimeline = timelineSchemas(templated);
+const resolvedTimeline = timelineSchemas(z.never());
+export const layerSchema = templateTimeline.layerSchema;
+export const sceneSchema = templateTimeline.sceneSchema;
+export const resolvedLayerSchema = resolvedTimeline.layerSchema;
+export const resolvedAudioSchema = resolvedTimeline.audioTrack;
+export const resolvedSceneSchema = resolvedTimeline.sceneSchema;
+const audioTrack = templateTimeline.audioTrack;
+
+// ---- variables -------------------------------------------------------------------------
+
+export const VARIABLE_TYPES = ['string', 'number', 'boolean', 'color', 'image', 'video', 'audio', 'enum', 'list'] as const;
+
+const scalarVariable = z
+  .object({
+    type: z.enum(['string', 'number', 'boolean', 'color', 'image', 'video', 'audio', 'enum']),
+    description: z.string().optional(),
+    label: z.string().optional(),
+    required: z.boolean().default(false),
+    default: z.unknown().optional(),
+    minLength: z.number().int().min(0).optional(),
+    maxLength: z.number().int().min(1).optional(),
+    pattern: z.string().optional(),
+    min: z.number().optional(),
+    max: z.number().optional(),
+    integer: z.boolean().optional(),
+    values: z.array(z.union([z.string(), z.number()])).min(1).optional(),
+  })
+  .strict();
+export type ScalarVariable = z.infer<typeof scalarVariable>;
+
+const listVariable = z
+  .object({
+    type: z.literal('list'),
+    description: z.string().optional(),
+    label: z.string().optional(),
+    required: z.boolean().default(false),
+    default: z.array(z.unknown()).optional(),
+    minItems: z.number().int().min(0).optional(),
+    maxItems: z.number().int().min(1).max(1000).optional(),
+    /** Items are objects with these fields ... */
+    fields: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), scalarVariable).optional(),
+    /** ... or scalars of this type. */
+    of: scalarVariable.optional(),
+  })
+  .strict();
+export type ListVariable = z.infer<typeof listVariable>;
+
+export const variableSchema = z.discriminatedUnion('type', [scalarVariable, listVariable]);
+export type Variable = ScalarVariable | ListVariable;
+
+export const movieSchema = z
+  .object({
+    version: z.literal(1).default(1),
+    title: z.string().optional(),
+    description: z.string().optional(),
+    canvas: z
+      .object({
+        width: z.number().int().min(16).max(7680).refine((n) => n % 2 === 0, 'must be even (yuv420p)'),
+        height: z.number().int().min(16).max(4320).refine((n) => n % 2 === 0, 'must be even (yuv420p)'),
+        fps: z.number().int().min(1).max(120).default(30),
+        background: z.string().regex(HEX_COLOR, 'expected a colour like #rrggbb').default('#000000'),
+      })
+      .strict(),
+    /** Seconds. Default: derived from the scenes. */
+    duration: z.number().positive().max(3600).optional(),
+    /** Seconds into the movie of the representative still (poster). */
+    poster: z.number().min(0).optional(),
+    variables: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are identifiers'), variableSchema).default({}),
+    audio: z.array(audioTrack).default([]),
+    scenes: z.array(sceneSchema).min(1, 'a movie needs at least one scene'),
+  })
+  .strict();
+
+export type MovieFile = z.infer<typeof movieSchema>;
+export type SceneSpec = z.infer<typeof sceneSchema>;
+/** After Handlebars: every value final, numbers are numbers. */
+export type ResolvedLayerSpec = z.infer<typeof resolvedLayerSchema>;
+export type ResolvedAudioSpec = z.infer<typeof resolvedAudioSchema>;
+export type ResolvedSceneSpec = z.infer<typeof resolvedSceneSchema>;
+export type AnimationSpec = z.infer<typeof resolvedTimeline.animation>;

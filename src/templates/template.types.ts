@@ -1,0 +1,22 @@
+import type { MovieFile } from './movie.schema';
+
+/** A movie template loaded from disk and checked at template level (Handlebars not yet applied). */
+export interface LoadedTemplate {
+  project: string;
+  movie: string;
+  /** Absolute path of the movie folder. */
+  dir: string;
+  /** Movie file name inside `dir` (movie.yaml, movie.yml or movie.json). */
+  file: string;
+  /** Content hash of every file in the movie folder and the project's shared partials. */
+  version: string;
+  spec: MovieFile;
+  /** `.svg.hbs` sources keyed by their path relative to `dir`. */
+  svgSources: Record<string, string>;
+  /** Partials (`partials/*.hbs` of the movie and `_partials/*.hbs` of the project) by name. */
+  partials: Record<string, string>;
+  /** Every file in the movie folder, relative to `dir` with forward slashes. */
+  files: string[];
+  /** Line of a value in the movie file, for error messages. */
+  lineOf(path: ReadonlyArray<string | number>): number;
+}

@@ -1,0 +1,269 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import { badInput, type ErrorDetail, MontageError, notFound } from '../common/errors';
+import { createHandlebarsEnv } from '../compiler/handlebars-env';
+import { MEDIA_TYPES, type Params, validateParams } from '../compiler/params';
+import { resolveMovie } from '../compiler/resolve';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { FontsRepository } from '../repositories/fonts.repository';
+import { TemplateFilesRepository } from '../repositories/template-files.repository';
+import { type MovieFile, movieSchema, type Variable } from './movie.schema';
+import type { LoadedTemplate } from './template.types';
+import { parseSource } from './yaml-source';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+export interface TemplateCheck {
+  id: string;
+  errors: ErrorDetail[];
+}
+
+/** Loads, validates and lists the designers' movie templates. */
+@Injectable()
+export class TemplatesService {
+  constructor(
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    private readonly files: TemplateFilesRepository,
+    private readonly fonts: FontsRepository,
+  ) {}
+
+  async listProjects(): Promise<string[]> {
+    return this.files.listDirs(this.config.templatesDir);
+  }
+
+  async listMovies(project: string): Promise<string[]> {
+    const dir = await this.projectDir(project);
+    const movies: string[] = [];
+    for (const name of await this.files.listDirs(dir)) {
+      if (await this.files.findMovieFile(path.join(dir, name))) movies.push(name);
+    }
+    return movies;
+  }
+
+  /** `project/movie` → a checked template, or a MontageError whose details are `file:line` messages. */
+  async load(project: string, movie: string): Promise<LoadedTemplate> {
+    const dir = path.join(await this.projectDir(project), this.safeName(movie, 'movie'));
+    const file = (await this.files.isDir(dir)) ? await this.files.findMovieFile(dir) : undefined;
+    if (!file) {
+      const known = await this.listMovies(project);
+      throw notFound(`unknown movie "${movie}" in project "${project}"; it has ${known.join(', ') || 'no movies'}`, [
+        { field: 'movie', message: `unknown movie "${movie}"` },
+      ]);
+    }
+    const rel = `${project}/${movie}/${file}`;
+    const parsed = parseSource(rel, await this.files.readText(path.join(dir, file)));
+    if (!parsed.ok) throw badInput(`${parsed.errors[0].field}: ${parsed.errors[0].message}`, parsed.errors);
+    const { doc } = parsed;
+    const checked = movieSchema.safeParse(doc.data);
+    if (!checked.success) {
+      const errors = checked.error.issues.map((issue) => ({
+        field: `${rel}:${doc.lineOf(issue.path)}`,
+        message: `${issue.path.join('.') || '(movie)'}: ${issue.message}`,
+      }));
+      throw badInput(`${errors[0].field}: ${errors[0].message}`, errors);
+    }
+    const files = await this.files.listFiles(dir);
+    const projectPartialsDir = path.join(this.config.templatesDir, project, '_partials');
+    const sharedPartials = (await this.files.listFiles(projectPartialsDir)).filter((f) => f.endsWith('.hbs'));
+    const partials: Record<string, string> = {};
+    for (const f of sharedPartials) partials[partialName(f)] = await this.files.readText(path.join(projectPartialsDir, f));
+    for (const f of files.filter((f) => f.startsWith('partials/') && f.endsWith('.hbs'))) {
+      partials[partialName(f.slice('partials/'.length))] = await this.files.readText(path.join(dir, f));
+    }
+    const svgSources: Record<string, string> = {};
+    for (const f of files.filter((f) => f.endsWith('.svg.hbs'))) svgSources[f] = await this.files.readText(path.join(dir, f));
+
+    const version = createHash('sha256');
+    for (const f of files) version.update(`${f}\0${await this.files.hashFile(path.join(dir, f))}\0`);
+    for (const f of sharedPartials) version.update(`_partials/${f}\0${partials[partialName(f)]}\0`);
+
+    return {
+      project,
+      movie,
+      dir,
+      file: rel,
+      version: version.digest('hex').slice(0, 16),
+      spec: checked.data,
+      svgSources,
+      partials,
+      files,
+      lineOf: doc.lineOf,
+    };
+  }
+
+  /** Params validated against the movie's variables: 400 naming every bad field. */
+  validateParams(template: LoadedTemplate, raw: Record<string, unknown>): Params {
+    const result = validateParams(template.spec.variables, raw);
+    if (!result.ok) {
+      throw badInput(`invalid params for ${template.project}/${template.movie}: ${result.errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`, result.errors);
+    }
+    return result.params;
+  }
+
+  /**
+   * Everything that can be checked before a render: the file parses and matches the format,
+   * variables' defaults are valid, fonts exist, Handlebars compiles, and the movie resolves
+   * with sample values for its variables.
+   */
+  async check(project: string, movie: string): Promise<ErrorDetail[]> {
+    let template: LoadedTemplate;
+    try {
+      template = await this.load(project, movie);
+    } catch (err) {
+      if (err instanceof MontageError) return err.details.length ? err.details : [{ field: `${project}/${movie}`, message: err.message }];
+      throw err;
+    }
+    const errors: ErrorDetail[] = [];
+    const at = (p: Array<string | number>) => `${template.file}:${template.lineOf(p)}`;
+    const { spec } = template;
+    for (const [name, variable] of Object.entries(spec.variables)) {
+      errors.push(...this.checkVariable(template, name, variable, at));
+    }
+    errors.push(...(await this.checkFonts(template, at)));
+    const hb = createHandlebarsEnv(template.partials);
+    for (const [file, source] of Object.entries(template.svgSources)) {
+      try {
+        hb.precompile(source);
+      } catch (err) {
+        errors.push({ field: `${template.project}/${template.movie}/${file}:${handlebarsLine(err)}`, message: firstLine(err) });
+      }
+    }
+    walkStrings(spec, [], (value, p) => {
+      try {
+        hb.precompile(value);
+      } catch (err) {
+        errors.push({ field: at(p), message: `Handlebars: ${firstLine(err)}` });
+      }
+    });
+    if (errors.length === 0) {
+      try {
+        resolveMovie(template, sampleParams(spec));
+      } catch (err) {
+        if (!(err instanceof MontageError)) throw err;
+        errors.push(...err.details);
+      }
+    }
+    return errors;
+  }
+
+  async checkAll(): Promise<TemplateCheck[]> {
+    const out: TemplateCheck[] = [];
+    for (const project of await this.listProjects()) {
+      for (const movie of await this.listMovies(project)) out.push({ id: `${project}/${movie}`, errors: await this.check(project, movie) });
+    }
+    return out;
+  }
+
+  private checkVariable(template: LoadedTemplate, name: string, variable: Variable, at: (p: Array<string | number>) => string): ErrorDetail[] {
+    const errors: ErrorDetail[] = [];
+    const where = at(['variables', name]);
+    if (variable.type === 'enum' && !variable.values) errors.push({ field: where, message: `enum variable "${name}" needs values` });
+    if (variable.type === 'list' && variable.fields && variable.of) errors.push({ field: where, message: `list variable "${name}": use fields or of, not both` });
+    if (variable.type !== 'list' && variable.pattern !== undefined) {
+      try {
+        new RegExp(variable.pattern, 'u');
+      } catch {
+        errors.push({ field: at(['variables', name, 'pattern']), message: `pattern of "${name}" is not a valid regular expression` });
+      }
+    }
+    if (variable.default !== undefined) {
+      // A media default may be a file of the template; it is checked when the movie resolves.
+      const isMediaFile = MEDIA_TYPES.has(variable.type) && typeof variable.default === 'string' && !/^https?:/i.test(variable.default);
+      const checked = isMediaFile ? { ok: true as const } : validateParams({ [name]: variable }, { [name]: variable.default });
+      if (!checked.ok) {
+        errors.push(...checked.errors.map((e) => ({ field: at(['variables', name, 'default']), message: `default of ${e.field}: ${e.message}` })));
+      }
+      if (isMediaFile && !template.files.includes(path.posix.normalize(variable.default as string))) {
+        errors.push({ field: at(['variables', name, 'default']), message: `default of ${name}: file "${variable.default}" not found in the template folder` });
+      }
+    }
+    return errors;
+  }
+
+  private async checkFonts(template: LoadedTemplate, at: (p: Array<string | number>) => string): Promise<ErrorDetail[]> {
+    const installed = await this.fonts.installedFamilies();
+    const errors: ErrorDetail[] = [];
+    template.spec.scenes.forEach((scene, si) =>
+      scene.layers.forEach((layer, li) => {
+        if (layer.type !== 'text') return;
+        const p = ['scenes', si, 'layers', li, 'font'];
+        if (layer.font.file) {
+          if (!template.files.includes(path.posix.normalize(layer.font.file))) {
+            errors.push({ field: at([...p, 'file']), message: `font file "${layer.font.file}" not found in the template folder` });
+          }
+        } else if (!installed.has(layer.font.family.toLowerCase())) {
+          errors.push({ field: at([...p, 'family']), message: `font family "${layer.font.family}" is not installed (fc-list lists the installed ones)` });
+        }
+      }),
+    );
+    return errors;
+  }
+
+  private async projectDir(project: string): Promise<string> {
+    const dir = path.join(this.config.templatesDir, this.safeName(project, 'project'));
+    if (!(await this.files.isDir(dir))) {
+      throw notFound(`unknown project "${project}"`, [{ field: 'project', message: `unknown project "${project}"` }]);
+    }
+    return dir;
+  }
+
+  private safeName(name: string, what: 'project' | 'movie'): string {
+    if (!NAME.test(name)) throw notFound(`unknown ${what} "${name.slice(0, 64)}"`, [{ field: what, message: `not a valid ${what} name` }]);
+    return name;
+  }
+}
+
+function partialName(file: string): string {
+  return file.replace(/\.hbs$/, '').replace(/\//g, '.');
+}
+
+function firstLine(err: unknown): string {
+  return String((err as Error).message ?? err).split('\n')[0];
+}
+
+function handlebarsLine(err: unknown): number {
+  const m = /line (\d+)/.exec(String((err as Error).message));
+  return m ? Number(m[1]) : 1;
+}
+
+function walkStrings(value: unknown, at: Array<string | number>, visit: (s: string, p: Array<string | number>) => void): void {
+  if (typeof value === 'string') {
+    if (value.includes('{{')) visit(value, at);
+  } else if (Array.isArray(value)) value.forEach((v, i) => walkStrings(v, [...at, i], visit));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) if (k !== 'variables') walkStrings(v, [...at, k], visit);
+  }
+}
+
+/** Values that satisfy each variable, for checking a template without a real request. */
+export function sampleParams(spec: MovieFile): Params {
+  const sample = (v: Variable): Params[string] => {
+    if (v.default !== undefined) return v.default as Params[string];
+    switch (v.type) {
+      case 'number':
+        return v.min ?? 0;
+      case 'boolean':
+        return false;
+      case 'color':
+        return '#808080';
+      case 'enum':
+        return v.values?.[0] ?? '';
+      case 'image':
+      case 'video':
+      case 'audio':
+        return `https://example.com/sample-${v.type}`;
+      case 'list': {
+        const item = v.fields
+          ? Object.fromEntries(Object.entries(v.fields).map(([k, f]) => [k, sample(f)]))
+          : v.of
+            ? sample(v.of)
+            : 'sample';
+        return Array.from({ length: Math.max(1, v.minItems ?? 1) }, () => item);
+      }
+      default:
+        return v.minLength ? 'x'.repeat(v.minLength) : 'Sample';
+    }
+  };
+  return Object.fromEntries(Object.entries(spec.variables).map(([k, v]) => [k, sample(v)]));
+}
