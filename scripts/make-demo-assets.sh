@@ -43,7 +43,8 @@ cp templates/demo/welcome/assets/music.m4a templates/demo/slideshow/assets/music
 # lower-third: an 8 s 1280×720 clip with motion (drifting colour field) and a tone on its audio.
 ff -f lavfi -i "gradients=s=1280x720:c0=0x203a43:c1=0x2c5364:c2=0x0f2027:x0=0:y0=0:x1=1280:y1=720:speed=0.02:d=8:r=30" \
    -f lavfi -i "sine=f=330:sample_rate=48000:d=8" \
-   -vf "drawbox=x='mod(t*160,1280)':y=300:w=120:h=120:color=0xf39c12@0.8:t=fill" \
+   -f lavfi -i "color=c=0xf39c12:s=120x120:r=30:d=8" \
+   -filter_complex "[0:v][2:v]overlay=x='mod(t*160,1280)':y=300" \
    -c:v libx264 -preset veryfast -crf 26 -pix_fmt yuv420p -c:a aac -b:a 64k -shortest -movflags +faststart \
    templates/demo/lower-third/assets/clip.mp4
 ls -la templates/demo/*/assets

@@ -39,7 +39,7 @@ export function buildRenderArgs(
   const graph = new GraphBuilder(plan, range);
   const video = graph.video();
   const still = isStillFormat(profile.format);
-  const withAudio = profile.format === 'mp4' || profile.format === 'webm';
+  const withAudio = (profile.format === 'mp4' || profile.format === 'webm') && !profile.videoOnly;
   const audio = withAudio ? graph.audio() : undefined;
 
   const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y'];
@@ -51,7 +51,7 @@ export function buildRenderArgs(
     const fps = Math.min(plan.fps, profile.gifFps ?? DEFAULTS.gif.fps);
     const width = Math.min(plan.width, profile.gifWidth ?? DEFAULTS.gif.width);
     graph.chain(
-      `[${video}]fps=${fps},scale=${width}:-2:flags=lanczos,split[gifa][gifb];[gifa]palettegen=stats_mode=diff[gifp];[gifb][gifp]paletteuse=dither=bayer:bayer_scale=4:diff_mode=rectangle[gif]`,
+      `[${video}]fps=${fps},scale=${width}:-2:flags=lanczos,split[gifa][gifb];[gifa]palettegen=stats_mode=full[gifp];[gifb][gifp]paletteuse=dither=bayer:bayer_scale=4:diff_mode=rectangle[gif]`,
     );
     finalVideo = 'gif';
   }
@@ -66,7 +66,7 @@ export function buildRenderArgs(
         '-preset', profile.preset ?? DEFAULTS.mp4.preset,
         '-crf', String(profile.crf ?? DEFAULTS.mp4.crf),
         '-pix_fmt', 'yuv420p',
-        '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2',
+        ...(audio ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2'] : []),
         '-movflags', '+faststart',
         '-f', 'mp4',
       );
@@ -77,7 +77,7 @@ export function buildRenderArgs(
         '-crf', String(profile.crf ?? DEFAULTS.webm.crf), '-b:v', '0',
         '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1',
         '-pix_fmt', 'yuv420p',
-        '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',
+        ...(audio ? ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2'] : []),
         '-f', 'webm',
       );
       break;

@@ -32,6 +32,8 @@ export interface OutputProfile {
   /** gif: frames per second (default min(movie fps, 15)) and width (default min(movie width, 640)). */
   gifFps?: number;
   gifWidth?: number;
+  /** mp4/webm: leave the audio out (segments of a distributed render carry video only). */
+  videoOnly?: boolean;
 }
 
 export const DEFAULTS = {

@@ -15,7 +15,19 @@ export const MEDIA_TYPES = new Set(['image', 'video', 'audio']);
  * Checks raw params (from JSON or from `--param name=value`, where everything is a string)
  * against a movie's declared variables. Every problem is reported, each naming its variable.
  */
-export function validateParams(variables: Record<string, Variable>, raw: Record<string, unknown>): ParamsResult {
+export interface ValidateOptions {
+  /**
+   * Media values may name files of the template (`assets/photo.jpg`). Only for values the
+   * designer wrote (defaults); a request's params must be URLs.
+   */
+  allowTemplateFiles?: boolean;
+}
+
+export function validateParams(
+  variables: Record<string, Variable>,
+  raw: Record<string, unknown>,
+  options: ValidateOptions = {},
+): ParamsResult {
   const errors: ErrorDetail[] = [];
   const params: Params = {};
   for (const name of Object.keys(raw)) {
@@ -37,13 +49,14 @@ export function validateParams(variables: Record<string, Variable>, raw: Record<
       }
       continue;
     }
-    const value = variable.type === 'list' ? checkList(name, variable, given, errors) : checkScalar(name, variable, given, errors);
+    const value =
+      variable.type === 'list' ? checkList(name, variable, given, errors, options) : checkScalar(name, variable, given, errors, options);
     if (value !== undefined) params[name] = value;
   }
   return errors.length ? { ok: false, errors } : { ok: true, params };
 }
 
-function checkList(name: string, variable: ListVariable, given: unknown, errors: ErrorDetail[]): ParamValue | undefined {
+function checkList(name: string, variable: ListVariable, given: unknown, errors: ErrorDetail[], options: ValidateOptions): ParamValue | undefined {
   let value = given;
   if (typeof value === 'string') {
     try {
@@ -67,13 +80,13 @@ function checkList(name: string, variable: ListVariable, given: unknown, errors:
   const before = errors.length;
   const items = value.map((item, i): ParamValue | undefined => {
     const path = `${name}[${i}]`;
-    if (variable.of) return checkScalar(path, variable.of, item, errors);
+    if (variable.of) return checkScalar(path, variable.of, item, errors, options);
     if (!variable.fields) return checkAny(path, item, errors);
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
       errors.push({ field: path, message: `expected an object with fields ${Object.keys(variable.fields).join(', ')}` });
       return undefined;
     }
-    const checked = validateParams(variable.fields, item as Record<string, unknown>);
+    const checked = validateParams(variable.fields, item as Record<string, unknown>, options);
     if (!checked.ok) {
       errors.push(...checked.errors.map((e) => ({ field: `${path}.${e.field}`, message: e.message })));
       return undefined;
@@ -89,7 +102,13 @@ function checkAny(path: string, item: unknown, errors: ErrorDetail[]): ParamValu
   return undefined;
 }
 
-function checkScalar(name: string, variable: ScalarVariable, given: unknown, errors: ErrorDetail[]): ParamValue | undefined {
+function checkScalar(
+  name: string,
+  variable: ScalarVariable,
+  given: unknown,
+  errors: ErrorDetail[],
+  options: ValidateOptions,
+): ParamValue | undefined {
   const fail = (message: string) => {
     errors.push({ field: name, message });
     return undefined;
@@ -126,7 +145,9 @@ function checkScalar(name: string, variable: ScalarVariable, given: unknown, err
         return HEX_COLOR.test(s) ? s : fail(`expected a colour like #ff8800 or #ff880080, got ${describe(s)}`);
       }
       if (MEDIA_TYPES.has(variable.type)) {
-        return /^https?:\/\//i.test(s) ? s : fail(`expected an http(s) URL of a ${variable.type}, got ${describe(s)}`);
+        if (/^https?:\/\//i.test(s)) return s;
+        if (options.allowTemplateFiles && !/^[a-z][a-z0-9+.-]*:/i.test(s)) return s; // checked against the folder on resolve
+        return fail(`expected an http(s) URL of ${variable.type === 'image' ? 'an' : 'a'} ${variable.type}, got ${describe(s)}`);
       }
       if (variable.minLength !== undefined && length < variable.minLength) {
         return fail(`must be at least ${variable.minLength} characters, got ${length}`);

@@ -168,14 +168,15 @@ export class TemplatesService {
       }
     }
     if (variable.default !== undefined) {
-      // A media default may be a file of the template; it is checked when the movie resolves.
-      const isMediaFile = MEDIA_TYPES.has(variable.type) && typeof variable.default === 'string' && !/^https?:/i.test(variable.default);
-      const checked = isMediaFile ? { ok: true as const } : validateParams({ [name]: variable }, { [name]: variable.default });
+      // Defaults are the designer's: media defaults may be files of the template, which must exist.
+      const checked = validateParams({ [name]: variable }, { [name]: variable.default }, { allowTemplateFiles: true });
       if (!checked.ok) {
         errors.push(...checked.errors.map((e) => ({ field: at(['variables', name, 'default']), message: `default of ${e.field}: ${e.message}` })));
       }
-      if (isMediaFile && !template.files.includes(path.posix.normalize(variable.default as string))) {
-        errors.push({ field: at(['variables', name, 'default']), message: `default of ${name}: file "${variable.default}" not found in the template folder` });
+      for (const file of mediaFiles(variable, variable.default)) {
+        if (!template.files.includes(path.posix.normalize(file))) {
+          errors.push({ field: at(['variables', name, 'default']), message: `default of ${name}: file "${file}" not found in the template folder` });
+        }
       }
     }
     return errors;
@@ -212,6 +213,19 @@ export class TemplatesService {
     if (!NAME.test(name)) throw notFound(`unknown ${what} "${name.slice(0, 64)}"`, [{ field: what, message: `not a valid ${what} name` }]);
     return name;
   }
+}
+
+/** Template files named by a media variable's value (lists included). */
+function mediaFiles(variable: Variable, value: unknown): string[] {
+  if (variable.type === 'list') {
+    if (!Array.isArray(value)) return [];
+    return value.flatMap((item) => {
+      if (variable.of) return mediaFiles(variable.of, item);
+      if (!variable.fields || typeof item !== 'object' || item === null) return [];
+      return Object.entries(variable.fields).flatMap(([k, f]) => mediaFiles(f, (item as Record<string, unknown>)[k]));
+    });
+  }
+  return MEDIA_TYPES.has(variable.type) && typeof value === 'string' && !/^https?:/i.test(value) ? [value] : [];
 }
 
 function partialName(file: string): string {

@@ -1,0 +1,95 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const MAX = 64 * 1024 * 1024;
+
+export interface ProbedStream {
+  codec_type: string;
+  codec_name: string;
+  width?: number;
+  height?: number;
+  nb_read_frames?: string;
+  duration?: string;
+  pix_fmt?: string;
+}
+
+/** ffprobe with frames counted by decoding: the truth about a rendered file. */
+export async function probe(file: string): Promise<{ video?: ProbedStream; audio?: ProbedStream; durationSec: number; formatName: string }> {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-count_frames', '-show_streams', '-show_format', '-of', 'json', file], { maxBuffer: MAX });
+  const data = JSON.parse(stdout) as { streams: ProbedStream[]; format: { duration?: string; format_name: string } };
+  return {
+    video: data.streams.find((s) => s.codec_type === 'video'),
+    audio: data.streams.find((s) => s.codec_type === 'audio'),
+    durationSec: Number(data.format.duration),
+    formatName: data.format.format_name,
+  };
+}
+
+export interface Frame {
+  width: number;
+  height: number;
+  data: Buffer;
+}
+
+/** Frame `n` (0-based, decode order) of a video, as packed RGB. */
+export async function frameAt(file: string, n: number, width: number, height: number): Promise<Frame> {
+  const { stdout } = await run(
+    'ffmpeg',
+    ['-v', 'error', '-i', file, '-vf', `select=eq(n\\,${n})`, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'],
+    { encoding: 'buffer', maxBuffer: MAX },
+  );
+  if (stdout.length !== width * height * 3) throw new Error(`frame ${n} of ${file}: got ${stdout.length} bytes`);
+  return { width, height, data: stdout };
+}
+
+export function pixel(frame: Frame, x: number, y: number): [number, number, number] {
+  const i = (y * frame.width + x) * 3;
+  return [frame.data[i], frame.data[i + 1], frame.data[i + 2]];
+}
+
+/** True when a pixel is within `tolerance` of an RGB colour on every channel (codecs shift colours a little). */
+export function near(actual: [number, number, number], expected: [number, number, number], tolerance = 40): boolean {
+  return actual.every((v, i) => Math.abs(v - expected[i]) <= tolerance);
+}
+
+/** How many pixels in a rectangle are brighter than `threshold` on every channel (i.e. white-ish ink). */
+export function brightPixels(frame: Frame, x0: number, y0: number, w: number, h: number, threshold = 200): number {
+  let count = 0;
+  for (let y = y0; y < y0 + h; y++) {
+    for (let x = x0; x < x0 + w; x++) {
+      const [r, g, b] = pixel(frame, x, y);
+      if (r > threshold && g > threshold && b > threshold) count++;
+    }
+  }
+  return count;
+}
+
+/**
+ * SSIM of the `count` frames of `part` against frames [from, from + count) of `whole`. Both are re-stamped by
+ * frame index first, so only the pictures are compared, never container timestamps.
+ */
+export async function ssimPerFrame(whole: string, part: string, from: number, count: number): Promise<number[]> {
+  const lavfi = `[0:v]trim=start_frame=${from}:end_frame=${from + count},setpts=N/TB/30[w];[1:v]setpts=N/TB/30[p];[w][p]ssim=stats_file=-`;
+  const { stdout } = await run('ffmpeg', ['-v', 'error', '-i', whole, '-i', part, '-lavfi', lavfi, '-f', 'null', '-'], { maxBuffer: MAX });
+  return stdout
+    .split('\n')
+    .map((l) => /All:([0-9.]+)/.exec(l)?.[1])
+    .filter((v): v is string => v !== undefined)
+    .map(Number);
+}
+
+/** Frame types (I/P/B) in order, to find keyframes. */
+export async function pictTypes(file: string): Promise<string[]> {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pict_type', '-of', 'csv=p=0', file], { maxBuffer: MAX });
+  return stdout.split('\n').map((s) => s.trim().replace(/,+$/, '')).filter(Boolean);
+}
+
+/** Mean volume in dB of an audio stretch (−91 is digital silence). */
+export async function meanVolume(file: string, startSec: number, durSec: number): Promise<number> {
+  const { stderr } = await run('ffmpeg', ['-v', 'info', '-ss', String(startSec), '-t', String(durSec), '-i', file, '-vn', '-af', 'volumedetect', '-f', 'null', '-'], { maxBuffer: MAX });
+  const m = /mean_volume: (-?[0-9.]+|-inf) dB/.exec(stderr);
+  if (!m) throw new Error(`no volume for ${file}`);
+  return m[1] === '-inf' ? -91 : Number(m[1]);
+}
+

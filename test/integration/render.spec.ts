@@ -1,0 +1,203 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { MontageError } from '../../src/common/errors';
+import { brightPixels, frameAt, meanVolume, near, pictTypes, pixel, probe, ssimPerFrame } from '../helpers/media';
+import { renderContext } from '../helpers/render-context';
+
+type Ctx = Awaited<ReturnType<typeof renderContext>>;
+let ctx: Ctx;
+beforeAll(async () => {
+  ctx = await renderContext();
+});
+afterAll(() => ctx.close());
+
+const RED: [number, number, number] = [255, 0, 0];
+const GREEN: [number, number, number] = [0, 255, 0];
+
+describe('outputs', () => {
+  it('mp4: H.264 + AAC, exact size, frame count and duration; layers where and when the template says', async () => {
+    const out = ctx.out('colors.mp4');
+    await ctx.renders.render({ project: 't', movie: 'colors', params: {}, profile: { format: 'mp4' } }, out);
+    const p = await probe(out);
+    expect(p.video).toMatchObject({ codec_name: 'h264', width: 320, height: 180, nb_read_frames: '60', pix_fmt: 'yuv420p' });
+    expect(p.audio?.codec_name).toBe('aac');
+    expect(p.durationSec).toBeCloseTo(2, 1);
+
+    // The green box starts at 0.5 s (frame 15) in the top-right quarter.
+    const before = await frameAt(out, 10, 320, 180);
+    const after = await frameAt(out, 20, 320, 180);
+    expect(near(pixel(before, 240, 45), RED)).toBe(true);
+    expect(near(pixel(after, 240, 45), GREEN)).toBe(true);
+    expect(near(pixel(after, 80, 45), RED)).toBe(true);
+    // White text appears at 1 s (frame 30) in the lower half, not before.
+    expect(brightPixels(await frameAt(out, 25, 320, 180), 0, 100, 320, 80)).toBe(0);
+    expect(brightPixels(await frameAt(out, 40, 320, 180), 0, 100, 320, 80)).toBeGreaterThan(200);
+  });
+
+  it('webm: VP9 + Opus', async () => {
+    const out = ctx.out('colors.webm');
+    await ctx.renders.render({ project: 't', movie: 'colors', params: { box: '#0000ff' }, profile: { format: 'webm' } }, out);
+    const p = await probe(out);
+    expect(p.video).toMatchObject({ codec_name: 'vp9', width: 320, height: 180, nb_read_frames: '60' });
+    expect(p.audio?.codec_name).toBe('opus');
+    expect(near(pixel(await frameAt(out, 30, 320, 180), 240, 45), [0, 0, 255])).toBe(true);
+  });
+
+  it('gif: palette-optimised at 15 fps', async () => {
+    const out = ctx.out('colors.gif');
+    await ctx.renders.render({ project: 't', movie: 'colors', params: {}, profile: { format: 'gif' } }, out);
+    const p = await probe(out);
+    expect(p.video).toMatchObject({ codec_name: 'gif', width: 320, height: 180, nb_read_frames: '30' });
+    expect(near(pixel(await frameAt(out, 15, 320, 180), 240, 45), GREEN, 60)).toBe(true);
+  });
+
+  it.each([
+    ['png', 'png'],
+    ['jpg', 'jpeg'],
+    ['webp', 'webp'],
+  ] as const)('%s still of a chosen frame', async (format, sharpFormat) => {
+    const out = ctx.out(`frame.${format}`);
+    await ctx.renders.render({ project: 't', movie: 'colors', params: {}, profile: { format, quality: 90 }, frame: 45 }, out);
+    const meta = await sharp(out).metadata();
+    expect(meta).toMatchObject({ format: sharpFormat, width: 320, height: 180 });
+    const { data, info } = await sharp(out).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const at = (x: number, y: number) => [0, 1, 2].map((c) => data[(y * info.width + x) * info.channels + c]) as [number, number, number];
+    expect(near(at(240, 45), GREEN)).toBe(true);
+    expect(near(at(40, 20), RED)).toBe(true);
+  });
+
+  it('jpg quality changes the file size', async () => {
+    const low = ctx.out('q10.jpg');
+    const high = ctx.out('q95.jpg');
+    await ctx.renders.render({ project: 't', movie: 'motion', params: {}, profile: { format: 'jpg', quality: 10 }, frame: 5 }, low);
+    await ctx.renders.render({ project: 't', movie: 'motion', params: {}, profile: { format: 'jpg', quality: 95 }, frame: 5 }, high);
+    expect(fs.statSync(high).size).toBeGreaterThan(fs.statSync(low).size * 1.5);
+  });
+
+  it('a still defaults to the poster frame and refuses frames outside the movie', async () => {
+    await expect(
+      ctx.renders.render({ project: 't', movie: 'colors', params: {}, profile: { format: 'png' }, frame: 60 }, ctx.out('x.png')),
+    ).rejects.toMatchObject({ kind: 'bad_input' });
+    const plan = await ctx.renders.plan({ project: 't', movie: 'colors', params: {} });
+    expect(plan.posterFrame).toBe(30);
+  });
+});
+
+describe('deterministic frame ranges', () => {
+  it('frames [0,30) and [30,69) rendered apart are the frames of one pass, across a crossfade, a wipe and running animations', async () => {
+    const whole = ctx.out('whole.mp4');
+    const a = ctx.out('a.mp4');
+    const b = ctx.out('b.mp4');
+    const req = { project: 't', movie: 'motion', params: {}, profile: { format: 'mp4' as const, crf: 12 } };
+    const result = await ctx.renders.render(req, whole);
+    expect(result.plan.totalFrames).toBe(69); // (1.2 + 1 + 0.8 s − 0.4 − 0.3 s of transitions) × 30 fps
+    await ctx.renders.render({ ...req, range: { from: 0, to: 30 } }, a);
+    await ctx.renders.render({ ...req, range: { from: 30, to: 69 } }, b);
+
+    expect((await probe(a)).video?.nb_read_frames).toBe('30');
+    expect((await probe(b)).video?.nb_read_frames).toBe('39');
+    expect((await pictTypes(b))[0]).toBe('I'); // a segment starts on a keyframe
+    const ssim = [...(await ssimPerFrame(whole, a, 0, 30)), ...(await ssimPerFrame(whole, b, 30, 39))];
+    expect(ssim).toHaveLength(69);
+    expect(Math.min(...ssim)).toBeGreaterThanOrEqual(0.99);
+  });
+});
+
+describe('animations and transitions', () => {
+  it('slide-in moves the box from the left; crossfade mixes; wipe reveals from the right', async () => {
+    const out = ctx.out('motion.mp4');
+    await ctx.renders.render({ project: 't', movie: 'motion', params: {}, profile: { format: 'mp4', crf: 12 } }, out);
+    const yellowX = async (n: number) => {
+      const f = await frameAt(out, n, 320, 180);
+      for (let x = 0; x < 320; x++) if (near(pixel(f, x, 90), [255, 255, 0], 60)) return x;
+      return -1;
+    };
+    const early = await yellowX(3);
+    const settled = await yellowX(20); // the 0.5 s slide is over at frame 15
+    expect(settled).toBeGreaterThanOrEqual(18);
+    expect(settled).toBeLessThanOrEqual(22);
+    expect(early).toBeLessThan(settled); // coming in from the left
+
+    // Crossfade into the green scene: frames 24..35. Halfway, a background pixel is a mix.
+    const mid = pixel(await frameAt(out, 30, 320, 180), 300, 170);
+    const done = pixel(await frameAt(out, 40, 320, 180), 300, 170);
+    expect(near(done, [0, 160, 0])).toBe(true);
+    expect(mid[1]).toBeGreaterThan(40);
+    expect(mid[1]).toBeLessThan(150);
+
+    // Wipe into the blue scene: frames 45..54, its edge moving right → left.
+    const wipe = await frameAt(out, 49, 320, 180);
+    expect(near(pixel(wipe, 310, 170), [0, 0, 192])).toBe(true);
+    expect(near(pixel(wipe, 10, 170), [0, 160, 0])).toBe(true);
+  });
+
+  it('audio fades in and out, and the whole track is there', async () => {
+    const out = ctx.out('motion-audio.mp4');
+    await ctx.renders.render({ project: 't', movie: 'motion', params: {}, profile: { format: 'mp4' } }, out);
+    const start = await meanVolume(out, 0, 0.05);
+    const middle = await meanVolume(out, 1, 0.2);
+    expect(middle).toBeGreaterThan(-25);
+    expect(start).toBeLessThan(middle - 6);
+  });
+});
+
+describe('hostile text', () => {
+  const nasty: Array<[string, string]> = [
+    ['quotes, colons, backslashes, %{…}', `it's "quoted" and \\back\\slashed: a:b; c,d [x] %{pts} %{localtime} \${HOME} $(id)`],
+    ['newlines', 'line one\nline two\r\nline three'],
+    ['emoji and right-to-left', 'emoji 😀🎬 and RTL שלום عليكم mixed'],
+    ['Handlebars and markup', '{{name}} {{#each x}} <b>bold?</b> &amp; </span>'],
+    ['a long word', 'x'.repeat(400)],
+  ];
+  it.each(nasty)('%s: rendered literally, never in the filter graph', async (_label, text) => {
+    const out = ctx.out('hostile.png');
+    const plan = await ctx.renders.plan({ project: 't', movie: 'hostile', params: { text } });
+    const args = JSON.stringify(plan);
+    expect(args).not.toContain('%{pts}');
+    await ctx.renders.render({ project: 't', movie: 'hostile', params: { text }, profile: { format: 'png' }, frame: 10 }, out);
+    const { data, info } = await sharp(out).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    let ink = 0;
+    for (let i = 0; i < info.width * info.height; i++) if (data[i * 3] > 200) ink++;
+    expect(ink).toBeGreaterThan(300);
+  });
+});
+
+describe('bad input: one clear error, nothing written', () => {
+  const attempt = (req: Partial<Parameters<Ctx['renders']['render']>[0]>, out = ctx.out('bad.mp4')) =>
+    ctx.renders.render({ project: 't', movie: 'colors', params: {}, profile: { format: 'mp4' }, ...req }, out).then(
+      () => {
+        throw new Error('expected a failure');
+      },
+      (err: MontageError) => err,
+    );
+
+  it.each([
+    ['unknown project', { project: 'nope' }, 'not_found', 'project'],
+    ['unknown movie', { movie: 'nope' }, 'not_found', 'movie'],
+    ['unknown variable', { params: { colour: '#fff' } }, 'bad_input', 'colour'],
+    ['wrong type', { params: { box: 'green' } }, 'bad_input', 'box'],
+    ['huge string', { params: { label: 'x'.repeat(20_000) } }, 'bad_input', 'label'],
+    ['missing required variable', { movie: 'media', params: {} }, 'bad_input', 'photo'],
+    ['a path for a media param', { movie: 'media', params: { photo: '/etc/passwd' } }, 'bad_input', 'photo'],
+  ])('%s → error naming the field', async (_label, req, kind, field) => {
+    const err = await attempt(req as never);
+    expect(err).toBeInstanceOf(MontageError);
+    expect(err.kind).toBe(kind);
+    expect(err.details.map((d) => d.field)).toContain(field);
+    expect(fs.existsSync(ctx.out('bad.mp4'))).toBe(false);
+  });
+
+  it('leaves no partial file when ffmpeg fails', async () => {
+    const broken = await renderContext({ env: { FFMPEG_PATH: '/bin/false' } });
+    try {
+      const out = broken.out('broken.mp4');
+      await expect(broken.renders.render({ project: 't', movie: 'colors', params: {}, profile: { format: 'mp4' } }, out)).rejects.toMatchObject({
+        kind: 'render_failed',
+      });
+      expect(fs.readdirSync(path.dirname(out))).toEqual([]);
+    } finally {
+      await broken.close();
+    }
+  });
+});
