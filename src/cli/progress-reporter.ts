@@ -20,6 +20,8 @@ export function createProgressReporter(stream: NodeJS.WriteStream, label: string
       format: `${label} [{bar}] {percentage}% | {value}/{total} frames | {rate} fps | ETA {eta_s}`,
       hideCursor: true,
       barsize: 30,
+      barCompleteChar: '\u2588',
+      barIncompleteChar: '\u2591',
     });
     let begun = false;
     return {

@@ -8,8 +8,21 @@ export type HandlebarsEnv = typeof Handlebars;
  */
 export function createHandlebarsEnv(partials: Record<string, string> = {}): HandlebarsEnv {
   const hb = Handlebars.create();
-  const str = (v: unknown) => (v === undefined || v === null ? '' : String(v));
-  const opts = (args: unknown[]) => (args[args.length - 1] as Handlebars.HelperOptions).hash ?? {};
+  // A helper called without a value receives Handlebars' options object in its place.
+  const isOptions = (v: unknown): v is Handlebars.HelperOptions =>
+    typeof v === 'object' && v !== null && 'hash' in v && 'data' in v && 'name' in v;
+  const str = (v: unknown): string => {
+    if (v === undefined || v === null || isOptions(v)) return '';
+    try {
+      return String(v);
+    } catch {
+      return ''; // objects without a usable toString
+    }
+  };
+  const opts = (args: unknown[]): Record<string, unknown> => {
+    const last = args[args.length - 1];
+    return isOptions(last) ? (last.hash as Record<string, unknown>) : {};
+  };
 
   hb.registerHelper('upper', (v: unknown) => str(v).toLocaleUpperCase());
   hb.registerHelper('lower', (v: unknown) => str(v).toLocaleLowerCase());
@@ -32,7 +45,7 @@ export function createHandlebarsEnv(partials: Record<string, string> = {}): Hand
     const decimals = h.decimals === undefined ? undefined : Math.min(20, Math.max(0, Number(h.decimals) || 0));
     try {
       return new Intl.NumberFormat(typeof h.locale === 'string' ? h.locale : 'en-US', {
-        style: ['currency', 'percent', 'decimal'].includes(h.style) ? h.style : 'decimal',
+        style: h.style === 'currency' || h.style === 'percent' ? h.style : 'decimal',
         currency: typeof h.currency === 'string' ? h.currency : undefined,
         minimumFractionDigits: decimals,
         maximumFractionDigits: decimals,
@@ -44,14 +57,15 @@ export function createHandlebarsEnv(partials: Record<string, string> = {}): Hand
   /** `{{date when format="long" locale="fr-FR"}}`; format: short|medium|long|full|iso|year. */
   hb.registerHelper('date', (v: unknown, ...rest: unknown[]) => {
     const h = opts(rest);
-    const d = v === undefined || v === null || v === '' ? new Date(0) : new Date(typeof v === 'number' ? v : str(v));
+    if (str(v) === '') return '';
+    const d = new Date(typeof v === 'number' ? v : str(v));
     if (Number.isNaN(d.getTime())) return str(v);
     const format = typeof h.format === 'string' ? h.format : 'medium';
     if (format === 'iso') return d.toISOString().slice(0, 10);
     if (format === 'year') return String(d.getUTCFullYear());
     try {
       return new Intl.DateTimeFormat(typeof h.locale === 'string' ? h.locale : 'en-US', {
-        dateStyle: ['short', 'medium', 'long', 'full'].includes(format) ? format : 'medium',
+        dateStyle: format === 'short' || format === 'long' || format === 'full' ? format : 'medium',
         timeZone: 'UTC', // renders must not depend on the render node's time zone
       }).format(d);
     } catch {

@@ -97,6 +97,10 @@ function checkList(name: string, variable: ListVariable, given: unknown, errors:
 }
 
 function checkAny(path: string, item: unknown, errors: ErrorDetail[]): ParamValue | undefined {
+  if (typeof item === 'string' && [...item].length > MAX_STRING_LENGTH) {
+    errors.push({ field: path, message: `is too long; the limit is ${MAX_STRING_LENGTH} characters` });
+    return undefined;
+  }
   if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') return item;
   errors.push({ field: path, message: 'expected a string, number or boolean' });
   return undefined;
@@ -155,11 +159,22 @@ function checkScalar(
       if (variable.maxLength !== undefined && length > variable.maxLength) {
         return fail(`must be at most ${variable.maxLength} characters, got ${length}`);
       }
-      if (variable.pattern !== undefined && !new RegExp(`^(?:${variable.pattern})$`, 'u').test(s)) {
-        return fail(`does not match the pattern ${variable.pattern}`);
+      if (variable.pattern !== undefined) {
+        const pattern = compilePattern(variable.pattern);
+        if (!pattern) return fail(`the template's pattern for this variable is not a valid regular expression`);
+        if (!pattern.test(s)) return fail(`does not match the pattern ${variable.pattern}`);
       }
       return s;
     }
+  }
+}
+
+/** A designer's pattern, anchored to the whole value; undefined when it does not compile. */
+export function compilePattern(pattern: string): RegExp | undefined {
+  try {
+    return new RegExp(`^(?:${pattern})$`, 'u');
+  } catch {
+    return undefined;
   }
 }
 

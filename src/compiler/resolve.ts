@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { badInput, type ErrorDetail } from '../common/errors';
 import type { Direction, Easing, ResolvedAudioSpec, ResolvedLayerSpec } from '../templates/movie.schema';
-import { resolvedAudioSchema, resolvedSceneSchema } from '../templates/movie.schema';
+import { explainIssue, resolvedAudioSchema, resolvedSceneSchema } from '../templates/movie.schema';
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import type { ParamValue, Params } from './params';
@@ -107,11 +107,10 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
     );
     const checked = resolvedSceneSchema.safeParse(rendered);
     if (!checked.success) {
-      for (const issue of checked.error.issues) {
-        errors.push({
-          field: at([...sourcePath, ...issue.path]),
-          message: `${[...sourcePath, ...issue.path].join('.')}: ${issue.message} (after applying params)`,
-        });
+      for (const raw of checked.error.issues) {
+        const issue = explainIssue(raw);
+        const p = [...sourcePath, ...issue.path];
+        errors.push({ field: at(p), message: `${p.join('.')}: ${issue.message} (after applying params)` });
       }
       return;
     }
@@ -156,7 +155,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
           try {
             timed.svg = hb.markup(template.svgSources[rel])(context, data);
           } catch (err) {
-            errors.push({ field: `${rel}:1`, message: `Handlebars: ${(err as Error).message.split('\n')[0]}` });
+            errors.push({ field: `${template.project}/${template.movie}/${rel}:1`, message: `Handlebars: ${(err as Error).message.split('\n')[0]}` });
           }
         }
       }
@@ -196,7 +195,8 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
     const rendered = applyHandlebars(track, hb, { ...params }, {}, (p, message) => errors.push({ field: at(['audio', i, ...p]), message }));
     const checked = resolvedAudioSchema.safeParse(rendered);
     if (!checked.success) {
-      for (const issue of checked.error.issues) {
+      for (const raw of checked.error.issues) {
+        const issue = explainIssue(raw);
         errors.push({ field: at(['audio', i, ...issue.path]), message: `audio.${i}.${issue.path.join('.')}: ${issue.message}` });
       }
       return;

@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import ffmpeg from 'fluent-ffmpeg';
 import type { MediaProbe, ProbeResult } from '../assets/asset-cache.types';
-import { renderFailed, unusableMedia } from '../common/errors';
+import { renderFailed } from '../common/errors';
 import { type FfprobeData, ffmpegErrorSummary, parseProbe, ProgressParser } from '../compiler/ffmpeg-output';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 
@@ -38,11 +38,11 @@ export class MediaRepository implements MediaProbe {
       .filter((e): e is string => !!e);
   }
 
+  /** What a file holds. A file ffprobe cannot read holds nothing usable: that is a result, not an error. */
   probe(path: string): Promise<ProbeResult> {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve) => {
       ffmpeg.ffprobe(path, (err: Error | null, data: FfprobeData) => {
-        if (err) reject(unusableMedia(`not a media file ffprobe can read (${err.message.split('\n').slice(-2).join(' ').slice(0, 200)})`));
-        else resolve(parseProbe(data));
+        resolve(err ? { hasVideo: false, hasAudio: false, isImage: false } : parseProbe(data));
       });
     });
   }

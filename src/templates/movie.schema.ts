@@ -8,7 +8,8 @@ import { z } from 'zod';
  * strictly, once the params are in. `tpl(schema)` expresses exactly that.
  */
 const TEMPLATED = /\{\{/;
-const templated = z.string().regex(TEMPLATED, 'expected a value');
+// Fatal, so that a value which is neither fails as the real type would ("expected a number").
+const templated = z.custom<string>((v) => typeof v === 'string' && TEMPLATED.test(v), { fatal: true });
 
 /** Numbers may arrive as strings after Handlebars ("12.5"). */
 const numberLike = z.preprocess(
@@ -87,7 +88,7 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
   const imageLayer = z
     .object({
       type: z.literal('image'),
-      src: z.string().min(1),
+      src: z.string().min(1, 'media source is empty (is a media variable missing?)'),
       fit,
       kenBurns: z.object({ from: kenBurnsPoint, to: kenBurnsPoint }).strict().optional(),
       ...box,
@@ -121,11 +122,11 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
       ...timing,
     })
     .strict();
-  const svgLayer = z.object({ type: z.literal('svg'), src: z.string().min(1), ...box, ...timing }).strict();
+  const svgLayer = z.object({ type: z.literal('svg'), src: z.string().min(1, 'media source is empty (is a media variable missing?)'), ...box, ...timing }).strict();
   const videoLayer = z
     .object({
       type: z.literal('video'),
-      src: z.string().min(1),
+      src: z.string().min(1, 'media source is empty (is a media variable missing?)'),
       fit,
       trim: z.object({ start: seconds.default(0 as never), end: seconds.optional() }).strict().default({} as never),
       loop: tpl(boolLike).default(false as never),
@@ -170,7 +171,7 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
 
   const audioTrack = z
     .object({
-      src: z.string().min(1),
+      src: z.string().min(1, 'media source is empty (is a media variable missing?)'),
       /** Seconds into the movie where the track starts. */
       start: seconds.default(0 as never),
       /** Seconds into the source where playback starts. */
@@ -261,6 +262,21 @@ export const movieSchema = z
   .strict();
 
 export type MovieFile = z.infer<typeof movieSchema>;
+
+/**
+ * The issue to show a designer: for a templatable field, what the real type expected; for an
+ * unknown key, the key itself (so its line is found, not its parent's).
+ */
+export function explainIssue(issue: z.ZodIssue): { path: Array<string | number>; message: string } {
+  if (issue.code === 'invalid_union' && issue.unionErrors[0]?.issues[0]) {
+    const inner = issue.unionErrors[0].issues[0];
+    return explainIssue({ ...inner, path: [...issue.path, ...inner.path.slice(issue.path.length)] } as z.ZodIssue);
+  }
+  if (issue.code === 'unrecognized_keys' && issue.keys.length > 0) {
+    return { path: [...issue.path, issue.keys[0]], message: `unknown field "${issue.keys.join('", "')}"` };
+  }
+  return { path: issue.path, message: issue.message };
+}
 export type SceneSpec = z.infer<typeof sceneSchema>;
 /** After Handlebars: every value final, numbers are numbers. */
 export type ResolvedLayerSpec = z.infer<typeof resolvedLayerSchema>;

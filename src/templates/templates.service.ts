@@ -3,12 +3,12 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { badInput, type ErrorDetail, MontageError, notFound } from '../common/errors';
 import { createHandlebarsEnv } from '../compiler/handlebars-env';
-import { MEDIA_TYPES, type Params, validateParams } from '../compiler/params';
+import { compilePattern, MEDIA_TYPES, type Params, validateParams } from '../compiler/params';
 import { resolveMovie } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { FontsRepository } from '../repositories/fonts.repository';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
-import { type MovieFile, movieSchema, type Variable } from './movie.schema';
+import { explainIssue, type MovieFile, movieSchema, type Variable } from './movie.schema';
 import type { LoadedTemplate } from './template.types';
 import { parseSource } from './yaml-source';
 
@@ -57,10 +57,10 @@ export class TemplatesService {
     const { doc } = parsed;
     const checked = movieSchema.safeParse(doc.data);
     if (!checked.success) {
-      const errors = checked.error.issues.map((issue) => ({
-        field: `${rel}:${doc.lineOf(issue.path)}`,
-        message: `${issue.path.join('.') || '(movie)'}: ${issue.message}`,
-      }));
+      const errors = checked.error.issues.map((raw) => {
+        const issue = explainIssue(raw);
+        return { field: `${rel}:${doc.lineOf(issue.path)}`, message: `${issue.path.join('.') || '(movie)'}: ${issue.message}` };
+      });
       throw badInput(`${errors[0].field}: ${errors[0].message}`, errors);
     }
     const files = await this.files.listFiles(dir);
@@ -126,14 +126,14 @@ export class TemplatesService {
       try {
         hb.precompile(source);
       } catch (err) {
-        errors.push({ field: `${template.project}/${template.movie}/${file}:${handlebarsLine(err)}`, message: firstLine(err) });
+        errors.push({ field: `${template.project}/${template.movie}/${file}:${handlebarsLine(err)}`, message: handlebarsMessage(err) });
       }
     }
     walkStrings(spec, [], (value, p) => {
       try {
         hb.precompile(value);
       } catch (err) {
-        errors.push({ field: at(p), message: `Handlebars: ${firstLine(err)}` });
+        errors.push({ field: at(p), message: `Handlebars: ${handlebarsMessage(err)}` });
       }
     });
     if (errors.length === 0) {
@@ -160,14 +160,10 @@ export class TemplatesService {
     const where = at(['variables', name]);
     if (variable.type === 'enum' && !variable.values) errors.push({ field: where, message: `enum variable "${name}" needs values` });
     if (variable.type === 'list' && variable.fields && variable.of) errors.push({ field: where, message: `list variable "${name}": use fields or of, not both` });
-    if (variable.type !== 'list' && variable.pattern !== undefined) {
-      try {
-        new RegExp(variable.pattern, 'u');
-      } catch {
-        errors.push({ field: at(['variables', name, 'pattern']), message: `pattern of "${name}" is not a valid regular expression` });
-      }
+    if (variable.type !== 'list' && variable.pattern !== undefined && !compilePattern(variable.pattern)) {
+      errors.push({ field: at(['variables', name, 'pattern']), message: `pattern of "${name}" is not a valid regular expression` });
     }
-    if (variable.default !== undefined) {
+    if (errors.length === 0 && variable.default !== undefined) {
       // Defaults are the designer's: media defaults may be files of the template, which must exist.
       const checked = validateParams({ [name]: variable }, { [name]: variable.default }, { allowTemplateFiles: true });
       if (!checked.ok) {
@@ -193,7 +189,7 @@ export class TemplatesService {
           if (!template.files.includes(path.posix.normalize(layer.font.file))) {
             errors.push({ field: at([...p, 'file']), message: `font file "${layer.font.file}" not found in the template folder` });
           }
-        } else if (!installed.has(layer.font.family.toLowerCase())) {
+        } else if (!layer.font.family.includes('{{') && !installed.has(layer.font.family.toLowerCase())) {
           errors.push({ field: at([...p, 'family']), message: `font family "${layer.font.family}" is not installed (fc-list lists the installed ones)` });
         }
       }),
@@ -232,8 +228,10 @@ function partialName(file: string): string {
   return file.replace(/\.hbs$/, '').replace(/\//g, '.');
 }
 
-function firstLine(err: unknown): string {
-  return String((err as Error).message ?? err).split('\n')[0];
+/** "Parse error on line 1: … Expecting 'CLOSE', got 'EOF'": the first and the last line say it all. */
+export function handlebarsMessage(err: unknown): string {
+  const lines = String((err as Error).message ?? err).split('\n').filter(Boolean);
+  return lines.length > 1 ? `${lines[0]} ${lines[lines.length - 1]}` : (lines[0] ?? 'invalid template');
 }
 
 function handlebarsLine(err: unknown): number {

@@ -1,4 +1,4 @@
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { isNode, LineCounter, parseDocument, visit } from 'yaml';
 import type { ErrorDetail } from '../common/errors';
 
 /** A parsed movie file that still knows where each value came from, for `file:line` errors. */
@@ -31,5 +31,21 @@ export function parseSource(file: string, text: string): ParseResult {
     }
     return 1;
   };
-  return { ok: true, doc: { file, data: doc.toJS({ maxAliasCount: 100 }), lineOf } };
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // Aliases are resolved here: one to a missing anchor, or an alias bomb, fails at this point.
+    let line = 1;
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.range && (line === 1 || !node.resolve(doc))) {
+          line = lineCounter.linePos(node.range[0]).line;
+          if (!node.resolve(doc)) return visit.BREAK;
+        }
+      },
+    });
+    return { ok: false, errors: [{ field: `${file}:${line}`, message: (err as Error).message.split('\n')[0] }] };
+  }
+  return { ok: true, doc: { file, data, lineOf } };
 }

@@ -11,10 +11,12 @@ export const FIXTURE_TEMPLATES = path.join(__dirname, '..', 'fixtures', 'templat
 export const DEMO_TEMPLATES = path.join(__dirname, '..', '..', 'templates');
 
 /** The real renderer module (real ffmpeg, sharp, fetcher) over a fresh data dir. */
-export async function renderContext(options: { templatesDir?: string; allowPrivate?: boolean; env?: Record<string, string> } = {}) {
+export async function renderContext(
+  options: { templatesDir?: string; allowPrivate?: boolean; maxBytes?: number; env?: Record<string, string> } = {},
+) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-test-'));
   const base = loadConfig({ MONTAGE_TEMPLATES_DIR: options.templatesDir ?? FIXTURE_TEMPLATES, MONTAGE_DATA_DIR: dataDir, ...options.env });
-  const config: MontageConfig = { ...base, media: { ...base.media, allowPrivateAddresses: options.allowPrivate ?? false, timeoutMs: 5000 } };
+  const config: MontageConfig = { ...base, media: { ...base.media, allowPrivateAddresses: options.allowPrivate ?? false, timeoutMs: 5000, maxBytes: options.maxBytes ?? base.media.maxBytes } };
   const moduleRef = await Test.createTestingModule({ imports: [RenderModule] })
     .overrideProvider(MONTAGE_CONFIG)
     .useValue(config)

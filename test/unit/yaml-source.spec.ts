@@ -128,16 +128,12 @@ describe('parseSource', () => {
     expect(doc(parseSource('f', 'a: &c "#ffffff"\nb: *c\n')).data).toEqual({ a: '#ffffff', b: '#ffffff' });
   });
 
-  // BUG (src/templates/yaml-source.ts, `doc.toJS(...)` is outside any error handling): an alias to a missing anchor
-  // throws a ReferenceError from parseSource instead of returning { ok: false, errors: [file:line] }, so
-  // TemplatesService.load/check throw a plain Error (HTTP 500) for a template typo.
-  it.failing('an alias to an anchor that does not exist is an error with file:line, not a throw', () => {
+  it('an alias to an anchor that does not exist is an error with file:line, not a throw', () => {
     const e = errs(parseSource('f.yaml', 'a: 1\nb: *nope\n'));
     expect(e[0].field).toBe('f.yaml:2');
   });
 
-  // BUG (same place): a "billion laughs" alias bomb makes toJS throw "Excessive alias count" instead of an error result.
-  it.failing('an alias bomb is refused with an error result, not a throw', () => {
+  it('an alias bomb is refused with an error result, not a throw', () => {
     let bomb = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n';
     for (let i = 0; i < 8; i++) {
       const prev = String.fromCharCode(97 + i);
@@ -145,22 +141,6 @@ describe('parseSource', () => {
       bomb += `${next}: &${next} [${Array(10).fill(`*${prev}`).join(', ')}]\n`;
     }
     expect(errs(parseSource('f.yaml', bomb)).length).toBeGreaterThan(0);
-  });
-
-  it('an alias bomb never expands (it throws today, see above, but never hangs or allocates the expansion)', () => {
-    let bomb = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n';
-    for (let i = 0; i < 8; i++) {
-      const prev = String.fromCharCode(97 + i);
-      const next = String.fromCharCode(98 + i);
-      bomb += `${next}: &${next} [${Array(10).fill(`*${prev}`).join(', ')}]\n`;
-    }
-    let result: ParseResult | undefined;
-    try {
-      result = parseSource('f.yaml', bomb);
-    } catch {
-      result = undefined;
-    }
-    expect(result === undefined || !result.ok).toBe(true);
   });
 });
 

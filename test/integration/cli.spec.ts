@@ -1,0 +1,105 @@
+import { execFile, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { probe } from '../helpers/media';
+import { DEMO_TEMPLATES, FIXTURE_TEMPLATES } from '../helpers/render-context';
+
+// The CLI as a user runs it: the built binary, real processes, exit codes and output.
+const BIN = path.join(__dirname, '..', '..', 'bin', 'montage.js');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-cli-'));
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+async function montage(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await promisify(execFile)('node', [BIN, ...args], {
+      cwd: work,
+      env: { ...process.env, MONTAGE_DATA_DIR: path.join(work, 'data'), MONTAGE_TEMPLATES_DIR: DEMO_TEMPLATES, ...env },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('montage templates check', () => {
+  it('passes the demo templates', async () => {
+    const r = await montage(['templates', 'check']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ok {4}demo\/welcome$/m);
+    expect(r.stdout).toMatch(/^ok {4}demo\/lower-third$/m);
+    expect(r.stdout).toMatch(/^ok {4}demo\/slideshow$/m);
+  });
+
+  it('prints each problem as file:line and exits 2', async () => {
+    const dir = path.join(work, 'bad-templates', 'p', 'broken');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, 'movie.yaml'),
+      ['canvas: { width: 320, height: 180 }', 'scenes:', '  - duration: 1', '    layers:', '      - type: text', '        text: hi', '        colour: "#fff"', '      - type: sparkle', ''].join('\n'),
+    );
+    const r = await montage(['templates', 'check'], { MONTAGE_TEMPLATES_DIR: path.join(work, 'bad-templates') });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(/^p\/broken\/movie\.yaml:7: .*unknown field "colour"/m);
+    expect(r.stdout).toMatch(/^p\/broken\/movie\.yaml:8: /m);
+  });
+});
+
+describe('montage render', () => {
+  it('renders a demo with the user’s params, with progress lines when not on a terminal', async () => {
+    const out = path.join(work, 'lt.mp4');
+    const r = await montage(['render', 'demo/lower-third', '--param', 'name=Grace Hopper', '--param', 'title=Rear Admiral', '--from', '0', '--to', '45', '--out', out]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/demo\/lower-third → mp4: 45\/45 frames \(100%\)/);
+    expect(r.stderr).toMatch(/wrote .*lt\.mp4/);
+    const p = await probe(out);
+    expect(p.video).toMatchObject({ codec_name: 'h264', width: 1920, height: 1080, nb_read_frames: '45' });
+  });
+
+  it('reads params from a file alongside --param; the format comes from --out', async () => {
+    const file = path.join(work, 'p.json');
+    fs.writeFileSync(file, JSON.stringify({ name: 'From file', company: 'Files Inc' }));
+    const out = path.join(work, 'poster.jpg');
+    const r = await montage(['render', 'demo/welcome', '--params-file', file, '--param', 'name=From flag', '--out', out, '--quality', '70']);
+    expect(r.code).toBe(0);
+    expect(fs.readFileSync(out).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff])); // JPEG magic
+  });
+
+  it('shows a progress bar on a terminal', () => {
+    const out = path.join(work, 'tty.gif');
+    const cmd = `node ${BIN} render demo/slideshow --from 0 --to 20 --out ${out}`;
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], {
+      cwd: work,
+      env: { ...process.env, MONTAGE_DATA_DIR: path.join(work, 'data'), MONTAGE_TEMPLATES_DIR: DEMO_TEMPLATES, TERM: 'xterm' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/\[[█░]{30}\] \d+% \| \d+\/20 frames \| [\d.]+ fps \| ETA/);
+  });
+
+  it.each([
+    ['an unknown movie', ['render', 'demo/nope', '--out', 'x.mp4'], /unknown movie "nope"/],
+    ['a missing required variable', ['render', 'demo/welcome', '--out', 'x.mp4'], /name: missing required string variable/],
+    ['a value outside its constraints', ['render', 'demo/welcome', '--param', `name=${'x'.repeat(41)}`, '--out', 'x.mp4'], /name: must be at most 40 characters/],
+    ['an unknown variable', ['render', 'demo/welcome', '--param', 'name=A', '--param', 'nmae=B', '--out', 'x.mp4'], /unknown variable "nmae"/],
+    ['a malformed --param', ['render', 'demo/welcome', '--param', 'name', '--out', 'x.mp4'], /--param expects name=value/],
+    ['an unknown option', ['render', 'demo/welcome', '--colour', 'red', '--out', 'x.mp4'], /unknown option/],
+    ['an unknown format', ['render', 'demo/welcome', '--param', 'name=A', '--out', 'x.avi'], /cannot tell the format/],
+    ['a local path as a media param', ['render', 'demo/welcome', '--param', 'name=A', '--param', 'photo=/etc/passwd', '--out', 'x.mp4'], /photo: expected an http\(s\) URL/],
+  ])('%s → exit 2 with a clear message', async (_label, args, message) => {
+    const r = await montage(args as string[]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(fs.existsSync(path.join(work, 'x.mp4'))).toBe(false);
+  });
+
+  it('a render failure exits 1', async () => {
+    const r = await montage(['render', 't/colors', '--out', 'x.mp4'], { MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES, FFMPEG_PATH: '/bin/false' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ffmpeg failed/);
+  });
+});

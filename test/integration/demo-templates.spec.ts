@@ -1,0 +1,76 @@
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { brightPixels, frameAt, meanVolume, near, pixel, probe } from '../helpers/media';
+import { DEMO_TEMPLATES, renderContext } from '../helpers/render-context';
+
+// The three sample templates, rendered in full as a new user would, with their own params.
+let ctx: Awaited<ReturnType<typeof renderContext>>;
+let server: http.Server;
+let base: string;
+beforeAll(async () => {
+  ctx = await renderContext({ templatesDir: DEMO_TEMPLATES, allowPrivate: true });
+  // The user's own pictures arrive as URLs: serve the demo's slides as if from elsewhere.
+  server = http.createServer((req, res) => {
+    const file = path.join(DEMO_TEMPLATES, 'demo', 'slideshow', 'assets', path.basename(req.url ?? ''));
+    if (!/^\/slide\d\.jpg$/.test(req.url ?? '') || !fs.existsSync(file)) return res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'image/jpeg' }).end(fs.readFileSync(file));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  await ctx.close();
+});
+
+it('welcome: 10 s of 1080p30 with music; the name appears, in the brand colour’s scene', async () => {
+  const out = ctx.out('welcome.mp4');
+  await ctx.renders.render({ project: 'demo', movie: 'welcome', params: { name: 'Zoë', brand: '#1e90ff' }, profile: { format: 'mp4' } }, out);
+  const p = await probe(out);
+  expect(p.video).toMatchObject({ codec_name: 'h264', width: 1920, height: 1080, nb_read_frames: '300' });
+  expect(p.audio?.codec_name).toBe('aac');
+  expect(p.durationSec).toBeCloseTo(10, 1);
+  expect(await meanVolume(out, 4, 2)).toBeGreaterThan(-35);
+
+  const intro = await frameAt(out, 90, 1920, 1080);
+  expect(near(pixel(intro, 20, 20), [30, 144, 255], 50)).toBe(true); // the gradient starts at the brand colour
+  expect(brightPixels(intro, 160, 380, 900, 140)).toBeGreaterThan(2000); // "Welcome, Zoë!"
+  expect(brightPixels(await frameAt(out, 5, 1920, 1080), 160, 380, 900, 140)).toBe(0); // not before 0.4 s
+  const card = await frameAt(out, 270, 1920, 1080);
+  expect(near(pixel(card, 960, 1060), [30, 144, 255], 50)).toBe(true); // the brand bar of the closing card
+});
+
+it('lower-third: the SVG strip slides in over the clip after 0.8 s and carries the name', async () => {
+  const out = ctx.out('lower-third.mp4');
+  await ctx.renders.render(
+    { project: 'demo', movie: 'lower-third', params: { name: 'Ada Lovelace', title: 'Analyst', accent: '#ff00ff' }, profile: { format: 'mp4' } },
+    out,
+  );
+  const p = await probe(out);
+  expect(p.video).toMatchObject({ width: 1920, height: 1080, nb_read_frames: '240' });
+  expect(await meanVolume(out, 1, 2)).toBeGreaterThan(-40); // the clip's own sound, unmuted
+  const before = await frameAt(out, 10, 1920, 1080);
+  const during = await frameAt(out, 90, 1920, 1080);
+  expect(brightPixels(before, 170, 790, 700, 90)).toBe(0);
+  expect(brightPixels(during, 170, 790, 700, 90)).toBeGreaterThan(1500);
+  expect(near(pixel(during, 128, 850), [255, 0, 255], 60)).toBe(true); // the accent bar
+  // the clip moves underneath: two frames a second apart differ
+  const later = await frameAt(out, 120, 1920, 1080);
+  expect(during.data.equals(later.data)).toBe(false);
+});
+
+it('slideshow: four slides from URLs with captions; duration follows the list', async () => {
+  const slides = [1, 2, 3, 4].map((n) => ({ image: `${base}/slide${n}.jpg`, caption: `Picture ${n}` }));
+  const out = ctx.out('slideshow.webm');
+  const result = await ctx.renders.render({ project: 'demo', movie: 'slideshow', params: { title: 'Trip', slides }, profile: { format: 'webm' } }, out);
+  // title 2.5 s + 4 × 3 s − 4 × 0.6 s of crossfades = 12.1 s
+  expect(result.plan.totalFrames).toBe(363);
+  const p = await probe(out);
+  expect(p.video).toMatchObject({ codec_name: 'vp9', width: 1280, height: 720, nb_read_frames: '363' });
+  expect(p.audio?.codec_name).toBe('opus');
+  // slide 4 (from its URL) is on screen at the end with its caption
+  const last = await frameAt(out, 350, 1280, 720);
+  expect(brightPixels(last, 60, 620, 500, 80)).toBeGreaterThan(300);
+});

@@ -1,0 +1,208 @@
+import { buildRenderArgs, ffColor } from '../../src/compiler/ffmpeg-args';
+import type { PlannedLayer, RenderPlan } from '../../src/compiler/render-plan';
+
+const fade = (duration: number) => ({ type: 'fade' as const, duration, easing: 'linear' as const, direction: 'left' as const, distance: 0 });
+const slide = (direction: 'left' | 'down', distance: number, duration: number) => ({
+  type: 'slide' as const,
+  duration,
+  easing: 'linear' as const,
+  direction,
+  distance,
+});
+
+function layer(overrides: Partial<PlannedLayer>): PlannedLayer {
+  return {
+    id: 's0.l0',
+    startFrame: 0,
+    endFrame: 60,
+    x: 0,
+    y: 0,
+    width: 100,
+    height: 50,
+    opacity: 1,
+    source: { kind: 'color', color: '#00ff00' },
+    fit: 'fill',
+    animIn: [],
+    animOut: [],
+    ...overrides,
+  };
+}
+
+function plan(layers: PlannedLayer[], extra: Partial<RenderPlan> = {}): RenderPlan {
+  return {
+    templateId: 'p/m',
+    version: 'v1',
+    width: 320,
+    height: 180,
+    fps: 30,
+    totalFrames: 60,
+    background: '#000000',
+    posterFrame: 30,
+    scenes: [{ index: 0, startFrame: 0, endFrame: 60, background: '#000000', layers }],
+    audio: [],
+    ...extra,
+  };
+}
+
+const HEAD = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y'];
+const CANVAS = 'color=c=0x000000:s=320x180:r=30,format=yuv420p,trim=end_frame=60,settb=expr=1/30,setpts=N+0[bg0]';
+const SILENCE_2S = 'anullsrc=r=48000:cl=stereo,atrim=end=2';
+const MP4_TAIL = ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-movflags', '+faststart', '-f', 'mp4'];
+
+describe('buildRenderArgs', () => {
+  it('a solid layer that fades in: exact arguments for a whole-movie mp4', () => {
+    const args = buildRenderArgs(plan([layer({ startFrame: 15, x: 10, y: 20, animIn: [fade(0.5)] })]), { from: 0, to: 60 }, { format: 'mp4' }, 'out.mp4');
+    expect(args).toEqual([
+      ...HEAD,
+      '-filter_complex',
+      [
+        CANVAS,
+        'color=c=0x00FF00:s=100x50:r=30,format=yuva420p,trim=end_frame=45,settb=expr=1/30,setpts=N+15,fade=t=in:st=0.5:d=0.5:alpha=1[l1]',
+        "[bg0][l1]overlay=x='10':y='20':eof_action=pass[o2]",
+        '[o2]setpts=PTS-STARTPTS,format=yuv420p[v3]',
+        `${SILENCE_2S}[a4]`,
+      ].join(';'),
+      '-map', '[v3]',
+      '-map', '[a4]',
+      ...MP4_TAIL,
+      'out.mp4',
+    ]);
+  });
+
+  it('a range starts every stream at its first frame in absolute time, so animations line up', () => {
+    const args = buildRenderArgs(
+      plan([layer({ startFrame: 15, animIn: [fade(0.5)], animOut: [fade(0.4)] })]),
+      { from: 20, to: 50 },
+      { format: 'mp4', videoOnly: true },
+      'seg.mp4',
+    );
+    const graph = args[args.indexOf('-filter_complex') + 1];
+    expect(graph.split(';')).toEqual([
+      'color=c=0x000000:s=320x180:r=30,format=yuv420p,trim=end_frame=30,settb=expr=1/30,setpts=N+20[bg0]',
+      // starts at frame 20 (not 15) but the fade still runs from 0.5 s: it reads absolute time
+      'color=c=0x00FF00:s=100x50:r=30,format=yuva420p,trim=end_frame=30,settb=expr=1/30,setpts=N+20,fade=t=in:st=0.5:d=0.5:alpha=1,fade=t=out:st=1.6:d=0.4:alpha=1[l1]',
+      "[bg0][l1]overlay=x='0':y='0':eof_action=pass[o2]",
+      '[o2]setpts=PTS-STARTPTS,format=yuv420p[v3]',
+    ]);
+    expect(args).not.toContain('-c:a');
+    expect(args.filter((a) => a === '-map')).toHaveLength(1);
+  });
+
+  it('layers outside the range add no input and no filter', () => {
+    const args = buildRenderArgs(
+      plan([layer({ id: 'a', startFrame: 0, endFrame: 10, source: { kind: 'still', path: '/r/a.png' } }), layer({ id: 'b', startFrame: 40, endFrame: 60 })]),
+      { from: 10, to: 30 },
+      { format: 'png' },
+      'f.png',
+    );
+    expect(args).not.toContain('/r/a.png');
+    expect(args[args.indexOf('-filter_complex') + 1]).toBe(
+      'color=c=0x000000:s=320x180:r=30,format=yuv420p,trim=end_frame=20,settb=expr=1/30,setpts=N+10[bg0];[bg0]setpts=PTS-STARTPTS,format=yuv420p[v1]',
+    );
+    expect(args.slice(-8)).toEqual(['-map', '[v1]', '-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1', 'f.png'].slice(-8));
+  });
+
+  it('a still is decoded once and repeated; slides are offsets of absolute time', () => {
+    const args = buildRenderArgs(
+      plan([layer({ source: { kind: 'still', path: '/r/text.png' }, x: 40, y: 30, opacity: 0.5, animIn: [slide('left', 200, 1)], animOut: [slide('down', 50, 0.5)] })]),
+      { from: 0, to: 60 },
+      { format: 'gif' },
+      'o.gif',
+    );
+    expect(args.slice(5, 7)).toEqual(['-i', '/r/text.png']);
+    const chains = args[args.indexOf('-filter_complex') + 1].split(';');
+    expect(chains[1]).toBe(
+      "[0:v]format=yuva420p,loop=loop=-1:size=1:start=0,trim=end_frame=60,settb=expr=1/30,setpts=N+0,lut=a='val*0.5'[l1]",
+    );
+    expect(chains[2]).toBe(
+      "[bg0][l1]overlay=x='40-200*(1-clip((t-0)/1,0,1))':y='30+50*clip((t-1.5)/0.5,0,1)':eof_action=pass[o2]",
+    );
+    expect(chains.slice(4)).toEqual([
+      '[v3]fps=15,scale=320:-2:flags=lanczos,split[gifa][gifb]',
+      '[gifa]palettegen=stats_mode=full[gifp]',
+      '[gifb][gifp]paletteuse=dither=bayer:bayer_scale=4:diff_mode=rectangle[gif]',
+    ]);
+    expect(args.slice(-6)).toEqual(['-map', '[gif]', '-loop', '0', '-f', 'gif', 'o.gif'].slice(-6));
+  });
+
+  it('a looping clip is seeked to where the range starts, modulo its length', () => {
+    const clip = layer({ startFrame: 0, endFrame: 60, fit: 'cover', source: { kind: 'video', path: '/c.mp4', trimStartSec: 0.5, loop: true, clipSec: 1 } });
+    const args = buildRenderArgs(plan([clip]), { from: 45, to: 60 }, { format: 'webm', videoOnly: true }, 'o.webm');
+    // 0.5 s trim + 1.5 s into the layer = 2 s, which is 0 s into a 1 s loop
+    expect(args.slice(5, 11)).toEqual(['-stream_loop', '-1', '-ss', '0', '-i', '/c.mp4']);
+    expect(args[args.indexOf('-filter_complex') + 1].split(';')[1]).toBe(
+      '[0:v]fps=30,format=yuva420p,scale=100:50:force_original_aspect_ratio=increase,crop=100:50,trim=end_frame=15,settb=expr=1/30,setpts=N+45[l1]',
+    );
+    expect(args.slice(-17)).toEqual(['-c:v', 'libvpx-vp9', '-crf', '33', '-b:v', '0', '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1', '-pix_fmt', 'yuv420p', '-f', 'webm', 'o.webm']);
+  });
+
+  it('a clip that does not loop is cut to what is left of it', () => {
+    const clip = layer({ source: { kind: 'video', path: '/c.mp4', trimStartSec: 1, loop: false, clipSec: 3 }, fit: 'contain' });
+    const args = buildRenderArgs(plan([clip]), { from: 30, to: 60 }, { format: 'mp4', videoOnly: true }, 'o.mp4');
+    expect(args.slice(5, 11)).toEqual(['-ss', '2', '-t', '2', '-i', '/c.mp4']);
+    expect(args[args.indexOf('-filter_complex') + 1]).toContain(
+      'scale=100:50:force_original_aspect_ratio=decrease,pad=100:50:(ow-iw)/2:(oh-ih)/2:color=black@0',
+    );
+  });
+
+  it('mixes audio tracks once for the whole movie, then cuts the range', () => {
+    const audio = [
+      { id: 'a0', path: '/m.m4a', startFrame: 0, trimSec: 2, playSec: 2, volume: 0.5, fadeInSec: 0.5, fadeOutSec: 1, loop: true },
+      { id: 'a1', path: '/v.mp3', startFrame: 30, trimSec: 0, playSec: 1, volume: 1, fadeInSec: 0, fadeOutSec: 0, loop: false },
+    ];
+    const args = buildRenderArgs(plan([], { audio }), { from: 15, to: 45 }, { format: 'mp4' }, 'o.mp4');
+    expect(args.slice(5, 11)).toEqual(['-stream_loop', '-1', '-i', '/m.m4a', '-i', '/v.mp3']);
+    const chains = args[args.indexOf('-filter_complex') + 1].split(';');
+    expect(chains.slice(-3)).toEqual([
+      '[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,atrim=start=2,asetpts=PTS-STARTPTS,atrim=end=2,afade=t=in:st=0:d=0.5,afade=t=out:st=1:d=1,volume=0.5[at3]',
+      '[1:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,atrim=start=0,asetpts=PTS-STARTPTS,atrim=end=1,adelay=delays=1000:all=1[at4]',
+      '[at3][at4]amix=inputs=2:normalize=0:duration=longest:dropout_transition=0,apad=whole_dur=2,atrim=start=0.5:end=1.5,asetpts=PTS-STARTPTS[a2]',
+    ]);
+  });
+
+  it('a crossfade composes the scene on its own canvas and fades its alpha in', () => {
+    const p = plan([], {
+      scenes: [
+        { index: 0, startFrame: 0, endFrame: 36, background: '#000000', layers: [] },
+        { index: 1, startFrame: 24, endFrame: 60, background: '#00a000', transition: { type: 'crossfade', frames: 12, easing: 'linear', direction: 'left' }, layers: [] },
+      ],
+    });
+    const graphOf = (args: string[]) => args[args.indexOf('-filter_complex') + 1];
+    const graph = graphOf(buildRenderArgs(p, { from: 0, to: 60 }, { format: 'png' }, 'f.png'));
+    expect(graph.split(';')).toEqual([
+      CANVAS,
+      'color=c=0x00A000:s=320x180:r=30,format=yuv420p,trim=end_frame=36,settb=expr=1/30,setpts=N+24[scene1]',
+      '[scene1]format=yuva420p,fade=t=in:st=0.8:d=0.4:alpha=1[xf2]',
+      "[bg0][xf2]overlay=x='0':y='0':eof_action=pass[o3]",
+      '[o3]setpts=PTS-STARTPTS,format=yuv420p[v4]',
+    ]);
+    // After the transition the scene needs no canvas of its own.
+    const later = graphOf(buildRenderArgs(p, { from: 40, to: 60 }, { format: 'png' }, 'f.png'));
+    expect(later).not.toContain('fade');
+    expect(later).toContain('color=c=0x00A000:s=320x180:r=30,format=yuv420p,trim=end_frame=20,settb=expr=1/30,setpts=N+40[scenebg1]');
+  });
+
+  it('refuses ranges outside the movie', () => {
+    for (const range of [{ from: -1, to: 10 }, { from: 0, to: 61 }, { from: 10, to: 10 }, { from: 1.5, to: 3 }]) {
+      expect(() => buildRenderArgs(plan([]), range, { format: 'mp4' }, 'o.mp4')).toThrow(/invalid frame range/);
+    }
+  });
+
+  it('progress and threads are opt-in flags', () => {
+    const args = buildRenderArgs(plan([]), { from: 0, to: 60 }, { format: 'mp4' }, 'o.mp4', { progress: true, threads: 2 });
+    expect(args.slice(5, 8)).toEqual(['-progress', 'pipe:1', '-nostats']);
+    expect(args[args.indexOf('-threads') + 1]).toBe('2');
+  });
+});
+
+describe('ffColor', () => {
+  it.each([
+    ['#fff', '0xFFFFFF'],
+    ['#ff000080', '0xFF000080'],
+    ['#1a2b3c', '0x1A2B3C'],
+    ['#abcd', '0xAABBCCDD'],
+  ])('%s → %s', (hex, ff) => expect(ffColor(hex)).toBe(ff));
+  it('refuses anything else, so nothing but hex digits reaches the graph', () => {
+    for (const bad of ['red', '#ff000', "#fff';drawtext", '']) expect(() => ffColor(bad)).toThrow();
+  });
+});
