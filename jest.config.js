@@ -1,6 +1,6 @@
 // Two projects: unit tests (pure logic, mocks allowed) and integration tests (real ffmpeg,
 // real sharp, real HTTP servers on loopback). `npm test` runs both.
-const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true, diagnostics: false }];
+const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }];
 const common = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': tsJest },

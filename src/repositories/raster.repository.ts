@@ -72,7 +72,8 @@ export class RasterRepository {
     // An empty string renders nothing at all: keep a transparent pixel so the layer still exists.
     const rendered = spec.text.trim() === '' ? await transparent(2, 2) : await text.png().toBuffer({ resolveWithObject: true });
     let img = rendered.data;
-    let { width, height } = rendered.info;
+    let { width } = rendered.info;
+    const { height } = rendered.info;
 
     // Align inside the box: extend to the box width on the side the alignment leaves free.
     if (spec.width && width < spec.width) {

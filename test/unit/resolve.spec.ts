@@ -352,7 +352,7 @@ describe('resolveMovie: svg layers, partials and fonts (fixture folder ok/card)'
   const FIXTURES = path.join(__dirname, '..', 'fixtures', 'templates-bad');
   beforeAll(() => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-resolve-'));
-    const config = loadConfig({ MONTAGE_TEMPLATES_DIR: FIXTURES, MONTAGE_DATA_DIR: dataDir } as any, process.cwd());
+    const config = loadConfig({ MONTAGE_TEMPLATES_DIR: FIXTURES, MONTAGE_DATA_DIR: dataDir }, process.cwd());
     service = new TemplatesService(config, new TemplateFilesRepository(), { installedFamilies: async () => new Set(['dejavu sans']) } as unknown as FontsRepository);
   });
   afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));

@@ -14,7 +14,7 @@ let service: TemplatesService;
 
 beforeAll(() => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-check-'));
-  const config = loadConfig({ MONTAGE_TEMPLATES_DIR: FIXTURES, MONTAGE_DATA_DIR: dataDir } as any, process.cwd());
+  const config = loadConfig({ MONTAGE_TEMPLATES_DIR: FIXTURES, MONTAGE_DATA_DIR: dataDir }, process.cwd());
   const fonts = { installedFamilies: async () => new Set(['dejavu sans']) } as unknown as FontsRepository;
   service = new TemplatesService(config, new TemplateFilesRepository(), fonts);
 });

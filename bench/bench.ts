@@ -1,0 +1,138 @@
+/**
+ * `npm run bench`: Montage against an equivalent hand-written ffmpeg command, interleaved on
+ * the same machine in the same run, so the ratio holds even when the machine is noisy.
+ * Prints a table and writes bench/results/latest.json.
+ */
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { RenderPlan } from '../src/compiler/render-plan';
+import { RenderModule } from '../src/render/render.module';
+import { RenderService } from '../src/render/render.service';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const root = path.resolve(__dirname, '..', '..');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-bench-'));
+process.env.MONTAGE_TEMPLATES_DIR ??= path.join(root, 'templates');
+process.env.MONTAGE_DATA_DIR = path.join(work, 'data');
+
+const params = { name: 'Alex', company: 'Acme Studios', brand: '#e94e1b' };
+
+/**
+ * What a person fluent in ffmpeg would write by hand for demo/welcome, given the same
+ * rasters (text and graphics exported once, as a designer would): `-loop 1` stills, the two
+ * scenes composed separately and joined by xfade, the music faded and mixed.
+ */
+function handWrittenArgs(plan: RenderPlan, out: string, idiom: 'loop-input' | 'decode-once'): string[] {
+  const [intro, card] = plan.scenes;
+  const still = (id: string) => {
+    const layer = [...intro.layers, ...card.layers].find((l) => l.id === id)!;
+    if (layer.source.kind !== 'still') throw new Error(`${id} is not a still`);
+    return { ...layer, path: layer.source.path };
+  };
+  const [grad, photo, title, subtitle] = ['s0.l0', 's0.l1', 's0.l2', 's0.l3'].map(still);
+  const [company, tagline] = ['s1.l1', 's1.l2'].map(still);
+  const music = plan.audio[0].path;
+  // `-loop 1` decodes the PNG again for every frame; the careful idiom decodes it once and
+  // repeats the frame with the loop filter (what Montage does).
+  const stillInput = (i: number, seconds: number, convert = '') =>
+    idiom === 'loop-input'
+      ? `[${i}:v]${convert}`
+      : `[${i}:v]${convert}loop=loop=-1:size=1:start=0,trim=end_frame=${Math.round(seconds * 30)},setpts=N/30/TB,`;
+  const graph = [
+    `${stillInput(1, 6, 'format=yuva420p,')}scale=w='trunc(640*(1+0.15*t/6)/2)*2':h='trunc(800*(1+0.15*t/6)/2)*2':eval=frame,crop=640:800:x='(iw-ow)*(0.5+0.1*t/6)':y='(ih-oh)*(0.5-0.1*t/6)',format=yuva420p,fade=t=in:d=0.8:alpha=1[photo]`,
+    `${stillInput(0, 6, 'format=yuv420p,')}null[grad]`,
+    `[grad][photo]overlay=${photo.x}:${photo.y}[a]`,
+    `${stillInput(2, 6, 'format=yuva420p,')}fade=t=in:st=0.4:d=0.6:alpha=1[title]`,
+    `[a][title]overlay=x='${title.x}-160*pow(1-min(1,max(0,(t-0.4)/0.8)),2)':y=${title.y}:enable='gte(t,0.4)'[b]`,
+    `${stillInput(3, 6, 'format=yuva420p,')}fade=t=in:st=1.2:d=0.8:alpha=1[sub]`,
+    `[b][sub]overlay=${subtitle.x}:${subtitle.y}:enable='gte(t,1.2)',format=yuv420p[intro]`,
+    `color=c=0x0b1320:s=1920x1080:r=30:d=4.6[bg2]`,
+    `color=c=0xe94e1b:s=1920x40:r=30:d=4.6[bar]`,
+    `[bg2][bar]overlay=0:1040[c]`,
+    `${stillInput(4, 4.6, 'format=yuva420p,')}scale=w='max(2,trunc(${company.width}*(0.05+0.95*(1-pow(1-min(1,max(0,(t-0.3)/0.7)),2)))/2)*2)':h=-2:eval=frame[co]`,
+    `[c][co]overlay=x='(W-w)/2':y='${company.y}+(${company.height}-h)/2':enable='gte(t,0.3)'[d]`,
+    `${stillInput(5, 4.6, 'format=yuva420p,')}fade=t=in:st=1:d=0.8:alpha=1,fade=t=out:st=4:d=0.6:alpha=1[tag]`,
+    `[d][tag]overlay=${tagline.x}:${tagline.y}:enable='gte(t,1)',format=yuv420p[card]`,
+    `[intro][card]xfade=transition=fade:duration=0.6:offset=5.4,format=yuv420p[v]`,
+    `[6:a]afade=t=in:d=0.5,afade=t=out:st=8.5:d=1.5,volume=0.8,atrim=end=10[aout]`,
+  ].join(';');
+  const loop = (file: string, seconds: number) =>
+    idiom === 'loop-input' ? ['-loop', '1', '-framerate', '30', '-t', String(seconds), '-i', file] : ['-framerate', '30', '-i', file];
+  return [
+    '-hide_banner', '-loglevel', 'error', '-y',
+    ...loop(grad.path, 6), ...loop(photo.path, 6), ...loop(title.path, 6), ...loop(subtitle.path, 6),
+    ...loop(company.path, 4.6), ...loop(tagline.path, 4.6),
+    '-i', music,
+    '-filter_complex', graph, '-map', '[v]', '-map', '[aout]',
+    '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p',
+    '-c:a', 'aac', '-b:a', '160k', '-movflags', '+faststart', out,
+  ];
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const app = await NestFactory.createApplicationContext(RenderModule, { logger: ['error'] });
+  const renders = app.get(RenderService);
+  const request = { project: 'demo', movie: 'welcome', params, profile: { format: 'mp4' as const } };
+
+  // Cold: nothing cached, every raster made by sharp.
+  const coldMs = await timed(() => renders.render(request, path.join(work, 'cold.mp4')));
+  const plan = await renders.plan(request);
+  const montageMs: number[] = [];
+  const handMs: number[] = [];
+  const loopInputMs: number[] = [];
+  const ffmpeg = (args: string[]) => promisify(execFile)('ffmpeg', args);
+  for (let i = 0; i < RUNS; i++) {
+    // Interleaved: a slow moment on this shared machine hits every side alike.
+    montageMs.push(await timed(() => renders.render(request, path.join(work, `montage-${i}.mp4`))));
+    handMs.push(await timed(() => ffmpeg(handWrittenArgs(plan, path.join(work, `hand-${i}.mp4`), 'decode-once'))));
+    loopInputMs.push(await timed(() => ffmpeg(handWrittenArgs(plan, path.join(work, `loop-${i}.mp4`), 'loop-input'))));
+    process.stderr.write(
+      `run ${i + 1}/${RUNS}: montage ${montageMs[i].toFixed(0)} ms, hand-written ${handMs[i].toFixed(0)} ms, hand-written with -loop 1 ${loopInputMs[i].toFixed(0)} ms\n`,
+    );
+  }
+  await app.close();
+
+  const result = {
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+    movie: 'demo/welcome 1920×1080 30 fps 10 s, mp4 (libx264 veryfast crf 23 + AAC)',
+    runs: RUNS,
+    montage: { coldMs: Math.round(coldMs), warmMs: montageMs.map(Math.round), medianMs: Math.round(median(montageMs)) },
+    handWritten: { ms: handMs.map(Math.round), medianMs: Math.round(median(handMs)) },
+    handWrittenLoopInput: { ms: loopInputMs.map(Math.round), medianMs: Math.round(median(loopInputMs)) },
+    ratio: Number((median(montageMs) / median(handMs)).toFixed(3)),
+    target: 'montage ≤ 1.2 × hand-written',
+  };
+  const rows = [
+    ['', 'median', 'runs'],
+    ['montage (rasters cached)', `${result.montage.medianMs} ms`, result.montage.warmMs.join(', ')],
+    ['montage (cold, first render)', `${result.montage.coldMs} ms`, ''],
+    ['hand-written ffmpeg', `${result.handWritten.medianMs} ms`, result.handWritten.ms.join(', ')],
+    ['hand-written, `-loop 1` inputs', `${result.handWrittenLoopInput.medianMs} ms`, result.handWrittenLoopInput.ms.join(', ')],
+    ['ratio montage / hand-written', `${result.ratio}×`, `target ≤ 1.2×: ${result.ratio <= 1.2 ? 'met' : 'NOT met'}`],
+  ];
+  const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  for (const r of rows) process.stdout.write(`${r.map((cell, c) => String(cell).padEnd(widths[c])).join('  ')}\n`);
+  const outDir = path.join(root, 'bench', 'results');
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(result, null, 2));
+  process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))}\n`);
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
