@@ -11,6 +11,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { RenderPlan } from '../src/compiler/render-plan';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadConfig } from '../src/config/config';
+import { createApp } from '../src/main';
 import { RenderModule } from '../src/render/render.module';
 import { RenderService } from '../src/render/render.service';
 
@@ -82,6 +86,83 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** Time to first byte and to last byte of one HTTP GET. */
+async function fetchTimed(url: string): Promise<{ ttfbMs: number; totalMs: number; bytes: number; status: number }> {
+  const start = process.hrtime.bigint();
+  const ms = () => Number(process.hrtime.bigint() - start) / 1e6;
+  const res = await fetch(url);
+  const reader = res.body!.getReader();
+  let ttfbMs = 0;
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (bytes === 0) ttfbMs = ms();
+    bytes += value.length;
+  }
+  return { ttfbMs, totalMs: ms(), bytes, status: res.status };
+}
+
+/**
+ * The token API: `/v2/get` (streamed while rendering) against `/v2/render` (complete first),
+ * and a stored output served by Montage against the same file from a bare static server.
+ */
+async function benchApi(runs: number) {
+  const app = await createApp(loadConfig(process.env));
+  await app.listen(0, '127.0.0.1');
+  const base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  const key = fs.readFileSync(path.join(process.env.MONTAGE_DATA_DIR!, 'demo-api-key'), 'utf8').trim();
+  const token = async (name: string) => {
+    const res = await fetch(`${base}/v2/render/demo`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+      body: JSON.stringify({ movie: 'welcome', params: { ...params, name } }),
+    });
+    return ((await res.json()) as { token: string }).token;
+  };
+  const get: Array<{ ttfbMs: number; totalMs: number }> = [];
+  const complete: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    // a new name each time: a new render, never the stored one
+    get.push(await fetchTimed(`${base}/v2/get/${await token(`Get ${i}`)}.mp4`));
+    complete.push((await fetchTimed(`${base}/v2/render/${await token(`Render ${i}`)}.mp4`)).totalMs);
+    process.stderr.write(`api run ${i + 1}/${runs}: /v2/get first byte ${get[i].ttfbMs.toFixed(0)} ms, last ${get[i].totalMs.toFixed(0)} ms; /v2/render ${complete[i].toFixed(0)} ms\n`);
+  }
+
+  // Stored output: Montage against a static server reading the same file.
+  const storedToken = await token('Stored');
+  await fetchTimed(`${base}/v2/render/${storedToken}.mp4`);
+  const outputs = path.join(process.env.MONTAGE_DATA_DIR!, 'outputs');
+  const file = path.join(outputs, fs.readdirSync(outputs).filter((f) => f.endsWith('.mp4')).sort((a, b) => fs.statSync(path.join(outputs, b)).mtimeMs - fs.statSync(path.join(outputs, a)).mtimeMs)[0]);
+  const staticServer = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'video/mp4', 'Content-Length': fs.statSync(file).size });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((resolve) => staticServer.listen(0, '127.0.0.1', resolve));
+  const staticUrl = `http://127.0.0.1:${(staticServer.address() as AddressInfo).port}/x.mp4`;
+  const montageStored: number[] = [];
+  const staticStored: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    montageStored.push((await fetchTimed(`${base}/v2/get/${storedToken}.mp4`)).totalMs);
+    staticStored.push((await fetchTimed(staticUrl)).totalMs);
+  }
+  staticServer.close();
+  await app.close();
+  const ttfb = median(get.map((g) => g.ttfbMs));
+  const renderMs = median(complete);
+  return {
+    runs,
+    getFirstByteMs: Math.round(ttfb),
+    getLastByteMs: Math.round(median(get.map((g) => g.totalMs))),
+    renderCompleteMs: Math.round(renderMs),
+    firstByteShareOfRender: Number((ttfb / renderMs).toFixed(3)),
+    storedMontageMs: Number(median(montageStored).toFixed(2)),
+    storedStaticMs: Number(median(staticStored).toFixed(2)),
+    storedOverheadMs: Number((median(montageStored) - median(staticStored)).toFixed(2)),
+    storedBytes: fs.statSync(file).size,
+  };
+}
+
 async function main() {
   const app = await NestFactory.createApplicationContext(RenderModule, { logger: ['error'] });
   const renders = app.get(RenderService);
@@ -104,6 +185,7 @@ async function main() {
     );
   }
   await app.close();
+  const api = await benchApi(RUNS);
 
   const result = {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
@@ -114,6 +196,10 @@ async function main() {
     handWrittenLoopInput: { ms: loopInputMs.map(Math.round), medianMs: Math.round(median(loopInputMs)) },
     ratio: Number((median(montageMs) / median(handMs)).toFixed(3)),
     target: 'montage ≤ 1.2 × hand-written',
+    api: {
+      ...api,
+      targets: 'first byte of /v2/get ≤ 15% of the /v2/render time; a stored output adds < 5 ms over a static file server',
+    },
   };
   const rows = [
     ['', 'median', 'runs'],
@@ -122,6 +208,11 @@ async function main() {
     ['hand-written ffmpeg', `${result.handWritten.medianMs} ms`, result.handWritten.ms.join(', ')],
     ['hand-written, `-loop 1` inputs', `${result.handWrittenLoopInput.medianMs} ms`, result.handWrittenLoopInput.ms.join(', ')],
     ['ratio montage / hand-written', `${result.ratio}×`, `target ≤ 1.2×: ${result.ratio <= 1.2 ? 'met' : 'NOT met'}`],
+    ['/v2/get first byte', `${api.getFirstByteMs} ms`, `${(api.firstByteShareOfRender * 100).toFixed(1)}% of /v2/render; target ≤ 15%: ${api.firstByteShareOfRender <= 0.15 ? 'met' : 'NOT met'}`],
+    ['/v2/get last byte', `${api.getLastByteMs} ms`, ''],
+    ['/v2/render (complete, then sent)', `${api.renderCompleteMs} ms`, ''],
+    ['stored output, Montage', `${api.storedMontageMs} ms`, `${(api.storedBytes / 1024).toFixed(0)} KiB, 40 requests`],
+    ['stored output, static server', `${api.storedStaticMs} ms`, `overhead ${api.storedOverheadMs} ms; target < 5 ms: ${api.storedOverheadMs < 5 ? 'met' : 'NOT met'}`],
   ];
   const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => String(r[c]).length)));
   for (const r of rows) process.stdout.write(`${r.map((cell, c) => String(cell).padEnd(widths[c])).join('  ')}\n`);

@@ -1,9 +1,46 @@
 import { Module } from '@nestjs/common';
+import * as path from 'node:path';
+import { MONTAGE_CONFIG, type MontageConfig } from './config/config';
+import { DeliveryController } from './delivery/delivery.controller';
 import { HealthController } from './health/health.controller';
+import { TemplateProjectsInitializer } from './projects/demo-project.initializer';
+import { MoviesController } from './projects/movies.controller';
+import { PROJECTS_REPOSITORY } from './projects/project.types';
+import { ProjectsService } from './projects/projects.service';
+import { StoreProjectsRepository } from './projects/store-projects.repository';
 import { RenderModule } from './render/render.module';
+import { RenderRequestsController } from './renders/render-requests.controller';
+import { RendersService } from './renders/renders.service';
+import { OutputStorageRepository } from './repositories/output-storage.repository';
+import { FileProjectsRepository } from './repositories/projects-file.repository';
+import { DOCUMENT_STORE, type DocumentStore } from './store/document-store';
+import { createDocumentStore } from './store/document-store.factory';
+
+/** Projects live with the documents on MongoDB; with the embedded store, in files the CLI can share. */
+export const projectsRepositoryProvider = {
+  provide: PROJECTS_REPOSITORY,
+  inject: [DOCUMENT_STORE, MONTAGE_CONFIG],
+  useFactory: (store: DocumentStore, config: MontageConfig) =>
+    store.kind === 'mongodb' ? new StoreProjectsRepository(store) : new FileProjectsRepository(path.join(config.dataDir, 'projects')),
+};
+
+export const documentStoreProvider = {
+  provide: DOCUMENT_STORE,
+  inject: [MONTAGE_CONFIG],
+  useFactory: (config: MontageConfig) => createDocumentStore(config),
+};
 
 @Module({
   imports: [RenderModule],
-  controllers: [HealthController],
+  // DeliveryController last: its `/:file` short form must not shadow the other routes.
+  controllers: [HealthController, RenderRequestsController, MoviesController, DeliveryController],
+  providers: [
+    documentStoreProvider,
+    projectsRepositoryProvider,
+    ProjectsService,
+    OutputStorageRepository,
+    RendersService,
+    TemplateProjectsInitializer,
+  ],
 })
 export class AppModule {}

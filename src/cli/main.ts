@@ -5,6 +5,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { badInput, MontageError } from '../common/errors';
 import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../compiler/output-profiles';
+import { CliProjectsModule } from '../projects/cli-projects.module';
+import { ProjectsService } from '../projects/projects.service';
+import { signedUrl } from '../projects/url-signing';
 import { RenderModule } from '../render/render.module';
 import { RenderService } from '../render/render.service';
 import { TemplatesService } from '../templates/templates.service';
@@ -119,6 +122,77 @@ async function main(argv: string[]): Promise<number> {
             process.stdout.write(`${project}/${movie}  ${t.spec.canvas.width}×${t.spec.canvas.height}@${t.spec.canvas.fps}  ${vars.join(' ')}\n`);
           }
         }
+      } finally {
+        await app.close();
+      }
+    });
+
+  const projectsContext = async () => {
+    await context().then((c) => c.close()); // applies --templates/--data to the environment
+    return NestFactory.createApplicationContext(CliProjectsModule, { logger: ['error'] });
+  };
+  const projects = program.command('projects').description('projects and their API keys');
+  projects
+    .command('create')
+    .description('create a project and print its API key (shown once, stored hashed)')
+    .argument('<name>')
+    .option('--public', 'accept unsigned /v1/render URLs for this project')
+    .action(async (name: string, opts: { public?: boolean }) => {
+      const app = await projectsContext();
+      try {
+        const { project, apiKey } = await app.get(ProjectsService).create(name, { public: !!opts.public });
+        process.stdout.write(`project:        ${project._id}\napi key:        ${apiKey}\nsigning secret: ${project.signingSecret}\n`);
+        process.stderr.write('keep the API key now: only its hash is stored\n');
+      } finally {
+        await app.close();
+      }
+    });
+  projects
+    .command('add-key')
+    .description('give a project one more API key (printed once)')
+    .argument('<name>')
+    .action(async (name: string) => {
+      const app = await projectsContext();
+      try {
+        process.stdout.write(`${await app.get(ProjectsService).addKey(name)}\n`);
+      } finally {
+        await app.close();
+      }
+    });
+  projects
+    .command('list')
+    .description('list projects')
+    .action(async () => {
+      const app = await projectsContext();
+      try {
+        for (const p of await app.get(ProjectsService).list()) {
+          process.stdout.write(`${p._id}  keys: ${p.keyHashes.length}  ${p.public ? 'public' : 'signed URLs'}  since ${p.createdAt}\n`);
+        }
+      } finally {
+        await app.close();
+      }
+    });
+
+  program
+    .command('sign-url')
+    .description('make a signed direct-render URL: montage sign-url demo/welcome.mp4 --param name=Alex --base https://host')
+    .argument('<project/movie.ext>')
+    .option('-p, --param <name=value>', 'a variable value (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('--frame <n>', 'stills: frame number')
+    .option('-q, --quality <1-100>', 'jpg/webp quality')
+    .option('--base <url>', 'where the service is reachable', 'http://localhost:8080')
+    .action(async (target: string, opts: { param: string[]; base: string; frame?: string; quality?: string }) => {
+      const m = /^([^/]+)\/([^/.]+)\.([a-z0-9]+)$/.exec(target);
+      if (!m || !isOutputFormat(m[3])) {
+        throw badInput(`expected <project>/<movie>.<ext> with ext one of ${OUTPUT_FORMATS.join(', ')}`, [{ field: 'target', message: 'bad shape' }]);
+      }
+      const params = mergeCliParams(opts.param, undefined) as Record<string, string>;
+      if (opts.frame !== undefined) params.frame = String(intOption(opts.frame, '--frame', 0));
+      if (opts.quality !== undefined) params.q = String(intOption(opts.quality, '--quality', 1, 100));
+      const app = await projectsContext();
+      try {
+        const project = await app.get(ProjectsService).get(m[1]);
+        process.stdout.write(`${signedUrl(opts.base, m[1], m[2], m[3], params, project.signingSecret)}\n`);
       } finally {
         await app.close();
       }

@@ -4,6 +4,8 @@
  */
 export type MontageErrorKind =
   | 'bad_input' // 400 / exit 2: params, request fields, template syntax
+  | 'unauthorized' // 401 / exit 2: no API key, or one that no project has
+  | 'forbidden' // 403 / exit 2: a valid key of another project; a bad URL signature
   | 'not_found' // 404 / exit 2: project, movie, token, asset
   | 'too_large' // 413 / exit 2: body, download, duration × resolution
   | 'unusable_media' // 422 / exit 2: a URL that is unreachable, refused, or not media
@@ -26,7 +28,9 @@ export class MontageError extends Error {
   }
 
   get httpStatus(): number {
-    return { bad_input: 400, not_found: 404, too_large: 413, unusable_media: 422, render_failed: 500 }[this.kind];
+    return { bad_input: 400, unauthorized: 401, forbidden: 403, not_found: 404, too_large: 413, unusable_media: 422, render_failed: 500 }[
+      this.kind
+    ];
   }
 
   /** CLI exit code: 2 for anything the user can fix in their input, 1 for render failures. */
@@ -36,6 +40,8 @@ export class MontageError extends Error {
 }
 
 export const badInput = (message: string, details: ErrorDetail[] = []) => new MontageError('bad_input', message, details);
+export const unauthorized = (message: string) => new MontageError('unauthorized', message);
+export const forbidden = (message: string) => new MontageError('forbidden', message);
 export const notFound = (message: string, details: ErrorDetail[] = []) => new MontageError('not_found', message, details);
 export const unusableMedia = (message: string, details: ErrorDetail[] = []) =>
   new MontageError('unusable_media', message, details);

@@ -67,7 +67,9 @@ export function buildRenderArgs(
         '-crf', String(profile.crf ?? DEFAULTS.mp4.crf),
         '-pix_fmt', 'yuv420p',
         ...(audio ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2'] : []),
-        '-movflags', '+faststart',
+        ...(profile.streamable
+          ? ['-g', String(plan.fps), '-movflags', 'frag_keyframe+empty_moov+default_base_moof']
+          : ['-movflags', '+faststart']),
         '-f', 'mp4',
       );
       break;
@@ -78,6 +80,7 @@ export function buildRenderArgs(
         '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1',
         '-pix_fmt', 'yuv420p',
         ...(audio ? ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2'] : []),
+        ...(profile.streamable ? ['-g', String(plan.fps), '-live', '1'] : []),
         '-f', 'webm',
       );
       break;
@@ -89,6 +92,20 @@ export function buildRenderArgs(
   }
   args.push(output);
   return args;
+}
+
+/**
+ * A streamable render (fragmented MP4, live WebM) → the regular file that is stored and
+ * served with Range: faststart MP4 with its index up front, WebM with cues. No re-encode.
+ */
+export function buildRemuxArgs(input: string, output: string, format: 'mp4' | 'webm'): string[] {
+  return [
+    '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
+    '-i', input,
+    '-map', '0', '-c', 'copy',
+    ...(format === 'mp4' ? ['-movflags', '+faststart', '-f', 'mp4'] : ['-f', 'webm']),
+    output,
+  ];
 }
 
 class GraphBuilder {

@@ -34,6 +34,11 @@ export interface OutputProfile {
   gifWidth?: number;
   /** mp4/webm: leave the audio out (segments of a distributed render carry video only). */
   videoOnly?: boolean;
+  /**
+   * mp4/webm: written to be read while it is written (fragmented MP4 with a keyframe every
+   * second, live WebM). Remuxed into a regular file once complete (see buildRemuxArgs).
+   */
+  streamable?: boolean;
 }
 
 export const DEFAULTS = {

@@ -18,6 +18,12 @@ export interface MontageConfig {
   };
   /** Threads ffmpeg may use per render; 0 lets ffmpeg decide. */
   ffmpegThreads: number;
+  /** Base of the URLs the API hands out (`https://videos.example.com`); default: the request's host. */
+  publicUrl?: string;
+  /** Largest JSON request body, in bytes. */
+  maxBodyBytes: number;
+  /** MONGODB_URI: documents live on MongoDB when set, in the embedded nedb store under dataDir otherwise. */
+  mongodbUri?: string;
 }
 
 export const MONTAGE_CONFIG = Symbol('MONTAGE_CONFIG');
@@ -59,5 +65,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxRedirects: int(env, 'MEDIA_MAX_REDIRECTS', 5, 0),
     },
     ffmpegThreads: int(env, 'FFMPEG_THREADS', 0, 0),
+    publicUrl: env.PUBLIC_URL || undefined,
+    maxBodyBytes: int(env, 'MAX_BODY_BYTES', 256 * 1024, 1024),
+    mongodbUri: env.MONGODB_URI?.trim() || undefined,
   };
 }

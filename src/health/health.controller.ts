@@ -1,21 +1,39 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { Controller, Get, Inject, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
+import { OutputStorageRepository } from '../repositories/output-storage.repository';
+import { DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
 
 @Controller()
 export class HealthController {
   constructor(
     private readonly media: MediaRepository,
+    private readonly storage: OutputStorageRepository,
+    @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
   ) {}
 
-  /** `ok` when ffmpeg runs; `degraded` (still 200, so the process is not restarted in a loop) when not. */
+  /** 200 `ok` when every dependency answers; 503 `degraded` naming the ones that do not. */
   @Get('health')
-  async health() {
+  async health(@Res({ passthrough: true }) res: Response) {
+    const check = async (fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, error: (err as Error).message };
+      }
+    };
     const ffmpeg = await this.media.version();
+    const [store, storage] = await Promise.all([check(() => this.store.ping()), check(() => this.storage.ping())]);
+    const ok = !!ffmpeg && store.ok && storage.ok;
+    res.status(ok ? 200 : 503);
     return {
-      status: ffmpeg ? 'ok' : 'degraded',
+      status: ok ? 'ok' : 'degraded',
       ffmpeg: ffmpeg ?? null,
+      store: { kind: this.store.kind, ...store },
+      storage: { kind: this.storage.kind, ...storage },
       templatesDir: this.config.templatesDir,
       version: process.env.npm_package_version ?? '0.1.0',
     };

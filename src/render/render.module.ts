@@ -33,6 +33,6 @@ import { RenderService } from './render.service';
     MediaPreparationService,
     RenderService,
   ],
-  exports: [MONTAGE_CONFIG, TemplatesService, RenderService, MediaRepository],
+  exports: [MONTAGE_CONFIG, TemplatesService, RenderService, MediaRepository, WorkFilesRepository],
 })
 export class RenderModule {}

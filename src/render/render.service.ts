@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { badInput } from '../common/errors';
-import { buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
+import { buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
 import { DEFAULTS, isStillFormat, type OutputProfile } from '../compiler/output-profiles';
 import { planRender, type RenderPlan } from '../compiler/render-plan';
 import { resolveMovie } from '../compiler/resolve';
@@ -48,6 +48,13 @@ export class RenderService {
     private readonly work: WorkFilesRepository,
   ) {}
 
+  /** Validation and resolution only (no downloads, no rasters): cheap, for answering a request. */
+  async resolve(project: string, movieName: string, rawParams: Record<string, unknown>) {
+    const template = await this.templates.load(project, movieName);
+    const params = this.templates.validateParams(template, rawParams);
+    return { template, params, movie: resolveMovie(template, params) };
+  }
+
   /** Everything up to the render plan: validation, params, downloads, rasters. */
   async plan(request: Omit<RenderRequest, 'profile'>): Promise<RenderPlan> {
     const template = await this.templates.load(request.project, request.movie);
@@ -56,18 +63,28 @@ export class RenderService {
     return planRender(movie, await this.preparation.prepare(movie));
   }
 
-  async render(request: RenderRequest, output: string, onProgress?: (p: RenderProgress) => void): Promise<RenderResult> {
-    const plan = await this.plan(request);
+  /**
+   * Renders to `output`. By default through a temporary sibling renamed into place; with
+   * `inPlace`, straight into `output`, so that readers can follow the file as it grows.
+   */
+  async render(
+    request: RenderRequest,
+    output: string,
+    onProgress?: (p: RenderProgress) => void,
+    options: { inPlace?: boolean; plan?: RenderPlan; signal?: AbortSignal } = {},
+  ): Promise<RenderResult> {
+    const plan = options.plan ?? (await this.plan(request));
     const still = isStillFormat(request.profile.format);
     const range = still ? stillRange(plan, request.frame) : videoRange(plan, request.range);
     const total = range.to - range.from;
     onProgress?.({ phase: 'rendering', framesDone: 0, totalFrames: total });
 
-    const temp = await this.work.tempFor(output, still ? '.png' : undefined);
+    const temp = options.inPlace && !still ? output : await this.work.tempFor(output, still ? '.png' : undefined);
     const converted = still && request.profile.format !== 'png' ? await this.work.tempFor(output) : undefined;
     try {
       const args = buildRenderArgs(plan, range, request.profile, temp, { progress: true, threads: this.config.ffmpegThreads });
       await this.media.run(args, {
+        signal: options.signal,
         onFrames: (frames) => onProgress?.({ phase: 'rendering', framesDone: Math.min(frames, total), totalFrames: total }),
       });
       if (converted) {
@@ -75,16 +92,32 @@ export class RenderService {
         await this.rasters.convertStill(temp, format, request.profile.quality ?? DEFAULTS.still.quality, converted);
         await this.work.remove(temp);
       }
-      await this.work.commit(converted ?? temp, output);
+      if (temp !== output || converted) await this.work.commit(converted ?? temp, output);
     } catch (err) {
-      await this.work.remove(temp);
+      if (temp !== output) await this.work.remove(temp);
       if (converted) await this.work.remove(converted);
       throw err;
     }
     onProgress?.({ phase: 'done', framesDone: total, totalFrames: total });
     return { output, bytes: await this.work.size(output), plan, range };
   }
+
+  /** A streamable render → the regular file that is stored (no re-encode). */
+  async remux(input: string, output: string, format: RemuxFormat): Promise<number> {
+    const temp = await this.work.tempFor(output);
+    try {
+      await this.media.run(buildRemuxArgs(input, temp, format));
+      await this.work.commit(temp, output);
+    } catch (err) {
+      await this.work.remove(temp);
+      throw err;
+    }
+    return this.work.size(output);
+  }
 }
+
+/** A streamable render → its regular stored form, written through a temporary sibling. */
+export type RemuxFormat = 'mp4' | 'webm';
 
 function stillRange(plan: RenderPlan, frame: number | undefined): FrameRange {
   const f = frame ?? plan.posterFrame;

@@ -49,6 +49,8 @@ export class MediaRepository implements MediaProbe {
 
   /** Runs ffmpeg with `args`; rejects with the tail of its stderr. */
   run(args: string[], options: RunOptions = {}): Promise<void> {
+    // Aborted while the render was still being prepared: never start ffmpeg at all.
+    if (options.signal?.aborted) return Promise.reject(renderFailed('render cancelled'));
     return new Promise((resolve, reject) => {
       const child = spawn(this.config.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       const progress = new ProgressParser();

@@ -50,4 +50,10 @@ export class WorkFilesRepository {
     await fs.writeFile(temp, JSON.stringify(value));
     await fs.rename(temp, file);
   }
+
+  /** A file only its owner can read (API keys). */
+  async writeSecret(file: string, content: string): Promise<void> {
+    await this.ensureDir(path.dirname(file));
+    await fs.writeFile(file, content, { mode: 0o600 });
+  }
 }

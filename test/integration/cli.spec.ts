@@ -103,3 +103,30 @@ describe('montage render', () => {
     expect(r.stderr).toMatch(/ffmpeg failed/);
   });
 });
+
+describe('montage projects and sign-url', () => {
+  it('creates a project once, prints its key once, and signs URLs with its secret', async () => {
+    const created = await montage(['projects', 'create', 'acme']);
+    expect(created.code).toBe(0);
+    const key = /api key: +(mk_\S+)/.exec(created.stdout)?.[1];
+    const secret = /signing secret: +([0-9a-f]{64})/.exec(created.stdout)?.[1];
+    expect(key).toBeDefined();
+    const stored = fs.readFileSync(path.join(work, 'data', 'projects', 'acme.json'), 'utf8');
+    expect(stored).not.toContain(key!); // only the hash is kept
+
+    const again = await montage(['projects', 'create', 'acme']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exists/);
+
+    const signed = await montage(['sign-url', 'acme/promo.mp4', '--param', 'name=Alex', '--base', 'https://videos.example.com']);
+    expect(signed.code).toBe(0);
+    const url = new URL(signed.stdout.trim());
+    expect(url.origin + url.pathname).toBe('https://videos.example.com/v1/render/acme/promo.mp4');
+    const { verify } = await import('../../src/projects/url-signing');
+    const query = Object.fromEntries(url.searchParams);
+    expect(verify(secret!, url.pathname, query, query.sig)).toBe(true);
+
+    expect((await montage(['sign-url', 'nobody/x.mp4'])).code).toBe(2);
+    expect((await montage(['projects', 'create', '../evil'])).code).toBe(2);
+  });
+});

@@ -1,0 +1,87 @@
+import { Controller, Get, Head, Param, Query, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { notFound } from '../common/errors';
+import { CONTENT_TYPES, isOutputFormat } from '../compiler/output-profiles';
+import { ProjectsService } from '../projects/projects.service';
+import { RendersService } from '../renders/renders.service';
+import { sendDelivery, splitFile } from './http-delivery';
+
+type Mode = 'render' | 'get';
+
+/**
+ * Outputs by token. `/v2/render/…` answers once the output is complete; `/v2/get/…`,
+ * `/v2/play/…` and the short `/<token>.<ext>` send a video while it renders. HEAD never starts
+ * a render. Routes are declared HEAD first: Express would otherwise run GET for HEAD.
+ */
+@Controller()
+export class DeliveryController {
+  constructor(
+    private readonly renders: RendersService,
+    private readonly projects: ProjectsService,
+  ) {}
+
+  @Head(['v2/render/:file', 'v2/get/:file', 'v2/play/:file'])
+  async headOutput(@Param('file') file: string, @Query() query: Record<string, unknown>, @Res() res: Response) {
+    const { token, ext } = this.parse(file);
+    const located = await this.renders.locate(token, ext, query);
+    const state = await this.renders.peek(located);
+    res.setHeader('Content-Type', CONTENT_TYPES[located.format]);
+    res.setHeader('X-Montage-Status', state.status);
+    if (state.size !== undefined) {
+      res.setHeader('Content-Length', String(state.size));
+      res.setHeader('Accept-Ranges', 'bytes');
+      res.setHeader('ETag', `"${located.key}"`);
+    }
+    res.status(200).end();
+  }
+
+  @Get('v2/render/:file')
+  renderComplete(@Param('file') file: string, @Query() query: Record<string, unknown>, @Req() req: Request, @Res() res: Response) {
+    return this.serve(file, query, 'render', req, res);
+  }
+
+  @Get(['v2/get/:file', 'v2/play/:file'])
+  getProgressive(@Param('file') file: string, @Query() query: Record<string, unknown>, @Req() req: Request, @Res() res: Response) {
+    return this.serve(file, query, 'get', req, res);
+  }
+
+  /** Direct render for `<img>`/`<video>` tags: params in the query, signed with the project's secret. */
+  @Get('v1/render/:projectId/:file')
+  async signed(@Param('projectId') projectId: string, @Param('file') file: string, @Req() req: Request, @Res() res: Response) {
+    const { token: movie, ext } = this.parse(file);
+    const query = Object.fromEntries(Object.entries(req.query).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    await this.projects.checkSignature(projectId, req.path, query);
+    const { sig: _sig, frame, q, ...params } = query;
+    const token = await this.renders.tokenForSignedUrl(projectId, movie, params);
+    return this.serve(`${token}.${ext}`, { frame, q }, 'get', req, res);
+  }
+
+  // Declared last so that it never shadows a named route.
+  @Head(':file')
+  headShort(@Param('file') file: string, @Query() query: Record<string, unknown>, @Res() res: Response) {
+    this.parse(file, true);
+    return this.headOutput(file, query, res);
+  }
+
+  @Get(':file')
+  short(@Param('file') file: string, @Query() query: Record<string, unknown>, @Req() req: Request, @Res() res: Response) {
+    this.parse(file, true);
+    return this.serve(file, query, 'get', req, res);
+  }
+
+  private async serve(file: string, query: Record<string, unknown>, mode: Mode, req: Request, res: Response): Promise<void> {
+    const { token, ext } = this.parse(file);
+    const located = await this.renders.locate(token, ext, query);
+    const aborted = new AbortController();
+    res.on('close', () => aborted.abort()); // the viewer left; the render goes on for the next one
+    const delivery = await this.renders.deliver(located, mode === 'get', aborted.signal);
+    await sendDelivery(req, res, delivery);
+  }
+
+  private parse(file: string, short = false): { token: string; ext: string } {
+    const parsed = splitFile(file);
+    // The short form shares the root with everything else: only output files are ours there.
+    if (!parsed || (short && !isOutputFormat(parsed.ext))) throw notFound('not found: expected <token>.<ext>');
+    return parsed;
+  }
+}

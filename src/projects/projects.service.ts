@@ -1,0 +1,104 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { badInput, forbidden, notFound, unauthorized } from '../common/errors';
+import { DuplicateKeyError } from '../store/document-store';
+import { DEFAULT_LIMITS, type ProjectDoc, PROJECTS_REPOSITORY, type ProjectsRepository } from './project.types';
+import { verify } from './url-signing';
+
+const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+export const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
+
+/** Projects, their API keys (stored hashed) and URL-signing secrets. */
+@Injectable()
+export class ProjectsService {
+  private readonly logger = new Logger('Projects');
+
+  constructor(@Inject(PROJECTS_REPOSITORY) private readonly projects: ProjectsRepository) {}
+
+  /** Creates a project; the API key is returned here and never again. */
+  async create(name: string, options: { public?: boolean } = {}): Promise<{ project: ProjectDoc; apiKey: string }> {
+    if (!PROJECT_NAME.test(name)) {
+      throw badInput(`project names are 1–64 letters, digits, - and _, starting with a letter or digit`, [{ field: 'name', message: 'invalid project name' }]);
+    }
+    const apiKey = `mk_${randomBytes(24).toString('base64url')}`;
+    const project: ProjectDoc = {
+      _id: name,
+      keyHashes: [hashKey(apiKey)],
+      signingSecret: randomBytes(32).toString('hex'),
+      public: options.public ?? false,
+      limits: { ...DEFAULT_LIMITS },
+      createdAt: new Date().toISOString(),
+    };
+    try {
+      await this.projects.create(project);
+    } catch (err) {
+      if (err instanceof DuplicateKeyError) throw badInput(`project "${name}" already exists`, [{ field: 'name', message: 'taken' }]);
+      throw err;
+    }
+    return { project, apiKey };
+  }
+
+  /** Adds a new key to a project (the old ones keep working until removed by hand). */
+  async addKey(name: string): Promise<string> {
+    const project = await this.get(name);
+    const apiKey = `mk_${randomBytes(24).toString('base64url')}`;
+    await this.projects.save({ ...project, keyHashes: [...project.keyHashes, hashKey(apiKey)] });
+    return apiKey;
+  }
+
+  async get(name: string): Promise<ProjectDoc> {
+    const project = await this.projects.get(name);
+    if (!project) throw notFound(`unknown project "${name.slice(0, 64)}"`, [{ field: 'project', message: 'unknown project' }]);
+    return project;
+  }
+
+  async find(name: string): Promise<ProjectDoc | undefined> {
+    return this.projects.get(name);
+  }
+
+  list(): Promise<ProjectDoc[]> {
+    return this.projects.list();
+  }
+
+  /** 401 without a key or with a key no project has; 403 with another project's key. */
+  async authenticate(projectId: string, key: string | undefined): Promise<ProjectDoc> {
+    if (!key) throw unauthorized('an API key is required: send "Authorization: Bearer <key>" or "X-Api-Key: <key>"');
+    const hash = hashKey(key);
+    const project = await this.projects.get(projectId);
+    if (project && project.keyHashes.some((h) => safeEqual(h, hash))) return project;
+    const owner = await this.projects.findByKeyHash(hash);
+    if (owner) throw forbidden(`this API key belongs to another project, not "${projectId.slice(0, 64)}"`);
+    if (!project) throw unauthorized('invalid API key');
+    throw unauthorized('invalid API key');
+  }
+
+  /** For signed direct-render URLs; public projects need no signature. */
+  async checkSignature(projectId: string, path: string, query: Record<string, string>): Promise<ProjectDoc> {
+    const project = await this.get(projectId);
+    if (project.public) return project;
+    if (!verify(project.signingSecret, path, query, query.sig)) {
+      throw forbidden('missing or invalid URL signature (sig); make signed URLs with `montage sign-url`');
+    }
+    return project;
+  }
+
+  /**
+   * The embedded default ships a `demo` project: created on first start, its key written to
+   * a file only the owner can read, so the README can show where to find it.
+   */
+  async ensureProject(name: string, writeKey: (key: string) => Promise<string>): Promise<void> {
+    if (await this.projects.get(name)) return;
+    try {
+      const { apiKey } = await this.create(name);
+      const file = await writeKey(apiKey);
+      this.logger.log(`created project "${name}"; its API key is in ${file}`);
+    } catch (err) {
+      if (!(err instanceof Error && /already exists/.test(err.message))) throw err;
+    }
+  }
+}
+
+function safeEqual(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}

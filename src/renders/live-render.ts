@@ -1,0 +1,45 @@
+/**
+ * A render in progress in this process: the file it is writing and a way to wait for it to
+ * grow or finish. Every viewer of the same output follows the same file from its start.
+ */
+export class LiveRender {
+  finished = false;
+  error?: Error;
+  /** Aborts the render (service shutdown): its state stays `rendering`, so the next start re-runs it. */
+  readonly abort = new AbortController();
+  private waiters: Array<() => void> = [];
+  private resolveDone!: () => void;
+  /** Settles (never rejects) when the render has succeeded or failed. */
+  readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
+
+  constructor(
+    readonly key: string,
+    /** Where a streamable render writes as it goes; undefined for gif and stills. */
+    readonly livePath: string | undefined,
+  ) {}
+
+  /** Something changed: more bytes, more frames, or the end. */
+  notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves at the next change, or after `pollMs` (file growth between progress reports). */
+  changed(pollMs = 40): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, pollMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  finish(error?: Error): void {
+    this.error = error;
+    this.finished = true;
+    this.notify();
+    this.resolveDone();
+  }
+}

@@ -1,0 +1,38 @@
+import type { OutputFormat } from '../compiler/output-profiles';
+import type { MovieSpec } from './render-request';
+
+export type RenderStatus = 'pending' | 'queued' | 'rendering' | 'done' | 'failed';
+
+/** A token: a capability to fetch one request's outputs. */
+export interface TokenDoc {
+  _id: string;
+  project: string;
+  movie: MovieSpec;
+  /** As sent; validated against each movie when a format is fetched. */
+  params: Record<string, unknown>;
+  parallel: number;
+  routingkey: string;
+  upload: unknown[];
+  createdAt: string;
+  /** Render keys this token has used, for DELETE (outputs no other token shares). */
+  renderKeys: string[];
+  /** The most recent render key per extension, for progress. */
+  renders: Partial<Record<OutputFormat, string>>;
+}
+
+/** One output: content-addressed by its render key, shared by every token that asks for it. */
+export interface RenderDoc {
+  _id: string;
+  project: string;
+  movie: string;
+  format: OutputFormat;
+  status: RenderStatus;
+  framesDone: number;
+  totalFrames: number;
+  bytes: number;
+  error?: string;
+  /** How many times a render of this key was started (a restart or a failure makes another). */
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+}

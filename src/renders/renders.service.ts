@@ -1,0 +1,394 @@
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { badInput, MontageError, notFound, tooLarge } from '../common/errors';
+import { CONTENT_TYPES, DEFAULTS, isOutputFormat, isStillFormat, type OutputFormat, type OutputProfile } from '../compiler/output-profiles';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { ProjectsService } from '../projects/projects.service';
+import { RenderService } from '../render/render.service';
+import { OutputStorageRepository } from '../repositories/output-storage.repository';
+import { type Collection, DOCUMENT_STORE, type DocumentStore, DuplicateKeyError } from '../store/document-store';
+import { LiveRender } from './live-render';
+import { canonicalJson, renderKey } from './render-key';
+import { coveredExtensions, movieFor, parseRenderRequest, type RenderRequestBody } from './render-request';
+import type { RenderDoc, RenderStatus, TokenDoc } from './render.types';
+
+/** A token's output for one extension, located and identified, not yet rendered. */
+export interface LocatedOutput {
+  token: TokenDoc;
+  format: OutputFormat;
+  movie: string;
+  profile: OutputProfile;
+  frame?: number;
+  key: string;
+  totalFrames: number;
+}
+
+export type Delivery =
+  | { kind: 'stored'; key: string; format: OutputFormat; size: number; contentType: string; open: (range?: { start: number; end: number }) => Readable }
+  | { kind: 'live'; key: string; format: OutputFormat; contentType: string; body: AsyncGenerator<Buffer> };
+
+export type StoredDelivery = Extract<Delivery, { kind: 'stored' }>;
+
+export interface CreatedToken {
+  token: string;
+  urls: Partial<Record<OutputFormat, string>>;
+  uploads: Array<Record<string, unknown>>;
+  totalFrames: number;
+}
+
+const TOKEN = /^[A-Za-z0-9_-]{22,64}$/;
+const STREAMABLE = new Set<OutputFormat>(['mp4', 'webm']);
+
+/**
+ * Tokens, content-addressed renders and their delivery. One render per content: concurrent
+ * requests for one output share one render (single flight), and every token that resolves to
+ * the same template version, movie, params and profile shares one stored output.
+ */
+@Injectable()
+export class RendersService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('Renders');
+  private readonly live = new Map<string, LiveRender>();
+  private readonly tokens: Collection<TokenDoc>;
+  private readonly renders: Collection<RenderDoc>;
+
+  constructor(
+    @Inject(DOCUMENT_STORE) store: DocumentStore,
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    private readonly renderer: RenderService,
+    private readonly storage: OutputStorageRepository,
+    private readonly projects: ProjectsService,
+  ) {
+    this.tokens = store.collection<TokenDoc>('tokens');
+    this.renders = store.collection<RenderDoc>('renders');
+  }
+
+  async onModuleInit(): Promise<void> {
+    await this.storage.init();
+    await this.tokens.ensureIndex({ renderKeys: 1 });
+    // Renders cut off by a restart are re-run on the next request, never served half-written.
+    const interrupted = await this.renders.updateMany(
+      { status: { $in: ['rendering', 'queued'] } },
+      { $set: { status: 'pending', error: 'interrupted by a restart; rendered again on the next request', updatedAt: now() } },
+    );
+    if (interrupted > 0) this.logger.warn(`${interrupted} render(s) were interrupted by a restart; they run again on the next request`);
+  }
+
+  /** Stopping: renders in flight are cut off and left `rendering`; the next start re-runs them on request. */
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    const running = [...this.live.values()];
+    for (const live of running) live.abort.abort();
+    await Promise.all(running.map((live) => live.done));
+  }
+
+  private stopping = false;
+
+  /** POST /v2/render and /v2/token: validate everything now, store the token, answer with URLs. */
+  async createToken(projectId: string, apiKey: string | undefined, rawBody: unknown, baseUrl: string, allowAsync: boolean): Promise<CreatedToken> {
+    const project = await this.projects.authenticate(projectId, apiKey);
+    const body = parseRenderRequest(rawBody);
+    const paramsBytes = Buffer.byteLength(JSON.stringify(body.params));
+    if (paramsBytes > project.limits.maxParamsBytes) {
+      throw tooLarge(`params are ${paramsBytes} bytes; this project allows ${project.limits.maxParamsBytes}`, [{ field: 'params', message: 'too large' }]);
+    }
+    const extensions = coveredExtensions(body.movie);
+    const movies = [...new Set(extensions.map((ext) => movieFor(body.movie, ext)!))];
+    let totalFrames = 0;
+    for (const movie of movies) {
+      const { movie: resolved } = await this.resolveFor(projectId, movie, body.params, movies.length > 1);
+      const pixelSeconds = resolved.width * resolved.height * (resolved.totalFrames / resolved.fps);
+      if (pixelSeconds > project.limits.maxPixelSeconds) {
+        throw tooLarge(
+          `movie "${movie}" is ${resolved.width}×${resolved.height} for ${(resolved.totalFrames / resolved.fps).toFixed(1)} s; this project allows ${project.limits.maxPixelSeconds} pixel-seconds`,
+          [{ field: 'movie', message: 'duration × resolution over the project limit' }],
+        );
+      }
+      if (movie === movieFor(body.movie, 'mp4') || totalFrames === 0) totalFrames = resolved.totalFrames;
+    }
+    const token: TokenDoc = {
+      _id: randomBytes(16).toString('base64url'), // 128 random bits: the token is a capability
+      project: projectId,
+      movie: body.movie,
+      params: body.params,
+      parallel: body.parallel,
+      routingkey: body.routingkey,
+      upload: body.upload,
+      createdAt: now(),
+      renderKeys: [],
+      renders: {},
+    };
+    await this.tokens.insertOne(token);
+    if (allowAsync && body.async) {
+      const first = extensions.includes('mp4') ? 'mp4' : extensions[0];
+      void this.locate(token._id, first, {})
+        .then((located) => this.ensureStarted(located))
+        .catch((err) => this.logger.error(`async render of ${token._id}.${first} failed to start: ${(err as Error).message}`));
+    }
+    return {
+      token: token._id,
+      urls: Object.fromEntries(extensions.map((ext) => [ext, `${baseUrl}/v2/get/${token._id}.${ext}`])),
+      uploads: body.upload.map((u) => ({ ...u, status: 'pending' })),
+      totalFrames,
+    };
+  }
+
+  /** The token and the output an extension (and ?frame=, ?q=) asks for. 404 for unknown tokens and uncovered extensions. */
+  async locate(tokenId: string, ext: string, query: Record<string, unknown>): Promise<LocatedOutput> {
+    if (!isOutputFormat(ext)) {
+      throw badInput(`unsupported extension ".${ext.slice(0, 16)}"; use mp4, webm, gif, png, jpg or webp`, [{ field: 'ext', message: 'unsupported' }]);
+    }
+    const token = await this.findToken(tokenId);
+    const movie = movieFor(token.movie, ext);
+    if (!movie) {
+      const covered = coveredExtensions(token.movie);
+      throw notFound(`this token has no .${ext} output; it has ${covered.map((e) => `.${e}`).join(', ')}`, [{ field: 'ext', message: `not in the movie map` }]);
+    }
+    const { template, params, movie: resolved } = await this.resolveFor(token.project, movie, token.params, false);
+    const profile: OutputProfile = { format: ext };
+    let frame: number | undefined;
+    if (isStillFormat(ext)) {
+      frame = query.frame === undefined ? resolved.posterFrame : intParam(query.frame, 'frame', 0, resolved.totalFrames - 1);
+      if (ext !== 'png') profile.quality = query.q === undefined ? DEFAULTS.still.quality : intParam(query.q, 'q', 1, 100);
+    } else if (STREAMABLE.has(ext)) {
+      profile.streamable = true;
+    }
+    const key = renderKey({ project: token.project, movie, templateVersion: template.version, params, profile: { ...profile, frame } });
+    if (!token.renderKeys.includes(key) || token.renders[ext] !== key) {
+      const renderKeys = token.renderKeys.includes(key) ? token.renderKeys : [...token.renderKeys, key];
+      await this.tokens.findOneAndUpdate({ _id: token._id }, { $set: { renderKeys, [`renders.${ext}`]: key } });
+      token.renderKeys = renderKeys;
+      token.renders[ext] = key;
+    }
+    return { token, format: ext, movie, profile, frame, key, totalFrames: isStillFormat(ext) ? 1 : resolved.totalFrames };
+  }
+
+  /**
+   * What to send for an output. `progressive`: a streamable format still rendering is sent as
+   * it is written; otherwise the stored file once it exists (waiting for the render if need be).
+   */
+  async deliver(located: LocatedOutput, progressive: boolean, signal?: AbortSignal): Promise<Delivery> {
+    const stored = await this.stored(located);
+    if (stored) return stored;
+    const live = this.ensureStarted(located);
+    if (progressive && live.livePath) {
+      // Answer as soon as there are bytes to send; a failure before that gets a proper error status.
+      while (!live.finished && !(await this.storage.fileHasBytes(live.livePath))) await live.changed(20);
+      if (!live.finished) {
+        return { kind: 'live', key: located.key, format: located.format, contentType: CONTENT_TYPES[located.format], body: this.followLive(live, signal) };
+      }
+    }
+    await live.done;
+    if (live.error) throw live.error;
+    const done = await this.stored(located);
+    if (!done) throw new MontageError('render_failed', 'the render finished but its output is missing');
+    return done;
+  }
+
+  /** The current state of a stored output, for HEAD: no render is started. */
+  async peek(located: LocatedOutput): Promise<{ size?: number; status: RenderStatus }> {
+    const stored = await this.stored(located);
+    if (stored) return { size: stored.size, status: 'done' };
+    const doc = await this.renders.findOne({ _id: located.key });
+    return { status: this.live.has(located.key) ? 'rendering' : (doc?.status ?? 'pending') };
+  }
+
+  async progress(tokenId: string) {
+    const token = await this.findToken(tokenId);
+    const formats: Record<string, { status: RenderStatus; bytes: number; framesDone: number; totalFrames: number; error?: string }> = {};
+    let latest: RenderDoc | undefined;
+    for (const [ext, key] of Object.entries(token.renders)) {
+      const doc = await this.renders.findOne({ _id: key! });
+      if (!doc) {
+        formats[ext] = { status: 'pending', bytes: 0, framesDone: 0, totalFrames: 0 };
+        continue;
+      }
+      formats[ext] = { status: doc.status, bytes: doc.bytes, framesDone: doc.framesDone, totalFrames: doc.totalFrames, ...(doc.error && doc.status === 'failed' ? { error: doc.error } : {}) };
+      if (!latest || doc.updatedAt > latest.updatedAt) latest = doc;
+    }
+    const statuses = Object.values(formats).map((f) => f.status);
+    const status: RenderStatus = statuses.includes('rendering')
+      ? 'rendering'
+      : statuses.includes('queued')
+        ? 'queued'
+        : statuses.length > 0 && statuses.every((s) => s === 'done')
+          ? 'done'
+          : statuses.includes('failed')
+            ? 'failed'
+            : statuses.includes('done')
+              ? 'done'
+              : 'pending';
+    const error = status === 'failed' ? Object.values(formats).find((f) => f.error)?.error : undefined;
+    return {
+      token: token._id,
+      status,
+      framesDone: latest?.framesDone ?? 0,
+      totalFrames: latest?.totalFrames ?? 0,
+      formats,
+      ...(error ? { error } : {}),
+    };
+  }
+
+  /** DELETE /v2/token/:token: the token, and every output no other token shares. */
+  async deleteToken(tokenId: string, apiKey: string | undefined): Promise<{ deleted: string; outputsRemoved: number }> {
+    const token = await this.findToken(tokenId);
+    await this.projects.authenticate(token.project, apiKey);
+    let outputsRemoved = 0;
+    for (const key of token.renderKeys) {
+      const sharedBy = await this.tokens.countDocuments({ renderKeys: key, _id: { $ne: token._id } });
+      if (sharedBy > 0 || this.live.has(key)) continue;
+      const doc = await this.renders.findOne({ _id: key });
+      if (doc) {
+        await this.storage.remove(key, doc.format);
+        await this.renders.deleteOne({ _id: key });
+        outputsRemoved++;
+      }
+    }
+    await this.tokens.deleteOne({ _id: token._id });
+    return { deleted: token._id, outputsRemoved };
+  }
+
+  /**
+   * GET /v1/render/<project>/<movie>.<ext>?…: a signed URL stands for its own token,
+   * derived from what it asks for, so the same URL is always the same token.
+   */
+  async tokenForSignedUrl(projectId: string, movie: string, params: Record<string, string>): Promise<string> {
+    await this.resolveFor(projectId, movie, params, false);
+    const id = createHash('sha256').update(canonicalJson({ projectId, movie, params })).digest('base64url').slice(0, 32);
+    if (!(await this.tokens.findOne({ _id: id }))) {
+      try {
+        await this.tokens.insertOne({
+          _id: id,
+          project: projectId,
+          movie,
+          params,
+          parallel: 1,
+          routingkey: 'default',
+          upload: [],
+          createdAt: now(),
+          renderKeys: [],
+          renders: {},
+        });
+      } catch (err) {
+        if (!(err instanceof DuplicateKeyError)) throw err; // another request made it first: same token
+      }
+    }
+    return id;
+  }
+
+  /** Renders this process has started so far, for tests and metrics. */
+  readonly counters = { started: 0 };
+
+  private async findToken(tokenId: string): Promise<TokenDoc> {
+    const token = TOKEN.test(tokenId) ? await this.tokens.findOne({ _id: tokenId }) : null;
+    if (!token) throw notFound('unknown token', [{ field: 'token', message: 'unknown or deleted token' }]);
+    return token;
+  }
+
+  private async resolveFor(project: string, movie: string, params: Record<string, unknown>, prefix: boolean) {
+    try {
+      return await this.renderer.resolve(project, movie, params);
+    } catch (err) {
+      if (prefix && err instanceof MontageError) {
+        throw new MontageError(err.kind, `${movie}: ${err.message}`, err.details.map((d) => ({ ...d, field: `${movie}.${d.field}` })));
+      }
+      throw err;
+    }
+  }
+
+  private async stored(located: LocatedOutput): Promise<StoredDelivery | undefined> {
+    const stat = await this.storage.stat(located.key, located.format);
+    if (!stat) return undefined;
+    return {
+      kind: 'stored',
+      key: located.key,
+      format: located.format,
+      size: stat.size,
+      contentType: CONTENT_TYPES[located.format],
+      open: (range) => this.storage.read(located.key, located.format, range),
+    };
+  }
+
+  /** Single flight: the render of a key in this process, started if there is none. */
+  private ensureStarted(located: LocatedOutput): LiveRender {
+    const existing = this.live.get(located.key);
+    if (existing) return existing;
+    const live = new LiveRender(located.key, STREAMABLE.has(located.format) ? this.storage.livePath(located.key, located.format) : undefined);
+    this.live.set(located.key, live);
+    this.counters.started++;
+    void this.run(located, live).then(
+      () => live.finish(),
+      (err: Error) => live.finish(err),
+    ).finally(() => {
+      this.live.delete(located.key);
+      // Followers opened the file already; give slow ones time, the next start-up cleans the rest.
+      if (live.livePath) setTimeout(() => void this.storage.removeFile(live.livePath!), 60_000).unref();
+    });
+    return live;
+  }
+
+  private async run(located: LocatedOutput, live: LiveRender): Promise<void> {
+    const { key, format, token } = located;
+    await this.renders.findOneAndUpdate(
+      { _id: key },
+      {
+        $set: { status: 'rendering', framesDone: 0, totalFrames: located.totalFrames, updatedAt: now() },
+        $unset: { error: 1 },
+        $inc: { attempts: 1 },
+        $setOnInsert: { project: token.project, movie: located.movie, format, bytes: 0, createdAt: now() },
+      },
+      { upsert: true },
+    );
+    let lastWrite = 0;
+    const request = { project: token.project, movie: located.movie, params: token.params, profile: located.profile, frame: located.frame };
+    try {
+      const onProgress = (p: { framesDone: number; totalFrames: number }) => {
+        live.notify();
+        const t = Date.now();
+        if (t - lastWrite < 250) return; // progress is for people: a few writes a second is plenty
+        lastWrite = t;
+        if (this.stopping) return;
+        this.renders
+          .findOneAndUpdate({ _id: key, status: 'rendering' }, { $set: { framesDone: p.framesDone, totalFrames: p.totalFrames, updatedAt: now() } })
+          .catch((err: Error) => this.logger.warn(`progress of ${key} not saved: ${err.message}`));
+      };
+      let bytes: number;
+      if (live.livePath) {
+        await this.renderer.render(request, live.livePath, onProgress, { inPlace: true, signal: live.abort.signal });
+        live.notify();
+        bytes = await this.renderer.remux(live.livePath, this.storage.outputPath(key, format), format as 'mp4' | 'webm');
+      } else {
+        bytes = (await this.renderer.render(request, this.storage.outputPath(key, format), onProgress, { signal: live.abort.signal })).bytes;
+      }
+      await this.renders.findOneAndUpdate(
+        { _id: key },
+        { $set: { status: 'done', bytes, framesDone: located.totalFrames, totalFrames: located.totalFrames, updatedAt: now() } },
+      );
+    } catch (err) {
+      if (this.stopping) throw err; // left `rendering`: interrupted, not failed
+      const message = (err as Error).message;
+      this.logger.warn(`render ${key} (${token.project}/${located.movie}.${format}) failed: ${message}`);
+      await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'failed', error: message, updatedAt: now() } });
+      throw err;
+    }
+  }
+
+  private async *followLive(live: LiveRender, signal?: AbortSignal): AsyncGenerator<Buffer> {
+    yield* this.storage.follow(live.livePath!, () => live.finished, () => live.changed(), signal);
+    if (live.error) throw live.error; // ends the response abruptly: the client sees a broken stream, not a short video
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function intParam(raw: unknown, name: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw badInput(`${name} must be a whole number from ${min} to ${max}`, [{ field: name, message: `out of range ${min}–${max}` }]);
+  }
+  return n;
+}
+
+export type { RenderRequestBody };
