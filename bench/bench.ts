@@ -108,7 +108,7 @@ async function fetchTimed(url: string): Promise<{ ttfbMs: number; totalMs: numbe
  * and a stored output served by Montage against the same file from a bare static server.
  */
 async function benchApi(runs: number) {
-  const app = await createApp(loadConfig(process.env));
+  const app = await createApp(loadConfig(process.env), ['error']);
   await app.listen(0, '127.0.0.1');
   const base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   const key = fs.readFileSync(path.join(process.env.MONTAGE_DATA_DIR!, 'demo-api-key'), 'utf8').trim();

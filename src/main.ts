@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
+import { type LogLevel, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module';
@@ -7,8 +7,8 @@ import { JsonExceptionFilter } from './common/http-exception.filter';
 import { loadConfig, type MontageConfig } from './config/config';
 
 /** The HTTP application, configured the same way for `npm start` and for the tests. */
-export async function createApp(config: MontageConfig = loadConfig(), module: unknown = AppModule): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(module as typeof AppModule, { bodyParser: false, logger: ['error', 'warn', 'log'] });
+export async function createApp(config: MontageConfig = loadConfig(), logger: LogLevel[] = ['error', 'warn', 'log']): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger });
   app.useBodyParser('json', { limit: config.maxBodyBytes });
   app.useGlobalFilters(new JsonExceptionFilter());
   // Outputs are meant to be embedded anywhere; keys travel in headers, never cookies.

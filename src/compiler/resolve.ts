@@ -129,7 +129,8 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
       errors.push({ field: at([...sourcePath, 'duration']), message: `scene ${index + 1} lasts less than one frame` });
       return;
     }
-    if (transitionFrames > 0 && transitionFrames > Math.min(previousEnd - (scenes[scenes.length - 1]?.startFrame ?? 0), endFrame - startFrame)) {
+    const previousLength = previousEnd - (scenes[scenes.length - 1]?.startFrame ?? 0);
+    if (transitionFrames > Math.min(previousLength, endFrame - startFrame)) {
       errors.push({ field: at([...sourcePath, 'transition', 'duration']), message: 'a transition cannot be longer than either scene it joins' });
     }
     const layers: TimedLayer[] = [];

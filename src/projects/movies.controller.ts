@@ -1,6 +1,7 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { notFound } from '../common/errors';
 import { TemplatesService } from '../templates/templates.service';
+import type { ProjectDoc } from './project.types';
 import { ProjectsService } from './projects.service';
 import { signedUrl } from './url-signing';
 
@@ -14,19 +15,18 @@ export class MoviesController {
 
   @Get()
   async list(@Param('projectId') projectId: string) {
-    await this.projectOr404(projectId);
+    const project = await this.projectOr404(projectId);
     const movies = await this.templates.listMovies(projectId);
-    return { project: projectId, movies: await Promise.all(movies.map((m) => this.describe(projectId, m, false))) };
+    return { project: projectId, movies: await Promise.all(movies.map((m) => this.describe(project, m, false))) };
   }
 
   @Get(':movie')
   async one(@Param('projectId') projectId: string, @Param('movie') movie: string) {
-    await this.projectOr404(projectId);
-    return this.describe(projectId, movie, true);
+    return this.describe(await this.projectOr404(projectId), movie, true);
   }
 
-  private async describe(projectId: string, movie: string, withVariables: boolean) {
-    const project = await this.projectOr404(projectId);
+  private async describe(project: ProjectDoc, movie: string, withVariables: boolean) {
+    const projectId = project._id;
     const template = await this.templates.load(projectId, movie);
     const { spec } = template;
     const needsInput = Object.values(spec.variables).some((v) => v.required && v.default === undefined);

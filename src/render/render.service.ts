@@ -3,7 +3,9 @@ import { badInput } from '../common/errors';
 import { buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
 import { DEFAULTS, isStillFormat, type OutputProfile } from '../compiler/output-profiles';
 import { planRender, type RenderPlan } from '../compiler/render-plan';
-import { resolveMovie } from '../compiler/resolve';
+import type { Params } from '../compiler/params';
+import { resolveMovie, type ResolvedMovie } from '../compiler/resolve';
+import { canonicalJson } from '../common/canonical-json';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
 import { RasterRepository } from '../repositories/raster.repository';
@@ -48,11 +50,21 @@ export class RenderService {
     private readonly work: WorkFilesRepository,
   ) {}
 
+  /** Resolved movies by template version and params: every GET of a token resolves it again. */
+  private readonly resolved = new Map<string, { params: Params; movie: ResolvedMovie }>();
+
   /** Validation and resolution only (no downloads, no rasters): cheap, for answering a request. */
   async resolve(project: string, movieName: string, rawParams: Record<string, unknown>) {
     const template = await this.templates.load(project, movieName);
-    const params = this.templates.validateParams(template, rawParams);
-    return { template, params, movie: resolveMovie(template, params) };
+    const key = `${template.file}\0${template.version}\0${canonicalJson(rawParams)}`;
+    let hit = this.resolved.get(key);
+    if (!hit) {
+      const params = this.templates.validateParams(template, rawParams);
+      hit = { params, movie: resolveMovie(template, params) };
+      this.resolved.set(key, hit);
+      if (this.resolved.size > 1000) this.resolved.delete(this.resolved.keys().next().value!); // oldest first
+    }
+    return { template, ...hit };
   }
 
   /** Everything up to the render plan: validation, params, downloads, rasters. */

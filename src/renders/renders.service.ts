@@ -10,7 +10,7 @@ import { OutputStorageRepository } from '../repositories/output-storage.reposito
 import { type Collection, DOCUMENT_STORE, type DocumentStore, DuplicateKeyError } from '../store/document-store';
 import { LiveRender } from './live-render';
 import { canonicalJson, renderKey } from './render-key';
-import { coveredExtensions, movieFor, parseRenderRequest, type RenderRequestBody } from './render-request';
+import { coveredExtensions, movieFor, parseRenderRequest } from './render-request';
 import type { RenderDoc, RenderStatus, TokenDoc } from './render.types';
 
 /** A token's output for one extension, located and identified, not yet rendered. */
@@ -206,18 +206,9 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       formats[ext] = { status: doc.status, bytes: doc.bytes, framesDone: doc.framesDone, totalFrames: doc.totalFrames, ...(doc.error && doc.status === 'failed' ? { error: doc.error } : {}) };
       if (!latest || doc.updatedAt > latest.updatedAt) latest = doc;
     }
-    const statuses = Object.values(formats).map((f) => f.status);
-    const status: RenderStatus = statuses.includes('rendering')
-      ? 'rendering'
-      : statuses.includes('queued')
-        ? 'queued'
-        : statuses.length > 0 && statuses.every((s) => s === 'done')
-          ? 'done'
-          : statuses.includes('failed')
-            ? 'failed'
-            : statuses.includes('done')
-              ? 'done'
-              : 'pending';
+    const statuses = new Set(Object.values(formats).map((f) => f.status));
+    // Work in progress wins, then a failure, then done; nothing asked for yet is pending.
+    const status = (['rendering', 'queued', 'failed', 'done'] as RenderStatus[]).find((s) => statuses.has(s)) ?? 'pending';
     const error = status === 'failed' ? Object.values(formats).find((f) => f.error)?.error : undefined;
     return {
       token: token._id,
@@ -391,4 +382,3 @@ function intParam(raw: unknown, name: string, min: number, max: number): number 
   return n;
 }
 
-export type { RenderRequestBody };

@@ -22,6 +22,9 @@ export interface TemplateCheck {
 /** Loads, validates and lists the designers' movie templates. */
 @Injectable()
 export class TemplatesService {
+  /** Parsed templates by movie file, reused while their version (content hash) is unchanged. */
+  private readonly loaded = new Map<string, LoadedTemplate>();
+
   constructor(
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
     private readonly files: TemplateFilesRepository,
@@ -52,6 +55,18 @@ export class TemplatesService {
       ]);
     }
     const rel = `${project}/${movie}/${file}`;
+    // The version is a hash of every file's content (hashes remembered by size and mtime), so it
+    // costs a directory listing and a few stats; parsing is redone only when it changes.
+    const files = await this.files.listFiles(dir);
+    const projectPartialsDir = path.join(this.config.templatesDir, project, '_partials');
+    const sharedPartials = (await this.files.listFiles(projectPartialsDir)).filter((f) => f.endsWith('.hbs'));
+    const versionHash = createHash('sha256');
+    for (const f of files) versionHash.update(`${f}\0${await this.files.hashFile(path.join(dir, f))}\0`);
+    for (const f of sharedPartials) versionHash.update(`_partials/${f}\0${await this.files.hashFile(path.join(projectPartialsDir, f))}\0`);
+    const version = versionHash.digest('hex').slice(0, 16);
+    const cached = this.loaded.get(rel);
+    if (cached?.version === version) return cached;
+
     const parsed = parseSource(rel, await this.files.readText(path.join(dir, file)));
     if (!parsed.ok) throw badInput(`${parsed.errors[0].field}: ${parsed.errors[0].message}`, parsed.errors);
     const { doc } = parsed;
@@ -63,9 +78,6 @@ export class TemplatesService {
       });
       throw badInput(`${errors[0].field}: ${errors[0].message}`, errors);
     }
-    const files = await this.files.listFiles(dir);
-    const projectPartialsDir = path.join(this.config.templatesDir, project, '_partials');
-    const sharedPartials = (await this.files.listFiles(projectPartialsDir)).filter((f) => f.endsWith('.hbs'));
     const partials: Record<string, string> = {};
     for (const f of sharedPartials) partials[partialName(f)] = await this.files.readText(path.join(projectPartialsDir, f));
     for (const f of files.filter((f) => f.startsWith('partials/') && f.endsWith('.hbs'))) {
@@ -74,22 +86,20 @@ export class TemplatesService {
     const svgSources: Record<string, string> = {};
     for (const f of files.filter((f) => f.endsWith('.svg.hbs'))) svgSources[f] = await this.files.readText(path.join(dir, f));
 
-    const version = createHash('sha256');
-    for (const f of files) version.update(`${f}\0${await this.files.hashFile(path.join(dir, f))}\0`);
-    for (const f of sharedPartials) version.update(`_partials/${f}\0${partials[partialName(f)]}\0`);
-
-    return {
+    const template: LoadedTemplate = {
       project,
       movie,
       dir,
       file: rel,
-      version: version.digest('hex').slice(0, 16),
+      version,
       spec: checked.data,
       svgSources,
       partials,
       files,
       lineOf: doc.lineOf,
     };
+    this.loaded.set(rel, template);
+    return template;
   }
 
   /** Params validated against the movie's variables: 400 naming every bad field. */

@@ -22,7 +22,7 @@ export async function startApi(options: { dataDir?: string; env?: Record<string,
   const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'montage-api-'));
   const env = { MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES, MONTAGE_DATA_DIR: dataDir, MEDIA_ALLOW_PRIVATE: '0', ...options.env };
   Object.assign(process.env, env); // the modules read their configuration from the environment
-  const app = await createApp(loadConfig(process.env));
+  const app = await createApp(loadConfig(process.env), ['error']);
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
   return {

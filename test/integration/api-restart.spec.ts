@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { startApi } from '../helpers/api-app';
+import sharp from 'sharp';
 import { probe } from '../helpers/media';
 
 // A restart loses nothing: tokens, render states and stored outputs survive, and a render cut
@@ -45,5 +46,32 @@ it('tokens and outputs survive a restart; an interrupted render is re-run', asyn
   } finally {
     await second.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+it('editing a template changes its version: the same token renders anew', async () => {
+  const templates = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-edit-'));
+  fs.cpSync(path.join(__dirname, '..', 'fixtures', 'templates', 't', 'colors'), path.join(templates, 't', 'colors'), { recursive: true });
+  const api = await startApi({ env: { MONTAGE_TEMPLATES_DIR: templates } });
+  try {
+    const created = await request(api.url).post('/v2/render/t').set({ 'X-Api-Key': api.key }).send({ movie: 'colors' }).expect(200);
+    const pixel = async () => {
+      const res = await request(api.url).get(`/v2/get/${created.body.token}.png?frame=45`).buffer(true).expect(200);
+      const { data, info } = await sharp(res.body as Buffer).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      return [...data.subarray((45 * info.width + 240) * 3, (45 * info.width + 240) * 3 + 3)];
+    };
+    expect((await pixel())[1]).toBeGreaterThan(200); // the green box
+    await pixel();
+    expect(api.renders.counters.started).toBe(1); // the second GET is the stored file
+
+    const file = path.join(templates, 't', 'colors', 'movie.yaml');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('default: "#00ff00"', 'default: "#0000ff"'));
+    const [r, g, b] = await pixel();
+    expect(api.renders.counters.started).toBe(2);
+    expect(b).toBeGreaterThan(200);
+    expect(r + g).toBeLessThan(80);
+  } finally {
+    await api.close();
+    fs.rmSync(templates, { recursive: true, force: true });
   }
 });
