@@ -45,15 +45,26 @@ export class DeliveryController {
     return this.serve(file, query, 'get', req, res);
   }
 
+  @Head('v1/render/:projectId/:file')
+  async headSigned(@Param('projectId') projectId: string, @Param('file') file: string, @Req() req: Request, @Res() res: Response) {
+    const { token, ext, query } = await this.signedToken(projectId, file, req);
+    return this.headOutput(`${token}.${ext}`, query, res);
+  }
+
   /** Direct render for `<img>`/`<video>` tags: params in the query, signed with the project's secret. */
   @Get('v1/render/:projectId/:file')
   async signed(@Param('projectId') projectId: string, @Param('file') file: string, @Req() req: Request, @Res() res: Response) {
+    const { token, ext, query } = await this.signedToken(projectId, file, req);
+    return this.serve(`${token}.${ext}`, query, 'get', req, res);
+  }
+
+  private async signedToken(projectId: string, file: string, req: Request) {
     const { token: movie, ext } = this.parse(file);
     const query = Object.fromEntries(Object.entries(req.query).filter((e): e is [string, string] => typeof e[1] === 'string'));
     await this.projects.checkSignature(projectId, req.path, query);
     const { sig: _sig, frame, q, ...params } = query;
     const token = await this.renders.tokenForSignedUrl(projectId, movie, params);
-    return this.serve(`${token}.${ext}`, { frame, q }, 'get', req, res);
+    return { token, ext, query: { frame, q } };
   }
 
   // Declared last so that it never shadows a named route.

@@ -250,6 +250,10 @@ describe('signed direct-render URLs', () => {
   it('renders for a valid signature and refuses a tampered one', async () => {
     const secret = (await api.app.get(ProjectsService).get('t')).signingSecret;
     const url = signedUrl(api.url, 't', 'colors', 'png', { label: 'Signed', frame: '45' }, secret);
+    const before = api.renders.counters.started;
+    const head = await request(url).head('').expect(200);
+    expect(head.headers['x-montage-status']).toBe('pending');
+    expect(api.renders.counters.started).toBe(before); // HEAD never renders
     const ok = await request(url).get('').buffer(true).expect(200);
     expect(ok.headers['content-type']).toBe('image/png');
     await request(url.replace('label=Signed', 'label=Forged')).get('').expect(403);
