@@ -1,4 +1,7 @@
-import { Module } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { RenderNodeModule } from '../render-nodes/render-node.module';
+import { NodesController } from './queue/nodes.controller';
+import { QueueModule } from './queue/queue.module';
 import * as path from 'node:path';
 import { MONTAGE_CONFIG, type MontageConfig } from './config/config';
 import { DeliveryController } from './delivery/delivery.controller';
@@ -30,17 +33,23 @@ export const documentStoreProvider = {
   useFactory: (config: MontageConfig) => createDocumentStore(config),
 };
 
-@Module({
-  imports: [RenderModule],
-  // DeliveryController last: its `/:file` short form must not shadow the other routes.
-  controllers: [HealthController, RenderRequestsController, MoviesController, DeliveryController],
-  providers: [
-    documentStoreProvider,
-    projectsRepositoryProvider,
-    ProjectsService,
-    OutputStorageRepository,
-    RendersService,
-    TemplateProjectsInitializer,
-  ],
-})
-export class AppModule {}
+@Module({})
+export class AppModule {
+  /** The API; with the embedded default it also runs a render node in the same process. */
+  static forRoot(config: MontageConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [RenderModule, QueueModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
+      // DeliveryController last: its `/:file` short form must not shadow the other routes.
+      controllers: [HealthController, RenderRequestsController, MoviesController, NodesController, DeliveryController],
+      providers: [
+        documentStoreProvider,
+        projectsRepositoryProvider,
+        ProjectsService,
+        OutputStorageRepository,
+        RendersService,
+        TemplateProjectsInitializer,
+      ],
+    };
+  }
+}

@@ -8,7 +8,7 @@ import { loadConfig, type MontageConfig } from './config/config';
 
 /** The HTTP application, configured the same way for `npm start` and for the tests. */
 export async function createApp(config: MontageConfig = loadConfig(), logger: LogLevel[] = ['error', 'warn', 'log']): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { bodyParser: false, logger });
   app.useBodyParser('json', { limit: config.maxBodyBytes });
   app.useGlobalFilters(new JsonExceptionFilter());
   // Outputs are meant to be embedded anywhere; keys travel in headers, never cookies.

@@ -108,6 +108,41 @@ export function buildRemuxArgs(input: string, output: string, format: 'mp4' | 'w
   ];
 }
 
+/**
+ * The sound of a whole movie, mixed once (AAC in MP4): distributed renders encode video in
+ * segments and add this when they assemble the stream.
+ */
+export function buildAudioArgs(plan: RenderPlan, output: string): string[] {
+  const graph = new GraphBuilder(plan, { from: 0, to: plan.totalFrames });
+  const audio = graph.audio();
+  return [
+    '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
+    ...graph.inputs.flat(),
+    '-filter_complex', graph.chains.join(';'),
+    '-map', `[${audio}]`,
+    '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2',
+    '-f', 'mp4', output,
+  ];
+}
+
+/**
+ * Assembles a distributed mp4 as it arrives: joined video fragments on stdin, the movie's
+ * sound from a file, out as fragmented MP4 that viewers follow. Small probe sizes and
+ * per-packet flushing keep the first bytes early.
+ */
+export function buildLiveMuxArgs(audio: string, output: string): string[] {
+  return [
+    '-hide_banner', '-loglevel', 'error', '-y',
+    '-probesize', '32768', '-analyzeduration', '0', // no '-fflags nobuffer': it drops what probing read
+    '-f', 'mp4', '-i', 'pipe:0',
+    '-i', audio,
+    '-map', '0:v', '-map', '1:a', '-c', 'copy',
+    '-flush_packets', '1',
+    '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
+    '-f', 'mp4', output,
+  ];
+}
+
 class GraphBuilder {
   readonly inputs: string[][] = [];
   readonly chains: string[] = [];

@@ -22,6 +22,14 @@ export interface MontageConfig {
   publicUrl?: string;
   /** Largest JSON request body, in bytes. */
   maxBodyBytes: number;
+  /** BullMQ's Redis (`redis://…` or `unix:///path/redis.sock`); unset: the API starts a private redis-server. */
+  redisUrl?: string;
+  /** Routing keys a render node takes work from (queues `render.<key>`). */
+  routingKeys: string[];
+  /** Segments a render node renders at once. */
+  concurrency: number;
+  /** Run a render node inside the API process (the embedded default). */
+  embeddedRenderNode: boolean;
   /** MONGODB_URI: documents live on MongoDB when set, in the embedded nedb store under dataDir otherwise. */
   mongodbUri?: string;
 }
@@ -50,6 +58,16 @@ function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean 
   ]);
 }
 
+function routingKeys(raw: string | undefined): string[] {
+  const keys = (raw || 'default').split(',').map((k) => k.trim()).filter(Boolean);
+  for (const k of keys) {
+    if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(k)) {
+      throw badInput(`ROUTING_KEYS: "${k}" is not a routing key (lower-case letters, digits, - and _)`, [{ field: 'ROUTING_KEYS', message: 'invalid' }]);
+    }
+  }
+  return keys;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): MontageConfig {
   const dataDir = path.resolve(cwd, env.MONTAGE_DATA_DIR || 'data');
   return {
@@ -67,6 +85,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     ffmpegThreads: int(env, 'FFMPEG_THREADS', 0, 0),
     publicUrl: env.PUBLIC_URL || undefined,
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 256 * 1024, 1024),
+    redisUrl: env.REDIS_URL || undefined,
+    routingKeys: routingKeys(env.ROUTING_KEYS),
+    concurrency: int(env, 'CONCURRENCY', 1, 1),
+    embeddedRenderNode: bool(env, 'EMBEDDED_RENDER_NODE', true),
     mongodbUri: env.MONGODB_URI?.trim() || undefined,
   };
 }

@@ -3,6 +3,8 @@ import type { Response } from 'express';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
 import { OutputStorageRepository } from '../repositories/output-storage.repository';
+import { JOB_QUEUE } from '../queue/queue.module';
+import { JobQueueRepository } from '../repositories/job-queue.repository';
 import { DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
 
 @Controller()
@@ -12,6 +14,7 @@ export class HealthController {
     private readonly storage: OutputStorageRepository,
     @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
   ) {}
 
   /** 200 `ok` when every dependency answers; 503 `degraded` naming the ones that do not. */
@@ -26,14 +29,19 @@ export class HealthController {
       }
     };
     const ffmpeg = await this.media.version();
-    const [store, storage] = await Promise.all([check(() => this.store.ping()), check(() => this.storage.ping())]);
-    const ok = !!ffmpeg && store.ok && storage.ok;
+    const [store, storage, queue] = await Promise.all([
+      check(() => this.store.ping()),
+      check(() => this.storage.ping()),
+      check(() => this.queue.ping()),
+    ]);
+    const ok = !!ffmpeg && store.ok && storage.ok && queue.ok;
     res.status(ok ? 200 : 503);
     return {
       status: ok ? 'ok' : 'degraded',
       ffmpeg: ffmpeg ?? null,
       store: { kind: this.store.kind, ...store },
       storage: { kind: this.storage.kind, ...storage },
+      queue: { kind: this.config.redisUrl ? 'redis' : 'embedded redis', ...queue },
       templatesDir: this.config.templatesDir,
       version: process.env.npm_package_version ?? '0.1.0',
     };

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { badInput } from '../common/errors';
-import { buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
+import { buildAudioArgs, buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
 import { DEFAULTS, isStillFormat, type OutputProfile } from '../compiler/output-profiles';
 import { planRender, type RenderPlan } from '../compiler/render-plan';
 import type { Params } from '../compiler/params';
@@ -112,6 +112,16 @@ export class RenderService {
     }
     onProgress?.({ phase: 'done', framesDone: total, totalFrames: total });
     return { output, bytes: await this.work.size(output), plan, range };
+  }
+
+  /** The whole movie's sound, mixed once, as AAC in MP4. */
+  async renderAudio(plan: RenderPlan, output: string, signal?: AbortSignal): Promise<void> {
+    await this.media.run(buildAudioArgs(plan, output), { signal });
+  }
+
+  /** Assembles a distributed mp4: joined video fragments from `video`, the sound from `audio`. */
+  async assembleLive(video: AsyncIterable<Buffer>, audio: string, output: string, signal?: AbortSignal): Promise<void> {
+    await this.media.runWithInput(buildLiveMuxArgs(audio, output), video, signal);
   }
 
   /** A streamable render → the regular file that is stored (no re-encode). */

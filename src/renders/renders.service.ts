@@ -9,6 +9,11 @@ import { RenderService } from '../render/render.service';
 import { OutputStorageRepository } from '../repositories/output-storage.repository';
 import { type Collection, DOCUMENT_STORE, type DocumentStore, DuplicateKeyError } from '../store/document-store';
 import { LiveRender } from './live-render';
+import { JOB_QUEUE } from '../queue/queue.module';
+import { JobName, segmentJobId } from '../queue/queue.types';
+import { JobQueueRepository } from '../repositories/job-queue.repository';
+import { Fmp4Joiner } from '../streaming/fmp4-joiner';
+import { planSegments } from '../streaming/segment-planner';
 import { canonicalJson, renderKey } from './render-key';
 import { coveredExtensions, movieFor, parseRenderRequest } from './render-request';
 import type { RenderDoc, RenderStatus, TokenDoc } from './render.types';
@@ -58,6 +63,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     private readonly renderer: RenderService,
     private readonly storage: OutputStorageRepository,
     private readonly projects: ProjectsService,
+    @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
   ) {
     this.tokens = store.collection<TokenDoc>('tokens');
     this.renders = store.collection<RenderDoc>('renders');
@@ -320,7 +326,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
 
   private async run(located: LocatedOutput, live: LiveRender): Promise<void> {
     const { key, format, token } = located;
-    await this.renders.findOneAndUpdate(
+    const started = await this.renders.findOneAndUpdate(
       { _id: key },
       {
         $set: { status: 'rendering', framesDone: 0, totalFrames: located.totalFrames, updatedAt: now() },
@@ -344,7 +350,11 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
           .catch((err: Error) => this.logger.warn(`progress of ${key} not saved: ${err.message}`));
       };
       let bytes: number;
-      if (live.livePath) {
+      if (live.livePath && format === 'mp4' && token.parallel > 1) {
+        await this.renderDistributed(located, live, request, started?.attempts ?? 1);
+        live.notify();
+        bytes = await this.renderer.remux(live.livePath, this.storage.outputPath(key, format), 'mp4');
+      } else if (live.livePath) {
         await this.renderer.render(request, live.livePath, onProgress, { inPlace: true, signal: live.abort.signal });
         live.notify();
         bytes = await this.renderer.remux(live.livePath, this.storage.outputPath(key, format), format as 'mp4' | 'webm');
@@ -361,6 +371,73 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       this.logger.warn(`render ${key} (${token.project}/${located.movie}.${format}) failed: ${message}`);
       await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'failed', error: message, updatedAt: now() } });
       throw err;
+    }
+  }
+
+  /**
+   * `parallel` > 1: GOP-aligned segments rendered by render nodes (at most `parallel` at
+   * once, through the token's routing key), joined in order as they arrive, the sound mixed
+   * once here and muxed in while the stream is assembled.
+   */
+  private async renderDistributed(
+    located: LocatedOutput,
+    live: LiveRender,
+    request: { project: string; movie: string; params: Record<string, unknown> },
+    attempt: number,
+  ): Promise<void> {
+    const { key, token } = located;
+    const plan = await this.renderer.plan(request);
+    const ranges = planSegments(plan.totalFrames, { fps: plan.fps, parallel: token.parallel });
+    const profile = { format: 'mp4' as const, streamable: true, videoOnly: true };
+    const audio = this.storage.segmentPath(key, 'audio', 'm4a');
+    const segmentFiles = ranges.map((r) => this.storage.segmentPath(key, `${r.from}-${r.to}`, 'mp4'));
+    await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'queued', updatedAt: now() } });
+    if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
+      this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
+    }
+
+    const done = ranges.map(() => 0);
+    let lastSaved = 0;
+    const reportProgress = () => {
+      live.notify();
+      const framesDone = done.reduce((a, b) => a + b, 0);
+      if (Date.now() - lastSaved < 250) return;
+      lastSaved = Date.now();
+      this.renders
+        .findOneAndUpdate({ _id: key, status: { $in: ['queued', 'rendering'] } }, { $set: { status: 'rendering', framesDone, updatedAt: now() } })
+        .catch(() => undefined);
+    };
+    const results: Array<Promise<unknown>> = [];
+    const start = (i: number) => {
+      // A new attempt of the render gets new jobs: BullMQ keeps finished ones under their id.
+      const jobId = segmentJobId(`${key}-a${attempt}`, ranges[i]);
+      const payload = { renderKey: key, project: token.project, movie: located.movie, params: token.params, profile, range: ranges[i], outputPath: segmentFiles[i] };
+      results[i] = this.queue
+        .enqueue(token.routingkey, JobName.RenderSegment, payload, jobId)
+        .then(() => this.queue.waitFor<JobName.RenderSegment>(token.routingkey, jobId, (frames) => ((done[i] = frames), reportProgress())))
+        .then((r) => ((done[i] = ranges[i].to - ranges[i].from), reportProgress(), r))
+        .catch((err: Error) => {
+          throw new MontageError('render_failed', `segment ${ranges[i].from}–${ranges[i].to} failed on every attempt: ${err.message}`);
+        });
+      results[i].catch(() => undefined); // awaited in order below; a failure is reported there
+    };
+    for (let i = 0; i < Math.min(token.parallel, ranges.length); i++) start(i);
+
+    const joiner = new Fmp4Joiner(plan.fps);
+    const storage = this.storage;
+    async function* joined(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < ranges.length; i++) {
+        await results[i];
+        if (i + token.parallel < ranges.length) start(i + token.parallel);
+        yield joiner.push(await storage.readFile(segmentFiles[i]), ranges[i].from);
+        await storage.removeFile(segmentFiles[i]);
+      }
+    }
+    try {
+      await this.renderer.renderAudio(plan, audio, live.abort.signal);
+      await this.renderer.assembleLive(joined(), audio, live.livePath!, live.abort.signal);
+    } finally {
+      await Promise.all([audio, ...segmentFiles].map((f) => this.storage.removeFile(f)));
     }
   }
 

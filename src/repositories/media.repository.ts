@@ -47,6 +47,36 @@ export class MediaRepository implements MediaProbe {
     });
   }
 
+  /** Runs ffmpeg reading `input` on its stdin (with backpressure); rejects with the tail of its stderr. */
+  async runWithInput(args: string[], input: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw renderFailed('render cancelled');
+    const child = spawn(this.config.ffmpegPath, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-16_384)));
+    const exited = new Promise<void>((resolve, reject) => {
+      child.on('error', (err) => reject(renderFailed(`could not run ${this.config.ffmpegPath}: ${err.message}`)));
+      child.on('close', (code, sig) =>
+        code === 0 ? resolve() : reject(renderFailed(`ffmpeg failed (${sig ?? `exit ${code}`}): ${ffmpegErrorSummary(stderr)}`)),
+      );
+    });
+    const abort = () => child.kill('SIGKILL');
+    signal?.addEventListener('abort', abort, { once: true });
+    child.stdin.on('error', () => undefined); // ffmpeg leaving early is reported by its exit
+    try {
+      for await (const chunk of input) {
+        if (!child.stdin.write(chunk)) await new Promise((r) => child.stdin.once('drain', r));
+      }
+      child.stdin.end();
+    } catch (err) {
+      child.kill('SIGKILL');
+      await exited.catch(() => undefined);
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
+    await exited;
+  }
+
   /** Runs ffmpeg with `args`; rejects with the tail of its stderr. */
   run(args: string[], options: RunOptions = {}): Promise<void> {
     // Aborted while the render was still being prepared: never start ffmpeg at all.

@@ -19,7 +19,10 @@ export class OutputStorageRepository {
   constructor(@Inject(MONTAGE_CONFIG) config: MontageConfig) {
     this.outputsDir = path.join(config.dataDir, 'outputs');
     this.liveDir = path.join(config.dataDir, 'live');
+    this.segmentsDir = path.join(config.dataDir, 'segments');
   }
+
+  private readonly segmentsDir: string;
 
   readonly kind = 'local';
 
@@ -27,6 +30,8 @@ export class OutputStorageRepository {
     await fs.rm(this.liveDir, { recursive: true, force: true }); // cut off by a restart: never served
     await fs.mkdir(this.liveDir, { recursive: true });
     await fs.mkdir(this.outputsDir, { recursive: true });
+    await fs.rm(this.segmentsDir, { recursive: true, force: true });
+    await fs.mkdir(this.segmentsDir, { recursive: true });
   }
 
   /** Throws when the storage cannot be written. */
@@ -54,6 +59,15 @@ export class OutputStorageRepository {
 
   read(key: string, ext: string, range?: { start: number; end: number }): Readable {
     return createReadStream(this.outputPath(key, ext), range ? { start: range.start, end: range.end } : {});
+  }
+
+  /** Where a segment of a distributed render goes: under the data dir, which render nodes share. */
+  segmentPath(key: string, part: string, ext: string): string {
+    return path.join(this.segmentsDir, `${key}-${part}.${ext}`);
+  }
+
+  async readFile(file: string): Promise<Buffer> {
+    return fs.readFile(file);
   }
 
   async fileHasBytes(file: string): Promise<boolean> {

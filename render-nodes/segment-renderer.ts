@@ -1,0 +1,48 @@
+import { Inject, Injectable } from '@nestjs/common';
+import * as os from 'node:os';
+import { MONTAGE_CONFIG, type MontageConfig } from '../src/config/config';
+import { renderFailed } from '../src/common/errors';
+import type { JobContext, RenderSegmentPayload, RenderSegmentResult } from '../src/queue/queue.types';
+import { RenderService } from '../src/render/render.service';
+import { MediaRepository } from '../src/repositories/media.repository';
+
+/** The RenderSegment handler: one frame range rendered with the renderer core, checked, stored. */
+@Injectable()
+export class SegmentRenderer {
+  readonly nodeId = `${os.hostname()}-${process.pid}`;
+  running = 0;
+
+  constructor(
+    private readonly renders: RenderService,
+    private readonly media: MediaRepository,
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+  ) {}
+
+  async render(payload: RenderSegmentPayload, ctx: JobContext): Promise<RenderSegmentResult> {
+    this.running++;
+    try {
+      const frames = payload.range.to - payload.range.from;
+      let reported = 0;
+      const result = await this.renders.render(
+        { project: payload.project, movie: payload.movie, params: payload.params, profile: payload.profile, range: payload.range },
+        payload.outputPath,
+        (p) => {
+          // a few progress events a second is plenty for a viewer's progress bar
+          if (p.framesDone - reported >= 10 || p.framesDone === frames) {
+            reported = p.framesDone;
+            void ctx.progress(p.framesDone);
+          }
+        },
+      );
+      // Every output is checked before it counts: a short segment would corrupt the stream.
+      const probe = await this.media.probe(payload.outputPath);
+      const expected = frames / result.plan.fps;
+      if (!probe.hasVideo || Math.abs((probe.durationSec ?? 0) - expected) > 1.5 / result.plan.fps) {
+        throw renderFailed(`segment ${payload.range.from}-${payload.range.to} is ${probe.durationSec ?? 0} s long, expected ${expected} s`);
+      }
+      return { outputPath: payload.outputPath, frames, bytes: result.bytes, node: this.nodeId };
+    } finally {
+      this.running--;
+    }
+  }
+}

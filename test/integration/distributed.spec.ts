@@ -1,0 +1,123 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import request from 'supertest';
+import { planSegments } from '../../src/streaming/segment-planner';
+import { type ApiApp, startApi } from '../helpers/api-app';
+import { pictTypes, probe, ssimPerFrame } from '../helpers/media';
+import { FIXTURE_TEMPLATES, renderContext } from '../helpers/render-context';
+
+// The API (no embedded node) and render-node processes on one machine, sharing the API's
+// private redis-server and its data dir.
+let api: ApiApp;
+const nodes: ChildProcess[] = [];
+const NODE = path.join(__dirname, '..', '..', 'dist', 'render-nodes', 'main.js');
+
+function startNode(routingKeys = 'default', extraEnv: Record<string, string> = {}): ChildProcess {
+  const child = spawn('node', [NODE], {
+    env: {
+      ...process.env,
+      ...extraEnv,
+      REDIS_URL: `unix://${path.join(api.dataDir, 'redis', 'redis.sock')}`,
+      ROUTING_KEYS: routingKeys,
+      MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES,
+      MONTAGE_DATA_DIR: api.dataDir,
+      MONTAGE_LOCK_MS: '2000', // a killed node's segment is taken over within seconds
+      MONTAGE_STALLED_MS: '1000',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  nodes.push(child);
+  return child;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const liveNodes = async () => (await request(api.url).get('/v2/nodes').expect(200)).body.nodes as Array<{ pid: number; routingKeys: string[] }>;
+const post = (body: object) => request(api.url).post('/v2/render/t').set('X-Api-Key', api.key).send(body).expect(200);
+const progress = async (token: string) => (await request(api.url).get(`/v2/progress/${token}`)).body;
+
+beforeAll(async () => {
+  api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0' } });
+  startNode();
+  startNode();
+  await until('two render nodes', async () => ((await liveNodes()).length === 2 ? true : undefined));
+});
+afterAll(async () => {
+  for (const n of nodes) n.kill('SIGKILL');
+  await api.close();
+});
+
+it('parallel: 2 streams a joined video whose frames, keyframes and sound are those of one pass', async () => {
+  const created = await post({ movie: 'motion', parallel: 2 });
+  const file = path.join(api.dataDir, 'parallel.mp4');
+  const res = await fetch(`${api.url}/v2/get/${created.body.token}.mp4`);
+  expect(res.status).toBe(200);
+  fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+
+  const p = await probe(file);
+  expect(p.video).toMatchObject({ codec_name: 'h264', nb_read_frames: '69' });
+  expect(p.audio?.codec_name).toBe('aac');
+  const types = await pictTypes(file);
+  for (const r of planSegments(69, { fps: 30, parallel: 2 })) expect(types[r.from]).toBe('I');
+
+  const single = await renderContext();
+  try {
+    const whole = single.out('whole.mp4');
+    await single.renders.render({ project: 't', movie: 'motion', params: {}, profile: { format: 'mp4' } }, whole);
+    expect(Math.min(...(await ssimPerFrame(whole, file, 0, 69)))).toBeGreaterThanOrEqual(0.99);
+  } finally {
+    await single.close();
+  }
+  expect(await progress(created.body.token)).toMatchObject({ status: 'done', framesDone: 69, totalFrames: 69 });
+  const stored = await request(api.url).get(`/v2/get/${created.body.token}.mp4`).buffer(true).expect(200);
+  expect(stored.headers['x-montage-status']).toBe('done');
+});
+
+it('a routing key with no live node stays queued, and renders once a node for it starts', async () => {
+  const created = await post({ movie: 'colors', params: { label: 'gpu' }, parallel: 2, routingkey: 'gpu' });
+  const body = fetch(`${api.url}/v2/render/${created.body.token}.mp4`).then((r) => r.arrayBuffer());
+  await until('queued', async () => ((await progress(created.body.token)).status === 'queued' ? true : undefined), 10_000);
+  await new Promise((r) => setTimeout(r, 500));
+  expect((await progress(created.body.token)).status).toBe('queued');
+  const gpu = startNode('gpu');
+  const bytes = await body;
+  expect(bytes.byteLength).toBeGreaterThan(1000);
+  expect((await progress(created.body.token)).status).toBe('done');
+  gpu.kill('SIGTERM');
+});
+
+it('a node killed mid-render: its segment is taken over and the video is complete', async () => {
+  const created = await post({ movie: 'slow', parallel: 2 });
+  const file = path.join(api.dataDir, 'survived.mp4');
+  const body = fetch(`${api.url}/v2/get/${created.body.token}.mp4`).then(async (r) => fs.writeFileSync(file, Buffer.from(await r.arrayBuffer())));
+  await until('rendering', async () => ((await progress(created.body.token)).framesDone > 0 ? true : undefined), 30_000);
+  const victim = nodes.find((n) => n.exitCode === null && !n.killed)!;
+  victim.kill('SIGKILL');
+  startNode(); // a replacement, as an operator or a supervisor would start
+  await body;
+  expect((await probe(file)).video?.nb_read_frames).toBe('240');
+  expect((await progress(created.body.token)).status).toBe('done');
+});
+
+it('a segment that fails on every attempt fails the render, says why, and ends the request instead of hanging', async () => {
+  // A node whose ffmpeg cannot run: every attempt of every segment fails there.
+  const broken = startNode('broken', { FFMPEG_PATH: '/bin/false' });
+  await until('the broken node', async () => ((await liveNodes()).some((n) => n.pid === broken.pid) ? true : undefined));
+  const created = await post({ movie: 'colors', params: { label: 'doomed' }, parallel: 2, routingkey: 'broken' });
+  const res = await request(api.url).get(`/v2/get/${created.body.token}.mp4`);
+  expect(res.status).toBe(500);
+  expect(res.body.message).toMatch(/ffmpeg failed/);
+  const p = await progress(created.body.token);
+  expect(p.status).toBe('failed');
+  expect(p.error).toMatch(/ffmpeg failed/);
+  broken.kill('SIGTERM');
+});
