@@ -24,7 +24,14 @@ export class SegmentRenderer {
       const frames = payload.range.to - payload.range.from;
       let reported = 0;
       const result = await this.renders.render(
-        { project: payload.project, movie: payload.movie, params: payload.params, profile: payload.profile, range: payload.range },
+        {
+          project: payload.project,
+          movie: payload.movie,
+          params: payload.params,
+          profile: payload.profile,
+          range: payload.range,
+          templateVersion: payload.templateVersion,
+        },
         payload.outputPath,
         (p) => {
           // a few progress events a second is plenty for a viewer's progress bar

@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import { MONTAGE_CONFIG, type MontageConfig } from './config/config';
 import { DeliveryController } from './delivery/delivery.controller';
 import { HealthController } from './health/health.controller';
+import { MetricsController } from './metrics/metrics.controller';
+import { MetricsService } from './metrics/metrics.service';
 import { TemplateProjectsInitializer } from './projects/demo-project.initializer';
 import { MoviesController } from './projects/movies.controller';
 import { PROJECTS_REPOSITORY } from './projects/project.types';
@@ -41,7 +43,7 @@ export class AppModule {
       module: AppModule,
       imports: [RenderModule, QueueModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes.
-      controllers: [HealthController, RenderRequestsController, MoviesController, NodesController, DeliveryController],
+      controllers: [HealthController, MetricsController, RenderRequestsController, MoviesController, NodesController, DeliveryController],
       providers: [
         documentStoreProvider,
         projectsRepositoryProvider,
@@ -49,6 +51,7 @@ export class AppModule {
         OutputStorageRepository,
         RendersService,
         TemplateProjectsInitializer,
+        MetricsService,
       ],
     };
   }

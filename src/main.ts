@@ -17,7 +17,7 @@ export async function createApp(config: MontageConfig = loadConfig(), logger: Lo
     exposedHeaders: ['Content-Length', 'Content-Range', 'Accept-Ranges', 'ETag', 'X-Montage-Status'],
     allowedHeaders: ['Authorization', 'X-Api-Key', 'Content-Type', 'Range'],
   });
-  app.set('trust proxy', true);
+  if (config.trustProxy) app.set('trust proxy', true);
   app.enableShutdownHooks();
   return app;
 }

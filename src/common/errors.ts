@@ -8,6 +8,7 @@ export type MontageErrorKind =
   | 'forbidden' // 403 / exit 2: a valid key of another project; a bad URL signature
   | 'not_found' // 404 / exit 2: project, movie, token, asset
   | 'too_large' // 413 / exit 2: body, download, duration × resolution
+  | 'too_many' // 429: more distinct outputs from one token than allowed
   | 'unusable_media' // 422 / exit 2: a URL that is unreachable, refused, or not media
   | 'render_failed'; // 500 / exit 1: ffmpeg or sharp failed on valid input
 
@@ -28,9 +29,16 @@ export class MontageError extends Error {
   }
 
   get httpStatus(): number {
-    return { bad_input: 400, unauthorized: 401, forbidden: 403, not_found: 404, too_large: 413, unusable_media: 422, render_failed: 500 }[
-      this.kind
-    ];
+    return {
+      bad_input: 400,
+      unauthorized: 401,
+      forbidden: 403,
+      not_found: 404,
+      too_large: 413,
+      unusable_media: 422,
+      too_many: 429,
+      render_failed: 500,
+    }[this.kind];
   }
 
   /** CLI exit code: 2 for anything the user can fix in their input, 1 for render failures. */

@@ -11,6 +11,7 @@ const REASONS: Record<number, string> = {
   413: 'Payload Too Large',
   416: 'Range Not Satisfiable',
   422: 'Unprocessable Entity',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };

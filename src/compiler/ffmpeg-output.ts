@@ -50,8 +50,20 @@ export interface FfprobeData {
   format?: { format_name?: string; duration?: string | number };
 }
 
+/**
+ * Container formats a media file may have. Anything else counts as nothing usable: above all
+ * playlists (HLS, concat, DASH), which make ffmpeg open other files or URLs, or wait forever.
+ */
+export const ALLOWED_FORMATS = new Set([
+  'mov', 'mp4', 'm4a', '3gp', '3g2', 'mj2', 'matroska', 'webm', 'avi', 'mpegts', 'flv', 'mp3', 'wav', 'ogg', 'flac', 'aac',
+  'image2', 'png_pipe', 'jpeg_pipe', 'webp_pipe', 'bmp_pipe', 'tiff_pipe', 'gif', 'gif_pipe',
+]);
+const NOTHING: ProbeResult = { hasVideo: false, hasAudio: false, isImage: false };
+
 /** ffprobe's JSON → what a media param can be used as. A still image is not a video. */
 export function parseProbe(data: FfprobeData): ProbeResult {
+  const names = (data.format?.format_name ?? '').split(',').filter(Boolean);
+  if (names.length === 0 || !names.every((n) => ALLOWED_FORMATS.has(n))) return { ...NOTHING };
   const streams = data.streams ?? [];
   const video = streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
   const audio = streams.find((s) => s.codec_type === 'audio');

@@ -30,6 +30,14 @@ export interface MontageConfig {
   concurrency: number;
   /** Run a render node inside the API process (the embedded default). */
   embeddedRenderNode: boolean;
+  /** Renders this API process runs at once (single-process renders); more wait as `queued`. */
+  maxConcurrentRenders: number;
+  /** Distinct outputs (formats, frames, qualities) one token may ask for. */
+  maxOutputsPerToken: number;
+  /** Trust X-Forwarded-* headers (only behind a proxy that sets them). */
+  trustProxy: boolean;
+  /** An ffmpeg process silent for this long (no progress, no output) is killed. */
+  stallTimeoutMs: number;
   /** MONGODB_URI: documents live on MongoDB when set, in the embedded nedb store under dataDir otherwise. */
   mongodbUri?: string;
 }
@@ -89,6 +97,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     routingKeys: routingKeys(env.ROUTING_KEYS),
     concurrency: int(env, 'CONCURRENCY', 1, 1),
     embeddedRenderNode: bool(env, 'EMBEDDED_RENDER_NODE', true),
+    maxConcurrentRenders: int(env, 'MAX_CONCURRENT_RENDERS', 2, 1),
+    maxOutputsPerToken: int(env, 'MAX_OUTPUTS_PER_TOKEN', 64, 1),
+    trustProxy: bool(env, 'TRUST_PROXY', false),
+    stallTimeoutMs: int(env, 'FFMPEG_STALL_TIMEOUT_MS', 5 * 60_000, 1000),
     mongodbUri: env.MONGODB_URI?.trim() || undefined,
   };
 }

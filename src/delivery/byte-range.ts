@@ -24,6 +24,8 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
     start = Number(m[1]);
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   }
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start >= size || start > end) return 'unsatisfiable';
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) return undefined;
+  if (m[1] !== '' && m[2] !== '' && Number(m[2]) < start) return undefined; // invalid (last < first): ignored, RFC 9110 §14.1.1
+  if (start >= size) return 'unsatisfiable';
   return { start, end };
 }

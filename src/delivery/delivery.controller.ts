@@ -61,10 +61,11 @@ export class DeliveryController {
   private async signedToken(projectId: string, file: string, req: Request) {
     const { token: movie, ext } = this.parse(file);
     const query = Object.fromEntries(Object.entries(req.query).filter((e): e is [string, string] => typeof e[1] === 'string'));
-    await this.projects.checkSignature(projectId, req.path, query);
+    const project = await this.projects.checkSignature(projectId, req.path, query);
     const { sig: _sig, frame, q, ...params } = query;
-    const token = await this.renders.tokenForSignedUrl(projectId, movie, params);
-    return { token, ext, query: { frame, q } };
+    const pinned = { ...(frame !== undefined ? { frame: Number(frame) } : {}), ...(q !== undefined ? { q: Number(q) } : {}) };
+    const token = await this.renders.tokenForSignedUrl(project, movie, ext, params, pinned);
+    return { token, ext, query: {} };
   }
 
   // Declared last so that it never shadows a named route.

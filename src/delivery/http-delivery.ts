@@ -1,5 +1,4 @@
 import type { Request, Response } from 'express';
-import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import type { Delivery } from '../renders/renders.service';
 import { parseRange } from './byte-range';
@@ -18,7 +17,7 @@ export async function sendDelivery(req: Request, res: Response, delivery: Delive
     res.flushHeaders();
     for await (const chunk of delivery.body) {
       if (res.destroyed) break;
-      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(chunk)) await drainOrClose(res);
     }
     res.end();
     return;
@@ -51,6 +50,19 @@ export async function sendDelivery(req: Request, res: Response, delivery: Delive
     return;
   }
   await pipeline(delivery.open(range || undefined), res).catch(() => undefined); // a client that leaves is not an error
+}
+
+/** Waits for the socket to take more, or to go away; leaves no listener behind either way. */
+function drainOrClose(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /** `Authorization: Bearer <key>` or `X-Api-Key: <key>`. */

@@ -12,6 +12,8 @@ export interface RenderSegmentPayload {
   project: string;
   movie: string;
   params: Record<string, unknown>;
+  /** The template version the API planned with: a node with another version fails the segment. */
+  templateVersion?: string;
   profile: OutputProfile;
   range: FrameRange;
   /** Where the finished segment goes (shared storage). */

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { badInput } from '../common/errors';
+import { badInput, renderFailed } from '../common/errors';
 import { buildAudioArgs, buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
 import { DEFAULTS, isStillFormat, type OutputProfile } from '../compiler/output-profiles';
 import { planRender, type RenderPlan } from '../compiler/render-plan';
@@ -23,6 +23,8 @@ export interface RenderRequest {
   frame?: number;
   /** Videos: a part of the movie; default all of it. */
   range?: Partial<FrameRange>;
+  /** The template version the output was promised for: a different one fails instead of being stored under the wrong key. */
+  templateVersion?: string;
 }
 
 export interface RenderProgress {
@@ -70,6 +72,9 @@ export class RenderService {
   /** Everything up to the render plan: validation, params, downloads, rasters. */
   async plan(request: Omit<RenderRequest, 'profile'>): Promise<RenderPlan> {
     const template = await this.templates.load(request.project, request.movie);
+    if (request.templateVersion && template.version !== request.templateVersion) {
+      throw renderFailed('the template changed while this output was being made; request it again for the new version');
+    }
     const params = this.templates.validateParams(template, request.params);
     const movie = resolveMovie(template, params);
     return planRender(movie, await this.preparation.prepare(movie));

@@ -28,11 +28,15 @@ export class LiveRender {
   /** Resolves at the next change, or after `pollMs` (file growth between progress reports). */
   changed(pollMs = 40): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, pollMs);
-      this.waiters.push(() => {
+      const wake = () => {
         clearTimeout(timer);
         resolve();
-      });
+      };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(wake), 1); // polled out: do not pile up
+        resolve();
+      }, pollMs);
+      this.waiters.push(wake);
     });
   }
 

@@ -18,6 +18,8 @@ export interface TokenDoc {
   renderKeys: string[];
   /** The most recent render key per extension, for progress. */
   renders: Partial<Record<OutputFormat, string>>;
+  /** Signed-URL tokens stand for exactly the output that was signed: query values are ignored. */
+  pinned?: { frame?: number; q?: number };
 }
 
 /** One output: content-addressed by its render key, shared by every token that asks for it. */

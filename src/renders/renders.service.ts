@@ -1,14 +1,16 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { badInput, MontageError, notFound, tooLarge } from '../common/errors';
 import { CONTENT_TYPES, DEFAULTS, isOutputFormat, isStillFormat, type OutputFormat, type OutputProfile } from '../compiler/output-profiles';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import type { ProjectDoc } from '../projects/project.types';
 import { ProjectsService } from '../projects/projects.service';
 import { RenderService } from '../render/render.service';
 import { OutputStorageRepository } from '../repositories/output-storage.repository';
 import { type Collection, DOCUMENT_STORE, type DocumentStore, DuplicateKeyError } from '../store/document-store';
 import { LiveRender } from './live-render';
+import { MetricsService } from '../metrics/metrics.service';
 import { JOB_QUEUE } from '../queue/queue.module';
 import { JobName, segmentJobId } from '../queue/queue.types';
 import { JobQueueRepository } from '../repositories/job-queue.repository';
@@ -21,6 +23,7 @@ import type { RenderDoc, RenderStatus, TokenDoc } from './render.types';
 /** A token's output for one extension, located and identified, not yet rendered. */
 export interface LocatedOutput {
   token: TokenDoc;
+  templateVersion: string;
   format: OutputFormat;
   movie: string;
   profile: OutputProfile;
@@ -64,6 +67,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     private readonly storage: OutputStorageRepository,
     private readonly projects: ProjectsService,
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
+    private readonly metrics: MetricsService,
   ) {
     this.tokens = store.collection<TokenDoc>('tokens');
     this.renders = store.collection<RenderDoc>('renders');
@@ -94,22 +98,11 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   async createToken(projectId: string, apiKey: string | undefined, rawBody: unknown, baseUrl: string, allowAsync: boolean): Promise<CreatedToken> {
     const project = await this.projects.authenticate(projectId, apiKey);
     const body = parseRenderRequest(rawBody);
-    const paramsBytes = Buffer.byteLength(JSON.stringify(body.params));
-    if (paramsBytes > project.limits.maxParamsBytes) {
-      throw tooLarge(`params are ${paramsBytes} bytes; this project allows ${project.limits.maxParamsBytes}`, [{ field: 'params', message: 'too large' }]);
-    }
     const extensions = coveredExtensions(body.movie);
     const movies = [...new Set(extensions.map((ext) => movieFor(body.movie, ext)!))];
     let totalFrames = 0;
     for (const movie of movies) {
-      const { movie: resolved } = await this.resolveFor(projectId, movie, body.params, movies.length > 1);
-      const pixelSeconds = resolved.width * resolved.height * (resolved.totalFrames / resolved.fps);
-      if (pixelSeconds > project.limits.maxPixelSeconds) {
-        throw tooLarge(
-          `movie "${movie}" is ${resolved.width}×${resolved.height} for ${(resolved.totalFrames / resolved.fps).toFixed(1)} s; this project allows ${project.limits.maxPixelSeconds} pixel-seconds`,
-          [{ field: 'movie', message: 'duration × resolution over the project limit' }],
-        );
-      }
+      const resolved = await this.checkedMovie(project, movie, body.params, movies.length > 1);
       if (movie === movieFor(body.movie, 'mp4') || totalFrames === 0) totalFrames = resolved.totalFrames;
     }
     const token: TokenDoc = {
@@ -140,7 +133,8 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** The token and the output an extension (and ?frame=, ?q=) asks for. 404 for unknown tokens and uncovered extensions. */
-  async locate(tokenId: string, ext: string, query: Record<string, unknown>): Promise<LocatedOutput> {
+  async locate(tokenId: string, ext: string, requestQuery: Record<string, unknown>): Promise<LocatedOutput> {
+    let query = requestQuery;
     if (!isOutputFormat(ext)) {
       throw badInput(`unsupported extension ".${ext.slice(0, 16)}"; use mp4, webm, gif, png, jpg or webp`, [{ field: 'ext', message: 'unsupported' }]);
     }
@@ -153,6 +147,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     const { template, params, movie: resolved } = await this.resolveFor(token.project, movie, token.params, false);
     const profile: OutputProfile = { format: ext };
     let frame: number | undefined;
+    if (token.pinned) query = token.pinned; // a signed URL renders exactly what was signed
     if (isStillFormat(ext)) {
       frame = query.frame === undefined ? resolved.posterFrame : intParam(query.frame, 'frame', 0, resolved.totalFrames - 1);
       if (ext !== 'png') profile.quality = query.q === undefined ? DEFAULTS.still.quality : intParam(query.q, 'q', 1, 100);
@@ -160,13 +155,18 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       profile.streamable = true;
     }
     const key = renderKey({ project: token.project, movie, templateVersion: template.version, params, profile: { ...profile, frame } });
-    if (!token.renderKeys.includes(key) || token.renders[ext] !== key) {
-      const renderKeys = token.renderKeys.includes(key) ? token.renderKeys : [...token.renderKeys, key];
-      await this.tokens.findOneAndUpdate({ _id: token._id }, { $set: { renderKeys, [`renders.${ext}`]: key } });
-      token.renderKeys = renderKeys;
+    if (!token.renderKeys.includes(key)) {
+      // Every ?frame=&q= is another output: a token in a public page must not be a render-anything key.
+      if (token.renderKeys.length >= this.config.maxOutputsPerToken) {
+        throw new MontageError('too_many', `this token already has ${token.renderKeys.length} different outputs; the limit is ${this.config.maxOutputsPerToken}`);
+      }
+      const updated = await this.tokens.findOneAndUpdate({ _id: token._id }, { $addToSet: { renderKeys: key }, $set: { [`renders.${ext}`]: key } });
+      if (updated) Object.assign(token, { renderKeys: updated.renderKeys, renders: updated.renders });
+    } else if (token.renders[ext] !== key) {
+      await this.tokens.findOneAndUpdate({ _id: token._id }, { $set: { [`renders.${ext}`]: key } });
       token.renders[ext] = key;
     }
-    return { token, format: ext, movie, profile, frame, key, totalFrames: isStillFormat(ext) ? 1 : resolved.totalFrames };
+    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, totalFrames: isStillFormat(ext) ? 1 : resolved.totalFrames };
   }
 
   /**
@@ -179,8 +179,10 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     const live = this.ensureStarted(located);
     if (progressive && live.livePath) {
       // Answer as soon as there are bytes to send; a failure before that gets a proper error status.
+      const endTimer = this.metrics.firstByteSeconds.startTimer();
       while (!live.finished && !(await this.storage.fileHasBytes(live.livePath))) await live.changed(20);
       if (!live.finished) {
+        endTimer();
         return { kind: 'live', key: located.key, format: located.format, contentType: CONTENT_TYPES[located.format], body: this.followLive(live, signal) };
       }
     }
@@ -249,15 +251,21 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
    * GET /v1/render/<project>/<movie>.<ext>?…: a signed URL stands for its own token,
    * derived from what it asks for, so the same URL is always the same token.
    */
-  async tokenForSignedUrl(projectId: string, movie: string, params: Record<string, string>): Promise<string> {
-    await this.resolveFor(projectId, movie, params, false);
-    const id = createHash('sha256').update(canonicalJson({ projectId, movie, params })).digest('base64url').slice(0, 32);
+  async tokenForSignedUrl(project: ProjectDoc, movie: string, ext: string, params: Record<string, string>, pinned: { frame?: number; q?: number }): Promise<string> {
+    if (!isOutputFormat(ext)) {
+      throw badInput(`unsupported extension ".${ext.slice(0, 16)}"; use mp4, webm, gif, png, jpg or webp`, [{ field: 'ext', message: 'unsupported' }]);
+    }
+    await this.checkedMovie(project, movie, params, false);
+    // Keyed with the project's secret and bound to the one output signed: the id cannot be
+    // guessed, and it opens nothing else (another extension, frame or quality).
+    const id = createHmac('sha256', project.signingSecret).update(canonicalJson({ movie, ext, params, pinned })).digest('base64url').slice(0, 32);
     if (!(await this.tokens.findOne({ _id: id }))) {
       try {
         await this.tokens.insertOne({
           _id: id,
-          project: projectId,
-          movie,
+          project: project._id,
+          movie: { [ext]: movie },
+          pinned,
           params,
           parallel: 1,
           routingkey: 'default',
@@ -275,6 +283,23 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
 
   /** Renders this process has started so far, for tests and metrics. */
   readonly counters = { started: 0 };
+
+  /** The movie resolved with these params, within the project's limits. */
+  private async checkedMovie(project: ProjectDoc, movie: string, params: Record<string, unknown>, prefix: boolean) {
+    const paramsBytes = Buffer.byteLength(JSON.stringify(params));
+    if (paramsBytes > project.limits.maxParamsBytes) {
+      throw tooLarge(`params are ${paramsBytes} bytes; this project allows ${project.limits.maxParamsBytes}`, [{ field: 'params', message: 'too large' }]);
+    }
+    const { movie: resolved } = await this.resolveFor(project._id, movie, params, prefix);
+    const pixelSeconds = resolved.width * resolved.height * (resolved.totalFrames / resolved.fps);
+    if (pixelSeconds > project.limits.maxPixelSeconds) {
+      throw tooLarge(
+        `movie "${movie}" is ${resolved.width}×${resolved.height} for ${(resolved.totalFrames / resolved.fps).toFixed(1)} s; this project allows ${project.limits.maxPixelSeconds} pixel-seconds`,
+        [{ field: 'movie', message: 'duration × resolution over the project limit' }],
+      );
+    }
+    return resolved;
+  }
 
   private async findToken(tokenId: string): Promise<TokenDoc> {
     const token = TOKEN.test(tokenId) ? await this.tokens.findOne({ _id: tokenId }) : null;
@@ -313,10 +338,12 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     const live = new LiveRender(located.key, STREAMABLE.has(located.format) ? this.storage.livePath(located.key, located.format) : undefined);
     this.live.set(located.key, live);
     this.counters.started++;
+    this.metrics.rendersRunning.inc();
     void this.run(located, live).then(
-      () => live.finish(),
-      (err: Error) => live.finish(err),
+      () => (live.finish(), this.metrics.rendersFinished.inc({ status: 'done', format: located.format })),
+      (err: Error) => (live.finish(err), this.stopping || this.metrics.rendersFinished.inc({ status: 'failed', format: located.format })),
     ).finally(() => {
+      this.metrics.rendersRunning.dec();
       this.live.delete(located.key);
       // Followers opened the file already; give slow ones time, the next start-up cleans the rest.
       if (live.livePath) setTimeout(() => void this.storage.removeFile(live.livePath!), 60_000).unref();
@@ -325,6 +352,52 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   }
 
   private async run(located: LocatedOutput, live: LiveRender): Promise<void> {
+    const { key, format, token } = located;
+    // Stored meanwhile (an async start, or a render that finished an instant ago): nothing to do.
+    if (await this.storage.stat(key, format)) return;
+    const distributed = format === 'mp4' && token.parallel > 1;
+    const release = distributed ? () => undefined : await this.renderSlot(key, live);
+    try {
+      await this.runClaimed(located, live, distributed);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * At most `maxConcurrentRenders` renders run in this process; the others wait as `queued`.
+   * Resolves with the function that frees the slot.
+   */
+  private async renderSlot(key: string, live: LiveRender): Promise<() => void> {
+    if (this.activeRenders >= this.config.maxConcurrentRenders) {
+      await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'queued', updatedAt: now() } });
+      await new Promise<void>((resolve, reject) => {
+        const wake = () => {
+          live.abort.signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          this.slotWaiters.splice(this.slotWaiters.indexOf(wake), 1);
+          reject(new MontageError('render_failed', 'render cancelled'));
+        };
+        live.abort.signal.addEventListener('abort', onAbort, { once: true });
+        this.slotWaiters.push(wake);
+      });
+    }
+    this.activeRenders++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.activeRenders--;
+      this.slotWaiters.shift()?.();
+    };
+  }
+
+  private activeRenders = 0;
+  private readonly slotWaiters: Array<() => void> = [];
+
+  private async runClaimed(located: LocatedOutput, live: LiveRender, distributed: boolean): Promise<void> {
     const { key, format, token } = located;
     const started = await this.renders.findOneAndUpdate(
       { _id: key },
@@ -337,7 +410,14 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       { upsert: true },
     );
     let lastWrite = 0;
-    const request = { project: token.project, movie: located.movie, params: token.params, profile: located.profile, frame: located.frame };
+    const request = {
+      project: token.project,
+      movie: located.movie,
+      params: token.params,
+      profile: located.profile,
+      frame: located.frame,
+      templateVersion: located.templateVersion,
+    };
     try {
       const onProgress = (p: { framesDone: number; totalFrames: number }) => {
         live.notify();
@@ -350,7 +430,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
           .catch((err: Error) => this.logger.warn(`progress of ${key} not saved: ${err.message}`));
       };
       let bytes: number;
-      if (live.livePath && format === 'mp4' && token.parallel > 1) {
+      if (live.livePath && distributed) {
         await this.renderDistributed(located, live, request, started?.attempts ?? 1);
         live.notify();
         bytes = await this.renderer.remux(live.livePath, this.storage.outputPath(key, format), 'mp4');
@@ -408,14 +488,25 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
         .catch(() => undefined);
     };
     const results: Array<Promise<unknown>> = [];
+    this.metrics.seenRoutingKey(token.routingkey);
     const start = (i: number) => {
+      const endTimer = this.metrics.segmentSeconds.startTimer({ routing_key: token.routingkey });
       // A new attempt of the render gets new jobs: BullMQ keeps finished ones under their id.
       const jobId = segmentJobId(`${key}-a${attempt}`, ranges[i]);
-      const payload = { renderKey: key, project: token.project, movie: located.movie, params: token.params, profile, range: ranges[i], outputPath: segmentFiles[i] };
+      const payload = {
+        renderKey: key,
+        project: token.project,
+        movie: located.movie,
+        params: token.params,
+        templateVersion: located.templateVersion,
+        profile,
+        range: ranges[i],
+        outputPath: segmentFiles[i],
+      };
       results[i] = this.queue
         .enqueue(token.routingkey, JobName.RenderSegment, payload, jobId)
         .then(() => this.queue.waitFor<JobName.RenderSegment>(token.routingkey, jobId, (frames) => ((done[i] = frames), reportProgress())))
-        .then((r) => ((done[i] = ranges[i].to - ranges[i].from), reportProgress(), r))
+        .then((r) => ((done[i] = ranges[i].to - ranges[i].from), endTimer(), reportProgress(), r))
         .catch((err: Error) => {
           throw new MontageError('render_failed', `segment ${ranges[i].from}–${ranges[i].to} failed on every attempt: ${err.message}`);
         });

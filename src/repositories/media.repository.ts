@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import ffmpeg from 'fluent-ffmpeg';
 import type { MediaProbe, ProbeResult } from '../assets/asset-cache.types';
 import { renderFailed } from '../common/errors';
 import { type FfprobeData, ffmpegErrorSummary, parseProbe, ProgressParser } from '../compiler/ffmpeg-output';
@@ -16,9 +15,7 @@ export interface RunOptions {
 /** The one place that runs ffmpeg and ffprobe. Argument arrays are built elsewhere, as data. */
 @Injectable()
 export class MediaRepository implements MediaProbe {
-  constructor(@Inject(MONTAGE_CONFIG) private readonly config: MontageConfig) {
-    ffmpeg.setFfprobePath(config.ffprobePath);
-  }
+  constructor(@Inject(MONTAGE_CONFIG) private readonly config: MontageConfig) {}
 
   /** `ffmpeg version 5.1.x …` or undefined when ffmpeg cannot be run. */
   async version(): Promise<string | undefined> {
@@ -38,13 +35,18 @@ export class MediaRepository implements MediaProbe {
       .filter((e): e is string => !!e);
   }
 
-  /** What a file holds. A file ffprobe cannot read holds nothing usable: that is a result, not an error. */
-  probe(path: string): Promise<ProbeResult> {
-    return new Promise((resolve) => {
-      ffmpeg.ffprobe(path, (err: Error | null, data: FfprobeData) => {
-        resolve(err ? { hasVideo: false, hasAudio: false, isImage: false } : parseProbe(data));
-      });
-    });
+  /** What a file holds. A file ffprobe cannot read (in time) holds nothing usable: a result, not an error. */
+  async probe(path: string): Promise<ProbeResult> {
+    try {
+      const { stdout } = await promisify(execFile)(
+        this.config.ffprobePath,
+        ['-v', 'error', '-protocol_whitelist', 'file', '-show_format', '-show_streams', '-of', 'json', path],
+        { timeout: 20_000, maxBuffer: 16 * 1024 * 1024 },
+      );
+      return parseProbe(JSON.parse(stdout) as FfprobeData);
+    } catch {
+      return { hasVideo: false, hasAudio: false, isImage: false };
+    }
   }
 
   /** Runs ffmpeg reading `input` on its stdin (with backpressure); rejects with the tail of its stderr. */
@@ -83,9 +85,17 @@ export class MediaRepository implements MediaProbe {
     if (options.signal?.aborted) return Promise.reject(renderFailed('render cancelled'));
     return new Promise((resolve, reject) => {
       const child = spawn(this.config.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      // A render that stops making progress for this long is stuck (a bad input, a full disk): kill it.
+      let watchdog = setTimeout(() => child.kill('SIGKILL'), this.config.stallTimeoutMs);
+      const alive = () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => child.kill('SIGKILL'), this.config.stallTimeoutMs);
+      };
+      child.on('close', () => clearTimeout(watchdog));
       const progress = new ProgressParser();
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        alive();
         for (const frames of progress.push(chunk)) options.onFrames?.(frames);
       });
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => {

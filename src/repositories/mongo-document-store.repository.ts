@@ -23,7 +23,7 @@ export interface MongoDocumentStoreOptions {
 }
 
 const FILTER_OPERATORS = new Set(['$in', '$nin', '$ne', '$lt', '$lte', '$gt', '$gte', '$exists']);
-const UPDATE_OPERATORS = new Set(['$set', '$unset', '$inc', '$setOnInsert']);
+const UPDATE_OPERATORS = new Set(['$set', '$unset', '$inc', '$addToSet', '$setOnInsert']);
 const DUPLICATE_KEY_CODES = new Set([11000, 11001]);
 
 /** The database named in a MongoDB connection string, if any (`mongodb://h1,h2/db?opts`). */
@@ -240,14 +240,20 @@ function checkFilter(filter: Filter): NativeFilter {
   return filter as NativeFilter;
 }
 
-type Modifiers = { $set?: Record<string, unknown>; $unset?: Record<string, unknown>; $inc?: Record<string, number>; $setOnInsert?: Record<string, unknown> };
+type Modifiers = {
+  $set?: Record<string, unknown>;
+  $unset?: Record<string, unknown>;
+  $inc?: Record<string, number>;
+  $addToSet?: Record<string, unknown>;
+  $setOnInsert?: Record<string, unknown>;
+};
 
 function checkUpdate(update: Update): Modifiers {
   if (update === null || typeof update !== 'object') throw new Error('Update must be an object');
   const modifiers: Modifiers = {};
   for (const [operator, operand] of Object.entries(update)) {
     if (!UPDATE_OPERATORS.has(operator)) {
-      throw new Error(`Unsupported update operator ${operator} (only $set, $unset, $inc and $setOnInsert; no replacement documents)`);
+      throw new Error(`Unsupported update operator ${operator} (only $set, $unset, $inc, $addToSet and $setOnInsert; no replacement documents)`);
     }
     if (operand === undefined) continue;
     if (operand === null || typeof operand !== 'object' || Array.isArray(operand)) throw new Error(`${operator} needs an object`);

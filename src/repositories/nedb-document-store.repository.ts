@@ -29,10 +29,10 @@ export interface NedbDocumentStoreOptions {
 const DEFAULT_COMPACTION_INTERVAL_MS = 60_000;
 const COLLECTION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const FILTER_OPERATORS = new Set(['$in', '$nin', '$ne', '$lt', '$lte', '$gt', '$gte', '$exists']);
-const UPDATE_OPERATORS = new Set(['$set', '$unset', '$inc', '$setOnInsert']);
+const UPDATE_OPERATORS = new Set(['$set', '$unset', '$inc', '$addToSet', '$setOnInsert']);
 
 type Query = Record<string, unknown>;
-type Modifiers = { $set?: Record<string, unknown>; $unset?: Record<string, true>; $inc?: Record<string, number> };
+type Modifiers = { $set?: Record<string, unknown>; $unset?: Record<string, true>; $inc?: Record<string, number>; $addToSet?: Record<string, unknown> };
 
 /** Runs tasks one after another, in the order they were queued. */
 class SerialQueue {
@@ -337,7 +337,7 @@ function splitUpdate(update: Update): { modifiers: Modifiers | null; setOnInsert
   const modifiers: Modifiers = {};
   for (const [operator, operand] of Object.entries(update)) {
     if (!UPDATE_OPERATORS.has(operator)) {
-      throw new Error(`Unsupported update operator ${operator} (only $set, $unset, $inc and $setOnInsert; no replacement documents)`);
+      throw new Error(`Unsupported update operator ${operator} (only $set, $unset, $inc, $addToSet and $setOnInsert; no replacement documents)`);
     }
     if (operand === undefined) continue;
     if (operand === null || typeof operand !== 'object' || Array.isArray(operand)) throw new Error(`${operator} needs an object`);
@@ -351,6 +351,8 @@ function splitUpdate(update: Update): { modifiers: Modifiers | null; setOnInsert
     if (typeof amount !== 'number' || Number.isNaN(amount)) throw new Error(`$inc on "${field}" needs a number`);
   }
   if (Object.keys(inc).length > 0) modifiers.$inc = inc;
+  const addToSet = withoutUndefined(update.$addToSet);
+  if (Object.keys(addToSet).length > 0) modifiers.$addToSet = addToSet; // nedb's own $addToSet: same semantics
   return { modifiers: Object.keys(modifiers).length > 0 ? modifiers : null, setOnInsert: withoutUndefined(update.$setOnInsert) };
 }
 
@@ -371,6 +373,7 @@ function buildUpsertDocument(filter: Filter, modifiers: Modifiers | null, setOnI
     if (current !== undefined && typeof current !== 'number') throw new Error(`Cannot apply $inc to non-numeric field "${field}"`);
     setPath(doc, field, ((current as number | undefined) ?? 0) + amount);
   }
+  for (const [field, value] of Object.entries(modifiers?.$addToSet ?? {})) setPath(doc, field, [structuredClone(value)]);
   for (const field of Object.keys(modifiers?.$unset ?? {})) unsetPath(doc, field);
   return doc;
 }

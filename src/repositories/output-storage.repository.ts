@@ -30,6 +30,10 @@ export class OutputStorageRepository {
     await fs.rm(this.liveDir, { recursive: true, force: true }); // cut off by a restart: never served
     await fs.mkdir(this.liveDir, { recursive: true });
     await fs.mkdir(this.outputsDir, { recursive: true });
+    // Temporary siblings of outputs whose render was cut off (a complete output is only ever renamed into place).
+    for (const name of await fs.readdir(this.outputsDir)) {
+      if (name.startsWith('.') && name.includes('.part')) await fs.rm(path.join(this.outputsDir, name), { force: true });
+    }
     await fs.rm(this.segmentsDir, { recursive: true, force: true });
     await fs.mkdir(this.segmentsDir, { recursive: true });
   }

@@ -21,6 +21,8 @@ export interface Update {
   $set?: Record<string, unknown>;
   $unset?: Record<string, true | 1 | ''>;
   $inc?: Record<string, number>;
+  /** Adds one value to an array field unless it is there already (atomic, no lost updates). */
+  $addToSet?: Record<string, unknown>;
   /** Applied only when an upsert inserts. */
   $setOnInsert?: Record<string, unknown>;
 }

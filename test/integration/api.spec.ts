@@ -118,12 +118,24 @@ describe('POST → GET', () => {
     expect(status).toBe('done');
   });
 
-  it('/v2/token never starts a render', async () => {
-    const created = await post({ movie: 'colors', params: { label: 'token only', async: undefined } }, 'token').expect(200);
+  it('/v2/token never starts a render, even when asked for async', async () => {
     const before = api.renders.counters.started;
-    await new Promise((r) => setTimeout(r, 200));
+    const created = await post({ movie: 'colors', params: { label: 'token only' }, async: true }, 'token').expect(200);
+    await new Promise((r) => setTimeout(r, 300));
     expect(api.renders.counters.started).toBe(before);
     expect((await request(api.url).get(`/v2/progress/${created.body.token}`)).body.status).toBe('pending');
+  });
+
+  it('async on content that is already stored renders nothing again', async () => {
+    const first = await post({ movie: 'colors', params: { label: 'stored once' } }).expect(200);
+    await request(api.url).get(`/v2/render/${first.body.token}.mp4`).expect(200);
+    const before = api.renders.counters.started;
+    const again = await post({ movie: 'colors', params: { label: 'stored once' }, async: true }).expect(201);
+    await new Promise((r) => setTimeout(r, 300));
+    const res = await request(api.url).head(`/v2/get/${again.body.token}.mp4`).expect(200);
+    expect(res.headers['x-montage-status']).toBe('done');
+    expect(api.renders.counters.started - before).toBeLessThanOrEqual(1); // the async start found it stored
+    expect((await request(api.url).get(`/v2/progress/${first.body.token}`)).body.formats.mp4.status).toBe('done');
   });
 });
 
@@ -257,7 +269,15 @@ describe('signed direct-render URLs', () => {
     const ok = await request(url).get('').buffer(true).expect(200);
     expect(ok.headers['content-type']).toBe('image/png');
     await request(url.replace('label=Signed', 'label=Forged')).get('').expect(403);
+    await request(url.replace('frame=45', 'frame=46')).get('').expect(403);
     await request(api.url).get('/v1/render/t/colors.png?label=x').expect(403);
+    // The token behind a signed URL opens that output only: not another format, not another frame.
+    const { createHmac } = await import('node:crypto');
+    const { canonicalJson } = await import('../../src/common/canonical-json');
+    const token = createHmac('sha256', secret).update(canonicalJson({ movie: 'colors', ext: 'png', params: { label: 'Signed' }, pinned: { frame: 45 } })).digest('base64url').slice(0, 32);
+    await request(api.url).get(`/v2/get/${token}.mp4`).expect(404);
+    const pinned = await request(api.url).get(`/v2/get/${token}.png?frame=3`).buffer(true).expect(200);
+    expect(Buffer.compare(pinned.body as Buffer, ok.body as Buffer)).toBe(0); // ?frame=3 ignored: frame 45, as signed
   });
 });
 
@@ -279,5 +299,21 @@ describe('health', () => {
     const res = await request(api.url).get('/health').expect(200);
     expect(res.body).toMatchObject({ status: 'ok', store: { kind: 'nedb', ok: true }, storage: { kind: 'local', ok: true } });
     expect(res.body.ffmpeg).toMatch(/^ffmpeg version/);
+  });
+});
+
+describe('per-token output limit', () => {
+  it('a token cannot be used to render any number of frames', async () => {
+    const limited = await startApi({ env: { MAX_OUTPUTS_PER_TOKEN: '3' } });
+    try {
+      const created = await request(limited.url).post('/v2/render/t').set('X-Api-Key', limited.key).send({ movie: 'colors' }).expect(200);
+      for (const frame of [1, 2, 3]) await request(limited.url).get(`/v2/get/${created.body.token}.png?frame=${frame}`).expect(200);
+      const res = await request(limited.url).get(`/v2/get/${created.body.token}.png?frame=4`).expect(429);
+      expect(res.body.message).toMatch(/limit is 3/);
+      await request(limited.url).get(`/v2/get/${created.body.token}.png?frame=2`).expect(200); // known outputs stay available
+    } finally {
+      await limited.close();
+      Object.assign(process.env, { MAX_OUTPUTS_PER_TOKEN: '64' });
+    }
   });
 });

@@ -64,6 +64,18 @@ function describeContract(name: string, makeHarness: () => Promise<Harness>, opt
     });
     const withUniqueIndexes = unless(options.skip?.uniqueIndexes);
 
+    describe('$addToSet', () => {
+      it('adds each value once, without lost updates under concurrency, and matches arrays by element', async () => {
+        const c = fresh<{ _id: string; keys?: string[] }>();
+        await c.insertOne({ _id: 't', keys: [] });
+        await Promise.all(['a', 'b', 'c', 'd', 'e', 'f', 'a', 'b'].map((k) => c.findOneAndUpdate({ _id: 't' }, { $addToSet: { keys: k } })));
+        const doc = await c.findOne({ _id: 't' });
+        expect([...(doc?.keys ?? [])].sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+        expect(await c.countDocuments({ keys: 'c' })).toBe(1);
+        expect(await c.countDocuments({ keys: 'z' })).toBe(0);
+      });
+    });
+
     describe('insertOne / findOne', () => {
       it('round-trips nested objects, arrays, numbers, booleans, null and unicode', async () => {
         const c = fresh();

@@ -53,8 +53,14 @@ describe('parseProbe', () => {
     ).toMatchObject({ hasVideo: false, hasAudio: true, isImage: false, durationSec: 30.5 });
   });
 
+  it.each(['hls', 'concat', 'dash', 'tty', 'lavfi', 'mov,mp4,hls'])('a %s input is nothing usable, whatever its streams', (format) => {
+    expect(
+      parseProbe({ streams: [{ codec_type: 'video', codec_name: 'h264', width: 10, height: 10 }], format: { format_name: format, duration: '5' } }),
+    ).toEqual({ hasVideo: false, hasAudio: false, isImage: false });
+  });
+
   it('nothing recognisable is nothing usable', () => {
-    expect(parseProbe({})).toEqual({ hasVideo: false, hasAudio: false, isImage: false, width: undefined, height: undefined, durationSec: undefined });
+    expect(parseProbe({})).toEqual({ hasVideo: false, hasAudio: false, isImage: false });
   });
 });
 

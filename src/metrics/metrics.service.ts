@@ -1,0 +1,56 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { JOB_QUEUE } from '../queue/queue.module';
+import { JobQueueRepository } from '../repositories/job-queue.repository';
+
+/** Prometheus metrics of this API process, scraped at GET /metrics. */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+  readonly rendersFinished = new Counter({
+    name: 'montage_renders_total',
+    help: 'Renders finished, by status (done, failed) and format',
+    labelNames: ['status', 'format'] as const,
+    registers: [this.registry],
+  });
+  readonly rendersRunning = new Gauge({ name: 'montage_renders_running', help: 'Renders in progress in this process', registers: [this.registry] });
+  readonly segmentSeconds = new Histogram({
+    name: 'montage_segment_duration_seconds',
+    help: 'From enqueueing a segment to its completion, by routing key',
+    labelNames: ['routing_key'] as const,
+    buckets: [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64],
+    registers: [this.registry],
+  });
+  readonly firstByteSeconds = new Histogram({
+    name: 'montage_time_to_first_byte_seconds',
+    help: 'From a progressive GET to its first byte, for renders that were not stored yet',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 4, 8],
+    registers: [this.registry],
+  });
+  private readonly routingKeys = new Set<string>();
+
+  constructor(
+    @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
+    @Inject(MONTAGE_CONFIG) config: MontageConfig,
+  ) {
+    for (const key of config.routingKeys) this.routingKeys.add(key);
+    const routingKeys = this.routingKeys;
+    const jobs = this.queue;
+    new Gauge({
+      name: 'montage_queue_waiting_jobs',
+      help: 'Segment jobs waiting for a render node, by routing key',
+      labelNames: ['routing_key'] as const,
+      registers: [this.registry],
+      async collect() {
+        for (const key of routingKeys) this.set({ routing_key: key }, await jobs.waiting(key).catch(() => 0));
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'montage_' });
+  }
+
+  /** Routing keys that requests have used, so their queues are reported too. */
+  seenRoutingKey(key: string): void {
+    this.routingKeys.add(key);
+  }
+}
