@@ -163,6 +163,68 @@ async function benchApi(runs: number) {
   };
 }
 
+/**
+ * Scaling: render nodes pinned to their own cores (`taskset`) stand in for separate machines.
+ * One node on core 0 against two nodes on cores 0 and 1, `welcome` at 1080p with parallel: 2.
+ */
+async function benchScaling(runs: number) {
+  const { spawn } = await import('node:child_process');
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-scaling-'));
+  const env = { ...process.env, MONTAGE_DATA_DIR: dataDir, EMBEDDED_RENDER_NODE: '0' };
+  Object.assign(process.env, env);
+  const app = await createApp(loadConfig(process.env), ['error']);
+  await app.listen(0, '127.0.0.1');
+  const base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  const key = fs.readFileSync(path.join(dataDir, 'demo-api-key'), 'utf8').trim();
+  const nodeMain = path.join(root, 'dist', 'render-nodes', 'main.js');
+  const startNode = (core: number) =>
+    spawn('taskset', ['-c', String(core), process.execPath, nodeMain], {
+      env: { ...env, REDIS_URL: `unix://${path.join(dataDir, 'redis', 'redis.sock')}`, CONCURRENCY: '1' },
+      stdio: 'ignore',
+    });
+  const liveNodes = async () => ((await (await fetch(`${base}/v2/nodes`)).json()) as { nodes: unknown[] }).nodes.length;
+  const waitNodes = async (n: number) => {
+    for (let i = 0; i < 200 && (await liveNodes()) !== n; i++) await new Promise((r) => setTimeout(r, 100));
+  };
+  const renderOnce = async (name: string) => {
+    const res = await fetch(`${base}/v2/render/demo`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+      body: JSON.stringify({ movie: 'welcome', params: { ...params, name }, parallel: 2 }),
+    });
+    const { token } = (await res.json()) as { token: string };
+    return fetchTimed(`${base}/v2/get/${token}.mp4`);
+  };
+  const one: Array<{ ttfbMs: number; totalMs: number }> = [];
+  const two: Array<{ ttfbMs: number; totalMs: number }> = [];
+  const first = startNode(0);
+  await waitNodes(1);
+  await renderOnce('warm-up'); // rasters and template caches, on every side alike
+  for (let i = 0; i < runs; i++) {
+    one.push(await renderOnce(`One ${i}`));
+    const second = startNode(1);
+    await waitNodes(2);
+    two.push(await renderOnce(`Two ${i}`));
+    second.kill('SIGTERM');
+    await waitNodes(1);
+    process.stderr.write(`scaling run ${i + 1}/${runs}: 1 node ${one[i].totalMs.toFixed(0)} ms, 2 nodes ${two[i].totalMs.toFixed(0)} ms (first byte ${two[i].ttfbMs.toFixed(0)} ms)\n`);
+  }
+  first.kill('SIGTERM');
+  await app.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  const oneMs = median(one.map((r) => r.totalMs));
+  const twoMs = median(two.map((r) => r.totalMs));
+  const ttfb = median(two.map((r) => r.ttfbMs));
+  return {
+    runs,
+    oneNodeMs: Math.round(oneMs),
+    twoNodesMs: Math.round(twoMs),
+    speedup: Number((oneMs / twoMs).toFixed(2)),
+    twoNodesFirstByteMs: Math.round(ttfb),
+    firstByteShareOfTotal: Number((ttfb / twoMs).toFixed(3)),
+  };
+}
+
 async function main() {
   const app = await NestFactory.createApplicationContext(RenderModule, { logger: ['error'] });
   const renders = app.get(RenderService);
@@ -186,6 +248,7 @@ async function main() {
   }
   await app.close();
   const api = await benchApi(RUNS);
+  const scaling = process.env.BENCH_SKIP_SCALING ? undefined : await benchScaling(RUNS);
 
   const result = {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
@@ -196,6 +259,7 @@ async function main() {
     handWrittenLoopInput: { ms: loopInputMs.map(Math.round), medianMs: Math.round(median(loopInputMs)) },
     ratio: Number((median(montageMs) / median(handMs)).toFixed(3)),
     target: 'montage ≤ 1.2 × hand-written',
+    scaling,
     api: {
       ...api,
       targets: 'first byte of /v2/get ≤ 15% of the /v2/render time; a stored output adds < 5 ms over a static file server',
@@ -214,6 +278,17 @@ async function main() {
     ['stored output, Montage', `${api.storedMontageMs} ms`, `${(api.storedBytes / 1024).toFixed(0)} KiB, 40 requests`],
     ['stored output, static server', `${api.storedStaticMs} ms`, `overhead ${api.storedOverheadMs} ms; target < 5 ms: ${api.storedOverheadMs < 5 ? 'met' : 'NOT met'}`],
   ];
+  if (scaling) {
+    rows.push(
+      ['scaling: 1 node on 1 core', `${scaling.oneNodeMs} ms`, 'welcome 1080p, parallel 2'],
+      ['scaling: 2 nodes on 2 cores', `${scaling.twoNodesMs} ms`, `speed-up ${scaling.speedup}×; target ≥ 1.7×: ${scaling.speedup >= 1.7 ? 'met' : 'NOT met'}`],
+      [
+        'scaling: first byte, 2 nodes',
+        `${scaling.twoNodesFirstByteMs} ms`,
+        `${(scaling.firstByteShareOfTotal * 100).toFixed(1)}% of total; targets ≤ 1.5 s and ≤ 10%: ${scaling.twoNodesFirstByteMs <= 1500 && scaling.firstByteShareOfTotal <= 0.1 ? 'met' : 'NOT met'}`,
+      ],
+    );
+  }
   const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => String(r[c]).length)));
   for (const r of rows) process.stdout.write(`${r.map((cell, c) => String(cell).padEnd(widths[c])).join('  ')}\n`);
   const outDir = path.join(root, 'bench', 'results');

@@ -27,8 +27,8 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
     const handlers: JobHandlers = { [JobName.RenderSegment]: (payload, ctx) => this.segments.render(payload, ctx) };
     this.queue.startWorkers(this.config.routingKeys, handlers, {
       concurrency: this.config.concurrency,
-      lockDurationMs: Number(process.env.MONTAGE_LOCK_MS ?? 30_000),
-      stalledIntervalMs: Number(process.env.MONTAGE_STALLED_MS ?? 30_000),
+      lockDurationMs: this.config.segmentLockMs,
+      stalledIntervalMs: this.config.stalledCheckMs,
     });
     const all = await this.media.encoders().catch(() => [] as string[]);
     // A hardware encoder compiled into ffmpeg is only usable where its device exists.

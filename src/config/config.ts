@@ -28,6 +28,10 @@ export interface MontageConfig {
   routingKeys: string[];
   /** Segments a render node renders at once. */
   concurrency: number;
+  /** How long a node's hold on a segment lasts without renewal: a dead node's work is freed after this. */
+  segmentLockMs: number;
+  /** How often nodes look for segments whose holder died. */
+  stalledCheckMs: number;
   /** Run a render node inside the API process (the embedded default). */
   embeddedRenderNode: boolean;
   /** Renders this API process runs at once (single-process renders); more wait as `queued`. */
@@ -96,6 +100,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     redisUrl: env.REDIS_URL || undefined,
     routingKeys: routingKeys(env.ROUTING_KEYS),
     concurrency: int(env, 'CONCURRENCY', 1, 1),
+    segmentLockMs: int(env, 'SEGMENT_LOCK_MS', 30_000, 1000),
+    stalledCheckMs: int(env, 'STALLED_CHECK_MS', 15_000, 500),
     embeddedRenderNode: bool(env, 'EMBEDDED_RENDER_NODE', true),
     maxConcurrentRenders: int(env, 'MAX_CONCURRENT_RENDERS', 2, 1),
     maxOutputsPerToken: int(env, 'MAX_OUTPUTS_PER_TOKEN', 64, 1),

@@ -294,6 +294,19 @@ describe('movies', () => {
   });
 });
 
+describe('metrics', () => {
+  it('exposes renders by status, running renders, time to first byte and queue depth in Prometheus format', async () => {
+    const created = await post({ movie: 'colors', params: { label: 'measured' } }).expect(200);
+    await fetch(`${api.url}/v2/get/${created.body.token}.mp4`).then((r) => r.arrayBuffer());
+    const res = await request(api.url).get('/metrics').expect(200);
+    expect(res.headers['content-type']).toMatch(/text\/plain/);
+    expect(res.text).toMatch(/^montage_renders_total\{status="done",format="mp4"\} [1-9]\d*$/m);
+    expect(res.text).toMatch(/^montage_renders_running 0$/m);
+    expect(res.text).toMatch(/^montage_time_to_first_byte_seconds_count [1-9]\d*$/m);
+    expect(res.text).toMatch(/^montage_queue_waiting_jobs\{routing_key="default"\} 0$/m);
+  });
+});
+
 describe('health', () => {
   it('reports the store, the storage and ffmpeg', async () => {
     const res = await request(api.url).get('/health').expect(200);

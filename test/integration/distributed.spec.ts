@@ -22,8 +22,8 @@ function startNode(routingKeys = 'default', extraEnv: Record<string, string> = {
       ROUTING_KEYS: routingKeys,
       MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES,
       MONTAGE_DATA_DIR: api.dataDir,
-      MONTAGE_LOCK_MS: '2000', // a killed node's segment is taken over within seconds
-      MONTAGE_STALLED_MS: '1000',
+      SEGMENT_LOCK_MS: '2000', // a killed node's segment is taken over within seconds
+      STALLED_CHECK_MS: '1000',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
