@@ -467,7 +467,15 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   ): Promise<void> {
     const { key, token } = located;
     const plan = await this.renderer.plan(request);
-    const ranges = planSegments(plan.totalFrames, { fps: plan.fps, parallel: token.parallel });
+    // A half-second first segment: its bytes are what a viewer waits for. Then one piece per
+    // node: every segment pays for an ffmpeg start and a filter-graph set-up.
+    const ranges = planSegments(plan.totalFrames, {
+      fps: plan.fps,
+      parallel: token.parallel,
+      gopFrames: Math.max(1, Math.round(plan.fps / 2)),
+      firstSegmentSec: 0.5,
+      segmentsPerNode: 1,
+    });
     const profile = { format: 'mp4' as const, streamable: true, videoOnly: true };
     const audio = this.storage.segmentPath(key, 'audio', 'm4a');
     const segmentFiles = ranges.map((r) => this.storage.segmentPath(key, `${r.from}-${r.to}`, 'mp4'));

@@ -67,7 +67,7 @@ it('parallel: 2 streams a joined video whose frames, keyframes and sound are tho
   expect(p.video).toMatchObject({ codec_name: 'h264', nb_read_frames: '69' });
   expect(p.audio?.codec_name).toBe('aac');
   const types = await pictTypes(file);
-  for (const r of planSegments(69, { fps: 30, parallel: 2 })) expect(types[r.from]).toBe('I');
+  for (const r of planSegments(69, { fps: 30, parallel: 2, gopFrames: 15, firstSegmentSec: 0.5, segmentsPerNode: 1 })) expect(types[r.from]).toBe('I');
 
   const single = await renderContext();
   try {
