@@ -335,16 +335,15 @@ class GraphBuilder {
       this.chain(`[${scene}]format=yuva420p,fade=t=in:st=${num(startSec)}:d=${num(durSec)}:alpha=1[${faded}]`);
       return this.overlay(main, faded, '0', '0');
     }
-    if (t.type === 'slide') {
-      // the new scene travels in the given direction until it covers the old one
-      const [x, y] = {
-        left: [`${W}*(1-${e})`, '0'],
-        right: [`-${W}*(1-${e})`, '0'],
-        up: ['0', `${H}*(1-${e})`],
-        down: ['0', `-${H}*(1-${e})`],
-      }[t.direction];
-      return this.overlay(main, scene, x, y);
-    }
+    // Where the incoming picture (slide) or the revealing window (wipe) is at progress e:
+    // a canvas away on the side it comes from, travelling in the transition's direction.
+    const [x, y] = {
+      left: [`${W}*(1-${e})`, '0'],
+      right: [`-${W}*(1-${e})`, '0'],
+      up: ['0', `${H}*(1-${e})`],
+      down: ['0', `-${H}*(1-${e})`],
+    }[t.direction];
+    if (t.type === 'slide') return this.overlay(main, scene, x, y);
     // wipe: a white window moving over a black mask becomes the new scene's alpha
     const first = Math.max(spec.startFrame, this.range.from);
     const count = Math.min(spec.endFrame, this.range.to) - first;
@@ -352,12 +351,6 @@ class GraphBuilder {
     const white = this.label('win');
     this.chain(`${this.colorSource('#000000', W, H, first, count, false)}[${black}]`);
     this.chain(`${this.colorSource('#ffffff', W, H, first, count, false)}[${white}]`);
-    const [x, y] = {
-      left: [`${W}*(1-${e})`, '0'],
-      right: [`-${W}*(1-${e})`, '0'],
-      up: ['0', `${H}*(1-${e})`],
-      down: ['0', `-${H}*(1-${e})`],
-    }[t.direction];
     const mask = this.overlay(black, white, x, y);
     const gray = this.label('alpha');
     const masked = this.label('wiped');

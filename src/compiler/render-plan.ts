@@ -66,15 +66,7 @@ export interface PlannedAudio {
 }
 
 /** Everything needed to render any frame range of a movie. Pure data, JSON-serialisable. */
-export interface RenderPlan {
-  templateId: string;
-  version: string;
-  width: number;
-  height: number;
-  fps: number;
-  totalFrames: number;
-  background: string;
-  posterFrame: number;
+export interface RenderPlan extends Omit<ResolvedMovie, 'scenes' | 'audio'> {
   scenes: PlannedScene[];
   audio: PlannedAudio[];
 }
@@ -185,18 +177,7 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
     }
   }
 
-  return {
-    templateId: movie.templateId,
-    version: movie.version,
-    width: W,
-    height: H,
-    fps,
-    totalFrames: movie.totalFrames,
-    background: movie.background,
-    posterFrame: movie.posterFrame,
-    scenes,
-    audio,
-  };
+  return { ...movie, scenes, audio };
 }
 
 /** yuv420p needs even sizes. */

@@ -5,6 +5,7 @@ import request from 'supertest';
 import { planSegments } from '../../src/streaming/segment-planner';
 import { type ApiApp, startApi } from '../helpers/api-app';
 import { pictTypes, probe, ssimPerFrame } from '../helpers/media';
+import { until } from '../helpers/wait';
 import { FIXTURE_TEMPLATES, renderContext } from '../helpers/render-context';
 
 // The API (no embedded node) and render-node processes on one machine, sharing the API's
@@ -31,15 +32,6 @@ function startNode(routingKeys = 'default', extraEnv: Record<string, string> = {
   return child;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const liveNodes = async () => (await request(api.url).get('/v2/nodes').expect(200)).body.nodes as Array<{ pid: number; routingKeys: string[] }>;
 const post = (body: object) => request(api.url).post('/v2/render/t').set('X-Api-Key', api.key).send(body).expect(200);

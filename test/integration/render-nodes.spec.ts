@@ -6,6 +6,7 @@ import { JobName, type NodeHeartbeat, segmentJobId } from '../../src/queue/queue
 import type { JobQueueRepository } from '../../src/repositories/job-queue.repository';
 import { type ApiApp, startApi } from '../helpers/api-app';
 import { pictTypes, probe } from '../helpers/media';
+import { until } from '../helpers/wait';
 import { FIXTURE_TEMPLATES } from '../helpers/render-context';
 
 // Render nodes are separate processes pulling segment jobs from BullMQ on a real redis-server
@@ -26,15 +27,6 @@ async function nodes(): Promise<NodeHeartbeat[]> {
   return (await request(api.url).get('/v2/nodes').expect(200)).body.nodes;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 it('the embedded node and a separate render-node process announce themselves; a segment job runs on the node of its routing key', async () => {
   const embedded = await nodes();
