@@ -42,7 +42,7 @@ it('the embedded node and a separate render-node process announce themselves; a 
       MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES,
       MONTAGE_DATA_DIR: api.dataDir,
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
   const external = await until('the render node', async () => (await nodes()).find((n) => n.pid === node!.pid));
   expect(external.routingKeys).toEqual(['gpu']);
