@@ -109,34 +109,23 @@ export function buildRemuxArgs(input: string, output: string, format: 'mp4' | 'w
 }
 
 /**
- * The sound of a whole movie, mixed once (AAC in MP4): distributed renders encode video in
- * segments and add this when they assemble the stream.
+ * Assembles a distributed mp4 as it arrives: the joined video fragments come in on stdin and
+ * are copied; the movie's sound is mixed and encoded in the same process, once, for the
+ * whole movie; out comes fragmented MP4 that viewers follow. Small probe sizes and per-packet
+ * flushing keep the first bytes early.
  */
-export function buildAudioArgs(plan: RenderPlan, output: string): string[] {
+export function buildLiveMuxArgs(plan: RenderPlan, output: string): string[] {
   const graph = new GraphBuilder(plan, { from: 0, to: plan.totalFrames });
   const audio = graph.audio();
-  return [
-    '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
-    ...graph.inputs.flat(),
-    '-filter_complex', graph.chains.join(';'),
-    '-map', `[${audio}]`,
-    '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2',
-    '-f', 'mp4', output,
-  ];
-}
-
-/**
- * Assembles a distributed mp4 as it arrives: joined video fragments on stdin, the movie's
- * sound from a file, out as fragmented MP4 that viewers follow. Small probe sizes and
- * per-packet flushing keep the first bytes early.
- */
-export function buildLiveMuxArgs(audio: string, output: string): string[] {
+  const video = graph.inputs.length; // the pipe comes after the sound's inputs
   return [
     '-hide_banner', '-loglevel', 'error', '-y',
+    ...graph.inputs.flat(),
     '-probesize', '32768', '-analyzeduration', '0', // no '-fflags nobuffer': it drops what probing read
     '-f', 'mp4', '-i', 'pipe:0',
-    '-i', audio,
-    '-map', '0:v', '-map', '1:a', '-c', 'copy',
+    '-filter_complex', graph.chains.join(';'),
+    '-map', `${video}:v`, '-map', `[${audio}]`,
+    '-c:v', 'copy', '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2',
     '-flush_packets', '1',
     '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
     '-f', 'mp4', output,

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { badInput, renderFailed } from '../common/errors';
-import { buildAudioArgs, buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
+import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
 import { DEFAULTS, isStillFormat, type OutputProfile } from '../compiler/output-profiles';
 import { planRender, type RenderPlan } from '../compiler/render-plan';
 import type { Params } from '../compiler/params';
@@ -119,14 +119,9 @@ export class RenderService {
     return { output, bytes: await this.work.size(output), plan, range };
   }
 
-  /** The whole movie's sound, mixed once, as AAC in MP4. */
-  async renderAudio(plan: RenderPlan, output: string, signal?: AbortSignal): Promise<void> {
-    await this.media.run(buildAudioArgs(plan, output), { signal });
-  }
-
-  /** Assembles a distributed mp4: joined video fragments from `video`, the sound from `audio`. */
-  async assembleLive(video: AsyncIterable<Buffer>, audio: string, output: string, signal?: AbortSignal): Promise<void> {
-    await this.media.runWithInput(buildLiveMuxArgs(audio, output), video, signal);
+  /** Assembles a distributed mp4: joined video fragments from `video`, the sound mixed on the way. */
+  async assembleLive(plan: RenderPlan, video: AsyncIterable<Buffer>, output: string, signal?: AbortSignal): Promise<void> {
+    await this.media.runWithInput(buildLiveMuxArgs(plan, output), video, signal);
   }
 
   /** A streamable render → the regular file that is stored (no re-encode). */

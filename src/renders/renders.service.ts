@@ -456,8 +456,8 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
 
   /**
    * `parallel` > 1: GOP-aligned segments rendered by render nodes (at most `parallel` at
-   * once, through the token's routing key), joined in order as they arrive, the sound mixed
-   * once here and muxed in while the stream is assembled.
+   * once, through the token's routing key), joined in order as they arrive, and muxed with
+   * the sound, mixed once for the whole movie by the same ffmpeg process that assembles them.
    */
   private async renderDistributed(
     located: LocatedOutput,
@@ -477,7 +477,6 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       segmentsPerNode: 1,
     });
     const profile = { format: 'mp4' as const, streamable: true, videoOnly: true };
-    const audio = this.storage.segmentPath(key, 'audio', 'm4a');
     const segmentFiles = ranges.map((r) => this.storage.segmentPath(key, `${r.from}-${r.to}`, 'mp4'));
     await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'queued', updatedAt: now() } });
     if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
@@ -533,10 +532,9 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       }
     }
     try {
-      await this.renderer.renderAudio(plan, audio, live.abort.signal);
-      await this.renderer.assembleLive(joined(), audio, live.livePath!, live.abort.signal);
+      await this.renderer.assembleLive(plan, joined(), live.livePath!, live.abort.signal);
     } finally {
-      await Promise.all([audio, ...segmentFiles].map((f) => this.storage.removeFile(f)));
+      await Promise.all(segmentFiles.map((f) => this.storage.removeFile(f)));
     }
   }
 

@@ -1,4 +1,4 @@
-import { buildRenderArgs, ffColor } from '../../src/compiler/ffmpeg-args';
+import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, ffColor } from '../../src/compiler/ffmpeg-args';
 import type { PlannedLayer, RenderPlan } from '../../src/compiler/render-plan';
 
 const fade = (duration: number) => ({ type: 'fade' as const, duration, easing: 'linear' as const, direction: 'left' as const, distance: 0 });
@@ -204,5 +204,31 @@ describe('ffColor', () => {
   ])('%s → %s', (hex, ff) => expect(ffColor(hex)).toBe(ff));
   it('refuses anything else, so nothing but hex digits reaches the graph', () => {
     for (const bad of ['red', '#ff000', "#fff';drawtext", '']) expect(() => ffColor(bad)).toThrow();
+  });
+});
+
+describe('buildRemuxArgs and buildLiveMuxArgs', () => {
+  it('remuxes a streamed file into the stored form without re-encoding', () => {
+    expect(buildRemuxArgs('live.mp4', 'out.mp4', 'mp4')).toEqual([
+      '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-i', 'live.mp4', '-map', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', 'out.mp4',
+    ]);
+    expect(buildRemuxArgs('live.webm', 'out.webm', 'webm').slice(-3)).toEqual(['-f', 'webm', 'out.webm']);
+  });
+
+  it('assembles piped video with the sound mixed in the same process: video copied, sound encoded once', () => {
+    const audio = [{ id: 'a0', path: '/m.m4a', startFrame: 0, trimSec: 0, playSec: 2, volume: 1, fadeInSec: 0, fadeOutSec: 0, loop: false }];
+    expect(buildLiveMuxArgs(plan([], { audio }), 'live.mp4')).toEqual([
+      '-hide_banner', '-loglevel', 'error', '-y',
+      '-i', '/m.m4a',
+      '-probesize', '32768', '-analyzeduration', '0',
+      '-f', 'mp4', '-i', 'pipe:0',
+      '-filter_complex',
+      '[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,atrim=start=0,asetpts=PTS-STARTPTS,atrim=end=2[at1];[at1]apad=whole_dur=2,atrim=start=0:end=2,asetpts=PTS-STARTPTS[a0]',
+      '-map', '1:v', '-map', '[a0]',
+      '-c:v', 'copy', '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2',
+      '-flush_packets', '1',
+      '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
+      '-f', 'mp4', 'live.mp4',
+    ]);
   });
 });
