@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { RenderModule } from '../src/render/render.module';
-import { RenderNodeRunner } from './heartbeat.service';
+import { RenderNodeRunner } from './render-node.runner';
 import { SegmentRenderer } from './segment-renderer';
 
 /** A render node: the renderer core and queue workers; no HTTP, no database. */

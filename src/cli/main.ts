@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import type { INestApplicationContext, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Command, CommanderError, Option } from 'commander';
 import * as fs from 'node:fs';
@@ -23,11 +24,17 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   let code = 0;
-  const context = async () => {
+  /** Runs `fn` in an application context of `module` (after --templates/--data apply), closed afterwards. */
+  const withContext = async <T>(module: Type<unknown>, fn: (app: INestApplicationContext) => Promise<T>): Promise<T> => {
     const opts = program.opts<{ templates?: string; data?: string }>();
     if (opts.templates) process.env.MONTAGE_TEMPLATES_DIR = path.resolve(opts.templates);
     if (opts.data) process.env.MONTAGE_DATA_DIR = path.resolve(opts.data);
-    return NestFactory.createApplicationContext(RenderModule, { logger: ['error'] });
+    const app = await NestFactory.createApplicationContext(module, { logger: ['error'] });
+    try {
+      return await fn(app);
+    } finally {
+      await app.close();
+    }
   };
 
   program
@@ -58,9 +65,8 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       const params = mergeCliParams((opts.param as string[]) ?? [], fileParams);
-      const app = await context();
       const progress = createProgressReporter(process.stderr, `${project}/${movie} → ${format}`);
-      try {
+      await withContext(RenderModule, async (app) => {
         const started = Date.now();
         const result = await app.get(RenderService).render(
           {
@@ -79,10 +85,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(
           `wrote ${path.relative(process.cwd(), out) || out} (${format}, ${result.plan.width}×${result.plan.height}, ${frames} frame${frames === 1 ? '' : 's'}, ${(result.bytes / 1024).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
         );
-      } finally {
-        progress.stop();
-        await app.close();
-      }
+      }).finally(() => progress.stop());
     });
 
   const templates = program.command('templates').description('list and check movie templates');
@@ -90,8 +93,7 @@ async function main(argv: string[]): Promise<number> {
     .command('check')
     .description('validate every template; prints each problem as file:line: message')
     .action(async () => {
-      const app = await context();
-      try {
+      await withContext(RenderModule, async (app) => {
         const results = await app.get(TemplatesService).checkAll();
         for (const r of results) {
           if (r.errors.length === 0) process.stdout.write(`ok    ${r.id}\n`);
@@ -104,16 +106,13 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write('no templates found\n');
           code = 2;
         }
-      } finally {
-        await app.close();
-      }
+      });
     });
   templates
     .command('list')
     .description('list projects and movies with their variables')
     .action(async () => {
-      const app = await context();
-      try {
+      await withContext(RenderModule, async (app) => {
         const service = app.get(TemplatesService);
         for (const project of await service.listProjects()) {
           for (const movie of await service.listMovies(project)) {
@@ -122,15 +121,9 @@ async function main(argv: string[]): Promise<number> {
             process.stdout.write(`${project}/${movie}  ${t.spec.canvas.width}×${t.spec.canvas.height}@${t.spec.canvas.fps}  ${vars.join(' ')}\n`);
           }
         }
-      } finally {
-        await app.close();
-      }
+      });
     });
 
-  const projectsContext = async () => {
-    await context().then((c) => c.close()); // applies --templates/--data to the environment
-    return NestFactory.createApplicationContext(CliProjectsModule, { logger: ['error'] });
-  };
   const projects = program.command('projects').description('projects and their API keys');
   projects
     .command('create')
@@ -138,39 +131,30 @@ async function main(argv: string[]): Promise<number> {
     .argument('<name>')
     .option('--public', 'accept unsigned /v1/render URLs for this project')
     .action(async (name: string, opts: { public?: boolean }) => {
-      const app = await projectsContext();
-      try {
+      await withContext(CliProjectsModule, async (app) => {
         const { project, apiKey } = await app.get(ProjectsService).create(name, { public: !!opts.public });
         process.stdout.write(`project:        ${project._id}\napi key:        ${apiKey}\nsigning secret: ${project.signingSecret}\n`);
         process.stderr.write('keep the API key now: only its hash is stored\n');
-      } finally {
-        await app.close();
-      }
+      });
     });
   projects
     .command('add-key')
     .description('give a project one more API key (printed once)')
     .argument('<name>')
     .action(async (name: string) => {
-      const app = await projectsContext();
-      try {
+      await withContext(CliProjectsModule, async (app) => {
         process.stdout.write(`${await app.get(ProjectsService).addKey(name)}\n`);
-      } finally {
-        await app.close();
-      }
+      });
     });
   projects
     .command('list')
     .description('list projects')
     .action(async () => {
-      const app = await projectsContext();
-      try {
+      await withContext(CliProjectsModule, async (app) => {
         for (const p of await app.get(ProjectsService).list()) {
           process.stdout.write(`${p._id}  keys: ${p.keyHashes.length}  ${p.public ? 'public' : 'signed URLs'}  since ${p.createdAt}\n`);
         }
-      } finally {
-        await app.close();
-      }
+      });
     });
 
   program
@@ -189,13 +173,10 @@ async function main(argv: string[]): Promise<number> {
       const params = mergeCliParams(opts.param, undefined) as Record<string, string>;
       if (opts.frame !== undefined) params.frame = String(intOption(opts.frame, '--frame', 0));
       if (opts.quality !== undefined) params.q = String(intOption(opts.quality, '--quality', 1, 100));
-      const app = await projectsContext();
-      try {
+      await withContext(CliProjectsModule, async (app) => {
         const project = await app.get(ProjectsService).get(m[1]);
         process.stdout.write(`${signedUrl(opts.base, m[1], m[2], m[3], params, project.signingSecret)}\n`);
-      } finally {
-        await app.close();
-      }
+      });
     });
 
   try {

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../common/canonical-json';
 
-export { canonicalJson };
-
 export interface RenderIdentity {
   project: string;
   movie: string;

@@ -16,7 +16,8 @@ import { JobName, segmentJobId } from '../queue/queue.types';
 import { JobQueueRepository } from '../repositories/job-queue.repository';
 import { Fmp4Joiner } from '../streaming/fmp4-joiner';
 import { planSegments } from '../streaming/segment-planner';
-import { canonicalJson, renderKey } from './render-key';
+import { canonicalJson } from '../common/canonical-json';
+import { renderKey } from './render-key';
 import { coveredExtensions, movieFor, parseRenderRequest } from './render-request';
 import type { RenderDoc, RenderStatus, TokenDoc } from './render.types';
 

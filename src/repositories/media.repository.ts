@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { execFile, spawn } from 'node:child_process';
+import { access } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { MediaProbe, ProbeResult } from '../assets/asset-cache.types';
 import { renderFailed } from '../common/errors';
@@ -25,6 +26,12 @@ export class MediaRepository implements MediaProbe {
     } catch {
       return undefined;
     }
+  }
+
+  /** Whether a GPU device node exists (NVIDIA, or DRI for VAAPI/QSV). */
+  async hasVideoDevice(): Promise<boolean> {
+    const exists = (p: string) => access(p).then(() => true, () => false);
+    return (await exists('/dev/nvidia0')) || (await exists('/dev/dri'));
   }
 
   async encoders(): Promise<string[]> {

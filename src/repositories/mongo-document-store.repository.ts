@@ -4,10 +4,12 @@ import {
   type Collection,
   type DocumentStore,
   DuplicateKeyError,
+  FILTER_OPERATORS,
   type Filter,
   type FindOptions,
   type StoredDocument,
   type Update,
+  UPDATE_OPERATORS,
 } from '../store/document-store';
 
 /**
@@ -22,8 +24,6 @@ export interface MongoDocumentStoreOptions {
   serverSelectionTimeoutMS?: number;
 }
 
-const FILTER_OPERATORS = new Set(['$in', '$nin', '$ne', '$lt', '$lte', '$gt', '$gte', '$exists']);
-const UPDATE_OPERATORS = new Set(['$set', '$unset', '$inc', '$addToSet', '$setOnInsert']);
 const DUPLICATE_KEY_CODES = new Set([11000, 11001]);
 
 /** The database named in a MongoDB connection string, if any (`mongodb://h1,h2/db?opts`). */

@@ -5,10 +5,12 @@ import {
   type Collection,
   type DocumentStore,
   DuplicateKeyError,
+  FILTER_OPERATORS,
   type Filter,
   type FindOptions,
   type StoredDocument,
   type Update,
+  UPDATE_OPERATORS,
 } from '../store/document-store';
 
 /**
@@ -28,8 +30,6 @@ export interface NedbDocumentStoreOptions {
 
 const DEFAULT_COMPACTION_INTERVAL_MS = 60_000;
 const COLLECTION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-const FILTER_OPERATORS = new Set(['$in', '$nin', '$ne', '$lt', '$lte', '$gt', '$gte', '$exists']);
-const UPDATE_OPERATORS = new Set(['$set', '$unset', '$inc', '$addToSet', '$setOnInsert']);
 
 type Query = Record<string, unknown>;
 type Modifiers = { $set?: Record<string, unknown>; $unset?: Record<string, true>; $inc?: Record<string, number>; $addToSet?: Record<string, unknown> };

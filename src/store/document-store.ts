@@ -27,6 +27,10 @@ export interface Update {
   $setOnInsert?: Record<string, unknown>;
 }
 
+/** The operators both adapters accept, and nothing else. */
+export const FILTER_OPERATORS: ReadonlySet<string> = new Set(['$in', '$nin', '$ne', '$lt', '$lte', '$gt', '$gte', '$exists']);
+export const UPDATE_OPERATORS: ReadonlySet<string> = new Set(['$set', '$unset', '$inc', '$addToSet', '$setOnInsert']);
+
 export interface FindOptions {
   sort?: Record<string, 1 | -1>;
   limit?: number;

@@ -32,7 +32,7 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
     });
     const all = await this.media.encoders().catch(() => [] as string[]);
     // A hardware encoder compiled into ffmpeg is only usable where its device exists.
-    const gpu = await import('node:fs').then((fs) => fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/dri'));
+    const gpu = await this.media.hasVideoDevice();
     const encoders = all.filter((e) => ['libx264', 'libvpx-vp9', 'libaom-av1'].includes(e) || (gpu && HARDWARE_ENCODERS.includes(e)));
     const beat = async () => {
       const heartbeat: NodeHeartbeat = {
