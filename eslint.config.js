@@ -21,7 +21,7 @@ module.exports = tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: ['sharp', 'fluent-ffmpeg', 'bullmq', 'mongoose', 'ioredis', '@seald-io/nedb', 'fs', 'node:fs', 'fs/promises', 'node:fs/promises', 'node:http', 'node:https', 'child_process', 'node:child_process'].map((name) => ({
+          paths: ['sharp', 'fluent-ffmpeg', 'bullmq', 'mongoose', 'ioredis', '@seald-io/nedb', '@aws-sdk/client-s3', 'fs', 'node:fs', 'fs/promises', 'node:fs/promises', 'node:http', 'node:https', 'child_process', 'node:child_process'].map((name) => ({
             name,
             message: 'External systems are wrapped in src/repositories/; inject the repository instead.',
           })),

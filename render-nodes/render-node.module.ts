@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { RenderModule } from '../src/render/render.module';
+import { StorageModule } from '../src/storage/storage.module';
 import { RenderNodeRunner } from './render-node.runner';
 import { SegmentRenderer } from './segment-renderer';
 
-/** A render node: the renderer core and queue workers; no HTTP, no database. */
+/** A render node: the renderer core and queue workers; no HTTP, no database; segments go to the shared storage. */
 @Module({
-  imports: [RenderModule],
+  imports: [RenderModule, StorageModule],
   providers: [SegmentRenderer, RenderNodeRunner],
 })
 export class RenderNodeModule {}

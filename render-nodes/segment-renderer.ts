@@ -5,6 +5,7 @@ import { renderFailed } from '../src/common/errors';
 import type { JobContext, RenderSegmentPayload, RenderSegmentResult } from '../src/queue/queue.types';
 import { RenderService } from '../src/render/render.service';
 import { MediaRepository } from '../src/repositories/media.repository';
+import { OUTPUT_STORAGE, type OutputStorage } from '../src/storage/output-storage';
 
 /** The RenderSegment handler: one frame range rendered with the renderer core, checked, stored. */
 @Injectable()
@@ -15,6 +16,7 @@ export class SegmentRenderer {
   constructor(
     private readonly renders: RenderService,
     private readonly media: MediaRepository,
+    @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
   ) {}
 
@@ -23,7 +25,9 @@ export class SegmentRenderer {
     try {
       const frames = payload.range.to - payload.range.from;
       let reported = 0;
-      const result = await this.renders.render(
+      // Stored only once rendered and checked: a short segment would corrupt the stream.
+      const bytes = await this.storage.storeSegment(payload.segment, async (file) => {
+        const result = await this.renders.render(
         {
           project: payload.project,
           movie: payload.movie,
@@ -32,7 +36,7 @@ export class SegmentRenderer {
           range: payload.range,
           templateVersion: payload.templateVersion,
         },
-        payload.outputPath,
+        file,
         (p) => {
           // a few progress events a second is plenty for a viewer's progress bar
           if (p.framesDone - reported >= 10 || p.framesDone === frames) {
@@ -41,13 +45,14 @@ export class SegmentRenderer {
           }
         },
       );
-      // Every output is checked before it counts: a short segment would corrupt the stream.
-      const probe = await this.media.probe(payload.outputPath);
-      const expected = frames / result.plan.fps;
-      if (!probe.hasVideo || Math.abs((probe.durationSec ?? 0) - expected) > 1.5 / result.plan.fps) {
-        throw renderFailed(`segment ${payload.range.from}-${payload.range.to} is ${probe.durationSec ?? 0} s long, expected ${expected} s`);
-      }
-      return { outputPath: payload.outputPath, frames, bytes: result.bytes, node: this.nodeId };
+        const probe = await this.media.probe(file);
+        const expected = frames / result.plan.fps;
+        if (!probe.hasVideo || Math.abs((probe.durationSec ?? 0) - expected) > 1.5 / result.plan.fps) {
+          throw renderFailed(`segment ${payload.range.from}-${payload.range.to} is ${probe.durationSec ?? 0} s long, expected ${expected} s`);
+        }
+        return result.bytes;
+      });
+      return { segment: payload.segment, frames, bytes, node: this.nodeId };
     } finally {
       this.running--;
     }

@@ -16,7 +16,8 @@ import { StoreProjectsRepository } from './projects/store-projects.repository';
 import { RenderModule } from './render/render.module';
 import { RenderRequestsController } from './renders/render-requests.controller';
 import { RendersService } from './renders/renders.service';
-import { OutputStorageRepository } from './repositories/output-storage.repository';
+import { LiveFilesRepository } from './repositories/live-files.repository';
+import { StorageModule } from './storage/storage.module';
 import { FileProjectsRepository } from './repositories/projects-file.repository';
 import { DOCUMENT_STORE, type DocumentStore } from './store/document-store';
 import { createDocumentStore } from './store/document-store.factory';
@@ -41,14 +42,14 @@ export class AppModule {
   static forRoot(config: MontageConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [RenderModule, QueueModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
+      imports: [RenderModule, StorageModule, QueueModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes.
       controllers: [HealthController, MetricsController, RenderRequestsController, MoviesController, NodesController, DeliveryController],
       providers: [
         documentStoreProvider,
         projectsRepositoryProvider,
         ProjectsService,
-        OutputStorageRepository,
+        LiveFilesRepository,
         RendersService,
         TemplateProjectsInitializer,
         MetricsService,

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { badInput } from '../common/errors';
+import { parseStorageUrl, type StorageLocation } from '../storage/storage-location';
 
 /** Every setting Montage reads from the environment, typed and validated once at start-up. */
 export interface MontageConfig {
@@ -42,6 +43,8 @@ export interface MontageConfig {
   trustProxy: boolean;
   /** An ffmpeg process silent for this long (no progress, no output) is killed. */
   stallTimeoutMs: number;
+  /** STORAGE_URL: where outputs and segments are kept (a local directory, or S3 for many machines). */
+  storage: StorageLocation;
   /** MONGODB_URI: documents live on MongoDB when set, in the embedded nedb store under dataDir otherwise. */
   mongodbUri?: string;
 }
@@ -108,5 +111,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     trustProxy: bool(env, 'TRUST_PROXY', false),
     stallTimeoutMs: int(env, 'FFMPEG_STALL_TIMEOUT_MS', 5 * 60_000, 1000),
     mongodbUri: env.MONGODB_URI?.trim() || undefined,
+    storage: parseStorageUrl(env.STORAGE_URL, dataDir, env),
   };
 }

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Delivery } from '../renders/renders.service';
 import { parseRange } from './byte-range';
@@ -37,6 +38,14 @@ export async function sendDelivery(req: Request, res: Response, delivery: Delive
     res.status(416).json({ statusCode: 416, error: 'Range Not Satisfiable', message: `the output is ${delivery.size} bytes` });
     return;
   }
+  // Opened before the status is set, so a storage that fails gets a proper (uncached) error.
+  let body: Readable | undefined;
+  try {
+    body = req.method === 'HEAD' ? undefined : await delivery.open(range || undefined);
+  } catch (err) {
+    for (const name of ['ETag', 'Cache-Control', 'Accept-Ranges', 'X-Montage-Status']) res.removeHeader(name);
+    throw err;
+  }
   if (range) {
     res.status(206);
     res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${delivery.size}`);
@@ -49,7 +58,7 @@ export async function sendDelivery(req: Request, res: Response, delivery: Delive
     res.end();
     return;
   }
-  await pipeline(delivery.open(range || undefined), res).catch(() => undefined); // a client that leaves is not an error
+  await pipeline(body!, res).catch(() => undefined); // a client that leaves is not an error
 }
 
 /** Waits for the socket to take more, or to go away; leaves no listener behind either way. */

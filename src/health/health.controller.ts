@@ -2,7 +2,7 @@ import { Controller, Get, Inject, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
-import { OutputStorageRepository } from '../repositories/output-storage.repository';
+import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
 import { JOB_QUEUE } from '../queue/queue.module';
 import { JobQueueRepository } from '../repositories/job-queue.repository';
 import { DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
@@ -11,7 +11,7 @@ import { DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
 export class HealthController {
   constructor(
     private readonly media: MediaRepository,
-    private readonly storage: OutputStorageRepository,
+    @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
     @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
@@ -40,7 +40,7 @@ export class HealthController {
       status: ok ? 'ok' : 'degraded',
       ffmpeg: ffmpeg ?? null,
       store: { kind: this.store.kind, ...store },
-      storage: { kind: this.storage.kind, ...storage },
+      storage: { kind: this.storage.kind, location: this.storage.description, ...storage },
       queue: { kind: this.config.redisUrl ? 'redis' : 'embedded redis', ...queue },
       templatesDir: this.config.templatesDir,
       version: process.env.npm_package_version ?? '0.1.0',

@@ -16,12 +16,12 @@ export interface RenderSegmentPayload {
   templateVersion?: string;
   profile: OutputProfile;
   range: FrameRange;
-  /** Where the finished segment goes (shared storage). */
-  outputPath: string;
+  /** The segment's name in the shared storage (STORAGE_URL). */
+  segment: string;
 }
 
 export interface RenderSegmentResult {
-  outputPath: string;
+  segment: string;
   frames: number;
   bytes: number;
   node: string;

@@ -7,7 +7,8 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import type { ProjectDoc } from '../projects/project.types';
 import { ProjectsService } from '../projects/projects.service';
 import { RenderService } from '../render/render.service';
-import { OutputStorageRepository } from '../repositories/output-storage.repository';
+import { LiveFilesRepository } from '../repositories/live-files.repository';
+import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
 import { type Collection, DOCUMENT_STORE, type DocumentStore, DuplicateKeyError } from '../store/document-store';
 import { LiveRender } from './live-render';
 import { MetricsService } from '../metrics/metrics.service';
@@ -34,7 +35,7 @@ export interface LocatedOutput {
 }
 
 export type Delivery =
-  | { kind: 'stored'; key: string; format: OutputFormat; size: number; contentType: string; open: (range?: { start: number; end: number }) => Readable }
+  | { kind: 'stored'; key: string; format: OutputFormat; size: number; contentType: string; open: (range?: { start: number; end: number }) => Promise<Readable> }
   | { kind: 'live'; key: string; format: OutputFormat; contentType: string; body: AsyncGenerator<Buffer> };
 
 export type StoredDelivery = Extract<Delivery, { kind: 'stored' }>;
@@ -65,7 +66,8 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     @Inject(DOCUMENT_STORE) store: DocumentStore,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
     private readonly renderer: RenderService,
-    private readonly storage: OutputStorageRepository,
+    @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
+    private readonly liveFiles: LiveFilesRepository,
     private readonly projects: ProjectsService,
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     private readonly metrics: MetricsService,
@@ -76,6 +78,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
 
   async onModuleInit(): Promise<void> {
     await this.storage.init();
+    await this.liveFiles.init();
     await this.tokens.ensureIndex({ renderKeys: 1 });
     // Renders cut off by a restart are re-run on the next request, never served half-written.
     const interrupted = await this.renders.updateMany(
@@ -181,7 +184,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     if (progressive && live.livePath) {
       // Answer as soon as there are bytes to send; a failure before that gets a proper error status.
       const endTimer = this.metrics.firstByteSeconds.startTimer();
-      while (!live.finished && !(await this.storage.fileHasBytes(live.livePath))) await live.changed(20);
+      while (!live.finished && !(await this.liveFiles.hasBytes(live.livePath))) await live.changed(20);
       if (!live.finished) {
         endTimer();
         return { kind: 'live', key: located.key, format: located.format, contentType: CONTENT_TYPES[located.format], body: this.followLive(live, signal) };
@@ -336,7 +339,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   private ensureStarted(located: LocatedOutput): LiveRender {
     const existing = this.live.get(located.key);
     if (existing) return existing;
-    const live = new LiveRender(located.key, STREAMABLE.has(located.format) ? this.storage.livePath(located.key, located.format) : undefined);
+    const live = new LiveRender(located.key, STREAMABLE.has(located.format) ? this.liveFiles.livePath(located.key, located.format) : undefined);
     this.live.set(located.key, live);
     this.counters.started++;
     this.metrics.rendersRunning.inc();
@@ -347,7 +350,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       this.metrics.rendersRunning.dec();
       this.live.delete(located.key);
       // Followers opened the file already; give slow ones time, the next start-up cleans the rest.
-      if (live.livePath) setTimeout(() => void this.storage.removeFile(live.livePath!), 60_000).unref();
+      if (live.livePath) setTimeout(() => void this.liveFiles.remove(live.livePath!), 60_000).unref();
     });
     return live;
   }
@@ -434,13 +437,15 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       if (live.livePath && distributed) {
         await this.renderDistributed(located, live, request, started?.attempts ?? 1);
         live.notify();
-        bytes = await this.renderer.remux(live.livePath, this.storage.outputPath(key, format), 'mp4');
+        const livePath = live.livePath;
+        bytes = await this.storage.storeOutput(key, format, (file) => this.renderer.remux(livePath, file, 'mp4'));
       } else if (live.livePath) {
         await this.renderer.render(request, live.livePath, onProgress, { inPlace: true, signal: live.abort.signal });
         live.notify();
-        bytes = await this.renderer.remux(live.livePath, this.storage.outputPath(key, format), format as 'mp4' | 'webm');
+        const livePath = live.livePath;
+        bytes = await this.storage.storeOutput(key, format, (file) => this.renderer.remux(livePath, file, format as 'mp4' | 'webm'));
       } else {
-        bytes = (await this.renderer.render(request, this.storage.outputPath(key, format), onProgress, { signal: live.abort.signal })).bytes;
+        bytes = await this.storage.storeOutput(key, format, async (file) => (await this.renderer.render(request, file, onProgress, { signal: live.abort.signal })).bytes);
       }
       await this.renders.findOneAndUpdate(
         { _id: key },
@@ -478,7 +483,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       segmentsPerNode: 1,
     });
     const profile = { format: 'mp4' as const, streamable: true, videoOnly: true };
-    const segmentFiles = ranges.map((r) => this.storage.segmentPath(key, `${r.from}-${r.to}`, 'mp4'));
+    const segments = ranges.map((r) => `${key}-a${attempt}-${r.from}-${r.to}.mp4`);
     await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'queued', updatedAt: now() } });
     if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
       this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
@@ -509,7 +514,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
         templateVersion: located.templateVersion,
         profile,
         range: ranges[i],
-        outputPath: segmentFiles[i],
+        segment: segments[i],
       };
       results[i] = this.queue
         .enqueue(token.routingkey, JobName.RenderSegment, payload, jobId)
@@ -528,19 +533,19 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       for (let i = 0; i < ranges.length; i++) {
         await results[i];
         if (i + token.parallel < ranges.length) start(i + token.parallel);
-        yield joiner.push(await storage.readFile(segmentFiles[i]), ranges[i].from);
-        await storage.removeFile(segmentFiles[i]);
+        yield joiner.push(await storage.readSegment(segments[i]), ranges[i].from);
+        await storage.removeSegment(segments[i]);
       }
     }
     try {
       await this.renderer.assembleLive(plan, joined(), live.livePath!, live.abort.signal);
     } finally {
-      await Promise.all(segmentFiles.map((f) => this.storage.removeFile(f)));
+      await Promise.all(segments.map((name) => this.storage.removeSegment(name).catch(() => undefined)));
     }
   }
 
   private async *followLive(live: LiveRender, signal?: AbortSignal): AsyncGenerator<Buffer> {
-    yield* this.storage.follow(live.livePath!, () => live.finished, () => live.changed(), signal);
+    yield* this.liveFiles.follow(live.livePath!, () => live.finished, () => live.changed(), signal);
     if (live.error) throw live.error; // ends the response abruptly: the client sees a broken stream, not a short video
   }
 }

@@ -49,7 +49,8 @@ it('the embedded node and a separate render-node process announce themselves; a 
 
   const queue = api.app.get<JobQueueRepository>(JOB_QUEUE);
   const range = { from: 30, to: 60 };
-  const outputPath = path.join(api.dataDir, 'segments', 'k-30-60.mp4');
+  const segment = 'k-30-60.mp4';
+  const outputPath = path.join(api.dataDir, 'segments', segment);
   const jobId = segmentJobId('k', range);
   await queue.enqueue('gpu', JobName.RenderSegment, {
     renderKey: 'k',
@@ -58,11 +59,11 @@ it('the embedded node and a separate render-node process announce themselves; a 
     params: {},
     profile: { format: 'mp4', streamable: true, videoOnly: true },
     range,
-    outputPath,
+    segment,
   }, jobId);
   const progress: number[] = [];
   const result = await queue.waitFor<JobName.RenderSegment>('gpu', jobId, (v) => progress.push(v));
-  expect(result).toMatchObject({ outputPath, frames: 30, node: external.id });
+  expect(result).toMatchObject({ segment, frames: 30, node: external.id });
   const p = await probe(outputPath);
   expect(p.video?.nb_read_frames).toBe('30');
   expect(p.audio).toBeUndefined();

@@ -1,0 +1,61 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+
+/**
+ * Renders in progress in this API process, under `live/` in the data dir (always local: the
+ * viewers of a live render follow the file as it grows). Emptied at start-up.
+ */
+@Injectable()
+export class LiveFilesRepository {
+  private readonly liveDir: string;
+
+  constructor(@Inject(MONTAGE_CONFIG) config: MontageConfig) {
+    this.liveDir = path.join(config.dataDir, 'live');
+  }
+
+  async init(): Promise<void> {
+    await fs.rm(this.liveDir, { recursive: true, force: true }); // cut off by a restart: never served
+    await fs.mkdir(this.liveDir, { recursive: true });
+  }
+
+  livePath(key: string, ext: string): string {
+    return path.join(this.liveDir, `${key}.${randomBytes(4).toString('hex')}.${ext}`);
+  }
+
+  async hasBytes(file: string): Promise<boolean> {
+    return fs.stat(file).then((s) => s.size > 0, () => false);
+  }
+
+  async remove(file: string): Promise<void> {
+    await fs.rm(file, { force: true });
+  }
+
+  /**
+   * Reads a file that another process is still writing, from its start, until `finished()`
+   * says the writer is done and everything written has been read.
+   */
+  async *follow(file: string, finished: () => boolean, changed: () => Promise<void>, signal?: AbortSignal): AsyncGenerator<Buffer> {
+    const handle = await fs.open(file, 'r');
+    try {
+      let position = 0;
+      const buffer = Buffer.alloc(256 * 1024);
+      while (!signal?.aborted) {
+        const done = finished(); // read before the read below, so no final bytes are missed
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+        if (bytesRead > 0) {
+          position += bytesRead;
+          yield Buffer.from(buffer.subarray(0, bytesRead));
+        } else if (done) {
+          return;
+        } else {
+          await changed();
+        }
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { storageName, type OutputStorage } from '../storage/output-storage';
+
+/**
+ * Outputs and segments in a local directory: the data dir on one machine, or a mount that
+ * every render node shares. Objects appear by rename only, so a file there is always
+ * complete; staging files are hidden `.…part` siblings, removed at start-up.
+ */
+export class LocalOutputStorage implements OutputStorage {
+  readonly kind = 'local';
+  readonly description: string;
+  private readonly outputsDir: string;
+  private readonly segmentsDir: string;
+
+  constructor(dir: string) {
+    this.outputsDir = path.join(dir, 'outputs');
+    this.segmentsDir = path.join(dir, 'segments');
+    this.description = `local ${dir}`;
+  }
+
+  async init(): Promise<void> {
+    await fs.mkdir(this.outputsDir, { recursive: true });
+    // Staging files of outputs whose render was cut off (a complete output is only ever renamed into place).
+    for (const name of await fs.readdir(this.outputsDir)) {
+      if (isStaging(name)) await fs.rm(path.join(this.outputsDir, name), { force: true });
+    }
+    await fs.rm(this.segmentsDir, { recursive: true, force: true });
+    await fs.mkdir(this.segmentsDir, { recursive: true });
+  }
+
+  async ping(): Promise<void> {
+    const probe = path.join(this.outputsDir, `.ping-${randomBytes(4).toString('hex')}`);
+    await fs.writeFile(probe, 'ok');
+    await fs.rm(probe, { force: true });
+  }
+
+  async stat(key: string, ext: string): Promise<{ size: number; mtime: Date } | undefined> {
+    return fs.stat(this.outputPath(key, ext)).then(
+      (s) => (s.isFile() ? { size: s.size, mtime: s.mtime } : undefined),
+      () => undefined,
+    );
+  }
+
+  async read(key: string, ext: string, range?: { start: number; end: number }): Promise<Readable> {
+    return createReadStream(this.outputPath(key, ext), range ? { start: range.start, end: range.end } : {});
+  }
+
+  storeOutput<T>(key: string, ext: string, write: (file: string) => Promise<T>): Promise<T> {
+    return this.store(this.outputPath(key, ext), write);
+  }
+
+  async remove(key: string, ext: string): Promise<void> {
+    await fs.rm(this.outputPath(key, ext), { force: true });
+  }
+
+  storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T> {
+    return this.store(this.segmentPath(name), write);
+  }
+
+  readSegment(name: string): Promise<Buffer> {
+    return fs.readFile(this.segmentPath(name));
+  }
+
+  async removeSegment(name: string): Promise<void> {
+    await fs.rm(this.segmentPath(name), { force: true });
+  }
+
+  private async store<T>(target: string, write: (file: string) => Promise<T>): Promise<T> {
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const ext = path.extname(target);
+    const staging = path.join(path.dirname(target), `.${path.basename(target, ext)}.${randomBytes(6).toString('hex')}.part${ext}`);
+    try {
+      const result = await write(staging);
+      await fs.rename(staging, target);
+      return result;
+    } finally {
+      await fs.rm(staging, { force: true });
+    }
+  }
+
+  private outputPath(key: string, ext: string): string {
+    return path.join(this.outputsDir, `${storageName(key)}.${storageName(ext)}`);
+  }
+
+  private segmentPath(name: string): string {
+    return path.join(this.segmentsDir, storageName(name));
+  }
+}
+
+const isStaging = (name: string) => name.startsWith('.') && name.includes('.part');

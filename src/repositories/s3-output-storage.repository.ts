@@ -1,0 +1,165 @@
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { CONTENT_TYPES, isOutputFormat } from '../compiler/output-profiles';
+import { storageName, type OutputStorage } from '../storage/output-storage';
+import { describeStorage, type StorageLocation } from '../storage/storage-location';
+
+type S3Location = Extract<StorageLocation, { kind: 's3' }>;
+
+/** Segments older than this at start-up belong to renders that no longer run. */
+const STALE_SEGMENT_MS = 60 * 60 * 1000;
+
+/**
+ * Outputs and segments in an S3-compatible store (AWS S3, radosgw, MinIO): what many machines
+ * share. Objects are written with one PUT of a finished local staging file, so an object that
+ * exists is complete; staging files live under `<dataDir>/staging` of the writing process.
+ */
+export class S3OutputStorage implements OutputStorage {
+  readonly kind = 's3';
+  readonly description: string;
+  private readonly client: S3Client;
+  private readonly stagingDir: string;
+
+  constructor(
+    private readonly location: S3Location,
+    dataDir: string,
+  ) {
+    this.description = describeStorage(location);
+    this.stagingDir = path.join(dataDir, 'staging');
+    this.client = new S3Client({
+      endpoint: location.endpoint,
+      region: location.region,
+      forcePathStyle: location.forcePathStyle,
+      credentials: location.credentials,
+      // Checksums on every request are newer than many S3-compatible servers.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  async init(): Promise<void> {
+    await this.ensureBucket();
+    const cutoff = Date.now() - STALE_SEGMENT_MS;
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: this.segmentKey(''), ContinuationToken: token }),
+      );
+      const stale = (page.Contents ?? []).filter((o) => o.Key && (o.LastModified?.getTime() ?? 0) < cutoff);
+      if (stale.length) {
+        await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.location.bucket, Delete: { Objects: stale.map((o) => ({ Key: o.Key! })), Quiet: true } }),
+        );
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async ping(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.location.bucket }));
+  }
+
+  async stat(key: string, ext: string): Promise<{ size: number; mtime: Date } | undefined> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: this.outputKey(key, ext) }));
+      return { size: head.ContentLength ?? 0, mtime: head.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async read(key: string, ext: string, range?: { start: number; end: number }): Promise<Readable> {
+    const object = await this.client.send(
+      new GetObjectCommand({
+        Bucket: this.location.bucket,
+        Key: this.outputKey(key, ext),
+        Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+      }),
+    );
+    return object.Body as Readable;
+  }
+
+  storeOutput<T>(key: string, ext: string, write: (file: string) => Promise<T>): Promise<T> {
+    return this.store(this.outputKey(key, ext), ext, write);
+  }
+
+  async remove(key: string, ext: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.outputKey(key, ext) }));
+  }
+
+  storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T> {
+    return this.store(this.segmentKey(name), path.extname(name).slice(1), write);
+  }
+
+  async readSegment(name: string): Promise<Buffer> {
+    const object = await this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: this.segmentKey(name) }));
+    return Buffer.from(await object.Body!.transformToByteArray());
+  }
+
+  async removeSegment(name: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.segmentKey(name) }));
+  }
+
+  private async store<T>(objectKey: string, ext: string, write: (file: string) => Promise<T>): Promise<T> {
+    await fs.mkdir(this.stagingDir, { recursive: true });
+    const staging = path.join(this.stagingDir, `${randomBytes(8).toString('hex')}.${ext}`);
+    try {
+      const result = await write(staging);
+      const { size } = await fs.stat(staging);
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.location.bucket,
+          Key: objectKey,
+          Body: createReadStream(staging),
+          ContentLength: size,
+          ContentType: isOutputFormat(ext) ? CONTENT_TYPES[ext] : 'application/octet-stream',
+        }),
+      );
+      return result;
+    } finally {
+      await fs.rm(staging, { force: true });
+    }
+  }
+
+  private async ensureBucket(): Promise<void> {
+    try {
+      await this.ping();
+    } catch (err) {
+      if (!isNotFound(err)) throw new Error(`S3 bucket ${this.location.bucket} cannot be reached: ${describeError(err)}`);
+      await this.client.send(new CreateBucketCommand({ Bucket: this.location.bucket }));
+    }
+  }
+
+  private outputKey(key: string, ext: string): string {
+    return `${this.location.prefix}outputs/${storageName(key)}.${storageName(ext)}`;
+  }
+
+  private segmentKey(name: string): string {
+    return `${this.location.prefix}segments/${name && storageName(name)}`;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 404 || err.name === 'NotFound' || err.name === 'NoSuchKey');
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof S3ServiceException) return `${err.name} (HTTP ${err.$metadata.httpStatusCode ?? '?'})${err.message && err.message !== 'UnknownError' ? `: ${err.message}` : ''}`;
+  return (err as Error).message;
+}

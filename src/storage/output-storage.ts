@@ -1,0 +1,42 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The storage port: finished outputs and the segments of distributed renders. One adapter
+ * per backend (a local directory, an S3-compatible store), chosen by STORAGE_URL. Both the
+ * API and render nodes use it; render nodes only for segments.
+ *
+ * Everything is written through `store*`: the caller writes a local staging file, and only
+ * when that resolves does the object appear. A failed or interrupted write stores nothing.
+ */
+export interface OutputStorage {
+  readonly kind: 'local' | 's3';
+  /** Where, for logs and /health (no secrets). */
+  readonly description: string;
+
+  /** API start-up: prepares the store and removes what an interrupted run left behind. */
+  init(): Promise<void>;
+  /** Throws when the storage cannot be written. */
+  ping(): Promise<void>;
+
+  /** Size and modification time of a finished output, or undefined. */
+  stat(key: string, ext: string): Promise<{ size: number; mtime: Date } | undefined>;
+  /** A finished output's bytes, or an inclusive byte range of them. */
+  read(key: string, ext: string, range?: { start: number; end: number }): Promise<Readable>;
+  /** `write` produces the file at the path it is given; it becomes the output once it resolves. */
+  storeOutput<T>(key: string, ext: string, write: (file: string) => Promise<T>): Promise<T>;
+  remove(key: string, ext: string): Promise<void>;
+
+  /** As storeOutput, for one segment of a distributed render (`name` is unique per render attempt). */
+  storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T>;
+  readSegment(name: string): Promise<Buffer>;
+  removeSegment(name: string): Promise<void>;
+}
+
+export const OUTPUT_STORAGE = Symbol('OUTPUT_STORAGE');
+
+
+/** Keys and names are made by Montage (hashes, ids); anything else is a bug, not a path or key to write. */
+export function storageName(name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`not a storage name: ${JSON.stringify(name)}`);
+  return name;
+}

@@ -1,0 +1,18 @@
+import { Module } from '@nestjs/common';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { LocalOutputStorage } from '../repositories/local-output-storage.repository';
+import { S3OutputStorage } from '../repositories/s3-output-storage.repository';
+import { RenderModule } from '../render/render.module';
+import { OUTPUT_STORAGE, type OutputStorage } from './output-storage';
+
+export function createOutputStorage(config: MontageConfig): OutputStorage {
+  return config.storage.kind === 's3' ? new S3OutputStorage(config.storage, config.dataDir) : new LocalOutputStorage(config.storage.dir);
+}
+
+/** The storage of outputs and segments chosen by STORAGE_URL, shared by the API and render nodes. */
+@Module({
+  imports: [RenderModule], // for MONTAGE_CONFIG
+  providers: [{ provide: OUTPUT_STORAGE, inject: [MONTAGE_CONFIG], useFactory: createOutputStorage }],
+  exports: [OUTPUT_STORAGE],
+})
+export class StorageModule {}
