@@ -49,7 +49,7 @@ export class LocalOutputStorage implements OutputStorage {
     return createReadStream(this.outputPath(key, ext), range ? { start: range.start, end: range.end } : {});
   }
 
-  storeOutput<T>(key: string, ext: string, write: (file: string) => Promise<T>): Promise<T> {
+  async storeOutput<T>(key: string, ext: string, write: (file: string) => Promise<T>): Promise<T> {
     return this.store(this.outputPath(key, ext), write);
   }
 
@@ -57,11 +57,11 @@ export class LocalOutputStorage implements OutputStorage {
     await fs.rm(this.outputPath(key, ext), { force: true });
   }
 
-  storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T> {
+  async storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T> {
     return this.store(this.segmentPath(name), write);
   }
 
-  readSegment(name: string): Promise<Buffer> {
+  async readSegment(name: string): Promise<Buffer> {
     return fs.readFile(this.segmentPath(name));
   }
 

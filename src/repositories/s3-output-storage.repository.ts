@@ -95,7 +95,7 @@ export class S3OutputStorage implements OutputStorage {
     return object.Body as Readable;
   }
 
-  storeOutput<T>(key: string, ext: string, write: (file: string) => Promise<T>): Promise<T> {
+  async storeOutput<T>(key: string, ext: string, write: (file: string) => Promise<T>): Promise<T> {
     return this.store(this.outputKey(key, ext), ext, write);
   }
 
@@ -103,7 +103,7 @@ export class S3OutputStorage implements OutputStorage {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.outputKey(key, ext) }));
   }
 
-  storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T> {
+  async storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T> {
     return this.store(this.segmentKey(name), path.extname(name).slice(1), write);
   }
 

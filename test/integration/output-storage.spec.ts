@@ -1,0 +1,167 @@
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { text } from 'node:stream/consumers';
+import request from 'supertest';
+import { LocalOutputStorage } from '../../src/repositories/local-output-storage.repository';
+import { S3OutputStorage } from '../../src/repositories/s3-output-storage.repository';
+import type { OutputStorage } from '../../src/storage/output-storage';
+import { parseStorageUrl } from '../../src/storage/storage-location';
+import { type ApiApp, startApi } from '../helpers/api-app';
+import { probe } from '../helpers/media';
+import { FIXTURE_TEMPLATES } from '../helpers/render-context';
+import { type S3Server, startS3Server } from '../helpers/s3-server';
+import { until } from '../helpers/wait';
+
+// The storage port on both adapters, against a real S3-compatible server (radosgw, which
+// checks signatures), and render nodes that share nothing with the API but Redis and S3.
+let s3: S3Server;
+beforeAll(async () => {
+  s3 = await startS3Server();
+}, 120_000);
+afterAll(async () => {
+  await s3?.stop();
+});
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'montage-storage-'));
+const s3Location = (bucket: string, prefix = '') => parseStorageUrl(s3.storageUrl(bucket, prefix), '/unused') as Extract<ReturnType<typeof parseStorageUrl>, { kind: 's3' }>;
+const newBucket = () => `montage-${randomBytes(4).toString('hex')}`;
+
+function s3Client(): S3Client {
+  return new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+}
+async function keysIn(bucket: string): Promise<string[]> {
+  const page = await s3Client().send(new ListObjectsV2Command({ Bucket: bucket }));
+  return (page.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+describe.each([
+  ['local', () => new LocalOutputStorage(tmp())],
+  ['s3', () => new S3OutputStorage(s3Location(newBucket(), 'team/a'), tmp())],
+])('%s storage', (_kind, make: () => OutputStorage) => {
+  let storage: OutputStorage;
+  beforeEach(async () => {
+    storage = make();
+    await storage.init(); // creates the bucket on S3
+  });
+
+  it('stores an output once its write succeeds; reads it whole and by byte range; removes it', async () => {
+    expect(await storage.stat('k1', 'mp4')).toBeUndefined();
+    const result = await storage.storeOutput('k1', 'mp4', async (file) => {
+      fs.writeFileSync(file, '0123456789abcdef');
+      expect(await storage.stat('k1', 'mp4')).toBeUndefined(); // not there while it is being written
+      return 'written';
+    });
+    expect(result).toBe('written');
+    expect(await storage.stat('k1', 'mp4')).toMatchObject({ size: 16 });
+    expect(await text(await storage.read('k1', 'mp4'))).toBe('0123456789abcdef');
+    expect(await text(await storage.read('k1', 'mp4', { start: 3, end: 6 }))).toBe('3456');
+    await storage.remove('k1', 'mp4');
+    expect(await storage.stat('k1', 'mp4')).toBeUndefined();
+    await storage.remove('k1', 'mp4'); // removing what is gone is not an error
+    await storage.ping();
+  });
+
+  it('a write that fails stores nothing and leaves no staging file', async () => {
+    let staging = '';
+    await expect(
+      storage.storeOutput('k2', 'webm', async (file) => {
+        staging = file;
+        fs.writeFileSync(file, 'half');
+        throw new Error('ffmpeg died');
+      }),
+    ).rejects.toThrow('ffmpeg died');
+    expect(await storage.stat('k2', 'webm')).toBeUndefined();
+    expect(fs.existsSync(staging)).toBe(false);
+  });
+
+  it('keeps segments by name until they are removed', async () => {
+    const bytes = randomBytes(300_000);
+    expect(await storage.storeSegment('r-a1-0-15.mp4', async (file) => (fs.writeFileSync(file, bytes), bytes.length))).toBe(300_000);
+    expect(Buffer.compare(await storage.readSegment('r-a1-0-15.mp4'), bytes)).toBe(0);
+    await storage.removeSegment('r-a1-0-15.mp4');
+    await expect(storage.readSegment('r-a1-0-15.mp4')).rejects.toThrow();
+  });
+
+  it('refuses names that are not its own (no paths, no traversal)', async () => {
+    await expect(storage.storeOutput('../etc/passwd', 'mp4', async () => undefined)).rejects.toThrow(/not a storage name/);
+    await expect(storage.readSegment('a/../../b')).rejects.toThrow(/not a storage name/);
+  });
+});
+
+it('local: start-up removes staging files and segments that an interrupted run left', async () => {
+  const dir = tmp();
+  fs.mkdirSync(path.join(dir, 'outputs'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'segments'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'outputs', '.k.0a1b2c.part.mp4'), 'half');
+  fs.writeFileSync(path.join(dir, 'outputs', 'k.mp4'), 'whole');
+  fs.writeFileSync(path.join(dir, 'segments', 'k-a1-0-15.mp4'), 'orphan');
+  await new LocalOutputStorage(dir).init();
+  expect(fs.readdirSync(path.join(dir, 'outputs'))).toEqual(['k.mp4']);
+  expect(fs.readdirSync(path.join(dir, 'segments'))).toEqual([]);
+});
+
+it('s3: wrong credentials are reported by /health-style pings and start-up, without the secret', async () => {
+  const location = { ...s3Location(newBucket()), credentials: { accessKeyId: 'TESTKEY', secretAccessKey: 'WRONGSECRET' } };
+  const storage = new S3OutputStorage(location, tmp());
+  const err = await storage.init().then(() => undefined, (e: Error) => e);
+  expect(err?.message).toMatch(/cannot be reached: SignatureDoesNotMatch|cannot be reached: .*403/);
+  expect(err?.message).not.toContain('WRONGSECRET');
+  await expect(storage.ping()).rejects.toThrow();
+});
+
+describe('render nodes that share only Redis and S3 with the API', () => {
+  let api: ApiApp;
+  let node: ChildProcess | undefined;
+  const bucket = newBucket();
+  const nodeDataDir = tmp();
+
+  beforeAll(async () => {
+    api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0', STORAGE_URL: s3.storageUrl(bucket) } });
+    node = spawn('node', [path.join(__dirname, '..', '..', 'dist', 'render-nodes', 'main.js')], {
+      env: {
+        ...process.env,
+        REDIS_URL: `unix://${path.join(api.dataDir, 'redis', 'redis.sock')}`,
+        STORAGE_URL: s3.storageUrl(bucket),
+        MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES,
+        MONTAGE_DATA_DIR: nodeDataDir, // its own disk: nothing shared with the API's
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    await until('the render node', async () => ((await request(api.url).get('/v2/nodes')).body.nodes.length === 1 ? true : undefined));
+  }, 60_000);
+  afterAll(async () => {
+    node?.kill('SIGKILL');
+    await api?.close();
+  });
+
+  it('streams a parallel render, stores it in the bucket, serves it from there, and leaves no segment behind', async () => {
+    const created = await request(api.url).post('/v2/render/t').set('X-Api-Key', api.key).send({ movie: 'motion', parallel: 2 }).expect(200);
+    const res = await fetch(`${api.url}/v2/get/${created.body.token}.mp4`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-montage-status')).toBe('rendering');
+    const streamed = Buffer.from(await res.arrayBuffer());
+    const file = path.join(api.dataDir, 'from-s3-nodes.mp4');
+    fs.writeFileSync(file, streamed);
+    expect((await probe(file)).video).toMatchObject({ codec_name: 'h264', nb_read_frames: '69' });
+
+    expect(await keysIn(bucket)).toEqual([expect.stringMatching(/^outputs\/[0-9a-f]{40}\.mp4$/)]); // the output, no segments
+    expect(fs.existsSync(path.join(api.dataDir, 'outputs'))).toBe(false);
+    expect(fs.readdirSync(path.join(nodeDataDir, 'staging'))).toEqual([]);
+
+    // Stored: now served from the bucket, with ranges.
+    const whole = await request(api.url).get(`/v2/get/${created.body.token}.mp4`).buffer(true).expect(200);
+    expect(whole.headers['x-montage-status']).toBe('done');
+    const stored = path.join(api.dataDir, 'stored.mp4');
+    fs.writeFileSync(stored, whole.body);
+    expect((await probe(stored)).video?.nb_read_frames).toBe('69');
+    const part = await request(api.url).get(`/v2/get/${created.body.token}.mp4`).set('Range', 'bytes=100-199').buffer(true).expect(206);
+    expect(Buffer.compare(part.body, whole.body.subarray(100, 200))).toBe(0);
+
+    const health = (await request(api.url).get('/health').expect(200)).body;
+    expect(health.storage).toMatchObject({ kind: 's3', ok: true, location: `s3://${bucket}/ at ${s3.endpoint}` });
+  });
+});
