@@ -39,15 +39,26 @@ export async function startS3Server(): Promise<S3Server> {
       throw new Error(`${bin} is missing: the S3 tests need radosgw (./run setup installs it, or apt-get install ceph-mon ceph-osd radosgw ceph-common)`);
     });
   }
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'montage-rgw-'));
-  const [rgwPort, monPort] = [await freePort(), await freePort()];
-  try {
-    await run('bash', [path.join(SCRIPTS, 'start.sh'), dir, String(rgwPort), String(monPort)], { timeout: 120_000 });
-  } catch (err) {
-    const log = await fs.readFile(path.join(dir, 'log', 'rgw.log'), 'utf8').catch(() => '');
-    await run('bash', [path.join(SCRIPTS, 'stop.sh'), dir]).catch(() => undefined);
-    throw new Error(`radosgw did not start: ${(err as Error).message}\n${log.slice(-2000)}`);
+  // Once more on failure: a port found free can be taken by someone else before Ceph binds it.
+  let started: { dir: string; rgwPort: number } | undefined;
+  let lastError = '';
+  for (let attempt = 0; attempt < 2 && !started; attempt++) {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'montage-rgw-'));
+    const rgwPort = await freePort();
+    let monPort = await freePort();
+    while (monPort === rgwPort) monPort = await freePort();
+    try {
+      await run('bash', [path.join(SCRIPTS, 'start.sh'), dir, String(rgwPort), String(monPort)], { timeout: 120_000 });
+      started = { dir, rgwPort };
+    } catch (err) {
+      const log = await fs.readFile(path.join(dir, 'log', 'rgw.log'), 'utf8').catch(() => '');
+      lastError = `${(err as Error).message}\n${log.slice(-2000)}`;
+      await run('bash', [path.join(SCRIPTS, 'stop.sh'), dir]).catch(() => undefined);
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   }
+  if (!started) throw new Error(`radosgw did not start: ${lastError}`);
+  const { dir, rgwPort } = started;
   const endpoint = `http://127.0.0.1:${rgwPort}`;
   return {
     endpoint,
