@@ -40,6 +40,9 @@ export function buildRenderArgs(
   const video = graph.video();
   const still = isStillFormat(profile.format);
   const withAudio = (profile.format === 'mp4' || profile.format === 'webm') && !profile.videoOnly;
+  if (profile.container && (profile.format !== 'webm' || !profile.videoOnly)) {
+    throw new Error(`the ${profile.container} container holds webm video only`);
+  }
   const audio = withAudio ? graph.audio() : undefined;
 
   const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y'];
@@ -80,8 +83,8 @@ export function buildRenderArgs(
         '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1',
         '-pix_fmt', 'yuv420p',
         ...(audio ? ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2'] : []),
-        ...(profile.streamable ? ['-g', String(plan.fps), '-live', '1'] : []),
-        '-f', 'webm',
+        ...(profile.streamable ? ['-g', String(plan.fps)] : []),
+        ...(profile.container === 'ivf' ? ['-f', 'ivf'] : [...(profile.streamable ? ['-live', '1'] : []), '-f', 'webm']),
       );
       break;
     case 'gif':
@@ -109,12 +112,13 @@ export function buildRemuxArgs(input: string, output: string, format: 'mp4' | 'w
 }
 
 /**
- * Assembles a distributed mp4 as it arrives: the joined video fragments come in on stdin and
- * are copied; the movie's sound is mixed and encoded in the same process, once, for the
- * whole movie; out comes fragmented MP4 that viewers follow. Small probe sizes and per-packet
- * flushing keep the first bytes early.
+ * Assembles a distributed render as it arrives: the joined video comes in on stdin
+ * (fragmented MP4 for mp4, IVF for webm) and is copied; the movie's sound is mixed and
+ * encoded in the same process, once, for the whole movie; out comes a file viewers follow
+ * (fragmented MP4, live WebM). Small probe sizes and per-packet flushing keep the first
+ * bytes early.
  */
-export function buildLiveMuxArgs(plan: RenderPlan, output: string): string[] {
+export function buildLiveMuxArgs(plan: RenderPlan, output: string, format: 'mp4' | 'webm' = 'mp4'): string[] {
   const graph = new GraphBuilder(plan, { from: 0, to: plan.totalFrames });
   const audio = graph.audio();
   const video = graph.inputs.length; // the pipe comes after the sound's inputs
@@ -122,13 +126,14 @@ export function buildLiveMuxArgs(plan: RenderPlan, output: string): string[] {
     '-hide_banner', '-loglevel', 'error', '-y',
     ...graph.inputs.flat(),
     '-probesize', '32768', '-analyzeduration', '0', // no '-fflags nobuffer': it drops what probing read
-    '-f', 'mp4', '-i', 'pipe:0',
+    '-f', format === 'mp4' ? 'mp4' : 'ivf', '-i', 'pipe:0',
     '-filter_complex', graph.chains.join(';'),
     '-map', `${video}:v`, '-map', `[${audio}]`,
-    '-c:v', 'copy', '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2',
-    '-flush_packets', '1',
-    '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
-    '-f', 'mp4', output,
+    '-c:v', 'copy',
+    ...(format === 'mp4'
+      ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-flush_packets', '1', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4']
+      : ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', '-flush_packets', '1', '-live', '1', '-f', 'webm']),
+    output,
   ];
 }
 

@@ -39,6 +39,11 @@ export interface OutputProfile {
    * second, live WebM). Remuxed into a regular file once complete (see buildRemuxArgs).
    */
   streamable?: boolean;
+  /**
+   * webm: `ivf` writes the bare VP9 stream in IVF (video only): the segments of a distributed
+   * render, which the IVF joiner concatenates and the live muxer puts into WebM.
+   */
+  container?: 'ivf';
 }
 
 export const DEFAULTS = {

@@ -119,9 +119,9 @@ export class RenderService {
     return { output, bytes: await this.work.size(output), plan, range };
   }
 
-  /** Assembles a distributed mp4: joined video fragments from `video`, the sound mixed on the way. */
-  async assembleLive(plan: RenderPlan, video: AsyncIterable<Buffer>, output: string, signal?: AbortSignal): Promise<void> {
-    await this.media.runWithInput(buildLiveMuxArgs(plan, output), video, signal);
+  /** Assembles a distributed render: the joined video from `video`, the sound mixed on the way. */
+  async assembleLive(plan: RenderPlan, video: AsyncIterable<Buffer>, output: string, format: RemuxFormat, signal?: AbortSignal): Promise<void> {
+    await this.media.runWithInput(buildLiveMuxArgs(plan, output, format), video, signal);
   }
 
   /** A streamable render → the regular file that is stored (no re-encode). */

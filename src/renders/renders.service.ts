@@ -16,6 +16,7 @@ import { JOB_QUEUE } from '../queue/queue.module';
 import { JobName, segmentJobId } from '../queue/queue.types';
 import { JobQueueRepository } from '../repositories/job-queue.repository';
 import { Fmp4Joiner } from '../streaming/fmp4-joiner';
+import { IvfJoiner, type SegmentJoiner } from '../streaming/ivf-joiner';
 import { planSegments } from '../streaming/segment-planner';
 import { canonicalJson } from '../common/canonical-json';
 import { renderKey } from './render-key';
@@ -359,7 +360,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     const { key, format, token } = located;
     // Stored meanwhile (an async start, or a render that finished an instant ago): nothing to do.
     if (await this.storage.stat(key, format)) return;
-    const distributed = format === 'mp4' && token.parallel > 1;
+    const distributed = (format === 'mp4' || format === 'webm') && token.parallel > 1;
     const release = distributed ? () => undefined : await this.renderSlot(key, live);
     try {
       await this.runClaimed(located, live, distributed);
@@ -438,7 +439,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
         await this.renderDistributed(located, live, request, started?.attempts ?? 1);
         live.notify();
         const livePath = live.livePath;
-        bytes = await this.storage.storeOutput(key, format, (file) => this.renderer.remux(livePath, file, 'mp4'));
+        bytes = await this.storage.storeOutput(key, format, (file) => this.renderer.remux(livePath, file, format as 'mp4' | 'webm'));
       } else if (live.livePath) {
         await this.renderer.render(request, live.livePath, onProgress, { inPlace: true, signal: live.abort.signal });
         live.notify();
@@ -462,8 +463,9 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
 
   /**
    * `parallel` > 1: GOP-aligned segments rendered by render nodes (at most `parallel` at
-   * once, through the token's routing key), joined in order as they arrive, and muxed with
-   * the sound, mixed once for the whole movie by the same ffmpeg process that assembles them.
+   * once, through the token's routing key), joined in order as they arrive (fragmented MP4
+   * for mp4, IVF for webm), and muxed with the sound, mixed once for the whole movie by the
+   * same ffmpeg process that assembles them.
    */
   private async renderDistributed(
     located: LocatedOutput,
@@ -472,6 +474,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     attempt: number,
   ): Promise<void> {
     const { key, token } = located;
+    const format = located.format as 'mp4' | 'webm';
     const plan = await this.renderer.plan(request);
     // A half-second first segment: its bytes are what a viewer waits for. Then one piece per
     // node: every segment pays for an ffmpeg start and a filter-graph set-up.
@@ -482,8 +485,9 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       firstSegmentSec: 0.5,
       segmentsPerNode: 1,
     });
-    const profile = { format: 'mp4' as const, streamable: true, videoOnly: true };
-    const segments = ranges.map((r) => `${key}-a${attempt}-${r.from}-${r.to}.mp4`);
+    const profile: OutputProfile =
+      format === 'mp4' ? { format, streamable: true, videoOnly: true } : { format, streamable: true, videoOnly: true, container: 'ivf' };
+    const segments = ranges.map((r) => `${key}-a${attempt}-${r.from}-${r.to}.${format === 'mp4' ? 'mp4' : 'ivf'}`);
     await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'queued', updatedAt: now() } });
     if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
       this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
@@ -527,7 +531,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     };
     for (let i = 0; i < Math.min(token.parallel, ranges.length); i++) start(i);
 
-    const joiner = new Fmp4Joiner(plan.fps);
+    const joiner: SegmentJoiner = format === 'mp4' ? new Fmp4Joiner(plan.fps) : new IvfJoiner(plan.fps, plan.totalFrames);
     const storage = this.storage;
     async function* joined(): AsyncGenerator<Buffer> {
       for (let i = 0; i < ranges.length; i++) {
@@ -538,7 +542,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       }
     }
     try {
-      await this.renderer.assembleLive(plan, joined(), live.livePath!, live.abort.signal);
+      await this.renderer.assembleLive(plan, joined(), live.livePath!, format, live.abort.signal);
     } finally {
       await Promise.all(segments.map((name) => this.storage.removeSegment(name).catch(() => undefined)));
     }

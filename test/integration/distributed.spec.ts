@@ -74,6 +74,39 @@ it('parallel: 2 streams a joined video whose frames, keyframes and sound are tho
   expect(stored.headers['x-montage-status']).toBe('done');
 });
 
+it('parallel: 2 for webm joins VP9 segments into one live WebM, stored with cues, matching one pass', async () => {
+  const created = await post({ movie: 'motion', parallel: 2 });
+  const res = await fetch(`${api.url}/v2/get/${created.body.token}.webm`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('x-montage-status')).toBe('rendering');
+  const file = path.join(api.dataDir, 'parallel.webm');
+  fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+
+  const p = await probe(file);
+  expect(p.formatName).toMatch(/webm/);
+  expect(p.video).toMatchObject({ codec_name: 'vp9', nb_read_frames: '69' });
+  expect(p.audio?.codec_name).toBe('opus');
+  const types = await pictTypes(file);
+  for (const r of planSegments(69, { fps: 30, parallel: 2, gopFrames: 15, firstSegmentSec: 0.5, segmentsPerNode: 1 })) expect(types[r.from]).toBe('I');
+
+  const single = await renderContext();
+  try {
+    const whole = single.out('whole.webm');
+    await single.renders.render({ project: 't', movie: 'motion', params: {}, profile: { format: 'webm' } }, whole);
+    expect(Math.min(...(await ssimPerFrame(whole, file, 0, 69)))).toBeGreaterThanOrEqual(0.98);
+  } finally {
+    await single.close();
+  }
+  const stored = await request(api.url).get(`/v2/get/${created.body.token}.webm`).buffer(true).expect(200);
+  expect(stored.headers['x-montage-status']).toBe('done');
+  const storedFile = path.join(api.dataDir, 'stored.webm');
+  fs.writeFileSync(storedFile, stored.body);
+  const sp = await probe(storedFile);
+  expect(sp.video?.nb_read_frames).toBe('69');
+  expect(sp.durationSec).toBeCloseTo(2.3, 1);
+  expect(fs.readdirSync(path.join(api.dataDir, 'segments'))).toEqual([]);
+});
+
 it('a routing key with no live node stays queued, and renders once a node for it starts', async () => {
   const created = await post({ movie: 'colors', params: { label: 'gpu' }, parallel: 2, routingkey: 'gpu' });
   const body = fetch(`${api.url}/v2/render/${created.body.token}.mp4`).then((r) => r.arrayBuffer());

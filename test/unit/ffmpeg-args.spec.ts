@@ -231,4 +231,26 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
       '-f', 'mp4', 'live.mp4',
     ]);
   });
+
+  it('assembles piped IVF into live WebM with Opus sound', () => {
+    const audio = [{ id: 'a0', path: '/m.m4a', startFrame: 0, trimSec: 0, playSec: 2, volume: 1, fadeInSec: 0, fadeOutSec: 0, loop: false }];
+    const args = buildLiveMuxArgs(plan([], { audio }), 'live.webm', 'webm');
+    expect(args.slice(args.indexOf('-probesize'), args.indexOf('-filter_complex'))).toEqual(['-probesize', '32768', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0']);
+    expect(args.slice(args.indexOf('-map'))).toEqual([
+      '-map', '1:v', '-map', '[a0]',
+      '-c:v', 'copy', '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',
+      '-flush_packets', '1', '-live', '1',
+      '-f', 'webm', 'live.webm',
+    ]);
+  });
+
+  it('webm segments are bare VP9 in IVF, with a keyframe every second, and never carry sound', () => {
+    const args = buildRenderArgs(plan([]), { from: 15, to: 45 }, { format: 'webm', streamable: true, videoOnly: true, container: 'ivf' }, 'seg.ivf');
+    expect(args.slice(args.indexOf('-c:v'))).toEqual([
+      '-c:v', 'libvpx-vp9', '-crf', '33', '-b:v', '0', '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1', '-pix_fmt', 'yuv420p',
+      '-g', '30', '-f', 'ivf', 'seg.ivf',
+    ]);
+    expect(() => buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'webm', container: 'ivf' }, 'seg.ivf')).toThrow(/webm video only/);
+    expect(() => buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'mp4', videoOnly: true, container: 'ivf' }, 'seg.ivf')).toThrow(/webm video only/);
+  });
 });
