@@ -125,13 +125,15 @@ export function buildLiveMuxArgs(plan: RenderPlan, output: string, format: 'mp4'
   return [
     '-hide_banner', '-loglevel', 'error', '-y',
     ...graph.inputs.flat(),
-    '-probesize', '32768', '-analyzeduration', '0', // no '-fflags nobuffer': it drops what probing read
+    '-probesize', '32', '-analyzeduration', '0', // codec parameters come from the moov / IVF header: start at once; no '-fflags nobuffer' (it drops what probing read)
     '-f', format === 'mp4' ? 'mp4' : 'ivf', '-i', 'pipe:0',
     '-filter_complex', graph.chains.join(';'),
     '-map', `${video}:v`, '-map', `[${audio}]`,
     '-c:v', 'copy',
     ...(format === 'mp4'
-      ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-flush_packets', '1', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4']
+      ? // The sound is encoded as the video arrives, so the last segment waits for its share:
+        // the fast AAC coder halves that wait (twoloop: ≈90 ms per second of sound here).
+        ['-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-flush_packets', '1', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4']
       : ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', '-flush_packets', '1', '-live', '1', '-f', 'webm']),
     output,
   ];

@@ -74,6 +74,25 @@ export interface RenderPlan extends Omit<ResolvedMovie, 'scenes' | 'audio'> {
 const asList = (a: AnimationSpec | AnimationSpec[] | undefined) => (a === undefined ? [] : Array.isArray(a) ? a : [a]);
 
 /** Resolved movie + prepared media → render plan. Pure. */
+/** The movie reduced to what its sound comes from: audio tracks, and video clips (which may have sound). */
+export function soundOf(movie: ResolvedMovie): ResolvedMovie {
+  return { ...movie, scenes: movie.scenes.map((scene) => ({ ...scene, layers: scene.layers.filter((l) => l.spec.type === 'video') })) };
+}
+
+/**
+ * The picture of frames [from, to), without sound: a segment prepares only the media of the
+ * layers seen there (rasters, clips), and no audio track. Scenes stay, with their
+ * backgrounds and transitions; the layers left out are the ones the filter graph of that
+ * range skips anyway.
+ */
+export function pictureOf(movie: ResolvedMovie, range: { from: number; to: number }): ResolvedMovie {
+  return {
+    ...movie,
+    audio: [],
+    scenes: movie.scenes.map((scene) => ({ ...scene, layers: scene.layers.filter((l) => l.startFrame < range.to && l.endFrame > range.from) })),
+  };
+}
+
 export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPlan {
   const { fps, width: W, height: H } = movie;
   const scenes: PlannedScene[] = movie.scenes.map((scene) => ({

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { AssetCacheService } from '../assets/asset-cache.service';
-import type { MediaKind } from '../assets/asset-cache.types';
+import type { MediaKind, ProbeResult } from '../assets/asset-cache.types';
 import { unusableMedia } from '../common/errors';
 import type { PreparedAudio, PreparedMedia, PreparedVisual } from '../compiler/render-plan';
 import type { MediaRef, ResolvedMovie, TimedLayer } from '../compiler/resolve';
@@ -50,7 +50,7 @@ export class MediaPreparationService {
       }),
       ...movie.audio.map(async (track) => {
         const local = await this.local(track.media, 'audio');
-        const probe = await this.media.probe(local.path);
+        const probe = await this.probe(local);
         if (!probe.hasAudio) throw unusableMedia(`${describe(track.media)} has no audio stream`);
         audio[track.id] = { path: local.path, durationSec: probe.durationSec ?? 0 };
       }),
@@ -107,7 +107,7 @@ export class MediaPreparationService {
         );
       case 'video': {
         const src = await this.local(layer.media!, 'video');
-        const probe = await this.media.probe(src.path);
+        const probe = await this.probe(src);
         if (!probe.hasVideo) throw unusableMedia(`${describe(layer.media!)} is not a video`);
         return {
           kind: 'video',
@@ -138,6 +138,20 @@ export class MediaPreparationService {
       throw err;
     }
   }
+
+  /** Probes by content: the same music or clip in every render is probed once per process. */
+  private probe(local: LocalMedia): Promise<ProbeResult> {
+    let probed = this.probes.get(local.contentHash);
+    if (!probed) {
+      probed = this.media.probe(local.path);
+      this.probes.set(local.contentHash, probed);
+      probed.catch(() => this.probes.delete(local.contentHash));
+      if (this.probes.size > 1000) this.probes.delete(this.probes.keys().next().value!); // oldest first
+    }
+    return probed;
+  }
+
+  private readonly probes = new Map<string, Promise<ProbeResult>>();
 
   private async local(ref: MediaRef, kind: MediaKind): Promise<LocalMedia> {
     if (ref.kind === 'url') {

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { badInput, renderFailed } from '../common/errors';
 import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
 import { DEFAULTS, isStillFormat, type OutputProfile } from '../compiler/output-profiles';
-import { planRender, type RenderPlan } from '../compiler/render-plan';
+import { pictureOf, planRender, soundOf, type RenderPlan } from '../compiler/render-plan';
 import type { Params } from '../compiler/params';
 import { resolveMovie, type ResolvedMovie } from '../compiler/resolve';
 import { canonicalJson } from '../common/canonical-json';
@@ -71,13 +71,31 @@ export class RenderService {
 
   /** Everything up to the render plan: validation, params, downloads, rasters. */
   async plan(request: Omit<RenderRequest, 'profile'>): Promise<RenderPlan> {
+    const movie = await this.resolveForRender(request);
+    return planRender(movie, await this.preparation.prepare(movie));
+  }
+
+  /**
+   * The plan of the movie's sound alone (music tracks and the clips whose sound joins the
+   * mix): what the assembler of a distributed render needs, without making any raster.
+   */
+  async planSound(request: Omit<RenderRequest, 'profile'>): Promise<RenderPlan> {
+    const movie = soundOf(await this.resolveForRender(request));
+    return planRender(movie, await this.preparation.prepare(movie));
+  }
+
+  /** The plan of frames [from, to) without sound: only the layers seen there are prepared. */
+  async planPicture(request: Omit<RenderRequest, 'profile'>, range: FrameRange): Promise<RenderPlan> {
+    const movie = pictureOf(await this.resolveForRender(request), range);
+    return planRender(movie, await this.preparation.prepare(movie));
+  }
+
+  private async resolveForRender(request: Omit<RenderRequest, 'profile'>): Promise<ResolvedMovie> {
     const template = await this.templates.load(request.project, request.movie);
     if (request.templateVersion && template.version !== request.templateVersion) {
       throw renderFailed('the template changed while this output was being made; request it again for the new version');
     }
-    const params = this.templates.validateParams(template, request.params);
-    const movie = resolveMovie(template, params);
-    return planRender(movie, await this.preparation.prepare(movie));
+    return resolveMovie(template, this.templates.validateParams(template, request.params));
   }
 
   /**
@@ -90,7 +108,9 @@ export class RenderService {
     onProgress?: (p: RenderProgress) => void,
     options: { inPlace?: boolean; plan?: RenderPlan; signal?: AbortSignal } = {},
   ): Promise<RenderResult> {
-    const plan = options.plan ?? (await this.plan(request));
+    // A part without sound (a segment) needs only the media of the layers seen in it.
+    const part = request.range && request.profile.videoOnly ? { from: request.range.from ?? 0, to: request.range.to ?? Infinity } : undefined;
+    const plan = options.plan ?? (part ? await this.planPicture(request, part) : await this.plan(request));
     const still = isStillFormat(request.profile.format);
     const range = still ? stillRange(plan, request.frame) : videoRange(plan, request.range);
     const total = range.to - range.from;

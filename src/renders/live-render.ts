@@ -4,6 +4,8 @@
  */
 export class LiveRender {
   finished = false;
+  /** The live file is complete (the rest is storing it): viewers following it can end. */
+  written = false;
   error?: Error;
   /** Aborts the render (service shutdown): its state stays `rendering`, so the next start re-runs it. */
   readonly abort = new AbortController();
@@ -38,6 +40,11 @@ export class LiveRender {
       }, pollMs);
       this.waiters.push(wake);
     });
+  }
+
+  markWritten(): void {
+    this.written = true;
+    this.notify();
   }
 
   finish(error?: Error): void {

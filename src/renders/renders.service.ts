@@ -17,7 +17,7 @@ import { JobName, segmentJobId } from '../queue/queue.types';
 import { JobQueueRepository } from '../repositories/job-queue.repository';
 import { Fmp4Joiner } from '../streaming/fmp4-joiner';
 import { IvfJoiner, type SegmentJoiner } from '../streaming/ivf-joiner';
-import { planSegments } from '../streaming/segment-planner';
+import { distributedPlanOptions, planSegments } from '../streaming/segment-planner';
 import { canonicalJson } from '../common/canonical-json';
 import { renderKey } from './render-key';
 import { coveredExtensions, movieFor, parseRenderRequest } from './render-request';
@@ -32,6 +32,7 @@ export interface LocatedOutput {
   profile: OutputProfile;
   frame?: number;
   key: string;
+  fps: number;
   totalFrames: number;
 }
 
@@ -171,7 +172,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       await this.tokens.findOneAndUpdate({ _id: token._id }, { $set: { [`renders.${ext}`]: key } });
       token.renders[ext] = key;
     }
-    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, totalFrames: isStillFormat(ext) ? 1 : resolved.totalFrames };
+    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: isStillFormat(ext) ? 1 : resolved.totalFrames };
   }
 
   /**
@@ -437,12 +438,12 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       let bytes: number;
       if (live.livePath && distributed) {
         await this.renderDistributed(located, live, request, started?.attempts ?? 1);
-        live.notify();
+        live.markWritten(); // viewers get their last bytes now, not after the remux below
         const livePath = live.livePath;
         bytes = await this.storage.storeOutput(key, format, (file) => this.renderer.remux(livePath, file, format as 'mp4' | 'webm'));
       } else if (live.livePath) {
         await this.renderer.render(request, live.livePath, onProgress, { inPlace: true, signal: live.abort.signal });
-        live.notify();
+        live.markWritten();
         const livePath = live.livePath;
         bytes = await this.storage.storeOutput(key, format, (file) => this.renderer.remux(livePath, file, format as 'mp4' | 'webm'));
       } else {
@@ -475,23 +476,14 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   ): Promise<void> {
     const { key, token } = located;
     const format = located.format as 'mp4' | 'webm';
-    const plan = await this.renderer.plan(request);
-    // A half-second first segment: its bytes are what a viewer waits for. Then one piece per
-    // node: every segment pays for an ffmpeg start and a filter-graph set-up.
-    const ranges = planSegments(plan.totalFrames, {
-      fps: plan.fps,
-      parallel: token.parallel,
-      gopFrames: Math.max(1, Math.round(plan.fps / 2)),
-      firstSegmentSec: 0.5,
-      segmentsPerNode: 1,
-    });
+    // The segments go out first; the API's own plan, of the sound it mixes, is made meanwhile.
+    const ranges = planSegments(located.totalFrames, distributedPlanOptions(located.fps, token.parallel));
+    const planning = this.renderer.planSound(request);
+    planning.catch(() => undefined); // awaited below
     const profile: OutputProfile =
       format === 'mp4' ? { format, streamable: true, videoOnly: true } : { format, streamable: true, videoOnly: true, container: 'ivf' };
     const segments = ranges.map((r) => `${key}-a${attempt}-${r.from}-${r.to}.${format === 'mp4' ? 'mp4' : 'ivf'}`);
     await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'queued', updatedAt: now() } });
-    if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
-      this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
-    }
 
     const done = ranges.map(() => 0);
     let lastSaved = 0;
@@ -530,6 +522,10 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       results[i].catch(() => undefined); // awaited in order below; a failure is reported there
     };
     for (let i = 0; i < Math.min(token.parallel, ranges.length); i++) start(i);
+    if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
+      this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
+    }
+    const plan = await planning;
 
     const joiner: SegmentJoiner = format === 'mp4' ? new Fmp4Joiner(plan.fps) : new IvfJoiner(plan.fps, plan.totalFrames);
     const storage = this.storage;
@@ -544,12 +540,15 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     try {
       await this.renderer.assembleLive(plan, joined(), live.livePath!, format, live.abort.signal);
     } finally {
-      await Promise.all(segments.map((name) => this.storage.removeSegment(name).catch(() => undefined)));
+      const remove = (i: number) => this.storage.removeSegment(segments[i]).catch(() => undefined);
+      await Promise.all(segments.map((_, i) => remove(i)));
+      // Segments still rendering when the render failed are removed when they land.
+      results.forEach((r, i) => void r?.then(() => remove(i), () => undefined));
     }
   }
 
   private async *followLive(live: LiveRender, signal?: AbortSignal): AsyncGenerator<Buffer> {
-    yield* this.liveFiles.follow(live.livePath!, () => live.finished, () => live.changed(), signal);
+    yield* this.liveFiles.follow(live.livePath!, () => live.written || live.finished, () => live.changed(), signal);
     if (live.error) throw live.error; // ends the response abruptly: the client sees a broken stream, not a short video
   }
 }

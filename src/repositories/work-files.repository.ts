@@ -32,6 +32,10 @@ export class WorkFilesRepository {
     await fs.rm(file, { force: true });
   }
 
+  read(file: string): Promise<Buffer> {
+    return fs.readFile(file);
+  }
+
   async size(file: string): Promise<number> {
     return (await fs.stat(file)).size;
   }

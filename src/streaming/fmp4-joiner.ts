@@ -63,6 +63,25 @@ export function trackTimescales(buf: Buffer, moov: Box): Map<number, number> {
   return scales;
 }
 
+/**
+ * Samples in a fragmented MP4 (the sum of every fragment's `trun` sample count): a render
+ * node's check that a segment holds all its frames, without running ffprobe. Throws on a
+ * malformed or truncated file, or one with no `moov`.
+ */
+export function countFragmentedSamples(buf: Buffer): number {
+  let samples = 0;
+  let moov = false;
+  for (const box of readBoxes(buf)) {
+    if (box.type === 'moov') moov = true;
+    if (box.type !== 'moof') continue;
+    for (const traf of children(buf, box, 'traf')) {
+      for (const trun of children(buf, traf, 'trun')) samples += buf.readUInt32BE(trun.start + trun.headerSize + 4);
+    }
+  }
+  if (!moov) throw new Error('no moov: not a fragmented MP4 from the start');
+  return samples;
+}
+
 export class Fmp4Joiner {
   private timescales?: Map<number, number>;
   private sequence = 0;

@@ -37,6 +37,17 @@ export function readIvfHeader(buf: Buffer): IvfHeader {
   return header;
 }
 
+/** Frames in an IVF stream, counted frame by frame (not the header's count). Throws if truncated. */
+export function countIvfFrames(buf: Buffer): number {
+  let frames = 0;
+  for (let pos = readIvfHeader(buf).headerSize; pos < buf.length; frames++) {
+    if (buf.length - pos < FRAME_HEADER) throw new Error(`truncated IVF frame header at ${pos}`);
+    pos += FRAME_HEADER + buf.readUInt32LE(pos);
+    if (pos > buf.length) throw new Error('the last IVF frame is truncated');
+  }
+  return frames;
+}
+
 export class IvfJoiner {
   private header?: IvfHeader;
   private lastPts = -1n;

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
+import { until } from '../helpers/wait';
 import sharp from 'sharp';
 import { ProjectsService } from '../../src/projects/projects.service';
 import { signedUrl } from '../../src/projects/url-signing';
@@ -47,7 +48,11 @@ describe('POST → GET', () => {
     expect(streamed.video).toMatchObject({ codec_name: 'h264', width: 320, height: 180, nb_read_frames: '60' });
     expect(Math.abs(streamed.durationSec - 2)).toBeLessThan(0.1); // AAC frames round the audio up a little
 
-    const progress = await request(api.url).get(`/v2/progress/${created.body.token}`).expect(200);
+    // The stream ended with the last frame; the stored file follows a moment later.
+    const progress = await until('stored', async () => {
+      const p = await request(api.url).get(`/v2/progress/${created.body.token}`).expect(200);
+      return p.body.status === 'done' ? p : undefined;
+    });
     expect(progress.body).toMatchObject({ status: 'done', framesDone: 60, totalFrames: 60, formats: { mp4: { status: 'done' } } });
     expect(progress.body.formats.mp4.bytes).toBeGreaterThan(1000);
 
@@ -298,7 +303,11 @@ describe('metrics', () => {
   it('exposes renders by status, running renders, time to first byte and queue depth in Prometheus format', async () => {
     const created = await post({ movie: 'colors', params: { label: 'measured' } }).expect(200);
     await fetch(`${api.url}/v2/get/${created.body.token}.mp4`).then((r) => r.arrayBuffer());
-    const res = await request(api.url).get('/metrics').expect(200);
+    // The stream ends once the video is complete; storing it finishes a moment later.
+    const res = await until('the render to be stored', async () => {
+      const r = await request(api.url).get('/metrics').expect(200);
+      return /^montage_renders_running 0$/m.test(r.text) ? r : undefined;
+    });
     expect(res.headers['content-type']).toMatch(/text\/plain/);
     expect(res.text).toMatch(/^montage_renders_total\{status="done",format="mp4"\} [1-9]\d*$/m);
     expect(res.text).toMatch(/^montage_renders_running 0$/m);

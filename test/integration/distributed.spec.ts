@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import request from 'supertest';
-import { planSegments } from '../../src/streaming/segment-planner';
+import { distributedPlanOptions, planSegments } from '../../src/streaming/segment-planner';
 import { type ApiApp, startApi } from '../helpers/api-app';
 import { pictTypes, probe, ssimPerFrame } from '../helpers/media';
 import { until } from '../helpers/wait';
@@ -36,6 +36,8 @@ function startNode(routingKeys = 'default', extraEnv: Record<string, string> = {
 const liveNodes = async () => (await request(api.url).get('/v2/nodes').expect(200)).body.nodes as Array<{ pid: number; routingKeys: string[] }>;
 const post = (body: object) => request(api.url).post('/v2/render/t').set('X-Api-Key', api.key).send(body).expect(200);
 const progress = async (token: string) => (await request(api.url).get(`/v2/progress/${token}`)).body;
+// A stream ends when the video is complete; the stored file follows a moment later.
+const stored = (token: string) => until('the output to be stored', async () => ((await progress(token)).status === 'done' ? true : undefined), 10_000);
 
 beforeAll(async () => {
   api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0' } });
@@ -59,7 +61,7 @@ it('parallel: 2 streams a joined video whose frames, keyframes and sound are tho
   expect(p.video).toMatchObject({ codec_name: 'h264', nb_read_frames: '69' });
   expect(p.audio?.codec_name).toBe('aac');
   const types = await pictTypes(file);
-  for (const r of planSegments(69, { fps: 30, parallel: 2, gopFrames: 15, firstSegmentSec: 0.5, segmentsPerNode: 1 })) expect(types[r.from]).toBe('I');
+  for (const r of planSegments(69, distributedPlanOptions(30, 2))) expect(types[r.from]).toBe('I');
 
   const single = await renderContext();
   try {
@@ -69,9 +71,10 @@ it('parallel: 2 streams a joined video whose frames, keyframes and sound are tho
   } finally {
     await single.close();
   }
+  await stored(created.body.token);
   expect(await progress(created.body.token)).toMatchObject({ status: 'done', framesDone: 69, totalFrames: 69 });
-  const stored = await request(api.url).get(`/v2/get/${created.body.token}.mp4`).buffer(true).expect(200);
-  expect(stored.headers['x-montage-status']).toBe('done');
+  const again = await request(api.url).get(`/v2/get/${created.body.token}.mp4`).buffer(true).expect(200);
+  expect(again.headers['x-montage-status']).toBe('done');
 });
 
 it('parallel: 2 for webm joins VP9 segments into one live WebM, stored with cues, matching one pass', async () => {
@@ -87,7 +90,7 @@ it('parallel: 2 for webm joins VP9 segments into one live WebM, stored with cues
   expect(p.video).toMatchObject({ codec_name: 'vp9', nb_read_frames: '69' });
   expect(p.audio?.codec_name).toBe('opus');
   const types = await pictTypes(file);
-  for (const r of planSegments(69, { fps: 30, parallel: 2, gopFrames: 15, firstSegmentSec: 0.5, segmentsPerNode: 1 })) expect(types[r.from]).toBe('I');
+  for (const r of planSegments(69, distributedPlanOptions(30, 2))) expect(types[r.from]).toBe('I');
 
   const single = await renderContext();
   try {
@@ -97,10 +100,11 @@ it('parallel: 2 for webm joins VP9 segments into one live WebM, stored with cues
   } finally {
     await single.close();
   }
-  const stored = await request(api.url).get(`/v2/get/${created.body.token}.webm`).buffer(true).expect(200);
-  expect(stored.headers['x-montage-status']).toBe('done');
+  await stored(created.body.token);
+  const again = await request(api.url).get(`/v2/get/${created.body.token}.webm`).buffer(true).expect(200);
+  expect(again.headers['x-montage-status']).toBe('done');
   const storedFile = path.join(api.dataDir, 'stored.webm');
-  fs.writeFileSync(storedFile, stored.body);
+  fs.writeFileSync(storedFile, again.body);
   const sp = await probe(storedFile);
   expect(sp.video?.nb_read_frames).toBe('69');
   expect(sp.durationSec).toBeCloseTo(2.3, 1);
@@ -116,7 +120,7 @@ it('a routing key with no live node stays queued, and renders once a node for it
   const gpu = startNode('gpu');
   const bytes = await body;
   expect(bytes.byteLength).toBeGreaterThan(1000);
-  expect((await progress(created.body.token)).status).toBe('done');
+  await stored(created.body.token);
   gpu.kill('SIGTERM');
 });
 
@@ -130,7 +134,7 @@ it('a node killed mid-render: its segment is taken over and the video is complet
   startNode(); // a replacement, as an operator or a supervisor would start
   await body;
   expect((await probe(file)).video?.nb_read_frames).toBe('240');
-  expect((await progress(created.body.token)).status).toBe('done');
+  await stored(created.body.token);
 });
 
 it('a segment that fails on every attempt fails the render, says why, and ends the request instead of hanging', async () => {

@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
-import { Fmp4Joiner, readBoxes } from '../../src/streaming/fmp4-joiner';
+import { buildRenderArgs } from '../../src/compiler/ffmpeg-args';
+import { countFragmentedSamples, Fmp4Joiner, readBoxes } from '../../src/streaming/fmp4-joiner';
+import { countIvfFrames } from '../../src/streaming/ivf-joiner';
 import { planSegments } from '../../src/streaming/segment-planner';
 import { pictTypes, probe, ssimPerFrame } from '../helpers/media';
 import { renderContext } from '../helpers/render-context';
@@ -25,6 +27,7 @@ it('GOP-aligned segments joined into one fragmented MP4: exact frames, continuou
   for (const [i, range] of ranges.entries()) {
     const file = ctx.out(`seg${i}.mp4`);
     await ctx.renders.render({ project: 't', movie: 'motion', params: {}, profile, range }, file, undefined, { plan });
+    expect(countFragmentedSamples(fs.readFileSync(file))).toBe(range.to - range.from);
     parts.push(joiner.push(fs.readFileSync(file), range.from));
   }
   const joined = ctx.out('joined.mp4');
@@ -52,4 +55,32 @@ it('refuses truncated input instead of writing a broken stream', () => {
   const joiner = new Fmp4Joiner(30);
   const bad = Buffer.from([0, 0, 0, 40, 0x6d, 0x6f, 0x6f, 0x66, 1, 2, 3]); // a moof that claims 40 bytes
   expect(() => joiner.push(bad, 0)).toThrow(/runs past its container/);
+});
+
+it('counts the frames of real segments, as render nodes check them, and refuses cut ones', async () => {
+  const range = { from: 10, to: 25 };
+  const mp4 = ctx.out('count.mp4');
+  const ivf = ctx.out('count.ivf');
+  await ctx.renders.render({ project: 't', movie: 'motion', params: {}, profile: { format: 'mp4', streamable: true, videoOnly: true }, range }, mp4);
+  await ctx.renders.render({ project: 't', movie: 'motion', params: {}, profile: { format: 'webm', streamable: true, videoOnly: true, container: 'ivf' }, range }, ivf);
+  expect(countFragmentedSamples(fs.readFileSync(mp4))).toBe(15);
+  expect(countIvfFrames(fs.readFileSync(ivf))).toBe(15);
+  expect((await probe(ivf)).video?.nb_read_frames).toBe('15');
+  const mp4Bytes = fs.readFileSync(mp4);
+  const ivfBytes = fs.readFileSync(ivf);
+  expect(() => countFragmentedSamples(mp4Bytes.subarray(0, mp4Bytes.length - 100))).toThrow(/runs past its container/);
+  expect(() => countIvfFrames(ivfBytes.subarray(0, ivfBytes.length - 100))).toThrow(/truncated/);
+  expect(() => countFragmentedSamples(ivfBytes)).toThrow();
+});
+
+it('a segment prepares only the layers it shows, and renders with exactly the command of the whole plan', async () => {
+  const request = { project: 't', movie: 'motion', params: {} };
+  const profile = { format: 'mp4' as const, streamable: true, videoOnly: true };
+  const whole = await ctx.renders.plan(request);
+  const layers = (plan: typeof whole) => plan.scenes.flatMap((s) => s.layers.map((l) => l.id));
+  for (const range of [{ from: 0, to: 6 }, { from: 30, to: 42 }, { from: 42, to: 69 }]) {
+    const part = await ctx.renders.planPicture(request, range);
+    expect(layers(part).length).toBeLessThan(layers(whole).length);
+    expect(buildRenderArgs(part, range, profile, 'o.mp4')).toEqual(buildRenderArgs(whole, range, profile, 'o.mp4'));
+  }
 });

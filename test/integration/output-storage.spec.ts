@@ -148,6 +148,8 @@ describe('render nodes that share only Redis and S3 with the API', () => {
     fs.writeFileSync(file, streamed);
     expect((await probe(file)).video).toMatchObject({ codec_name: 'h264', nb_read_frames: '69' });
 
+    // The stream ends when the video is complete; storing it in the bucket follows.
+    await until('stored', async () => ((await request(api.url).get(`/v2/progress/${created.body.token}`)).body.status === 'done' ? true : undefined), 10_000);
     expect(await keysIn(bucket)).toEqual([expect.stringMatching(/^outputs\/[0-9a-f]{40}\.mp4$/)]); // the output, no segments
     expect(fs.existsSync(path.join(api.dataDir, 'outputs'))).toBe(false);
     expect(fs.readdirSync(path.join(nodeDataDir, 'staging'))).toEqual([]);

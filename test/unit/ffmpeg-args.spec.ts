@@ -220,12 +220,12 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
     expect(buildLiveMuxArgs(plan([], { audio }), 'live.mp4')).toEqual([
       '-hide_banner', '-loglevel', 'error', '-y',
       '-i', '/m.m4a',
-      '-probesize', '32768', '-analyzeduration', '0',
+      '-probesize', '32', '-analyzeduration', '0',
       '-f', 'mp4', '-i', 'pipe:0',
       '-filter_complex',
       '[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,atrim=start=0,asetpts=PTS-STARTPTS,atrim=end=2[at1];[at1]apad=whole_dur=2,atrim=start=0:end=2,asetpts=PTS-STARTPTS[a0]',
       '-map', '1:v', '-map', '[a0]',
-      '-c:v', 'copy', '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2',
+      '-c:v', 'copy', '-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2',
       '-flush_packets', '1',
       '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
       '-f', 'mp4', 'live.mp4',
@@ -235,7 +235,7 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
   it('assembles piped IVF into live WebM with Opus sound', () => {
     const audio = [{ id: 'a0', path: '/m.m4a', startFrame: 0, trimSec: 0, playSec: 2, volume: 1, fadeInSec: 0, fadeOutSec: 0, loop: false }];
     const args = buildLiveMuxArgs(plan([], { audio }), 'live.webm', 'webm');
-    expect(args.slice(args.indexOf('-probesize'), args.indexOf('-filter_complex'))).toEqual(['-probesize', '32768', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0']);
+    expect(args.slice(args.indexOf('-probesize'), args.indexOf('-filter_complex'))).toEqual(['-probesize', '32', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0']);
     expect(args.slice(args.indexOf('-map'))).toEqual([
       '-map', '1:v', '-map', '[a0]',
       '-c:v', 'copy', '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',

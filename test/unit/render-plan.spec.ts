@@ -1,4 +1,4 @@
-import { planRender } from '../../src/compiler/render-plan';
+import { pictureOf, planRender, soundOf } from '../../src/compiler/render-plan';
 import type { ResolvedMovie, TimedLayer } from '../../src/compiler/resolve';
 import type { ResolvedLayerSpec } from '../../src/templates/movie.schema';
 
@@ -55,6 +55,21 @@ describe('planRender', () => {
     ]);
   });
 
+  it('the sound of a movie is planned without its rasters, and mixes exactly what the whole plan mixes', () => {
+    const clip = timed('loud', { type: 'video', src: 'c.mp4', fit: 'cover', trim: { start: 1 }, loop: false, mute: false, volume: 0.5 });
+    const text = timed('t', { type: 'text', text: 'hi' });
+    const video = { kind: 'video' as const, path: '/c.mp4', width: 10, height: 10, durationSec: 3, hasAudio: true };
+    const whole = movie([text, clip]);
+    const sound = soundOf(whole);
+    expect(sound.scenes[0].layers.map((l) => l.id)).toEqual(['loud']);
+    // no raster for `t`: planning the whole movie with these media would fail
+    expect(() => planRender(whole, { visuals: { loud: video }, audio: {} })).toThrow(/no prepared raster/);
+    const soundPlan = planRender(sound, { visuals: { loud: video }, audio: {} });
+    const wholePlan = planRender(whole, { visuals: { loud: video, t: { kind: 'still', path: '/t.png', width: 8, height: 8, dx: 0, dy: 0 } }, audio: {} });
+    expect(soundPlan.audio).toEqual(wholePlan.audio);
+    expect(soundPlan).toMatchObject({ fps: 25, totalFrames: 100 });
+  });
+
   it('a track plays to the end of the movie when looping, or until it runs out', () => {
     const track = (loop: boolean) => ({
       id: 'a0',
@@ -65,5 +80,19 @@ describe('planRender', () => {
     const prepared = { visuals: {}, audio: { a0: { path: '/m.m4a', durationSec: 2 } } };
     expect(planRender(movie([], [track(false)]), prepared).audio[0].playSec).toBe(1.5);
     expect(planRender(movie([], [track(true)]), prepared).audio[0].playSec).toBe(3);
+  });
+});
+
+describe('pictureOf', () => {
+  it('keeps every scene and only the layers seen in the range', () => {
+    const early = { ...timed('early', { type: 'text', text: 'a' }), startFrame: 0, endFrame: 20 };
+    const late = { ...timed('late', { type: 'text', text: 'b' }), startFrame: 60, endFrame: 100 };
+    const music = { id: 'a0', startFrame: 0, media: { kind: 'file', path: '/m.m4a' }, spec: {} } as unknown as ResolvedMovie['audio'][number];
+    const whole = movie([early, late], [music]);
+    expect(pictureOf(whole, { from: 0, to: 6 }).scenes[0].layers.map((l) => l.id)).toEqual(['early']);
+    expect(pictureOf(whole, { from: 0, to: 6 }).audio).toEqual([]); // a picture has no sound to prepare
+    expect(pictureOf(whole, { from: 20, to: 60 }).scenes[0].layers).toEqual([]); // both ends are exclusive
+    expect(pictureOf(whole, { from: 19, to: 61 }).scenes[0].layers.map((l) => l.id)).toEqual(['early', 'late']);
+    expect(pictureOf(whole, { from: 20, to: 60 }).scenes).toHaveLength(1);
   });
 });

@@ -1,4 +1,4 @@
-import { planSegments } from '../../src/streaming/segment-planner';
+import { distributedPlanOptions, planSegments } from '../../src/streaming/segment-planner';
 
 const covers = (ranges: Array<{ from: number; to: number }>, total: number) => {
   expect(ranges[0].from).toBe(0);
@@ -49,5 +49,22 @@ describe('planSegments', () => {
   it('refuses nonsense', () => {
     expect(() => planSegments(0, { fps: 30, parallel: 1 })).toThrow();
     expect(() => planSegments(10, { fps: 30, parallel: 0 })).toThrow();
+  });
+});
+
+describe('distributedPlanOptions', () => {
+  it('a tenth-of-a-second first segment, then one piece per node', () => {
+    expect(planSegments(300, distributedPlanOptions(30, 2))).toEqual([
+      { from: 0, to: 3 },
+      { from: 3, to: 153 },
+      { from: 153, to: 300 },
+    ]);
+    expect(planSegments(69, distributedPlanOptions(30, 3))).toEqual([
+      { from: 0, to: 3 },
+      { from: 3, to: 24 },
+      { from: 24, to: 48 },
+      { from: 48, to: 69 },
+    ]);
+    expect(planSegments(2, distributedPlanOptions(30, 2))).toEqual([{ from: 0, to: 2 }]);
   });
 });
