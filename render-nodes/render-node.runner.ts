@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import * as os from 'node:os';
 import { MONTAGE_CONFIG, type MontageConfig } from '../src/config/config';
 import { JOB_QUEUE } from '../src/queue/queue.module';
-import { type JobHandlers, JobName, type NodeHeartbeat } from '../src/queue/queue.types';
+import { type JobHandlers, JobName, type NodeHeartbeat, QueueKind, queueName } from '../src/queue/queue.types';
 import { JobQueueRepository } from '../src/repositories/job-queue.repository';
 import { MediaRepository } from '../src/repositories/media.repository';
 import { SegmentRenderer } from './segment-renderer';
@@ -24,8 +24,8 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const handlers: JobHandlers = { [JobName.RenderSegment]: (payload, ctx) => this.segments.render(payload, ctx) };
-    this.queue.startWorkers(this.config.routingKeys, handlers, {
+    const handlers: JobHandlers<QueueKind.Render> = { [JobName.RenderSegment]: (payload, ctx) => this.segments.render(payload, ctx) };
+    this.queue.startWorkers(QueueKind.Render, this.config.routingKeys.map(queueName), handlers, {
       concurrency: this.config.concurrency,
       lockDurationMs: this.config.segmentLockMs,
       stalledIntervalMs: this.config.stalledCheckMs,

@@ -58,7 +58,11 @@ export class SegmentRenderer {
         if (counted !== frames) throw renderFailed(`segment ${payload.range.from}-${payload.range.to} has ${counted} frames, expected ${frames}`);
         return result.bytes;
       });
-      return { segment: payload.segment, frames, bytes, node: this.nodeId };
+      // In a render flow, the segment before this one in its lane is its child: carry the count up.
+      const below = (await ctx.childrenValues()) as RenderSegmentResult[];
+      const laneFrames = frames + below.reduce((sum, r) => sum + r.laneFrames, 0);
+      const laneSegments = 1 + below.reduce((sum, r) => sum + r.laneSegments, 0);
+      return { segment: payload.segment, frames, bytes, node: this.nodeId, laneFrames, laneSegments };
     } finally {
       this.running--;
     }

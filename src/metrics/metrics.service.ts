@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { JOB_QUEUE } from '../queue/queue.module';
+import { queueName } from '../queue/queue.types';
 import { JobQueueRepository } from '../repositories/job-queue.repository';
 
 /** Prometheus metrics of this API process, scraped at GET /metrics. */
@@ -43,7 +44,7 @@ export class MetricsService {
       labelNames: ['routing_key'] as const,
       registers: [this.registry],
       async collect() {
-        for (const key of routingKeys) this.set({ routing_key: key }, await jobs.waiting(key).catch(() => 0));
+        for (const key of routingKeys) this.set({ routing_key: key }, await jobs.waiting(queueName(key)).catch(() => 0));
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'montage_' });

@@ -13,7 +13,8 @@ import { type Collection, DOCUMENT_STORE, type DocumentStore, DuplicateKeyError 
 import { LiveRender } from './live-render';
 import { MetricsService } from '../metrics/metrics.service';
 import { JOB_QUEUE } from '../queue/queue.module';
-import { JobName, segmentJobId } from '../queue/queue.types';
+import { ASSEMBLY_QUEUE, type JobHandlers, JobName, QueueKind, queueName, type RenderSegmentResult } from '../queue/queue.types';
+import { checkAssembly, planRenderFlow } from './render-flow';
 import { JobQueueRepository } from '../repositories/job-queue.repository';
 import { Fmp4Joiner } from '../streaming/fmp4-joiner';
 import { IvfJoiner, type SegmentJoiner } from '../streaming/ivf-joiner';
@@ -79,6 +80,11 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
+    // The parent job of every distributed render is the API's: it runs once all segments are done.
+    const assembly: JobHandlers<QueueKind.Assembly> = {
+      [JobName.AssembleRender]: async (payload, ctx) => checkAssembly(payload, (await ctx.childrenValues()) as RenderSegmentResult[]),
+    };
+    this.queue.startWorkers(QueueKind.Assembly, [ASSEMBLY_QUEUE], assembly, { concurrency: 16 });
     await this.storage.init();
     await this.liveFiles.init();
     await this.tokens.ensureIndex({ renderKeys: 1 });
@@ -496,13 +502,15 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
         .findOneAndUpdate({ _id: key, status: { $in: ['queued', 'rendering'] } }, { $set: { status: 'rendering', framesDone, updatedAt: now() } })
         .catch(() => undefined);
     };
-    const results: Array<Promise<unknown>> = [];
     this.metrics.seenRoutingKey(token.routingkey);
-    const start = (i: number) => {
-      const endTimer = this.metrics.segmentSeconds.startTimer({ routing_key: token.routingkey });
-      // A new attempt of the render gets new jobs: BullMQ keeps finished ones under their id.
-      const jobId = segmentJobId(`${key}-a${attempt}`, ranges[i]);
-      const payload = {
+    const flow = planRenderFlow({
+      renderKey: key,
+      attempt,
+      routingKey: token.routingkey,
+      parallel: token.parallel,
+      totalFrames: located.totalFrames,
+      ranges,
+      segment: (i) => ({
         renderKey: key,
         project: token.project,
         movie: located.movie,
@@ -511,17 +519,29 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
         profile,
         range: ranges[i],
         segment: segments[i],
-      };
-      results[i] = this.queue
-        .enqueue(token.routingkey, JobName.RenderSegment, payload, jobId)
-        .then(() => this.queue.waitFor<JobName.RenderSegment>(token.routingkey, jobId, (frames) => ((done[i] = frames), reportProgress())))
-        .then((r) => ((done[i] = ranges[i].to - ranges[i].from), endTimer(), reportProgress(), r))
+      }),
+    });
+    await this.queue.addFlow(flow.root);
+    const lanes = Math.min(token.parallel, ranges.length);
+    const timers = ranges.map((_, i) => (i < lanes ? this.metrics.segmentSeconds.startTimer({ routing_key: token.routingkey }) : undefined));
+    const results = ranges.map((range, i) =>
+      this.queue
+        .waitFor<JobName.RenderSegment>(queueName(token.routingkey), flow.segmentIds[i], (frames) => ((done[i] = frames), reportProgress()))
+        .then((r) => {
+          done[i] = range.to - range.from;
+          timers[i]?.();
+          // the next segment of this lane can start now
+          if (i + lanes < ranges.length) timers[i + lanes] = this.metrics.segmentSeconds.startTimer({ routing_key: token.routingkey });
+          reportProgress();
+          return r;
+        })
         .catch((err: Error) => {
-          throw new MontageError('render_failed', `segment ${ranges[i].from}–${ranges[i].to} failed on every attempt: ${err.message}`);
-        });
-      results[i].catch(() => undefined); // awaited in order below; a failure is reported there
-    };
-    for (let i = 0; i < Math.min(token.parallel, ranges.length); i++) start(i);
+          throw new MontageError('render_failed', `segment ${range.from}–${range.to} failed on every attempt: ${err.message}`);
+        }),
+    );
+    for (const r of results) r.catch(() => undefined); // awaited in order below; a failure is reported there
+    const assembled = this.queue.waitFor<JobName.AssembleRender>(ASSEMBLY_QUEUE, flow.parentId);
+    assembled.catch(() => undefined); // awaited after the stream
     if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
       this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
     }
@@ -532,18 +552,18 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     async function* joined(): AsyncGenerator<Buffer> {
       for (let i = 0; i < ranges.length; i++) {
         await results[i];
-        if (i + token.parallel < ranges.length) start(i + token.parallel);
         yield joiner.push(await storage.readSegment(segments[i]), ranges[i].from);
         await storage.removeSegment(segments[i]);
       }
     }
     try {
       await this.renderer.assembleLive(plan, joined(), live.livePath!, format, live.abort.signal);
+      await assembled; // the flow's parent: every lane done, every frame counted
     } finally {
       const remove = (i: number) => this.storage.removeSegment(segments[i]).catch(() => undefined);
       await Promise.all(segments.map((_, i) => remove(i)));
       // Segments still rendering when the render failed are removed when they land.
-      results.forEach((r, i) => void r?.then(() => remove(i), () => undefined));
+      results.forEach((r, i) => void r.then(() => remove(i), () => undefined));
     }
   }
 

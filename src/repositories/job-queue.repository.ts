@@ -1,7 +1,18 @@
 import { Logger } from '@nestjs/common';
-import { type ConnectionOptions, Queue, QueueEvents, Worker } from 'bullmq';
+import { type ConnectionOptions, type FlowJob as BullFlowJob, FlowProducer, Queue, QueueEvents, Worker } from 'bullmq';
 import IORedis, { type RedisOptions } from 'ioredis';
-import { type JobHandlers, JobName, type JobPayloads, type JobResults, type NodeHeartbeat, HEARTBEAT_PREFIX, HEARTBEAT_TTL_SEC, queueName } from '../queue/queue.types';
+import {
+  type FlowJob,
+  HEARTBEAT_PREFIX,
+  HEARTBEAT_TTL_SEC,
+  JOB_QUEUE_KIND,
+  type JobHandlers,
+  JobName,
+  type JobPayloads,
+  type JobResults,
+  type NodeHeartbeat,
+  type QueueKind,
+} from '../queue/queue.types';
 
 /** `redis://…`, `rediss://…` or `unix:///path/redis.sock` → ioredis options (BullMQ needs maxRetriesPerRequest: null). */
 export function redisOptions(url: string): RedisOptions {
@@ -25,9 +36,18 @@ export interface WorkerOptions {
   stalledIntervalMs?: number;
 }
 
+/** Retries, backoff and how long finished jobs are kept: the same for every job. */
+const JOB_OPTIONS = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 500 },
+  removeOnComplete: { age: 3600 },
+  removeOnFail: { age: 24 * 3600 },
+};
+
 /**
- * BullMQ on Redis: the only place that imports bullmq or ioredis. Queues per routing key,
- * jobs named by `JobName`, workers with one handler per job name, node heartbeats.
+ * BullMQ on Redis: the only place that imports bullmq or ioredis. Queues by name (render
+ * nodes take `render.<routingKey>`), jobs named by `JobName`, flows of parent and child
+ * jobs, workers with one handler per job name of their kind, node heartbeats.
  */
 export class JobQueueRepository {
   private readonly logger = new Logger('Queue');
@@ -35,34 +55,46 @@ export class JobQueueRepository {
   private readonly events = new Map<string, QueueEvents>();
   private readonly workers: Worker[] = [];
   private readonly redis: IORedis;
+  private flows?: FlowProducer;
 
   constructor(private readonly connection: RedisOptions) {
     this.redis = new IORedis(connection);
   }
 
-  private queue(routingKey: string): Queue {
-    let q = this.queues.get(routingKey);
+  private queue(name: string): Queue {
+    let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(queueName(routingKey), { connection: this.connection as ConnectionOptions });
-      this.queues.set(routingKey, q);
+      q = new Queue(name, { connection: this.connection as ConnectionOptions });
+      this.queues.set(name, q);
     }
     return q;
   }
 
-  async enqueue<N extends JobName>(routingKey: string, name: N, payload: JobPayloads[N], jobId: string, attempts = 3): Promise<void> {
-    await this.queue(routingKey).add(name, payload, {
-      jobId,
-      attempts,
-      backoff: { type: 'exponential', delay: 500 },
-      removeOnComplete: { age: 3600 },
-      removeOnFail: { age: 24 * 3600 },
+  async enqueue<N extends JobName>(queue: string, name: N, payload: JobPayloads[N], jobId: string): Promise<void> {
+    await this.queue(queue).add(name, payload, { jobId, ...JOB_OPTIONS });
+  }
+
+  /**
+   * Adds a tree of jobs at once: a job runs only after all its children are done, and a
+   * child that fails on every attempt fails its parent (and so on up). Ids are
+   * deterministic, so adding the same tree again adds nothing.
+   */
+  async addFlow(root: FlowJob): Promise<void> {
+    this.flows ??= new FlowProducer({ connection: this.connection as ConnectionOptions });
+    const toBull = (job: FlowJob): BullFlowJob => ({
+      name: job.name,
+      queueName: job.queue,
+      data: job.payload,
+      opts: { jobId: job.jobId, ...JOB_OPTIONS, failParentOnFailure: true, ...(job.priority ? { priority: job.priority } : {}) },
+      children: job.children?.map(toBull),
     });
+    await this.flows.add(toBull(root));
   }
 
   /** Resolves with the job's result, rejects with its last error once no attempt is left. */
-  async waitFor<N extends JobName>(routingKey: string, jobId: string, onProgress?: (value: number) => void): Promise<JobResults[N]> {
-    const events = await this.queueEvents(routingKey);
-    const queue = this.queue(routingKey);
+  async waitFor<N extends JobName>(queueName: string, jobId: string, onProgress?: (value: number) => void): Promise<JobResults[N]> {
+    const events = await this.queueEvents(queueName);
+    const queue = this.queue(queueName);
     return new Promise<JobResults[N]>((resolve, reject) => {
       const cleanup = () => {
         events.off('completed', completed);
@@ -76,8 +108,9 @@ export class JobQueueRepository {
       };
       const failed = async ({ jobId: id, failedReason }: { jobId: string; failedReason: string }) => {
         if (id !== jobId) return;
-        const job = await queue.getJob(jobId);
-        if (job && job.attemptsMade < (job.opts.attempts ?? 1)) return; // another attempt follows
+        // Retried (delayed or waiting again) unless the job is failed for good; a job whose child
+        // failed fails at once, whatever its own attempts.
+        if ((await queue.getJobState(jobId)) !== 'failed') return;
         cleanup();
         reject(new Error(failedReason));
       };
@@ -97,18 +130,23 @@ export class JobQueueRepository {
     });
   }
 
-  /** Starts one worker per routing key; every JobName must have its handler. */
-  startWorkers(routingKeys: string[], handlers: JobHandlers, options: WorkerOptions): void {
+  /** Starts one worker per queue; every job of the kind must have its handler. */
+  startWorkers<K extends QueueKind>(kind: K, queues: string[], handlers: JobHandlers<K>, options: WorkerOptions): void {
+    const table = handlers as Partial<Record<JobName, (payload: unknown, ctx: unknown) => Promise<unknown>>>;
     for (const name of Object.values(JobName)) {
-      if (typeof handlers[name] !== 'function') throw new Error(`no handler for job "${name}"`);
+      if (JOB_QUEUE_KIND[name] === kind && typeof table[name] !== 'function') throw new Error(`no handler for job "${name}"`);
     }
-    for (const key of routingKeys) {
+    for (const queue of queues) {
       const worker = new Worker(
-        queueName(key),
+        queue,
         async (job) => {
-          const handler = handlers[job.name as JobName] as (p: unknown, c: unknown) => Promise<unknown>;
-          if (!handler) throw new Error(`unknown job "${job.name}"`);
-          return handler(job.data, { attempt: job.attemptsMade + 1, progress: (v: number) => job.updateProgress(v) });
+          const handler = JOB_QUEUE_KIND[job.name as JobName] === kind ? table[job.name as JobName] : undefined;
+          if (!handler) throw new Error(`job "${job.name}" is not taken from ${queue}`);
+          return handler(job.data, {
+            attempt: job.attemptsMade + 1,
+            progress: (v: number) => job.updateProgress(v),
+            childrenValues: async () => Object.values(await job.getChildrenValues()),
+          });
         },
         {
           connection: this.connection as ConnectionOptions,
@@ -118,14 +156,14 @@ export class JobQueueRepository {
           maxStalledCount: 2,
         },
       );
-      worker.on('error', (err) => this.logger.error(`worker ${key}: ${err.message}`));
+      worker.on('error', (err) => this.logger.error(`worker ${queue}: ${err.message}`));
       this.workers.push(worker);
     }
   }
 
-  /** Jobs waiting per routing key (for metrics and warnings). */
-  async waiting(routingKey: string): Promise<number> {
-    return this.queue(routingKey).getWaitingCount();
+  /** Jobs waiting in a queue (for metrics and warnings). */
+  async waiting(queue: string): Promise<number> {
+    return this.queue(queue).getWaitingCount();
   }
 
   async publishHeartbeat(beat: NodeHeartbeat): Promise<void> {
@@ -155,16 +193,17 @@ export class JobQueueRepository {
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.close()));
+    await this.flows?.close();
     await Promise.all([...this.events.values()].map((e) => e.close()));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.redis.disconnect();
   }
 
-  private async queueEvents(routingKey: string): Promise<QueueEvents> {
-    let events = this.events.get(routingKey);
+  private async queueEvents(name: string): Promise<QueueEvents> {
+    let events = this.events.get(name);
     if (!events) {
-      events = new QueueEvents(queueName(routingKey), { connection: this.connection as ConnectionOptions });
-      this.events.set(routingKey, events);
+      events = new QueueEvents(name, { connection: this.connection as ConnectionOptions });
+      this.events.set(name, events);
       await events.waitUntilReady();
     }
     return events;

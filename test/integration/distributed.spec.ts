@@ -3,6 +3,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import request from 'supertest';
 import { distributedPlanOptions, planSegments } from '../../src/streaming/segment-planner';
+import { JOB_QUEUE } from '../../src/queue/queue.module';
+import { ASSEMBLY_QUEUE } from '../../src/queue/queue.types';
+import type { JobQueueRepository } from '../../src/repositories/job-queue.repository';
+import { DOCUMENT_STORE, type DocumentStore } from '../../src/store/document-store';
 import { type ApiApp, startApi } from '../helpers/api-app';
 import { pictTypes, probe, ssimPerFrame } from '../helpers/media';
 import { until } from '../helpers/wait';
@@ -73,6 +77,10 @@ it('parallel: 2 streams a joined video whose frames, keyframes and sound are tho
   }
   await stored(created.body.token);
   expect(await progress(created.body.token)).toMatchObject({ status: 'done', framesDone: 69, totalFrames: 69 });
+  // One BullMQ flow: the assembly parent ran after its segments and counted every frame.
+  const [render] = await api.app.get<DocumentStore>(DOCUMENT_STORE).collection<{ _id: string }>('renders').find({ movie: 'motion', format: 'mp4' });
+  const queue = api.app.get<JobQueueRepository>(JOB_QUEUE);
+  expect(await queue.waitFor(ASSEMBLY_QUEUE, `${render._id}-a1`)).toEqual({ frames: 69, segments: 3 });
   const again = await request(api.url).get(`/v2/get/${created.body.token}.mp4`).buffer(true).expect(200);
   expect(again.headers['x-montage-status']).toBe('done');
 });

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import request from 'supertest';
 import { JOB_QUEUE } from '../../src/queue/queue.module';
-import { JobName, type NodeHeartbeat, segmentJobId } from '../../src/queue/queue.types';
+import { JobName, type NodeHeartbeat, queueName, segmentJobId } from '../../src/queue/queue.types';
 import type { JobQueueRepository } from '../../src/repositories/job-queue.repository';
 import { type ApiApp, startApi } from '../helpers/api-app';
 import { pictTypes, probe } from '../helpers/media';
@@ -52,7 +52,7 @@ it('the embedded node and a separate render-node process announce themselves; a 
   const segment = 'k-30-60.mp4';
   const outputPath = path.join(api.dataDir, 'segments', segment);
   const jobId = segmentJobId('k', range);
-  await queue.enqueue('gpu', JobName.RenderSegment, {
+  await queue.enqueue(queueName('gpu'), JobName.RenderSegment, {
     renderKey: 'k',
     project: 't',
     movie: 'motion',
@@ -62,7 +62,7 @@ it('the embedded node and a separate render-node process announce themselves; a 
     segment,
   }, jobId);
   const progress: number[] = [];
-  const result = await queue.waitFor<JobName.RenderSegment>('gpu', jobId, (v) => progress.push(v));
+  const result = await queue.waitFor<JobName.RenderSegment>(queueName('gpu'), jobId, (v) => progress.push(v));
   expect(result).toMatchObject({ segment, frames: 30, node: external.id });
   const p = await probe(outputPath);
   expect(p.video?.nb_read_frames).toBe('30');
