@@ -1,7 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import * as os from 'node:os';
 import { MONTAGE_CONFIG, type MontageConfig } from '../src/config/config';
-import { renderFailed } from '../src/common/errors';
+import { MontageError, renderFailed } from '../src/common/errors';
 import type { JobContext, RenderSegmentPayload, RenderSegmentResult } from '../src/queue/queue.types';
 import { RenderService } from '../src/render/render.service';
 import { WorkFilesRepository } from '../src/repositories/work-files.repository';
@@ -14,6 +14,8 @@ import { OUTPUT_STORAGE, type OutputStorage } from '../src/storage/output-storag
 export class SegmentRenderer {
   readonly nodeId = `${os.hostname()}-${process.pid}`;
   running = 0;
+  private readonly logger = new Logger('RenderNode');
+  private storageId?: string;
 
   constructor(
     private readonly renders: RenderService,
@@ -22,9 +24,24 @@ export class SegmentRenderer {
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
   ) {}
 
+  /**
+   * A node with another STORAGE_URL would store segments where the API never looks: it
+   * refuses the job for good (no retry), and says why in its own log.
+   */
+  private async checkStorage(expected: string | undefined): Promise<void> {
+    if (!expected || expected === this.storageId) return;
+    this.storageId = await this.storage.identity(); // read again: the API may have made it since
+    if (expected === this.storageId) return;
+    this.logger.error(
+      `segments of this API go to another storage than this node's (${this.storage.description}, id ${this.storageId ?? 'none'}; the API's id is ${expected}): give the API and every node the same STORAGE_URL`,
+    );
+    throw new MontageError('bad_input', "a render node's storage is not the API's: give the API and every node the same STORAGE_URL (the node's log says more)");
+  }
+
   async render(payload: RenderSegmentPayload, ctx: JobContext): Promise<RenderSegmentResult> {
     this.running++;
     try {
+      await this.checkStorage(payload.storageId);
       const frames = payload.range.to - payload.range.from;
       let reported = 0;
       // Stored only once rendered and checked: a short segment would corrupt the stream.

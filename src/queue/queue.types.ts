@@ -34,6 +34,8 @@ export interface RenderSegmentPayload {
   range: FrameRange;
   /** The segment's name in the shared storage (STORAGE_URL). */
   segment: string;
+  /** The identity of the storage the API reads segments from: a node on another storage refuses the job. */
+  storageId?: string;
 }
 
 export interface RenderSegmentResult {

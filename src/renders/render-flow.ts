@@ -14,7 +14,8 @@ import {
 
 export interface RenderFlowInput {
   renderKey: string;
-  attempt: number;
+  /** Unique per run of the render (its attempt and a nonce): job ids must not meet old ones. */
+  run: string;
   routingKey: string;
   parallel: number;
   totalFrames: number;
@@ -33,7 +34,7 @@ export interface RenderFlowInput {
  * order, so the first (what a viewer waits for) is always taken first.
  */
 export function planRenderFlow(input: RenderFlowInput): { root: FlowJob; parentId: string; segmentIds: string[] } {
-  const run = `${input.renderKey}-a${input.attempt}`; // a new attempt is a new flow: BullMQ keeps finished jobs by id
+  const run = `${input.renderKey}-a${input.run}`;
   const segmentIds = input.ranges.map((r) => segmentJobId(run, r));
   const lanes = Math.max(1, Math.min(input.parallel, input.ranges.length));
   const children: FlowJob[] = [];

@@ -35,6 +35,8 @@ export interface RenderDoc {
   error?: string;
   /** How many times a render of this key was started (a restart or a failure makes another). */
   attempts: number;
+  /** A distributed render's BullMQ flow: the id of its assembly job in `montage.assembly`. */
+  flow?: string;
   createdAt: string;
   updatedAt: string;
 }

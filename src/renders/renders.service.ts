@@ -86,6 +86,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     };
     this.queue.startWorkers(QueueKind.Assembly, [ASSEMBLY_QUEUE], assembly, { concurrency: 16 });
     await this.storage.init();
+    this.storageId = await this.storage.identity();
     await this.liveFiles.init();
     await this.tokens.ensureIndex({ renderKeys: 1 });
     // Renders cut off by a restart are re-run on the next request, never served half-written.
@@ -105,6 +106,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   }
 
   private stopping = false;
+  private storageId?: string;
 
   /** POST /v2/render and /v2/token: validate everything now, store the token, answer with URLs. */
   async createToken(projectId: string, apiKey: string | undefined, rawBody: unknown, baseUrl: string, allowAsync: boolean): Promise<CreatedToken> {
@@ -488,9 +490,10 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     planning.catch(() => undefined); // awaited below
     const profile: OutputProfile =
       format === 'mp4' ? { format, streamable: true, videoOnly: true } : { format, streamable: true, videoOnly: true, container: 'ivf' };
-    const segments = ranges.map((r) => `${key}-a${attempt}-${r.from}-${r.to}.${format === 'mp4' ? 'mp4' : 'ivf'}`);
-    await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'queued', updatedAt: now() } });
-
+    // A run of its own: BullMQ keeps finished jobs an hour, and the render record (with its
+    // attempt count) can be deleted and made again within that time.
+    const run = `${attempt}${randomBytes(3).toString('hex')}`;
+    const segments = ranges.map((r) => `${key}-a${run}-${r.from}-${r.to}.${format === 'mp4' ? 'mp4' : 'ivf'}`);
     const done = ranges.map(() => 0);
     let lastSaved = 0;
     const reportProgress = () => {
@@ -505,7 +508,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     this.metrics.seenRoutingKey(token.routingkey);
     const flow = planRenderFlow({
       renderKey: key,
-      attempt,
+      run,
       routingKey: token.routingkey,
       parallel: token.parallel,
       totalFrames: located.totalFrames,
@@ -519,14 +522,20 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
         profile,
         range: ranges[i],
         segment: segments[i],
+        storageId: this.storageId,
       }),
     });
+    await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'queued', flow: flow.parentId, updatedAt: now() } });
     await this.queue.addFlow(flow.root);
+    // Waiters end with the render (done, failed, or cut off by a shutdown): none is left behind.
+    const stopWaiting = new AbortController();
+    const onAbort = () => stopWaiting.abort();
+    live.abort.signal.addEventListener('abort', onAbort, { once: true });
     const lanes = Math.min(token.parallel, ranges.length);
     const timers = ranges.map((_, i) => (i < lanes ? this.metrics.segmentSeconds.startTimer({ routing_key: token.routingkey }) : undefined));
     const results = ranges.map((range, i) =>
       this.queue
-        .waitFor<JobName.RenderSegment>(queueName(token.routingkey), flow.segmentIds[i], (frames) => ((done[i] = frames), reportProgress()))
+        .waitFor<JobName.RenderSegment>(queueName(token.routingkey), flow.segmentIds[i], (frames) => ((done[i] = frames), reportProgress()), stopWaiting.signal)
         .then((r) => {
           done[i] = range.to - range.from;
           timers[i]?.();
@@ -540,7 +549,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
         }),
     );
     for (const r of results) r.catch(() => undefined); // awaited in order below; a failure is reported there
-    const assembled = this.queue.waitFor<JobName.AssembleRender>(ASSEMBLY_QUEUE, flow.parentId);
+    const assembled = this.queue.waitFor<JobName.AssembleRender>(ASSEMBLY_QUEUE, flow.parentId, undefined, stopWaiting.signal);
     assembled.catch(() => undefined); // awaited after the stream
     if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
       this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
@@ -559,11 +568,18 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     try {
       await this.renderer.assembleLive(plan, joined(), live.livePath!, format, live.abort.signal);
       await assembled; // the flow's parent: every lane done, every frame counted
+      stopWaiting.abort(); // everything settled already: nothing to keep listening for
+    } catch (err) {
+      // The rest of the flow will not be used: jobs not started yet go, running ones finish.
+      await this.queue.removeFlow(ASSEMBLY_QUEUE, flow.parentId).catch(() => undefined);
+      throw err;
     } finally {
       const remove = (i: number) => this.storage.removeSegment(segments[i]).catch(() => undefined);
       await Promise.all(segments.map((_, i) => remove(i)));
-      // Segments still rendering when the render failed are removed when they land.
+      // Segments still rendering when the render failed are removed when they land; the
+      // waiters of jobs that will never run (removed above) give up after a while.
       results.forEach((r, i) => void r.then(() => remove(i), () => undefined));
+      setTimeout(() => (stopWaiting.abort(), live.abort.signal.removeEventListener('abort', onAbort)), 10 * 60_000).unref();
     }
   }
 

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { type ConnectionOptions, type FlowJob as BullFlowJob, FlowProducer, Queue, QueueEvents, Worker } from 'bullmq';
+import { type ConnectionOptions, type FlowJob as BullFlowJob, FlowProducer, Queue, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
+import { MontageError } from '../common/errors';
 import IORedis, { type RedisOptions } from 'ioredis';
 import {
   type FlowJob,
@@ -91,43 +92,63 @@ export class JobQueueRepository {
     await this.flows.add(toBull(root));
   }
 
-  /** Resolves with the job's result, rejects with its last error once no attempt is left. */
-  async waitFor<N extends JobName>(queueName: string, jobId: string, onProgress?: (value: number) => void): Promise<JobResults[N]> {
+  /**
+   * Resolves with the job's result, rejects with its last error once no attempt is left, or
+   * when `signal` aborts (the caller gave up: no listener is left behind).
+   */
+  async waitFor<N extends JobName>(queueName: string, jobId: string, onProgress?: (value: number) => void, signal?: AbortSignal): Promise<JobResults[N]> {
     const events = await this.queueEvents(queueName);
     const queue = this.queue(queueName);
     return new Promise<JobResults[N]>((resolve, reject) => {
-      const cleanup = () => {
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
         events.off('completed', completed);
         events.off('failed', failed);
         events.off('progress', progress);
+        signal?.removeEventListener('abort', aborted);
+        fn();
       };
       const completed = ({ jobId: id, returnvalue }: { jobId: string; returnvalue: unknown }) => {
         if (id !== jobId) return;
-        cleanup();
-        resolve((typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as JobResults[N]);
+        settle(() => resolve((typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as JobResults[N]));
       };
-      const failed = async ({ jobId: id, failedReason }: { jobId: string; failedReason: string }) => {
+      const failed = ({ jobId: id, failedReason }: { jobId: string; failedReason: string }) => {
         if (id !== jobId) return;
         // Retried (delayed or waiting again) unless the job is failed for good; a job whose child
         // failed fails at once, whatever its own attempts.
-        if ((await queue.getJobState(jobId)) !== 'failed') return;
-        cleanup();
-        reject(new Error(failedReason));
+        queue.getJobState(jobId).then(
+          (state) => state === 'failed' && settle(() => reject(new Error(failedReason))),
+          (err: Error) => settle(() => reject(err)),
+        );
       };
       const progress = ({ jobId: id, data }: { jobId: string; data: unknown }) => {
         if (id === jobId && typeof data === 'number') onProgress?.(data);
       };
+      const aborted = () => settle(() => reject(new Error(`stopped waiting for job ${jobId}`)));
+      if (signal?.aborted) return aborted();
+      signal?.addEventListener('abort', aborted, { once: true });
       events.on('completed', completed);
       events.on('failed', failed);
       events.on('progress', progress);
       // The job may have ended before we listened.
-      void queue.getJob(jobId).then(async (job) => {
-        if (!job) return;
-        const state = await job.getState();
-        if (state === 'completed') completed({ jobId, returnvalue: job.returnvalue });
-        else if (state === 'failed') failed({ jobId, failedReason: job.failedReason });
-      });
+      queue.getJob(jobId).then(
+        async (job) => {
+          if (!job) return;
+          const state = await job.getState();
+          if (state === 'completed') completed({ jobId, returnvalue: job.returnvalue });
+          else if (state === 'failed') failed({ jobId, failedReason: job.failedReason });
+        },
+        (err: Error) => settle(() => reject(err)),
+      );
     });
+  }
+
+  /** Removes a flow's parent and, with it, every job below it that has not run yet. */
+  async removeFlow(queueName: string, parentId: string): Promise<void> {
+    const job = await this.queue(queueName).getJob(parentId);
+    await job?.remove({ removeChildren: true });
   }
 
   /** Starts one worker per queue; every job of the kind must have its handler. */
@@ -142,11 +163,17 @@ export class JobQueueRepository {
         async (job) => {
           const handler = JOB_QUEUE_KIND[job.name as JobName] === kind ? table[job.name as JobName] : undefined;
           if (!handler) throw new Error(`job "${job.name}" is not taken from ${queue}`);
-          return handler(job.data, {
-            attempt: job.attemptsMade + 1,
-            progress: (v: number) => job.updateProgress(v),
-            childrenValues: async () => Object.values(await job.getChildrenValues()),
-          });
+          try {
+            return await handler(job.data, {
+              attempt: job.attemptsMade + 1,
+              progress: (v: number) => job.updateProgress(v),
+              childrenValues: async () => Object.values(await job.getChildrenValues()),
+            });
+          } catch (err) {
+            // Bad input stays bad: fail the job now rather than retry it.
+            if (err instanceof MontageError && err.kind === 'bad_input') throw new UnrecoverableError(err.message);
+            throw err;
+          }
         },
         {
           connection: this.connection as ConnectionOptions,
@@ -161,9 +188,10 @@ export class JobQueueRepository {
     }
   }
 
-  /** Jobs waiting in a queue (for metrics and warnings). */
+  /** Jobs waiting in a queue, prioritised ones included (for metrics and warnings). */
   async waiting(queue: string): Promise<number> {
-    return this.queue(queue).getWaitingCount();
+    const counts = await this.queue(queue).getJobCounts('wait', 'prioritized');
+    return (counts.wait ?? 0) + (counts.prioritized ?? 0);
   }
 
   async publishHeartbeat(beat: NodeHeartbeat): Promise<void> {

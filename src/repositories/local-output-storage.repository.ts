@@ -15,15 +15,22 @@ export class LocalOutputStorage implements OutputStorage {
   readonly description: string;
   private readonly outputsDir: string;
   private readonly segmentsDir: string;
+  private readonly identityFile: string;
 
   constructor(dir: string) {
     this.outputsDir = path.join(dir, 'outputs');
     this.segmentsDir = path.join(dir, 'segments');
     this.description = `local ${dir}`;
+    this.identityFile = path.join(dir, 'storage-id');
   }
 
   async init(): Promise<void> {
     await fs.mkdir(this.outputsDir, { recursive: true });
+    if (!(await this.identity())) {
+      const staging = `${this.identityFile}.${randomBytes(4).toString('hex')}.part`;
+      await fs.writeFile(staging, randomBytes(16).toString('hex'));
+      await fs.rename(staging, this.identityFile);
+    }
     // Staging files of outputs whose render was cut off (a complete output is only ever renamed into place).
     for (const name of await fs.readdir(this.outputsDir)) {
       if (isStaging(name)) await fs.rm(path.join(this.outputsDir, name), { force: true });
@@ -36,6 +43,10 @@ export class LocalOutputStorage implements OutputStorage {
     const probe = path.join(this.outputsDir, `.ping-${randomBytes(4).toString('hex')}`);
     await fs.writeFile(probe, 'ok');
     await fs.rm(probe, { force: true });
+  }
+
+  async identity(): Promise<string | undefined> {
+    return fs.readFile(this.identityFile, 'utf8').then((id) => id.trim() || undefined, () => undefined);
   }
 
   async stat(key: string, ext: string): Promise<{ size: number; mtime: Date } | undefined> {

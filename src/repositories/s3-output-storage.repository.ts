@@ -54,6 +54,11 @@ export class S3OutputStorage implements OutputStorage {
 
   async init(): Promise<void> {
     await this.ensureBucket();
+    if (!(await this.identity())) {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.location.bucket, Key: this.identityKey(), Body: randomBytes(16).toString('hex'), ContentType: 'text/plain' }),
+      );
+    }
     const cutoff = Date.now() - STALE_SEGMENT_MS;
     let token: string | undefined;
     do {
@@ -72,6 +77,20 @@ export class S3OutputStorage implements OutputStorage {
 
   async ping(): Promise<void> {
     await this.client.send(new HeadBucketCommand({ Bucket: this.location.bucket }));
+  }
+
+  async identity(): Promise<string | undefined> {
+    try {
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: this.identityKey() }));
+      return (await object.Body!.transformToString()).trim() || undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private identityKey(): string {
+    return `${this.location.prefix}storage-id`;
   }
 
   async stat(key: string, ext: string): Promise<{ size: number; mtime: Date } | undefined> {
@@ -121,19 +140,40 @@ export class S3OutputStorage implements OutputStorage {
     const staging = path.join(this.stagingDir, `${randomBytes(8).toString('hex')}.${ext}`);
     try {
       const result = await write(staging);
-      const { size } = await fs.stat(staging);
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.location.bucket,
-          Key: objectKey,
-          Body: createReadStream(staging),
-          ContentLength: size,
-          ContentType: isOutputFormat(ext) ? CONTENT_TYPES[ext] : 'application/octet-stream',
-        }),
-      );
+      await this.upload(staging, objectKey, ext);
       return result;
     } finally {
       await fs.rm(staging, { force: true });
+    }
+  }
+
+  /**
+   * One PUT of a finished file. The SDK does not retry a streamed body, so a throttled or
+   * reset upload is tried again here, with a fresh stream, up to three times.
+   */
+  private async upload(file: string, objectKey: string, ext: string): Promise<void> {
+    const { size } = await fs.stat(file);
+    for (let attempt = 1; ; attempt++) {
+      const body = createReadStream(file);
+      try {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.location.bucket,
+            Key: objectKey,
+            Body: body,
+            ContentLength: size,
+            ContentType: isOutputFormat(ext) ? CONTENT_TYPES[ext] : 'application/octet-stream',
+          }),
+        );
+        return;
+      } catch (err) {
+        const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+        const transient = status === undefined || status >= 500 || status === 429;
+        if (!transient || attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      } finally {
+        body.destroy();
+      }
     }
   }
 

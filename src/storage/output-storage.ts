@@ -17,6 +17,12 @@ export interface OutputStorage {
   init(): Promise<void>;
   /** Throws when the storage cannot be written. */
   ping(): Promise<void>;
+  /**
+   * The storage's identity: a random id kept in the storage itself (created by the API's
+   * init). Two processes see the same storage exactly when they read the same id, whatever
+   * endpoint or mount path each one uses.
+   */
+  identity(): Promise<string | undefined>;
 
   /** Size and modification time of a finished output, or undefined. */
   stat(key: string, ext: string): Promise<{ size: number; mtime: Date } | undefined>;

@@ -90,6 +90,7 @@ export function describeStorage(location: StorageLocation): string {
   return `s3://${location.bucket}/${location.prefix}${location.endpoint ? ` at ${location.endpoint}` : ''}`;
 }
 
+/** Everything between `//` and the last `@` (a secret may hold `/`, `:` or `@`). */
 function redact(value: string): string {
-  return value.replace(/\/\/[^@/]*@/, '//***@');
+  return value.replace(/\/\/.*@/, '//***@');
 }

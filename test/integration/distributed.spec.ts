@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { distributedPlanOptions, planSegments } from '../../src/streaming/segment-planner';
@@ -22,13 +23,13 @@ function startNode(routingKeys = 'default', extraEnv: Record<string, string> = {
   const child = spawn('node', [NODE], {
     env: {
       ...process.env,
-      ...extraEnv,
       REDIS_URL: `unix://${path.join(api.dataDir, 'redis', 'redis.sock')}`,
       ROUTING_KEYS: routingKeys,
       MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES,
       MONTAGE_DATA_DIR: api.dataDir,
       SEGMENT_LOCK_MS: '2000', // a killed node's segment is taken over within seconds
       STALLED_CHECK_MS: '1000',
+      ...extraEnv,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -78,9 +79,10 @@ it('parallel: 2 streams a joined video whose frames, keyframes and sound are tho
   await stored(created.body.token);
   expect(await progress(created.body.token)).toMatchObject({ status: 'done', framesDone: 69, totalFrames: 69 });
   // One BullMQ flow: the assembly parent ran after its segments and counted every frame.
-  const [render] = await api.app.get<DocumentStore>(DOCUMENT_STORE).collection<{ _id: string }>('renders').find({ movie: 'motion', format: 'mp4' });
+  const [render] = await api.app.get<DocumentStore>(DOCUMENT_STORE).collection<{ _id: string; flow: string }>('renders').find({ movie: 'motion', format: 'mp4' });
+  expect(render.flow).toMatch(new RegExp(`^${render._id}-a1[0-9a-f]{6}$`));
   const queue = api.app.get<JobQueueRepository>(JOB_QUEUE);
-  expect(await queue.waitFor(ASSEMBLY_QUEUE, `${render._id}-a1`)).toEqual({ frames: 69, segments: 3 });
+  expect(await queue.waitFor(ASSEMBLY_QUEUE, render.flow)).toEqual({ frames: 69, segments: 3 });
   const again = await request(api.url).get(`/v2/get/${created.body.token}.mp4`).buffer(true).expect(200);
   expect(again.headers['x-montage-status']).toBe('done');
 });
@@ -157,4 +159,21 @@ it('a segment that fails on every attempt fails the render, says why, and ends t
   expect(p.status).toBe('failed');
   expect(p.error).toMatch(/ffmpeg failed/);
   broken.kill('SIGTERM');
+});
+
+it('a node whose storage is not the API\'s refuses its segments at once, and the render fails saying so', async () => {
+  const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-other-node-'));
+  const stray = startNode('stray', { MONTAGE_DATA_DIR: elsewhere });
+  try {
+    await until('the stray node', async () => ((await liveNodes()).some((n) => n.pid === stray.pid) ? true : undefined));
+    const created = await post({ movie: 'colors', params: { label: 'stray' }, parallel: 2, routingkey: 'stray' });
+    const res = await request(api.url).get(`/v2/get/${created.body.token}.mp4`);
+    expect(res.status).toBe(500);
+    expect(res.body.message).toMatch(/a render node's storage is not the API's: give the API and every node the same STORAGE_URL/);
+    expect(res.body.message).not.toContain(elsewhere); // paths stay in the node's log
+    expect(fs.existsSync(path.join(elsewhere, 'segments'))).toBe(false); // nothing rendered where the API never looks
+  } finally {
+    stray.kill('SIGTERM');
+    fs.rmSync(elsewhere, { recursive: true, force: true });
+  }
 });

@@ -65,6 +65,13 @@ describe.each([
     await storage.ping();
   });
 
+  it('has an identity once initialised, kept by later start-ups', async () => {
+    const id = await storage.identity();
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    await storage.init();
+    expect(await storage.identity()).toBe(id);
+  });
+
   it('a write that fails stores nothing and leaves no staging file', async () => {
     let staging = '';
     await expect(
@@ -150,7 +157,7 @@ describe('render nodes that share only Redis and S3 with the API', () => {
 
     // The stream ends when the video is complete; storing it in the bucket follows.
     await until('stored', async () => ((await request(api.url).get(`/v2/progress/${created.body.token}`)).body.status === 'done' ? true : undefined), 10_000);
-    expect(await keysIn(bucket)).toEqual([expect.stringMatching(/^outputs\/[0-9a-f]{40}\.mp4$/)]); // the output, no segments
+    expect(await keysIn(bucket)).toEqual([expect.stringMatching(/^outputs\/[0-9a-f]{40}\.mp4$/), 'storage-id']); // the output, no segments
     expect(fs.existsSync(path.join(api.dataDir, 'outputs'))).toBe(false);
     expect(fs.readdirSync(path.join(nodeDataDir, 'staging'))).toEqual([]);
 

@@ -10,7 +10,7 @@ const ranges = [
 const flowOf = (parallel: number) =>
   planRenderFlow({
     renderKey: 'k',
-    attempt: 2,
+    run: '2',
     routingKey: 'gpu',
     parallel,
     totalFrames: 69,

@@ -66,6 +66,9 @@ describe('STORAGE_URL', () => {
   it('never repeats a secret in an error or a description', () => {
     expect(errorOf('s3://AK:SECRET@videos?bogus=1').message).not.toContain('SECRET');
     expect(errorOf('s3://AK:SECRET@x').message).not.toContain('SECRET');
+    // a secret with an unencoded `/` or `@` makes the URL unparseable: still never echoed
+    expect(errorOf('s3://AK:se/CRET@videos').message).not.toContain('CRET');
+    expect(errorOf('s3://AK:a@b:CRET/x@videos').message).not.toContain('CRET');
     expect(describeStorage(parse('s3://AK:SECRET@videos/p?endpoint=http://h:1'))).toBe('s3://videos/p/ at http://h:1');
   });
 });
