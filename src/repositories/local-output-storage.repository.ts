@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
+import { notFound } from '../common/errors';
 import { storageName, type OutputStorage } from '../storage/output-storage';
 
 /**
@@ -57,7 +57,11 @@ export class LocalOutputStorage implements OutputStorage {
   }
 
   async read(key: string, ext: string, range?: { start: number; end: number }): Promise<Readable> {
-    return createReadStream(this.outputPath(key, ext), range ? { start: range.start, end: range.end } : {});
+    // Opened here, so an output removed since its stat is an error now, not an empty 200 later.
+    const handle = await fs.open(this.outputPath(key, ext), 'r').catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? notFound('the stored output was removed') : err;
+    });
+    return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
   }
 
   async storeOutput<T>(key: string, ext: string, write: (file: string) => Promise<T>): Promise<T> {

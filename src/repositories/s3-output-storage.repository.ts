@@ -15,6 +15,7 @@ import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
+import { notFound } from '../common/errors';
 import { CONTENT_TYPES, isOutputFormat } from '../compiler/output-profiles';
 import { storageName, type OutputStorage } from '../storage/output-storage';
 import { describeStorage, type StorageLocation } from '../storage/storage-location';
@@ -110,7 +111,9 @@ export class S3OutputStorage implements OutputStorage {
         Key: this.outputKey(key, ext),
         Range: range ? `bytes=${range.start}-${range.end}` : undefined,
       }),
-    );
+    ).catch((err: unknown) => {
+      throw isNotFound(err) ? notFound('the stored output was removed') : err;
+    });
     return object.Body as Readable;
   }
 

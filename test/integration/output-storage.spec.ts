@@ -61,6 +61,7 @@ describe.each([
     expect(await text(await storage.read('k1', 'mp4', { start: 3, end: 6 }))).toBe('3456');
     await storage.remove('k1', 'mp4');
     expect(await storage.stat('k1', 'mp4')).toBeUndefined();
+    await expect(storage.read('k1', 'mp4')).rejects.toMatchObject({ kind: 'not_found' });
     await storage.remove('k1', 'mp4'); // removing what is gone is not an error
     await storage.ping();
   });
