@@ -2,7 +2,7 @@
 // Opens examples/embed.html in headless Chromium against a running service, submits the form
 // and reports, every 250 ms, the video's playback time next to the render's progress: the
 // video must play while the render is still running. Saves a screenshot.
-//   node scripts/dev/check-embed-in-browser.js <service-url> <api-key> [screenshot.png]
+//   [PARALLEL=2] node scripts/dev/check-embed-in-browser.js <service-url> <api-key> [screenshot.png]
 // Needs Debian's chromium and playwright-core (npm i --no-save playwright-core).
 const path = require('node:path');
 const { chromium } = require(process.env.PLAYWRIGHT_CORE ?? 'playwright-core');
@@ -17,6 +17,7 @@ const { chromium } = require(process.env.PLAYWRIGHT_CORE ?? 'playwright-core');
   await page.goto(`file://${path.resolve(__dirname, '..', '..', 'examples', 'embed.html')}`);
   await page.fill('#base', base);
   await page.fill('#key', key);
+  await page.fill('#parallel', process.env.PARALLEL ?? '1');
   await page.fill('#params', JSON.stringify({ name: `Browser ${Date.now() % 10000}`, brand: '#1e90ff' }));
   await page.click('button[type=submit]');
   let playedWhileRendering = false;
