@@ -485,7 +485,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     const { key, token } = located;
     const format = located.format as 'mp4' | 'webm';
     // The segments go out first; the API's own plan, of the sound it mixes, is made meanwhile.
-    const ranges = planSegments(located.totalFrames, distributedPlanOptions(located.fps, token.parallel));
+    const ranges = planSegments(located.totalFrames, distributedPlanOptions(located.fps, token.parallel, this.config.segmentsPerLane));
     const planning = this.renderer.planSound(request);
     planning.catch(() => undefined); // awaited below
     const profile: OutputProfile =

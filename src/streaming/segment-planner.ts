@@ -39,11 +39,12 @@ export function planSegments(totalFrames: number, options: SegmentPlanOptions): 
 /**
  * How the API cuts a distributed render. The first segment is a fifth of a second: it is
  * what a viewer waits for, and a segment costs about 0.3 s of set-up (plan, ffmpeg start,
- * filter graph, check) before its frames. Then one piece per node, for the same reason.
+ * filter graph, check) before its frames. Then one piece per node, for the same reason, or
+ * more (SEGMENTS_PER_LANE) so that the stream's early pieces land sooner and playback starts.
  * Boundaries fall on multiples of the first segment's length; each segment starts with a
  * keyframe and has one every second inside.
  */
-export function distributedPlanOptions(fps: number, parallel: number): SegmentPlanOptions {
+export function distributedPlanOptions(fps: number, parallel: number, segmentsPerNode = 1): SegmentPlanOptions {
   const first = Math.max(1, Math.round(fps / 10));
-  return { fps, parallel, gopFrames: first, firstSegmentSec: first / fps, segmentsPerNode: 1 };
+  return { fps, parallel, gopFrames: first, firstSegmentSec: first / fps, segmentsPerNode };
 }

@@ -82,6 +82,7 @@ it('parallel: 2 streams a joined video whose frames, keyframes and sound are tho
   const [render] = await api.app.get<DocumentStore>(DOCUMENT_STORE).collection<{ _id: string; flow: string }>('renders').find({ movie: 'motion', format: 'mp4' });
   expect(render.flow).toMatch(new RegExp(`^${render._id}-a1[0-9a-f]{6}$`));
   const queue = api.app.get<JobQueueRepository>(JOB_QUEUE);
+  // three segments in two lanes: the first lane is a chain (segment 0, then segment 2)
   expect(await queue.waitFor(ASSEMBLY_QUEUE, render.flow)).toEqual({ frames: 69, segments: 3 });
   const again = await request(api.url).get(`/v2/get/${created.body.token}.mp4`).buffer(true).expect(200);
   expect(again.headers['x-montage-status']).toBe('done');

@@ -66,5 +66,13 @@ describe('distributedPlanOptions', () => {
       { from: 48, to: 69 },
     ]);
     expect(planSegments(2, distributedPlanOptions(30, 2))).toEqual([{ from: 0, to: 2 }]);
+    // two pieces per lane: the early part of the movie lands sooner
+    expect(planSegments(300, distributedPlanOptions(30, 2, 2))).toEqual([
+      { from: 0, to: 3 },
+      { from: 3, to: 78 },
+      { from: 78, to: 153 },
+      { from: 153, to: 225 },
+      { from: 225, to: 300 },
+    ]);
   });
 });
