@@ -551,36 +551,35 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     for (const r of results) r.catch(() => undefined); // awaited in order below; a failure is reported there
     const assembled = this.queue.waitFor<JobName.AssembleRender>(ASSEMBLY_QUEUE, flow.parentId, undefined, stopWaiting.signal);
     assembled.catch(() => undefined); // awaited after the stream
-    if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
-      this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
-    }
-    const plan = await planning;
-
-    const joiner: SegmentJoiner = format === 'mp4' ? new Fmp4Joiner(plan.fps) : new IvfJoiner(plan.fps, plan.totalFrames);
     const storage = this.storage;
-    async function* joined(): AsyncGenerator<Buffer> {
-      for (let i = 0; i < ranges.length; i++) {
-        await results[i];
-        yield joiner.push(await storage.readSegment(segments[i]), ranges[i].from);
-        await storage.removeSegment(segments[i]);
-      }
-    }
     try {
+      if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
+        this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
+      }
+      const plan = await planning;
+      const joiner: SegmentJoiner = format === 'mp4' ? new Fmp4Joiner(plan.fps) : new IvfJoiner(plan.fps, plan.totalFrames);
+      const joined = async function* (): AsyncGenerator<Buffer> {
+        for (let i = 0; i < ranges.length; i++) {
+          await results[i];
+          yield joiner.push(await storage.readSegment(segments[i]), ranges[i].from);
+          await storage.removeSegment(segments[i]);
+        }
+      };
       await this.renderer.assembleLive(plan, joined(), live.livePath!, format, live.abort.signal);
       await assembled; // the flow's parent: every lane done, every frame counted
-      stopWaiting.abort(); // everything settled already: nothing to keep listening for
     } catch (err) {
       // The rest of the flow will not be used: jobs not started yet go, running ones finish.
       await this.queue.removeFlow(ASSEMBLY_QUEUE, flow.parentId).catch(() => undefined);
+      // Segments still rendering are removed when they land; waiters of jobs that will never
+      // run (removed above) give up after a while, or at once on shutdown.
+      results.forEach((r, i) => void r.then(() => storage.removeSegment(segments[i]).catch(() => undefined), () => undefined));
+      setTimeout(() => stopWaiting.abort(), 10 * 60_000).unref();
       throw err;
     } finally {
-      const remove = (i: number) => this.storage.removeSegment(segments[i]).catch(() => undefined);
-      await Promise.all(segments.map((_, i) => remove(i)));
-      // Segments still rendering when the render failed are removed when they land; the
-      // waiters of jobs that will never run (removed above) give up after a while.
-      results.forEach((r, i) => void r.then(() => remove(i), () => undefined));
-      setTimeout(() => (stopWaiting.abort(), live.abort.signal.removeEventListener('abort', onAbort)), 10 * 60_000).unref();
+      await Promise.all(segments.map((name) => storage.removeSegment(name).catch(() => undefined)));
     }
+    stopWaiting.abort(); // everything settled: nothing to keep listening for
+    live.abort.signal.removeEventListener('abort', onAbort);
   }
 
   private async *followLive(live: LiveRender, signal?: AbortSignal): AsyncGenerator<Buffer> {
