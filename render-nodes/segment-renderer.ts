@@ -1,6 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import * as os from 'node:os';
-import { MONTAGE_CONFIG, type MontageConfig } from '../src/config/config';
 import { MontageError, renderFailed } from '../src/common/errors';
 import type { JobContext, RenderSegmentPayload, RenderSegmentResult } from '../src/queue/queue.types';
 import { RenderService } from '../src/render/render.service';
@@ -21,7 +20,6 @@ export class SegmentRenderer {
     private readonly renders: RenderService,
     private readonly work: WorkFilesRepository,
     @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
-    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
   ) {}
 
   /**

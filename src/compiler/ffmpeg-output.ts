@@ -55,7 +55,7 @@ export interface FfprobeData {
  * playlists (HLS, concat, DASH), which make ffmpeg open other files or URLs, or wait forever.
  */
 export const ALLOWED_FORMATS = new Set([
-  'mov', 'mp4', 'm4a', '3gp', '3g2', 'mj2', 'matroska', 'webm', 'avi', 'mpegts', 'flv', 'ivf', 'mp3', 'wav', 'ogg', 'flac', 'aac',
+  'mov', 'mp4', 'm4a', '3gp', '3g2', 'mj2', 'matroska', 'webm', 'avi', 'mpegts', 'flv', 'mp3', 'wav', 'ogg', 'flac', 'aac',
   'image2', 'png_pipe', 'jpeg_pipe', 'webp_pipe', 'bmp_pipe', 'tiff_pipe', 'gif', 'gif_pipe',
 ]);
 const NOTHING: ProbeResult = { hasVideo: false, hasAudio: false, isImage: false };

@@ -90,12 +90,13 @@ export class RenderService {
     return planRender(movie, await this.preparation.prepare(movie));
   }
 
+  /** The resolved movie (memoised by `resolve`), refused if the template changed since it was planned. */
   private async resolveForRender(request: Omit<RenderRequest, 'profile'>): Promise<ResolvedMovie> {
-    const template = await this.templates.load(request.project, request.movie);
+    const { template, movie } = await this.resolve(request.project, request.movie, request.params);
     if (request.templateVersion && template.version !== request.templateVersion) {
       throw renderFailed('the template changed while this output was being made; request it again for the new version');
     }
-    return resolveMovie(template, this.templates.validateParams(template, request.params));
+    return movie;
   }
 
   /**
