@@ -68,6 +68,7 @@ export class AssetCacheService {
     if (cached) {
       // The content is fine for whoever cached it, so a kind mismatch here deletes nothing.
       requireKind(cached.url, cached.probe, kind);
+      this.touch(cached.path);
       return cached;
     }
 
@@ -79,6 +80,13 @@ export class AssetCacheService {
     try {
       probe = await this.prober.probe(download.tempPath);
       requireKind(url.href, probe, kind);
+      // A readable header over damaged data would pass the probe and stall a render later.
+      const problem = await this.prober.decodeProblem(download.tempPath, kind);
+      if (problem) {
+        throw unusableMedia(`Media URL ${displayUrl(url.href)} does not decode as ${kind === 'image' ? 'an' : 'a'} ${kind} (its data is damaged or unsupported)`, [], {
+          internal: problem,
+        });
+      }
       // Only probed, usable content ever appears under its hash.
       await this.store.rename(download.tempPath, blobPath);
     } catch (error) {
@@ -109,6 +117,18 @@ export class AssetCacheService {
 
   private blobPath(sha256: string): string {
     return path.join(this.cacheDir, sha256);
+  }
+
+  /** When each blob was last marked used by this process: marking is a write, once a minute is enough. */
+  private readonly touched = new Map<string, number>();
+
+  /** The sweeper evicts least recently used blobs first: a hit marks the blob used. */
+  private touch(blob: string): void {
+    const now = Date.now();
+    if (now - (this.touched.get(blob) ?? 0) < 60_000) return;
+    this.touched.set(blob, now);
+    if (this.touched.size > 10_000) this.touched.delete(this.touched.keys().next().value!);
+    void this.store.touch(blob);
   }
 }
 

@@ -10,6 +10,11 @@ export interface ProbeResult {
 
 export interface MediaProbe {
   probe(path: string): Promise<ProbeResult>;
+  /**
+   * Whether the file really decodes as `kind` (a few frames, the first seconds of sound, every
+   * pixel of an image), within a time limit: undefined when it does, why not otherwise.
+   */
+  decodeProblem(path: string, kind: MediaKind): Promise<string | undefined>;
 }
 
 export const MEDIA_PROBE = Symbol('MEDIA_PROBE');
@@ -40,6 +45,8 @@ export interface AssetFileStore {
   rename(from: string, to: string): Promise<void>;
   /** Deletes a file; no error if it is already gone. */
   remove(path: string): Promise<void>;
+  /** Marks a file as just used (its modification time), for least-recently-used eviction. */
+  touch(path: string): Promise<void>;
 }
 
 export const ASSET_FILE_STORE = Symbol('ASSET_FILE_STORE');

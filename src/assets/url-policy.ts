@@ -43,16 +43,59 @@ export function parseMediaUrl(raw: string): URL {
   return url;
 }
 
+/** IPv6 blocks inside 2000::/3 that are not globally reachable unicast (IANA special-purpose registry). */
+const SPECIAL_IPV6: Array<[string, number]> = [
+  ['2001::', 23], // IETF protocol assignments: Teredo (embeds IPv4), benchmarking, ORCHID, AMT, …
+  ['2001:db8::', 32], // documentation
+  ['2002::', 16], // 6to4: embeds an IPv4 address, relays are deprecated (RFC 7526)
+  ['2620:4f:8000::', 48], // AS112
+  ['3fff::', 20], // documentation (RFC 9637)
+  ['5f00::', 16], // SRv6 SIDs (RFC 9602)
+];
+const GLOBAL_UNICAST = ipaddr.parseCIDR('2000::/3');
+const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96');
+const special = SPECIAL_IPV6.map(([prefix, bits]) => [ipaddr.IPv6.parse(prefix), bits] as [ipaddr.IPv6, number]);
+
 /**
- * True only for globally routable unicast addresses. Everything else (loopback, private,
- * link-local, CGNAT, multicast, reserved, NAT64/6to4/Teredo tunnels, ...) could reach
- * infrastructure the server can see but the user should not. IPv4-mapped IPv6 addresses are
- * judged as the IPv4 address they carry. Unparseable input is not public.
+ * `x:…:a.b.c.d` → `x:…:hhhh:hhhh`. ipaddr.js reads `::a.b.c.d` (IPv4-compatible, deprecated)
+ * as IPv4-mapped; written in hex, each form is judged as what it is.
+ */
+function hexTail(ip: string): string {
+  const m = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return ip;
+  const [a, b, c, d] = m.slice(2).map(Number);
+  if ([a, b, c, d].some((n) => n > 255)) return ip;
+  return `${m[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+}
+
+function isPublicIPv4(address: ipaddr.IPv4): boolean {
+  return address.range() === 'unicast';
+}
+
+/**
+ * True only for globally routable unicast addresses: anything else (loopback, private,
+ * link-local, CGNAT, multicast, reserved, site-local, IPv4-compatible `::a.b.c.d`, local-use
+ * NAT64, tunnels) could reach infrastructure the server can see but the user should not.
+ *
+ * IPv4 must be plain unicast. IPv6 must be in 2000::/3 (global unicast) outside the special
+ * blocks above, with two exceptions judged by the IPv4 address they carry: IPv4-mapped
+ * (`::ffff:a.b.c.d`, how dual-stack sockets show IPv4) and the well-known NAT64 prefix
+ * (`64:ff9b::a.b.c.d`, what DNS64 answers on IPv6-only networks). Unparseable input is not public.
  */
 export function isPublicAddress(ip: string): boolean {
+  let address: ipaddr.IPv4 | ipaddr.IPv6;
   try {
-    return ipaddr.process(ip).range() === 'unicast';
+    address = ipaddr.parse(hexTail(ip.replace(/%.*$/, ''))); // a zone id says which link: never public anyway
   } catch {
     return false;
   }
+  if (address.kind() === 'ipv4') return isPublicIPv4(address as ipaddr.IPv4);
+  const v6 = address as ipaddr.IPv6;
+  if (v6.isIPv4MappedAddress()) return isPublicIPv4(v6.toIPv4Address());
+  if (v6.match(NAT64_WELL_KNOWN)) {
+    const bytes = v6.toByteArray().slice(12);
+    return isPublicIPv4(new ipaddr.IPv4(bytes));
+  }
+  if (!v6.match(GLOBAL_UNICAST)) return false;
+  return !special.some((range) => v6.match(range));
 }

@@ -104,6 +104,7 @@ export function buildRenderArgs(
 export function buildRemuxArgs(input: string, output: string, format: 'mp4' | 'webm'): string[] {
   return [
     '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
+    '-progress', 'pipe:1', '-nostats', // bytes written: what the stall watchdog watches
     '-i', input,
     '-map', '0', '-c', 'copy',
     ...(format === 'mp4' ? ['-movflags', '+faststart', '-f', 'mp4'] : ['-f', 'webm']),

@@ -5,6 +5,13 @@ import type { ProbeResult } from '../assets/asset-cache.types';
  * on captured output instead of being an inline regex next to a process.
  */
 
+/** One `-progress` report: frames encoded, bytes written, and media time reached (µs). */
+export interface ProgressBlock {
+  frame: number;
+  totalSize: number;
+  outTimeUs: number;
+}
+
 /** Accumulates `-progress pipe:1` output (key=value lines, blocks ending in `progress=...`). */
 export class ProgressParser {
   private buffer = '';
@@ -12,10 +19,16 @@ export class ProgressParser {
 
   /** Feeds a chunk of stdout; returns the frame counts of the blocks it completed. */
   push(chunk: string): number[] {
+    return this.pushBlocks(chunk).map((b) => b.frame);
+  }
+
+  /** Feeds a chunk of stdout; returns the blocks it completed (missing numbers are 0). */
+  pushBlocks(chunk: string): ProgressBlock[] {
     this.buffer += chunk;
     const lines = this.buffer.split('\n');
     this.buffer = lines.pop() ?? '';
-    const frames: number[] = [];
+    const blocks: ProgressBlock[] = [];
+    const n = (v: string | undefined) => (Number.isFinite(Number(v)) ? Number(v) : 0);
     for (const raw of lines) {
       const line = raw.trim();
       const eq = line.indexOf('=');
@@ -24,13 +37,23 @@ export class ProgressParser {
       const value = line.slice(eq + 1);
       this.current[key] = value;
       if (key === 'progress') {
-        const frame = Number(this.current.frame);
-        if (Number.isFinite(frame)) frames.push(frame);
+        if (Number.isFinite(Number(this.current.frame)) || this.current.total_size !== undefined) {
+          blocks.push({ frame: n(this.current.frame), totalSize: n(this.current.total_size), outTimeUs: n(this.current.out_time_us) });
+        }
         this.current = {};
       }
     }
-    return frames;
+    return blocks;
   }
+}
+
+/**
+ * Whether a run moved since the last report: more frames, more bytes or more media time.
+ * A process whose reports stop moving is stuck (an undecodable input looping, a full disk).
+ */
+export function progressed(last: ProgressBlock | undefined, now: ProgressBlock): boolean {
+  if (!last) return now.frame > 0 || now.totalSize > 0 || now.outTimeUs > 0;
+  return now.frame > last.frame || now.totalSize > last.totalSize || now.outTimeUs > last.outTimeUs;
 }
 
 const IMAGE_CODECS = new Set(['png', 'mjpeg', 'jpegls', 'webp', 'bmp', 'tiff', 'gif', 'apng', 'jpeg2000', 'svg']);

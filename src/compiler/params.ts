@@ -1,4 +1,5 @@
 import type { ErrorDetail } from '../common/errors';
+import { unsafeCharacter } from '../common/json-policy';
 import { HEX_COLOR, type ListVariable, type ScalarVariable, type Variable } from '../templates/movie.schema';
 
 /** Validated params, ready for Handlebars: strings, numbers, booleans, lists of those or of objects. */
@@ -101,6 +102,11 @@ function checkAny(path: string, item: unknown, errors: ErrorDetail[]): ParamValu
     errors.push({ field: path, message: `is too long; the limit is ${MAX_STRING_LENGTH} characters` });
     return undefined;
   }
+  const unsafe = typeof item === 'string' ? unsafeCharacter(item) : undefined;
+  if (unsafe) {
+    errors.push({ field: path, message: `contains ${unsafe}, which text cannot hold` });
+    return undefined;
+  }
   if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') return item;
   errors.push({ field: path, message: 'expected a string, number or boolean' });
   return undefined;
@@ -145,6 +151,9 @@ function checkScalar(
       const s = String(given);
       const length = [...s].length; // code points: an emoji is one character to the person typing it
       if (length > MAX_STRING_LENGTH) return fail(`is ${length} characters long; the limit is ${MAX_STRING_LENGTH}`);
+      // Pango refuses a NUL, and an SVG with a control character is not XML: refused here, named.
+      const unsafe = unsafeCharacter(s);
+      if (unsafe) return fail(`contains ${unsafe}, which text cannot hold`);
       if (variable.type === 'color') {
         return HEX_COLOR.test(s) ? s : fail(`expected a colour like #ff8800 or #ff880080, got ${describe(s)}`);
       }

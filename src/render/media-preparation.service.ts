@@ -126,7 +126,10 @@ export class MediaPreparationService {
     const file = path.join(this.rasterDir, `${hash}.png`);
     const meta = `${file}.json`;
     const known = (await this.work.exists(file)) ? await this.work.readJson<Raster>(meta) : undefined;
-    if (known) return { kind: 'still', ...known, path: file };
+    if (known) {
+      this.touch(file);
+      return { kind: 'still', ...known, path: file };
+    }
     const temp = await this.work.tempFor(file);
     try {
       const raster = await make(temp);
@@ -152,6 +155,17 @@ export class MediaPreparationService {
   }
 
   private readonly probes = new Map<string, Promise<ProbeResult>>();
+
+  /** When each raster was last marked used by this process (the sweeper evicts the least recently used). */
+  private readonly touched = new Map<string, number>();
+
+  private touch(file: string): void {
+    const now = Date.now();
+    if (now - (this.touched.get(file) ?? 0) < 60_000) return;
+    this.touched.set(file, now);
+    if (this.touched.size > 10_000) this.touched.delete(this.touched.keys().next().value!);
+    void this.work.touch(file);
+  }
 
   private async local(ref: MediaRef, kind: MediaKind): Promise<LocalMedia> {
     if (ref.kind === 'url') {

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AssetCacheService } from '../assets/asset-cache.service';
+import { MediaVerifier } from '../assets/media-verifier';
 import { ASSET_FILE_STORE, MEDIA_PROBE } from '../assets/asset-cache.types';
 import { loadConfig, MONTAGE_CONFIG } from '../config/config';
 import { LocalAssetFileStore } from '../repositories/asset-file-store.repository';
@@ -27,7 +28,8 @@ import { RenderService } from './render.service';
     RasterRepository,
     WorkFilesRepository,
     { provide: ASSET_FILE_STORE, useClass: LocalAssetFileStore },
-    { provide: MEDIA_PROBE, useExisting: MediaRepository },
+    MediaVerifier,
+    { provide: MEDIA_PROBE, useExisting: MediaVerifier },
     AssetCacheService,
     TemplatesService,
     MediaPreparationService,

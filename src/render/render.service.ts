@@ -123,6 +123,8 @@ export class RenderService {
       const args = buildRenderArgs(plan, range, request.profile, temp, { progress: true, threads: this.config.ffmpegThreads });
       await this.media.run(args, {
         signal: options.signal,
+        // A palette GIF writes nothing until it has seen every frame: its watchdog waits longer.
+        stallTimeoutMs: request.profile.format === 'gif' ? this.config.stallTimeoutMs * 6 : undefined,
         onFrames: (frames) => onProgress?.({ phase: 'rendering', framesDone: Math.min(frames, total), totalFrames: total }),
       });
       if (converted) {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import type { AssetFileStore } from '../assets/asset-cache.types';
 
 /** AssetFileStore on the local disk. */
@@ -46,5 +46,10 @@ export class LocalAssetFileStore implements AssetFileStore {
 
   async remove(path: string): Promise<void> {
     await rm(path, { force: true });
+  }
+
+  async touch(path: string): Promise<void> {
+    const now = new Date();
+    await utimes(path, now, now).catch(() => undefined); // evicted meanwhile: nothing to mark
   }
 }

@@ -1,28 +1,33 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { execFile, spawn } from 'node:child_process';
 import { access } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import type { MediaProbe, ProbeResult } from '../assets/asset-cache.types';
+import type { MediaKind, MediaProbe, ProbeResult } from '../assets/asset-cache.types';
 import { renderFailed } from '../common/errors';
-import { type FfprobeData, ffmpegErrorSummary, parseProbe, ProgressParser } from '../compiler/ffmpeg-output';
+import { type FfprobeData, ffmpegErrorSummary, parseProbe, type ProgressBlock, ProgressParser, progressed } from '../compiler/ffmpeg-output';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { cannotExecute, runTied, spawnTied } from './child-processes';
 
 export interface RunOptions {
   /** Called with the number of frames encoded so far. */
   onFrames?: (frames: number) => void;
   signal?: AbortSignal;
+  /** Kill the run when its progress has not moved for this long (default FFMPEG_STALL_TIMEOUT_MS). */
+  stallTimeoutMs?: number;
 }
 
-/** The one place that runs ffmpeg and ffprobe. Argument arrays are built elsewhere, as data. */
+/**
+ * The one place that runs ffmpeg and ffprobe. Argument arrays are built elsewhere, as data.
+ * Every process is tied to this one (it dies with it), and what the tools print stays here:
+ * errors carry a plain message for clients and the tool's output for the log only.
+ */
 @Injectable()
-export class MediaRepository implements MediaProbe {
+export class MediaRepository implements Pick<MediaProbe, 'probe'> {
   constructor(@Inject(MONTAGE_CONFIG) private readonly config: MontageConfig) {}
 
   /** `ffmpeg version 5.1.x …` or undefined when ffmpeg cannot be run. */
   async version(): Promise<string | undefined> {
     try {
-      const { stdout } = await promisify(execFile)(this.config.ffmpegPath, ['-hide_banner', '-version'], { timeout: 10_000 });
-      return stdout.split('\n')[0].trim();
+      const { code, stdout } = await runTied(this.config.ffmpegPath, ['-hide_banner', '-version'], { timeoutMs: 10_000 });
+      return code === 0 ? stdout.toString('utf8').split('\n')[0].trim() : undefined;
     } catch {
       return undefined;
     }
@@ -35,8 +40,9 @@ export class MediaRepository implements MediaProbe {
   }
 
   async encoders(): Promise<string[]> {
-    const { stdout } = await promisify(execFile)(this.config.ffmpegPath, ['-hide_banner', '-encoders'], { timeout: 10_000 });
+    const { stdout } = await runTied(this.config.ffmpegPath, ['-hide_banner', '-encoders'], { timeoutMs: 10_000 });
     return stdout
+      .toString('utf8')
       .split('\n')
       .map((l) => /^\s*[VAS][.A-Z]{5}\s+(\S+)/.exec(l)?.[1])
       .filter((e): e is string => !!e);
@@ -45,37 +51,58 @@ export class MediaRepository implements MediaProbe {
   /** What a file holds. A file ffprobe cannot read (in time) holds nothing usable: a result, not an error. */
   async probe(path: string): Promise<ProbeResult> {
     try {
-      const { stdout } = await promisify(execFile)(
+      const { code, stdout } = await runTied(
         this.config.ffprobePath,
         ['-v', 'error', '-protocol_whitelist', 'file', '-show_format', '-show_streams', '-of', 'json', path],
-        { timeout: 20_000, maxBuffer: 16 * 1024 * 1024 },
+        { timeoutMs: 20_000 },
       );
-      return parseProbe(JSON.parse(stdout) as FfprobeData);
+      if (code !== 0) return { hasVideo: false, hasAudio: false, isImage: false };
+      return parseProbe(JSON.parse(stdout.toString('utf8')) as FfprobeData);
     } catch {
       return { hasVideo: false, hasAudio: false, isImage: false };
     }
   }
 
-  /** Runs ffmpeg reading `input` on its stdin (with backpressure); rejects with the tail of its stderr. */
+  /**
+   * Whether the first frames of a video (or the first seconds of a sound) actually decode,
+   * within `timeoutMs`. A file whose header is fine and whose data is not passes a probe, then
+   * spins an encoder that loops it; this is the check that refuses it when it is fetched.
+   * Returns undefined when it decodes, or why not (for the log).
+   */
+  async decodeProblem(path: string, kind: Exclude<MediaKind, 'image'>, timeoutMs: number): Promise<string | undefined> {
+    const args = [
+      '-hide_banner', '-nostdin', '-v', 'error', '-progress', 'pipe:1', '-nostats',
+      '-protocol_whitelist', 'file', '-i', path,
+      ...(kind === 'video' ? ['-map', '0:v:0', '-frames:v', '5'] : ['-map', '0:a:0', '-t', '2']),
+      '-f', 'null', '-',
+    ];
+    const result = await runTied(this.config.ffmpegPath, args, { timeoutMs, maxBuffer: 1024 * 1024 });
+    if (result.timedOut) return `decoding did not finish within ${timeoutMs} ms`;
+    const blocks = new ProgressParser().pushBlocks(result.stdout.toString('utf8'));
+    const last = blocks[blocks.length - 1];
+    const decoded = kind === 'video' ? (last?.frame ?? 0) > 0 : (last?.outTimeUs ?? 0) > 0;
+    if (result.code !== 0 || !decoded) return `no ${kind === 'video' ? 'frame' : 'sound'} decoded (ffmpeg ${result.code ?? result.signal}): ${ffmpegErrorSummary(result.stderr, 3)}`;
+    return undefined;
+  }
+
+  /** Runs ffmpeg reading `input` on its stdin (with backpressure); rejects with a plain message (its stderr goes to the log). */
   async runWithInput(args: string[], input: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw renderFailed('render cancelled');
-    const child = spawn(this.config.ffmpegPath, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawnTied(this.config.ffmpegPath, args, { stdio: ['pipe', 'ignore', 'pipe'], deathSignal: 'KILL' });
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-16_384)));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-16_384)));
     const exited = new Promise<void>((resolve, reject) => {
-      child.on('error', (err) => reject(renderFailed(`could not run ${this.config.ffmpegPath}: ${err.message}`)));
-      child.on('close', (code, sig) =>
-        code === 0 ? resolve() : reject(renderFailed(`ffmpeg failed (${sig ?? `exit ${code}`}): ${ffmpegErrorSummary(stderr)}`)),
-      );
+      child.on('error', (err) => reject(this.cannotRun(err.message)));
+      child.on('close', (code, sig) => (code === 0 ? resolve() : reject(signal?.aborted ? renderFailed('render cancelled') : this.failure(code, sig, stderr))));
     });
     const abort = () => child.kill('SIGKILL');
     signal?.addEventListener('abort', abort, { once: true });
-    child.stdin.on('error', () => undefined); // ffmpeg leaving early is reported by its exit
+    child.stdin!.on('error', () => undefined); // ffmpeg leaving early is reported by its exit
     try {
       for await (const chunk of input) {
-        if (!child.stdin.write(chunk)) await new Promise((r) => child.stdin.once('drain', r));
+        if (!child.stdin!.write(chunk)) await new Promise((r) => child.stdin!.once('drain', r));
       }
-      child.stdin.end();
+      child.stdin!.end();
     } catch (err) {
       child.kill('SIGKILL');
       await exited.catch(() => undefined);
@@ -86,37 +113,66 @@ export class MediaRepository implements MediaProbe {
     await exited;
   }
 
-  /** Runs ffmpeg with `args`; rejects with the tail of its stderr. */
+  /**
+   * Runs ffmpeg with `args` (which ask for `-progress pipe:1`). A run whose progress (frames,
+   * bytes, media time) does not move for the stall timeout is killed: a stuck input fails in
+   * seconds instead of holding a render slot.
+   */
   run(args: string[], options: RunOptions = {}): Promise<void> {
     // Aborted while the render was still being prepared: never start ffmpeg at all.
     if (options.signal?.aborted) return Promise.reject(renderFailed('render cancelled'));
+    const stallMs = options.stallTimeoutMs ?? this.config.stallTimeoutMs;
     return new Promise((resolve, reject) => {
-      const child = spawn(this.config.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      // A render that stops making progress for this long is stuck (a bad input, a full disk): kill it.
-      let watchdog = setTimeout(() => child.kill('SIGKILL'), this.config.stallTimeoutMs);
-      const alive = () => {
-        clearTimeout(watchdog);
-        watchdog = setTimeout(() => child.kill('SIGKILL'), this.config.stallTimeoutMs);
-      };
+      const child = spawnTied(this.config.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL' });
+      let stalled = false;
+      const arm = () =>
+        setTimeout(() => {
+          stalled = true;
+          child.kill('SIGKILL');
+        }, stallMs);
+      let watchdog = arm();
       child.on('close', () => clearTimeout(watchdog));
       const progress = new ProgressParser();
+      let last: ProgressBlock | undefined;
       let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        alive();
-        for (const frames of progress.push(chunk)) options.onFrames?.(frames);
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+        for (const block of progress.pushBlocks(chunk)) {
+          if (progressed(last, block)) {
+            clearTimeout(watchdog);
+            watchdog = arm();
+          }
+          last = block;
+          options.onFrames?.(block.frame);
+        }
       });
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
         stderr = (stderr + chunk).slice(-16_384);
       });
       const abort = () => child.kill('SIGKILL');
       options.signal?.addEventListener('abort', abort, { once: true });
-      child.on('error', (err) => reject(renderFailed(`could not run ${this.config.ffmpegPath}: ${err.message}`)));
+      child.on('error', (err) => reject(this.cannotRun(err.message)));
       child.on('close', (code, signal) => {
         options.signal?.removeEventListener('abort', abort);
         if (code === 0) resolve();
         else if (options.signal?.aborted) reject(renderFailed('render cancelled'));
-        else reject(renderFailed(`ffmpeg failed (${signal ?? `exit ${code}`}): ${ffmpegErrorSummary(stderr)}`));
+        else if (stalled) {
+          reject(
+            renderFailed(`the render stopped making progress for ${Math.round(stallMs / 1000)} s and was stopped (an input that does not decode?)`, [], {
+              internal: `ffmpeg stalled at frame ${last?.frame ?? 0}: ${ffmpegErrorSummary(stderr)}`,
+            }),
+          );
+        } else if (cannotExecute(code, stderr)) reject(this.cannotRun('not found'));
+        else reject(this.failure(code, signal, stderr));
       });
     });
+  }
+
+  /** A plain message for clients; the tool's own words (paths, addresses) for the log only. */
+  private failure(code: number | null, signal: NodeJS.Signals | null, stderr: string) {
+    return renderFailed(`ffmpeg failed (${signal ?? `exit ${code}`})`, [], { internal: ffmpegErrorSummary(stderr) });
+  }
+
+  private cannotRun(reason: string) {
+    return renderFailed('ffmpeg could not be started on this machine', [], { internal: `could not run ${this.config.ffmpegPath}: ${reason}` });
   }
 }

@@ -67,10 +67,15 @@ export class RasterRepository {
         limitInputPixels: MAX_PIXELS,
       });
     } catch (err) {
-      throw renderFailed(`text could not be rasterised: ${(err as Error).message}`);
+      throw renderFailed('text could not be rasterised', [], { internal: (err as Error).message });
     }
     // An empty string renders nothing at all: keep a transparent pixel so the layer still exists.
-    const rendered = spec.text.trim() === '' ? await transparent(2, 2) : await text.png().toBuffer({ resolveWithObject: true });
+    const rendered =
+      spec.text.trim() === ''
+        ? await transparent(2, 2)
+        : await text.png().toBuffer({ resolveWithObject: true }).catch((err: Error) => {
+            throw renderFailed('text could not be rasterised (a font or a character Pango cannot use)', [], { internal: err.message });
+          });
     let img = rendered.data;
     let { width } = rendered.info;
     const { height } = rendered.info;
@@ -120,7 +125,7 @@ export class RasterRepository {
     try {
       meta = await sharp(input).metadata();
     } catch (err) {
-      throw renderFailed(`SVG could not be read: ${(err as Error).message}`);
+      throw renderFailed('the SVG could not be read (is it well-formed XML?)', [], { internal: (err as Error).message });
     }
     const natural = { width: meta.width ?? 100, height: meta.height ?? 100 };
     const target = fitBox(natural, box);
@@ -129,7 +134,10 @@ export class RasterRepository {
     const info = await sharp(input, { density, limitInputPixels: MAX_PIXELS })
       .resize(target.width, target.height, { fit: 'fill' })
       .png()
-      .toFile(out);
+      .toFile(out)
+      .catch((err: Error) => {
+        throw renderFailed('the SVG could not be rasterised', [], { internal: err.message });
+      });
     return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
   }
 
@@ -139,7 +147,7 @@ export class RasterRepository {
     try {
       meta = await sharp(src, { limitInputPixels: MAX_PIXELS }).metadata();
     } catch (err) {
-      throw unusableMedia(`image could not be read: ${(err as Error).message}`);
+      throw unusableMedia('an image could not be read', [], { internal: (err as Error).message });
     }
     const rotated = (meta.orientation ?? 1) >= 5;
     const natural = { width: (rotated ? meta.height : meta.width) ?? 1, height: (rotated ? meta.width : meta.height) ?? 1 };
@@ -149,8 +157,31 @@ export class RasterRepository {
       .resize(target.width, target.height, { fit, position: 'centre', background: TRANSPARENT })
       .ensureAlpha()
       .png({ compressionLevel: 1 }) // decoded once per render: favour speed over size
-      .toFile(out);
+      .toFile(out)
+      .catch((err: Error) => {
+        // The header read fine and the pixels did not (a damaged file): the media's fault, not the render's.
+        throw unusableMedia('an image could not be decoded (its pixel data is damaged)', [], { internal: err.message });
+      });
     return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+  }
+
+  /**
+   * Whether every pixel of an image decodes (a damaged file often has a fine header), within
+   * `timeoutMs`. Undefined when it does; why not (for the log) otherwise.
+   */
+  async decodeProblem(src: string, timeoutMs: number): Promise<string | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        sharp(src, { limitInputPixels: MAX_PIXELS, failOn: 'error' }).stats(), // reads every pixel, streaming: bounded memory
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`decoding took over ${timeoutMs} ms`)), timeoutMs))),
+      ]);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A linear gradient; angle 0 runs left → right, 90 top → bottom. */

@@ -32,6 +32,12 @@ export class WorkFilesRepository {
     await fs.rm(file, { force: true });
   }
 
+  /** Marks a cached file as just used (its modification time): the sweeper evicts the least recently used. */
+  async touch(file: string): Promise<void> {
+    const now = new Date();
+    await fs.utimes(file, now, now).catch(() => undefined);
+  }
+
   read(file: string): Promise<Buffer> {
     return fs.readFile(file);
   }

@@ -106,7 +106,9 @@ export class TemplatesService {
   validateParams(template: LoadedTemplate, raw: Record<string, unknown>): Params {
     const result = validateParams(template.spec.variables, raw);
     if (!result.ok) {
-      throw badInput(`invalid params for ${template.project}/${template.movie}: ${result.errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`, result.errors);
+      const shown = result.errors.slice(0, 5).map((e) => `${e.field.slice(0, 60)}: ${e.message.slice(0, 200)}`);
+      const more = result.errors.length > 5 ? `; and ${result.errors.length - 5} more (see details)` : '';
+      throw badInput(`invalid params for ${template.project}/${template.movie}: ${shown.join('; ')}${more}`, result.errors);
     }
     return result.params;
   }

@@ -40,6 +40,10 @@ class MemoryStore implements AssetFileStore {
   async remove(file: string): Promise<void> {
     this.files.delete(file);
   }
+  readonly touched: string[] = [];
+  async touch(file: string): Promise<void> {
+    this.touched.push(file);
+  }
   partFiles(): string[] {
     return [...this.files.keys()].filter((file) => file.endsWith('.part'));
   }
@@ -64,7 +68,10 @@ class FakeFetcher {
 
 function setup(probeResult: ProbeResult = IMAGE, store = new MemoryStore()) {
   const fetcher = new FakeFetcher(store);
-  const probe = { probe: jest.fn<Promise<ProbeResult>, [string]>(async () => probeResult) } satisfies MediaProbe;
+  const probe = {
+    probe: jest.fn<Promise<ProbeResult>, [string]>(async () => probeResult),
+    decodeProblem: jest.fn<Promise<string | undefined>, [string, string]>(async () => undefined),
+  } satisfies MediaProbe;
   const service = new AssetCacheService(config, fetcher as unknown as HttpFetchRepository, store, probe);
   return { service, store, fetcher, probe };
 }
@@ -173,6 +180,29 @@ describe('AssetCacheService', () => {
 
     await expectMontageError(service.fetch(url, 'image'), 'unusable_media', /ffprobe could not read/);
     expect(store.files.size).toBe(0);
+  });
+
+  it('refuses a download whose header probes fine but whose data does not decode, keeping the tool output out of the message', async () => {
+    const { service, store, probe } = setup();
+    probe.decodeProblem.mockResolvedValueOnce('[png @ 0x55d8a662d980] inflate returned error -3');
+
+    const error = (await service.fetch(url, 'image').catch((e: unknown) => e)) as MontageError;
+    expect(error).toBeInstanceOf(MontageError);
+    expect(error.kind).toBe('unusable_media');
+    expect(error.message).toMatch(/cdn\.example\.com\/logo\.png does not decode as an image/);
+    expect(error.message).not.toMatch(/0x55d8|inflate/);
+    expect(error.internal).toMatch(/inflate returned error/);
+    expect(probe.decodeProblem).toHaveBeenCalledWith(path.join(cacheDir, 'download-1.part'), 'image');
+    expect(store.files.size).toBe(0); // nothing cached
+  });
+
+  it('marks a cached blob as used on a hit (for least-recently-used eviction), at most once a minute', async () => {
+    const { service, store } = setup();
+    await service.fetch(url, 'image');
+    expect(store.touched).toEqual([]);
+    await service.fetch(url, 'image');
+    await service.fetch(url, 'image');
+    expect(store.touched).toEqual([blobPath]);
   });
 
   it('refuses a cached asset of another kind without deleting it', async () => {

@@ -210,7 +210,7 @@ describe('ffColor', () => {
 describe('buildRemuxArgs and buildLiveMuxArgs', () => {
   it('remuxes a streamed file into the stored form without re-encoding', () => {
     expect(buildRemuxArgs('live.mp4', 'out.mp4', 'mp4')).toEqual([
-      '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-i', 'live.mp4', '-map', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', 'out.mp4',
+      '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-progress', 'pipe:1', '-nostats', '-i', 'live.mp4', '-map', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', 'out.mp4',
     ]);
     expect(buildRemuxArgs('live.webm', 'out.webm', 'webm').slice(-3)).toEqual(['-f', 'webm', 'out.webm']);
   });

@@ -364,10 +364,30 @@ describe('validateParams: string constraints', () => {
     ['RTL text', 'مرحبا بالعالم ‏שלום‎'],
     ['Handlebars', '{{evil}} {{> partial}} {{{raw}}}'],
     ['markup', '<script>alert(1)</script> &amp;'],
-    ['control characters', 'a\u0000b\u0007c\u001b[31m'],
+    ['tabs', 'a\tb'],
+    ['characters beyond the BMP and the last valid ones', '𝔘𝔫𝔦 \uFFFD \u{10FFFF}'],
     ['brackets', '[in] [out] ;drawtext=text=x'],
   ])('a plain string variable accepts %s unchanged', (_what, s) => {
     expect(ok(validateParams(vars({ s: { type: 'string' } }), { s }))).toEqual({ s });
+  });
+
+  it.each([
+    ['a NUL', 'a\u0000b', 'U+0000 (NUL)'],
+    ['a bell', 'a\u0007', 'U+0007 (a control character)'],
+    ['an escape sequence', '\u001b[31mred', 'U+001B (a control character)'],
+    ['a vertical tab (XML forbids it)', 'a\u000bb', 'U+000B (a control character)'],
+    ['an unpaired surrogate', 'a\ud800b', 'U+D800 (half of a surrogate pair)'],
+    ['a lone low surrogate', '\udc00', 'U+DC00 (half of a surrogate pair)'],
+    ['U+FFFE', 'a\ufffe', 'U+FFFE (a non-character)'],
+  ])('a string with %s is refused, naming the character', (_what, s, named) => {
+    expect(only(validateParams(vars({ s: { type: 'string' } }), { s }))).toEqual({ field: 's', message: `contains ${named}, which text cannot hold` });
+  });
+
+  it('the same holds inside lists of scalars and of objects', () => {
+    const list = vars({ tags: { type: 'list' }, rows: { type: 'list', fields: { label: { type: 'string', required: false } } } });
+    const result = validateParams(list, { tags: ['ok', 'x\u0000'], rows: [{ label: 'y\u0001' }] });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.errors.map((e) => e.field).sort()).toEqual(['rows[0].label', 'tags[1]']);
   });
 });
 

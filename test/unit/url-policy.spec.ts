@@ -35,11 +35,36 @@ describe('isPublicAddress', () => {
     ['2001::1', 'Teredo'],
     ['not-an-ip', 'unparseable'],
     ['', 'empty'],
+    // Forms that older rules called public:
+    ['::127.0.0.1', 'IPv4-compatible loopback'],
+    ['::7f00:1', 'IPv4-compatible loopback, hex'],
+    ['::a9fe:a9fe', 'IPv4-compatible cloud metadata (169.254.169.254)'],
+    ['::10.0.0.1', 'IPv4-compatible private'],
+    ['::8.8.8.8', 'IPv4-compatible, even public (deprecated form)'],
+    ['fec0::1', 'IPv6 site-local (deprecated)'],
+    ['feff::1', 'IPv6 site-local, top'],
+    ['64:ff9b::7f00:1', 'NAT64 wrapping 127.0.0.1'],
+    ['64:ff9b::a9fe:a9fe', 'NAT64 wrapping 169.254.169.254'],
+    ['64:ff9b::192.168.0.1', 'NAT64 wrapping 192.168.0.1, dotted'],
+    ['64:ff9b:1::a00:1', 'local-use NAT64 (RFC 8215)'],
+    ['64:ff9b:1:ffff::808:808', 'local-use NAT64, any address'],
+    ['::ffff:0:7f00:1', 'IPv4-translated (RFC 6145)'],
+    ['::ffff:a9fe:a9fe', 'IPv4-mapped metadata, hex'],
+    ['100::1', 'discard-only'],
+    ['2002:7f00:1::1', '6to4 wrapping 127.0.0.1'],
+    ['2002:808:808::1', '6to4 wrapping a public address (deprecated relays)'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'Teredo'],
+    ['2001:2::1', 'benchmarking'],
+    ['2001:10::1', 'ORCHID'],
+    ['3fff::1', 'documentation (RFC 9637)'],
+    ['5f00::1', 'SRv6 SID'],
+    ['4000::1', 'outside 2000::/3'],
+    ['fe80::1%25eth0', 'link-local with an encoded zone'],
   ])('refuses %s (%s)', (ip) => {
     expect(isPublicAddress(ip)).toBe(false);
   });
 
-  it.each(['8.8.8.8', '1.1.1.1', '93.184.216.34', '172.32.0.1', '100.128.0.1', '2606:4700::1111', '::ffff:8.8.8.8'])(
+  it.each(['8.8.8.8', '1.1.1.1', '93.184.216.34', '172.32.0.1', '100.128.0.1', '2606:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2a00:1450:4001:80b::200e', '2001:4860:4860::8888'])(
     'allows public %s',
     (ip) => {
       expect(isPublicAddress(ip)).toBe(true);
