@@ -50,7 +50,8 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
         startedAt: this.startedAt,
         seenAt: new Date().toISOString(),
       };
-      await this.queue.publishHeartbeat(heartbeat).catch((err: Error) => this.logger.warn(`heartbeat not sent: ${err.message}`));
+      // Redis away: the queue logs the outage once; a heartbeat is simply skipped.
+      await this.queue.publishHeartbeat(heartbeat).catch(() => undefined);
     };
     await beat();
     this.timer = setInterval(() => void beat(), 3000);
@@ -59,6 +60,6 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
 
   async onModuleDestroy(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.queue.removeHeartbeat(this.segments.nodeId).catch(() => undefined);
+    await this.queue.removeHeartbeat(this.segments.nodeId).catch(() => undefined); // fails at once when Redis is gone
   }
 }

@@ -58,9 +58,10 @@ export class SegmentRenderer {
             // a few progress events a second is plenty for a viewer's progress bar
             if (p.framesDone - reported >= 10 || p.framesDone === frames) {
               reported = p.framesDone;
-              void ctx.progress(p.framesDone);
+              ctx.progress(p.framesDone).catch(() => undefined); // Redis away: progress is for people, not a reason to fail
             }
           },
+          { signal: ctx.signal }, // a node that shuts down stops the encoder and hands the segment back
         );
         // Counted in the file itself (fMP4 samples, IVF frames): as strict as ffprobe, without its start-up.
         let counted: number;

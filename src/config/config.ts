@@ -46,12 +46,48 @@ export interface MontageConfig {
   maxOutputsPerToken: number;
   /** Trust X-Forwarded-* headers (only behind a proxy that sets them). */
   trustProxy: boolean;
-  /** An ffmpeg process silent for this long (no progress, no output) is killed. */
+  /** An ffmpeg process whose frame count (or output size) has not moved for this long is killed. */
   stallTimeoutMs: number;
+  /** How long a fetched media file may take to prove it decodes (a few frames), before it is refused. */
+  mediaCheckTimeoutMs: number;
+  /** After SIGTERM/SIGINT: how long running renders and segments get to finish before they are handed back. */
+  shutdownGraceMs: number;
+  /** Start-up: give up (exit 1) when a dependency is still unreachable after this long; 0 waits for ever. */
+  startupTimeoutMs: number;
+  /** A distributed render whose Redis stays unreachable this long fails (the next GET starts it again). */
+  queueOutageTimeoutMs: number;
+  /** Disk and store retention: the sweeper. */
+  retention: RetentionConfig;
+  /** Defaults of each project's rate limits and quotas (a project's own values win). */
+  limits: LimitDefaults;
   /** STORAGE_URL: where outputs and segments are kept (a local directory, or S3 for many machines). */
   storage: StorageLocation;
   /** MONGODB_URI: documents live on MongoDB when set, in the embedded nedb store under dataDir otherwise. */
   mongodbUri?: string;
+}
+
+export interface RetentionConfig {
+  /** How often the sweeper runs (caches, outputs, tokens, leftovers of dead renders). */
+  sweepIntervalMs: number;
+  /** Asset and raster caches together, per data dir: the least recently used go beyond this. */
+  cacheMaxBytes: number;
+  /** Segments, staging and live files of renders that no longer run are removed once this old. */
+  orphanGraceMs: number;
+  /** Default for projects: a stored output not fetched for this many days is removed (0: kept). */
+  outputTtlDays: number;
+  /** Default for projects: tokens expire this many days after they are made (0: never). */
+  tokenTtlDays: number;
+  /** Default for projects: bytes of stored outputs a project may keep (0: no limit). */
+  maxStoredBytes: number;
+}
+
+export interface LimitDefaults {
+  /** Authenticated requests per API key per minute (0: no limit). */
+  requestsPerMinute: number;
+  /** Renders running at once per API key (0: no limit). */
+  rendersRunning: number;
+  /** Width × height × seconds rendered per API key per UTC day (0: no limit). */
+  pixelSecondsPerDay: number;
 }
 
 export const MONTAGE_CONFIG = Symbol('MONTAGE_CONFIG');
@@ -115,7 +151,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     maxConcurrentRenders: int(env, 'MAX_CONCURRENT_RENDERS', 2, 1),
     maxOutputsPerToken: int(env, 'MAX_OUTPUTS_PER_TOKEN', 64, 1),
     trustProxy: bool(env, 'TRUST_PROXY', false),
-    stallTimeoutMs: int(env, 'FFMPEG_STALL_TIMEOUT_MS', 5 * 60_000, 1000),
+    stallTimeoutMs: int(env, 'FFMPEG_STALL_TIMEOUT_MS', 20_000, 1000),
+    mediaCheckTimeoutMs: int(env, 'MEDIA_CHECK_TIMEOUT_MS', 15_000, 500),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0),
+    startupTimeoutMs: int(env, 'STARTUP_TIMEOUT_MS', 0, 0),
+    queueOutageTimeoutMs: int(env, 'QUEUE_OUTAGE_TIMEOUT_MS', 15_000, 500),
+    retention: {
+      sweepIntervalMs: int(env, 'SWEEP_INTERVAL_MS', 60_000, 100),
+      cacheMaxBytes: int(env, 'CACHE_MAX_BYTES', 10 * 1024 ** 3, 0),
+      orphanGraceMs: int(env, 'ORPHAN_GRACE_MS', 2 * 60_000, 0),
+      outputTtlDays: int(env, 'OUTPUT_TTL_DAYS', 30, 0),
+      tokenTtlDays: int(env, 'TOKEN_TTL_DAYS', 0, 0),
+      maxStoredBytes: int(env, 'MAX_STORED_BYTES', 0, 0),
+    },
+    limits: {
+      requestsPerMinute: int(env, 'RATE_LIMIT_REQUESTS_PER_MINUTE', 600, 0),
+      rendersRunning: int(env, 'RATE_LIMIT_RENDERS_RUNNING', 16, 0),
+      pixelSecondsPerDay: int(env, 'QUOTA_PIXEL_SECONDS_PER_DAY', 0, 0),
+    },
     mongodbUri: env.MONGODB_URI?.trim() || undefined,
     storage: parseStorageUrl(env.STORAGE_URL, dataDir, env),
   };

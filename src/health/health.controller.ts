@@ -1,13 +1,43 @@
-import { Controller, Get, Inject, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import { MediaRepository } from '../repositories/media.repository';
-import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
+import { apiKeyOf } from '../delivery/http-delivery';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { ProjectsService } from '../projects/projects.service';
 import { JOB_QUEUE } from '../queue/queue.module';
 import { JobQueueRepository } from '../repositories/job-queue.repository';
+import { MediaRepository } from '../repositories/media.repository';
+import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
 import { DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
 
-@Controller()
+/** A dependency check never takes longer than this: a probe must answer even when a dependency hangs. */
+const CHECK_TIMEOUT_MS = 2000;
+
+interface Check {
+  ok: boolean;
+  error?: string;
+}
+
+async function check(fn: () => Promise<unknown>): Promise<Check> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([fn(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS)))]);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, error: ((err as Error).message || String(err)).slice(0, 300) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * - `/health/live`: the process answers (liveness: restart it when this fails).
+ * - `/health/ready`: it can do its work: the store, the storage and Redis answer, and it is
+ *   not shutting down (readiness: send it traffic only while this is 200).
+ * - `/health`: all of it, 200 `ok` or 503 `degraded` naming what does not answer. Locations
+ *   and error texts (paths, hosts) only for a caller with an API key.
+ */
+@Controller('health')
 export class HealthController {
   constructor(
     private readonly media: MediaRepository,
@@ -15,34 +45,55 @@ export class HealthController {
     @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
+    private readonly lifecycle: LifecycleService,
+    private readonly projects: ProjectsService,
   ) {}
 
-  /** 200 `ok` when every dependency answers; 503 `degraded` naming the ones that do not. */
-  @Get('health')
-  async health(@Res({ passthrough: true }) res: Response) {
-    const check = async (fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-        return { ok: true };
-      } catch (err) {
-        return { ok: false, error: (err as Error).message };
-      }
-    };
-    const ffmpeg = await this.media.version();
+  private async dependencies() {
     const [store, storage, queue] = await Promise.all([
       check(() => this.store.ping()),
       check(() => this.storage.ping()),
       check(() => this.queue.ping()),
     ]);
-    const ok = !!ffmpeg && store.ok && storage.ok && queue.ok;
+    return { store, storage, queue };
+  }
+
+  @Get('live')
+  live() {
+    return { status: 'alive', uptimeSec: Math.round(process.uptime()) };
+  }
+
+  @Get('ready')
+  async ready(@Res({ passthrough: true }) res: Response) {
+    const deps = await this.dependencies();
+    const waiting = Object.entries(deps)
+      .filter(([, c]) => !c.ok)
+      .map(([name]) => name);
+    const ok = waiting.length === 0 && !this.lifecycle.draining;
     res.status(ok ? 200 : 503);
+    if (!ok) res.setHeader('Retry-After', '5');
+    return { status: ok ? 'ready' : this.lifecycle.draining ? 'stopping' : 'not ready', ...(waiting.length ? { unavailable: waiting } : {}) };
+  }
+
+  @Get()
+  async health(@Req() req: Request, @Res({ passthrough: true }) res: Response) {
+    const [ffmpeg, deps] = await Promise.all([this.media.version(), this.dependencies()]);
+    const key = apiKeyOf(req);
+    const detailed = key ? await this.projects.isValidKey(key) : false;
+    const unavailable = [...(ffmpeg ? [] : ['ffmpeg']), ...Object.entries(deps).filter(([, c]) => !c.ok).map(([name]) => name)];
+    const ok = unavailable.length === 0;
+    res.status(ok ? 200 : 503);
+    // Without a key: what works and what does not; with one: where things are, and why not.
+    const show = (c: Check) => (detailed ? c : { ok: c.ok });
     return {
       status: ok ? 'ok' : 'degraded',
+      ...(ok ? {} : { unavailable }),
+      ...(this.lifecycle.draining ? { stopping: true } : {}),
       ffmpeg: ffmpeg ?? null,
-      store: { kind: this.store.kind, ...store },
-      storage: { kind: this.storage.kind, location: this.storage.description, ...storage },
-      queue: { kind: this.config.redisUrl ? 'redis' : 'embedded redis', ...queue },
-      templatesDir: this.config.templatesDir,
+      store: { kind: this.store.kind, ...show(deps.store) },
+      storage: { kind: this.storage.kind, ...(detailed ? { location: this.storage.description } : {}), ...show(deps.storage) },
+      queue: { kind: this.config.redisUrl ? 'redis' : 'embedded redis', ...(detailed ? { location: this.queue.where } : {}), ...show(deps.queue) },
+      ...(detailed ? { templatesDir: this.config.templatesDir, dataDir: this.config.dataDir } : {}),
       version: process.env.npm_package_version ?? '0.1.0',
     };
   }

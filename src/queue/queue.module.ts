@@ -1,23 +1,57 @@
-import { Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Global, Inject, Injectable, Logger, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import * as path from 'node:path';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import { JobQueueRepository, redisOptions } from '../repositories/job-queue.repository';
+import { waitForDependency } from '../health/dependency-wait';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { JobQueueRepository } from '../repositories/job-queue.repository';
 import { RedisServerRepository } from '../repositories/redis-server.repository';
 import { RenderModule } from '../render/render.module';
 
 export const JOB_QUEUE = Symbol('JOB_QUEUE');
 
-/** Closes the queue connections, then the private redis-server if this process started one. */
+/**
+ * Redis is not waited for before the process serves: stored outputs need no queue. Once
+ * started, it is reported (once) if Redis does not answer, and given up on after
+ * STARTUP_TIMEOUT_MS when that is set.
+ */
 @Injectable()
-class QueueShutdown implements OnApplicationShutdown {
+class QueueStartup implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Queue');
+  private readonly stop = new AbortController();
+
   constructor(
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     private readonly redis: RedisServerRepository,
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    private readonly lifecycle: LifecycleService,
   ) {}
 
+  onApplicationBootstrap(): void {
+    // A moment to connect, then a clear reason (the connection's last error) if it did not.
+    const reached = async () => {
+      const attempt = new AbortController();
+      const timer = setTimeout(() => attempt.abort(), 1000);
+      await this.queue.whenAvailable(attempt.signal);
+      clearTimeout(timer);
+      if (!this.queue.available) throw new Error(this.queue.outage ?? 'Redis does not answer');
+    };
+    waitForDependency(`Redis at ${this.queue.where}`, reached, { timeoutMs: this.config.startupTimeoutMs, logger: this.logger, sleep: (ms) => this.sleep(ms) }).catch(
+      (err: Error) => this.stop.signal.aborted || this.lifecycle.fatal(err.message),
+    );
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.stop.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  }
+
+  /** Queue connections first (bounded: Redis may be gone already), then the private redis-server. */
   async onApplicationShutdown(): Promise<void> {
-    await this.queue.close();
-    await this.redis.stop();
+    this.stop.abort();
+    await this.queue.close(500);
+    await this.redis.stop(1000);
   }
 }
 
@@ -34,14 +68,10 @@ class QueueShutdown implements OnApplicationShutdown {
     {
       provide: JOB_QUEUE,
       inject: [MONTAGE_CONFIG, RedisServerRepository],
-      useFactory: async (config: MontageConfig, redis: RedisServerRepository) => {
-        const url = config.redisUrl ?? `unix://${await redis.start(path.join(config.dataDir, 'redis'))}`;
-        const queue = new JobQueueRepository(redisOptions(url));
-        await queue.ping();
-        return queue;
-      },
+      useFactory: async (config: MontageConfig, redis: RedisServerRepository) =>
+        new JobQueueRepository(config.redisUrl ?? `unix://${await redis.start(path.join(config.dataDir, 'redis'))}`),
     },
-    QueueShutdown,
+    QueueStartup,
   ],
   exports: [JOB_QUEUE],
 })

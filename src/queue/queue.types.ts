@@ -73,6 +73,8 @@ export interface JobContext {
   progress(value: number): Promise<void>;
   /** The results of the job's children in a flow (none for a job without children). */
   childrenValues(): Promise<unknown[]>;
+  /** Aborts when this process shuts down and hands its running jobs back: stop, and throw. */
+  signal: AbortSignal;
 }
 
 type JobsOf<K extends QueueKind> = { [N in JobName]: (typeof JOB_QUEUE_KIND)[N] extends K ? N : never }[JobName];

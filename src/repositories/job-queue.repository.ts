@@ -1,7 +1,17 @@
 import { Logger } from '@nestjs/common';
-import { type ConnectionOptions, type FlowJob as BullFlowJob, FlowProducer, Queue, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
-import { MontageError } from '../common/errors';
+import {
+  type ConnectionOptions,
+  type FlowJob as BullFlowJob,
+  FlowProducer,
+  type Job,
+  Queue,
+  QueueEvents,
+  UnrecoverableError,
+  WaitingError,
+  Worker,
+} from 'bullmq';
 import IORedis, { type RedisOptions } from 'ioredis';
+import { MontageError, unavailable } from '../common/errors';
 import {
   type FlowJob,
   HEARTBEAT_PREFIX,
@@ -15,19 +25,31 @@ import {
   type QueueKind,
 } from '../queue/queue.types';
 
-/** `redis://…`, `rediss://…` or `unix:///path/redis.sock` → ioredis options (BullMQ needs maxRetriesPerRequest: null). */
+/**
+ * `redis://…`, `rediss://…` or `unix:///path/redis.sock` → ioredis options. Reconnects every
+ * 0.1–2 s for ever (BullMQ's own default backs off to 20 s, which would keep a render waiting
+ * long after Redis is back).
+ */
 export function redisOptions(url: string): RedisOptions {
-  if (url.startsWith('unix://')) return { path: url.slice('unix://'.length), maxRetriesPerRequest: null };
+  const common: RedisOptions = { maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(100 * times, 2000) };
+  if (url.startsWith('unix://')) return { ...common, path: url.slice('unix://'.length) };
   const u = new URL(url);
   return {
+    ...common,
     host: u.hostname,
     port: Number(u.port || 6379),
     username: u.username || undefined,
     password: u.password ? decodeURIComponent(u.password) : undefined,
     db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : undefined,
     tls: u.protocol === 'rediss:' ? {} : undefined,
-    maxRetriesPerRequest: null,
   };
+}
+
+/** Where Redis is, for logs and errors: never the password. */
+export function describeRedis(url: string): string {
+  if (url.startsWith('unix://')) return url;
+  const u = new URL(url);
+  return `${u.protocol}//${u.hostname}:${u.port || 6379}${u.pathname.length > 1 ? u.pathname : ''}`;
 }
 
 export interface WorkerOptions {
@@ -45,10 +67,18 @@ const JOB_OPTIONS = {
   removeOnFail: { age: 24 * 3600 },
 };
 
+/** A command sent while Redis answers, that does not answer within this, counts as an outage. */
+const COMMAND_TIMEOUT_MS = 5000;
+
 /**
  * BullMQ on Redis: the only place that imports bullmq or ioredis. Queues by name (render
  * nodes take `render.<routingKey>`), jobs named by `JobName`, flows of parent and child
  * jobs, workers with one handler per job name of their kind, node heartbeats.
+ *
+ * Redis going away is an outage, not a crash: every client has an error listener (an
+ * emitter without one would kill the process), an outage is logged once when it starts and
+ * once when it ends, calls that need Redis fail at once with `unavailable` (HTTP 503) while
+ * it is away instead of hanging, and waits for jobs give up after a bounded outage.
  */
 export class JobQueueRepository {
   private readonly logger = new Logger('Queue');
@@ -57,22 +87,118 @@ export class JobQueueRepository {
   private readonly workers: Worker[] = [];
   private readonly redis: IORedis;
   private flows?: FlowProducer;
+  private readonly connection: RedisOptions;
+  /** Producer-side connections fail instead of queueing commands while Redis is away. */
+  private readonly producer: RedisOptions;
+  private up = false;
+  private downSince?: number;
+  private lastError = '';
+  private readonly listeners = new Set<(up: boolean) => void>();
+  /** Aborted when this process hands its running jobs back (shutdown after the grace period). */
+  private readonly handBack = new AbortController();
+  private closed = false;
 
-  constructor(private readonly connection: RedisOptions) {
-    this.redis = new IORedis(connection);
+  constructor(
+    /** The Redis this queue uses (with its password): for other Redis clients of the same server. */
+    readonly url: string,
+    readonly where = describeRedis(url),
+  ) {
+    this.connection = redisOptions(url);
+    this.producer = { ...this.connection, enableOfflineQueue: false };
+    this.redis = new IORedis(this.producer);
+    this.redis.on('ready', () => this.setUp(true));
+    this.redis.on('close', () => this.setUp(false));
+    this.redis.on('end', () => this.setUp(false));
+    this.redis.on('error', (err: Error) => this.noteError('redis', err));
+  }
+
+  /** Whether Redis answers now (as seen by this process's own connection). */
+  get available(): boolean {
+    return this.up;
+  }
+
+  /** Description of the outage, or undefined when Redis is up. */
+  get outage(): string | undefined {
+    if (this.up) return undefined;
+    return `Redis at ${this.where} is unreachable${this.lastError ? ` (${this.lastError})` : ''}`;
+  }
+
+  /** Called with true when Redis comes back, false when it goes; returns the unsubscriber. */
+  onAvailability(listener: (up: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves once Redis answers (or at once); for start-up logs and readiness. */
+  whenAvailable(signal?: AbortSignal): Promise<void> {
+    if (this.up) return Promise.resolve();
+    return new Promise((resolve) => {
+      const off = this.onAvailability((up) => up && done());
+      const done = () => {
+        off();
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private setUp(up: boolean): void {
+    if (up === this.up) return;
+    this.up = up;
+    if (up) {
+      if (this.downSince !== undefined) this.logger.log(`Redis at ${this.where} answers again after ${((Date.now() - this.downSince) / 1000).toFixed(1)} s`);
+      this.downSince = undefined;
+      this.lastError = '';
+    } else if (!this.closed) {
+      this.downSince = Date.now();
+      this.logger.error(`${this.outage}; reconnecting (renders that need it wait up to a bound, then fail)`);
+    }
+    for (const listener of this.listeners) listener(up);
+  }
+
+  /** Errors repeat at every reconnect attempt: remembered, logged only outside an outage. */
+  private noteError(source: string, err: Error): void {
+    const message = (err.message || String(err)).slice(0, 200);
+    if (this.closed) return;
+    if (this.up || this.downSince === undefined) {
+      if (message !== this.lastError) this.logger.warn(`${source}: ${message}`);
+    }
+    this.lastError = message;
+  }
+
+  /** A producer-side call: fails at once while Redis is away, and after COMMAND_TIMEOUT_MS if it stops answering. */
+  private async guard<T>(what: string, call: () => Promise<T>): Promise<T> {
+    if (!this.up) throw unavailable(`cannot ${what}: ${this.outage}`);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        call(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(unavailable(`cannot ${what}: Redis at ${this.where} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s`)), COMMAND_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      if (err instanceof MontageError) throw err;
+      if (!this.up) throw unavailable(`cannot ${what}: ${this.outage}`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private queue(name: string): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, { connection: this.connection as ConnectionOptions });
+      q = new Queue(name, { connection: this.producer as ConnectionOptions });
+      q.on('error', (err) => this.noteError(`queue ${name}`, err));
       this.queues.set(name, q);
     }
     return q;
   }
 
   async enqueue<N extends JobName>(queue: string, name: N, payload: JobPayloads[N], jobId: string): Promise<void> {
-    await this.queue(queue).add(name, payload, { jobId, ...JOB_OPTIONS });
+    await this.guard('add a job', () => this.queue(queue).add(name, payload, { jobId, ...JOB_OPTIONS }));
   }
 
   /**
@@ -81,7 +207,11 @@ export class JobQueueRepository {
    * deterministic, so adding the same tree again adds nothing.
    */
   async addFlow(root: FlowJob): Promise<void> {
-    this.flows ??= new FlowProducer({ connection: this.connection as ConnectionOptions });
+    if (!this.flows) {
+      this.flows = new FlowProducer({ connection: this.producer as ConnectionOptions });
+      this.flows.on('error', (err) => this.noteError('flow producer', err));
+    }
+    const flows = this.flows;
     const toBull = (job: FlowJob): BullFlowJob => ({
       name: job.name,
       queueName: job.queue,
@@ -89,18 +219,30 @@ export class JobQueueRepository {
       opts: { jobId: job.jobId, ...JOB_OPTIONS, failParentOnFailure: true, ...(job.priority ? { priority: job.priority } : {}) },
       children: job.children?.map(toBull),
     });
-    await this.flows.add(toBull(root));
+    await this.guard('add the render to the queue', () => flows.add(toBull(root)));
   }
 
   /**
-   * Resolves with the job's result, rejects with its last error once no attempt is left, or
-   * when `signal` aborts (the caller gave up: no listener is left behind).
+   * Resolves with the job's result, rejects with its last error once no attempt is left, when
+   * `signal` aborts (the caller gave up: no listener is left behind), or when Redis has been
+   * unreachable for `outageTimeoutMs` in a row. Missed events (Redis went away and came back)
+   * are made up for by asking for the job's state again on every reconnection.
    */
-  async waitFor<N extends JobName>(queueName: string, jobId: string, onProgress?: (value: number) => void, signal?: AbortSignal): Promise<JobResults[N]> {
-    const events = await this.queueEvents(queueName);
+  async waitFor<N extends JobName>(
+    queueName: string,
+    jobId: string,
+    options: { onProgress?: (value: number) => void; signal?: AbortSignal; outageTimeoutMs?: number } = {},
+  ): Promise<JobResults[N]> {
+    const { onProgress, signal, outageTimeoutMs } = options;
+    const events = this.queueEvents(queueName);
     const queue = this.queue(queueName);
+    // Listening before the first look at the job's state; not for long if Redis is away.
+    await Promise.race([events.waitUntilReady().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
     return new Promise<JobResults[N]>((resolve, reject) => {
       let settled = false;
+      let outageTimer: NodeJS.Timeout | undefined;
+      // Events can be missed (the listener connected after the job ended, Redis restarted): look again now and then.
+      const poll = setInterval(() => check(), 5000);
       const settle = (fn: () => void) => {
         if (settled) return;
         settled = true;
@@ -108,6 +250,9 @@ export class JobQueueRepository {
         events.off('failed', failed);
         events.off('progress', progress);
         signal?.removeEventListener('abort', aborted);
+        offAvailability();
+        clearTimeout(outageTimer);
+        clearInterval(poll);
         fn();
       };
       const completed = ({ jobId: id, returnvalue }: { jobId: string; returnvalue: unknown }) => {
@@ -118,40 +263,63 @@ export class JobQueueRepository {
         if (id !== jobId) return;
         // Retried (delayed or waiting again) unless the job is failed for good; a job whose child
         // failed fails at once, whatever its own attempts.
-        queue.getJobState(jobId).then(
+        this.guard('read a job', () => queue.getJobState(jobId)).then(
           (state) => state === 'failed' && settle(() => reject(new Error(failedReason))),
-          (err: Error) => settle(() => reject(err)),
+          () => undefined, // asked again when Redis is back
         );
       };
       const progress = ({ jobId: id, data }: { jobId: string; data: unknown }) => {
         if (id === jobId && typeof data === 'number') onProgress?.(data);
       };
       const aborted = () => settle(() => reject(new Error(`stopped waiting for job ${jobId}`)));
+      /** The job may have ended before we listened, or while Redis was away. */
+      const check = () => {
+        this.guard('read a job', () => queue.getJob(jobId)).then(
+          async (job) => {
+            if (!job) return;
+            const state = await this.guard('read a job', () => job.getState());
+            if (state === 'completed') completed({ jobId, returnvalue: job.returnvalue });
+            else if (state === 'failed') failed({ jobId, failedReason: job.failedReason });
+          },
+          () => undefined,
+        );
+      };
+      const armOutage = () => {
+        if (!outageTimeoutMs || outageTimer) return;
+        outageTimer = setTimeout(() => {
+          settle(() => reject(unavailable(`Redis (the job queue) was unreachable for more than ${Math.round(outageTimeoutMs / 1000)} s; request the output again`)));
+        }, outageTimeoutMs);
+      };
+      const offAvailability = this.onAvailability((up) => {
+        if (up) {
+          clearTimeout(outageTimer);
+          outageTimer = undefined;
+          check();
+        } else {
+          armOutage();
+        }
+      });
       if (signal?.aborted) return aborted();
       signal?.addEventListener('abort', aborted, { once: true });
       events.on('completed', completed);
       events.on('failed', failed);
       events.on('progress', progress);
-      // The job may have ended before we listened.
-      queue.getJob(jobId).then(
-        async (job) => {
-          if (!job) return;
-          const state = await job.getState();
-          if (state === 'completed') completed({ jobId, returnvalue: job.returnvalue });
-          else if (state === 'failed') failed({ jobId, failedReason: job.failedReason });
-        },
-        (err: Error) => settle(() => reject(err)),
-      );
+      if (!this.up) armOutage();
+      check();
     });
   }
 
   /** Removes a flow's parent and, with it, every job below it that has not run yet. */
   async removeFlow(queueName: string, parentId: string): Promise<void> {
-    const job = await this.queue(queueName).getJob(parentId);
-    await job?.remove({ removeChildren: true });
+    const queue = this.queue(queueName);
+    const job = await this.guard('read a job', () => queue.getJob(parentId));
+    if (job) await this.guard('remove a render from the queue', () => job.remove({ removeChildren: true }));
   }
 
-  /** Starts one worker per queue; every job of the kind must have its handler. */
+  /**
+   * Starts one worker per queue; every job of the kind must have its handler. A job this
+   * process hands back when it shuts down goes back to its queue without using an attempt.
+   */
   startWorkers<K extends QueueKind>(kind: K, queues: string[], handlers: JobHandlers<K>, options: WorkerOptions): void {
     const table = handlers as Partial<Record<JobName, (payload: unknown, ctx: unknown) => Promise<unknown>>>;
     for (const name of Object.values(JobName)) {
@@ -160,7 +328,7 @@ export class JobQueueRepository {
     for (const queue of queues) {
       const worker = new Worker(
         queue,
-        async (job) => {
+        async (job: Job, token?: string) => {
           const handler = JOB_QUEUE_KIND[job.name as JobName] === kind ? table[job.name as JobName] : undefined;
           if (!handler) throw new Error(`job "${job.name}" is not taken from ${queue}`);
           try {
@@ -168,11 +336,23 @@ export class JobQueueRepository {
               attempt: job.attemptsMade + 1,
               progress: (v: number) => job.updateProgress(v),
               childrenValues: async () => Object.values(await job.getChildrenValues()),
+              signal: this.handBack.signal,
             });
           } catch (err) {
+            if (this.handBack.signal.aborted && token) {
+              // Stopping: back to the queue for another node, without spending an attempt.
+              const back = await this.guard('hand a job back', () => job.moveToWait(token)).then(() => true, () => false);
+              if (back) {
+                this.logger.log(`handed job ${job.id} back to ${queue}`);
+                throw new WaitingError();
+              }
+            }
             // Bad input stays bad: fail the job now rather than retry it.
             if (err instanceof MontageError && err.kind === 'bad_input') throw new UnrecoverableError(err.message);
-            throw err;
+            if (err instanceof MontageError) throw err;
+            // Anything else is this machine's business: logged here, a plain reason for the API.
+            this.logger.error(`job ${job.id} (${job.name}) failed: ${(err as Error).stack ?? err}`);
+            throw new Error(`the render node failed unexpectedly (its log has the details)`);
           }
         },
         {
@@ -183,56 +363,94 @@ export class JobQueueRepository {
           maxStalledCount: 2,
         },
       );
-      worker.on('error', (err) => this.logger.error(`worker ${queue}: ${err.message}`));
+      worker.on('error', (err) => this.noteError(`worker ${queue}`, err));
       this.workers.push(worker);
+    }
+  }
+
+  /**
+   * Shutdown, step one: workers take no new job; `graceMs` later, jobs still running are
+   * asked to stop (their signal aborts) and go back to their queue. Resolves when every
+   * worker is idle.
+   */
+  async drainWorkers(graceMs: number): Promise<void> {
+    if (this.workers.length === 0) return;
+    const timer = setTimeout(() => this.handBack.abort(), graceMs);
+    try {
+      await Promise.allSettled(this.workers.map((w) => w.close()));
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   /** Jobs waiting in a queue, prioritised ones included (for metrics and warnings). */
   async waiting(queue: string): Promise<number> {
-    const counts = await this.queue(queue).getJobCounts('wait', 'prioritized');
+    const counts = await this.guard('count jobs', () => this.queue(queue).getJobCounts('wait', 'prioritized'));
     return (counts.wait ?? 0) + (counts.prioritized ?? 0);
   }
 
   async publishHeartbeat(beat: NodeHeartbeat): Promise<void> {
-    await this.redis.set(`${HEARTBEAT_PREFIX}${beat.id}`, JSON.stringify(beat), 'EX', HEARTBEAT_TTL_SEC);
+    await this.guard('publish a heartbeat', () => this.redis.set(`${HEARTBEAT_PREFIX}${beat.id}`, JSON.stringify(beat), 'EX', HEARTBEAT_TTL_SEC));
   }
 
   async liveNodes(): Promise<NodeHeartbeat[]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.redis.scan(cursor, 'MATCH', `${HEARTBEAT_PREFIX}*`, 'COUNT', 100);
-      keys.push(...batch);
-      cursor = next;
-    } while (cursor !== '0');
-    if (keys.length === 0) return [];
-    const values = await this.redis.mget(...keys);
-    return values.filter((v): v is string => !!v).map((v) => JSON.parse(v) as NodeHeartbeat);
+    return this.guard('list render nodes', async () => {
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await this.redis.scan(cursor, 'MATCH', `${HEARTBEAT_PREFIX}*`, 'COUNT', 100);
+        keys.push(...batch);
+        cursor = next;
+      } while (cursor !== '0');
+      if (keys.length === 0) return [];
+      const values = await this.redis.mget(...keys);
+      return values.filter((v): v is string => !!v).map((v) => JSON.parse(v) as NodeHeartbeat);
+    });
   }
 
   async removeHeartbeat(id: string): Promise<void> {
-    await this.redis.del(`${HEARTBEAT_PREFIX}${id}`);
+    await this.guard('remove a heartbeat', () => this.redis.del(`${HEARTBEAT_PREFIX}${id}`));
   }
 
+  /** Throws (at once) when Redis does not answer. */
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await this.guard('reach Redis', () => this.redis.ping());
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.close()));
-    await this.flows?.close();
-    await Promise.all([...this.events.values()].map((e) => e.close()));
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  /**
+   * Closes every connection, within `timeoutMs`: gracefully while Redis answers; if it does
+   * not (it may be gone already), connections are dropped, so a shutdown never hangs on it.
+   */
+  async close(timeoutMs = 2000): Promise<void> {
+    this.closed = true;
+    this.handBack.abort();
+    const graceful = (async () => {
+      await Promise.allSettled(this.workers.map((w) => w.close()));
+      await Promise.allSettled([
+        this.flows?.close(),
+        ...[...this.events.values()].map((e) => e.close()),
+        ...[...this.queues.values()].map((q) => q.close()),
+      ]);
+      if (this.up) await this.redis.quit().catch(() => undefined);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([graceful.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+    clearTimeout(timer);
+    if (!finished) {
+      for (const w of this.workers) void w.close(true).catch(() => undefined);
+      for (const closable of [this.flows, ...this.events.values(), ...this.queues.values(), ...this.workers]) {
+        void closable?.disconnect().catch(() => undefined);
+      }
+    }
     this.redis.disconnect();
   }
 
-  private async queueEvents(name: string): Promise<QueueEvents> {
+  private queueEvents(name: string): QueueEvents {
     let events = this.events.get(name);
     if (!events) {
       events = new QueueEvents(name, { connection: this.connection as ConnectionOptions });
+      events.on('error', (err) => this.noteError(`events of ${name}`, err));
       this.events.set(name, events);
-      await events.waitUntilReady();
     }
     return events;
   }

@@ -62,7 +62,7 @@ it('the embedded node and a separate render-node process announce themselves; a 
     segment,
   }, jobId);
   const progress: number[] = [];
-  const result = await queue.waitFor<JobName.RenderSegment>(queueName('gpu'), jobId, (v) => progress.push(v));
+  const result = await queue.waitFor<JobName.RenderSegment>(queueName('gpu'), jobId, { onProgress: (v) => progress.push(v) });
   expect(result).toMatchObject({ segment, frames: 30, node: external.id });
   const p = await probe(outputPath);
   expect(p.video?.nb_read_frames).toBe('30');
