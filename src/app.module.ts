@@ -21,6 +21,15 @@ import { StorageModule } from './storage/storage.module';
 import { FileProjectsRepository } from './repositories/projects-file.repository';
 import { DOCUMENT_STORE, type DocumentStore } from './store/document-store';
 import { createDocumentStore } from './store/document-store.factory';
+import { LifecycleModule } from './lifecycle/lifecycle.module';
+import { LimitsModule } from './limits/limits.module';
+import { LiveRenders } from './renders/live-renders';
+import { TokenRemoval } from './renders/token-removal';
+import { OutputAccessService } from './retention/output-access.service';
+import { RetentionModule } from './retention/retention.module';
+import { StoreSweeper } from './retention/store-sweeper';
+import { waitForDependency } from './health/dependency-wait';
+import { Logger } from '@nestjs/common';
 
 /** Projects live with the documents on MongoDB; with the embedded store, in files the CLI can share. */
 export const projectsRepositoryProvider = {
@@ -30,10 +39,15 @@ export const projectsRepositoryProvider = {
     store.kind === 'mongodb' ? new StoreProjectsRepository(store) : new FileProjectsRepository(path.join(config.dataDir, 'projects')),
 };
 
+/** The document store; MongoDB is waited for at start-up (said once, with backoff) up to STARTUP_TIMEOUT_MS. */
 export const documentStoreProvider = {
   provide: DOCUMENT_STORE,
   inject: [MONTAGE_CONFIG],
-  useFactory: (config: MontageConfig) => createDocumentStore(config),
+  useFactory: (config: MontageConfig) =>
+    waitForDependency(config.mongodbUri ? 'MongoDB (MONGODB_URI)' : 'the embedded document store', () => createDocumentStore(config), {
+      timeoutMs: config.startupTimeoutMs,
+      logger: new Logger('Store'),
+    }),
 };
 
 @Module({})
@@ -42,7 +56,7 @@ export class AppModule {
   static forRoot(config: MontageConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [RenderModule, StorageModule, QueueModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
+      imports: [LifecycleModule, RenderModule, StorageModule, QueueModule, LimitsModule, RetentionModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes.
       controllers: [HealthController, MetricsController, RenderRequestsController, MoviesController, NodesController, DeliveryController],
       providers: [
@@ -50,7 +64,11 @@ export class AppModule {
         projectsRepositoryProvider,
         ProjectsService,
         LiveFilesRepository,
+        LiveRenders,
+        TokenRemoval,
+        OutputAccessService,
         RendersService,
+        StoreSweeper,
         TemplateProjectsInitializer,
         MetricsService,
       ],

@@ -4,6 +4,7 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { JOB_QUEUE } from '../queue/queue.module';
 import { queueName } from '../queue/queue.types';
 import { JobQueueRepository } from '../repositories/job-queue.repository';
+import { DiskUsage } from '../retention/disk-usage';
 
 /** Prometheus metrics of this API process, scraped at GET /metrics. */
 @Injectable()
@@ -34,6 +35,7 @@ export class MetricsService {
   constructor(
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     @Inject(MONTAGE_CONFIG) config: MontageConfig,
+    disk: DiskUsage,
   ) {
     for (const key of config.routingKeys) this.routingKeys.add(key);
     const routingKeys = this.routingKeys;
@@ -45,6 +47,50 @@ export class MetricsService {
       registers: [this.registry],
       async collect() {
         for (const key of routingKeys) this.set({ routing_key: key }, await jobs.waiting(queueName(key)).catch(() => 0));
+      },
+    });
+    // What each area of the disk and storage holds, as the last sweep found it.
+    new Gauge({
+      name: 'montage_disk_bytes',
+      help: 'Bytes per area (outputs, segments, live, staging, cache_assets, cache_rasters), as of the last sweep',
+      labelNames: ['area'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [area, usage] of disk.areas) this.set({ area }, usage.bytes);
+      },
+    });
+    new Gauge({
+      name: 'montage_disk_files',
+      help: 'Files per area, as of the last sweep',
+      labelNames: ['area'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [area, usage] of disk.areas) this.set({ area }, usage.files);
+      },
+    });
+    new Gauge({
+      name: 'montage_swept_bytes',
+      help: 'Bytes the sweeper removed since start, per area',
+      labelNames: ['area'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [area, removed] of disk.removed) this.set({ area }, removed.bytes);
+      },
+    });
+    new Gauge({
+      name: 'montage_sweep_duration_seconds',
+      help: 'How long the last sweep of the store and storage took',
+      registers: [this.registry],
+      collect() {
+        this.set(disk.lastSweepDurationMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'montage_queue_available',
+      help: '1 while Redis (the job queue) answers, 0 during an outage',
+      registers: [this.registry],
+      collect() {
+        this.set(jobs.available ? 1 : 0);
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'montage_' });

@@ -3,7 +3,53 @@ export interface ProjectLimits {
   maxPixelSeconds: number;
   /** Bytes of JSON params a request may carry. */
   maxParamsBytes: number;
+  // The ones below default to the service's settings (RATE_LIMIT_*, QUOTA_*, OUTPUT_TTL_DAYS, …)
+  // when a project has no value of its own; 0 means no limit.
+  /** Authenticated requests per API key per minute. */
+  requestsPerMinute?: number;
+  /** Renders running at once per API key. */
+  rendersRunning?: number;
+  /** Width × height × seconds rendered per API key per UTC day. */
+  pixelSecondsPerDay?: number;
+  /** A stored output not fetched for this many days is removed (a later GET renders it again); pinned tokens keep theirs. */
+  outputTtlDays?: number;
+  /** Tokens made without `ttl` expire after this many days. */
+  tokenTtlDays?: number;
+  /** Bytes of stored outputs the project may keep; beyond it the least recently fetched unpinned ones go. */
+  maxStoredBytes?: number;
 }
+
+export type EffectiveLimits = Required<ProjectLimits>;
+
+/** A project's limits with the service's defaults filled in. */
+export function effectiveLimits(
+  project: Pick<ProjectDoc, 'limits'>,
+  defaults: { limits: { requestsPerMinute: number; rendersRunning: number; pixelSecondsPerDay: number }; retention: { outputTtlDays: number; tokenTtlDays: number; maxStoredBytes: number } },
+): EffectiveLimits {
+  const own = project.limits ?? DEFAULT_LIMITS;
+  return {
+    maxPixelSeconds: own.maxPixelSeconds ?? DEFAULT_LIMITS.maxPixelSeconds,
+    maxParamsBytes: own.maxParamsBytes ?? DEFAULT_LIMITS.maxParamsBytes,
+    requestsPerMinute: own.requestsPerMinute ?? defaults.limits.requestsPerMinute,
+    rendersRunning: own.rendersRunning ?? defaults.limits.rendersRunning,
+    pixelSecondsPerDay: own.pixelSecondsPerDay ?? defaults.limits.pixelSecondsPerDay,
+    outputTtlDays: own.outputTtlDays ?? defaults.retention.outputTtlDays,
+    tokenTtlDays: own.tokenTtlDays ?? defaults.retention.tokenTtlDays,
+    maxStoredBytes: own.maxStoredBytes ?? defaults.retention.maxStoredBytes,
+  };
+}
+
+/** The limits a project may set (`montage projects limits`), with what each one takes. */
+export const SETTABLE_LIMITS = [
+  'requestsPerMinute',
+  'rendersRunning',
+  'pixelSecondsPerDay',
+  'outputTtlDays',
+  'tokenTtlDays',
+  'maxStoredBytes',
+  'maxPixelSeconds',
+  'maxParamsBytes',
+] as const satisfies ReadonlyArray<keyof ProjectLimits>;
 
 export interface ProjectDoc {
   _id: string;

@@ -73,6 +73,11 @@ export class ProjectsService {
     throw unauthorized('invalid API key');
   }
 
+  /** Whether some project holds this key (for details only key holders see). */
+  async isValidKey(key: string): Promise<boolean> {
+    return !!(await this.projects.findByKeyHash(hashKey(key)).catch(() => undefined));
+  }
+
   /** For signed direct-render URLs; public projects need no signature. */
   async checkSignature(projectId: string, path: string, query: Record<string, string>): Promise<ProjectDoc> {
     const project = await this.get(projectId);

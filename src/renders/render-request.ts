@@ -34,6 +34,10 @@ export const renderRequestSchema = z
     routingkey: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lower-case letters, digits, - and _').default('default'),
     upload: z.array(uploadTask).max(10).default([]),
     async: z.boolean().default(false),
+    /** Seconds until the token expires (Impossible-style); default: the project's token TTL (none). */
+    ttl: z.number().int().min(60).max(10 * 365 * 24 * 3600).optional(),
+    /** Keep this token's outputs whatever the project's output TTL and byte limit. */
+    pin: z.boolean().default(false),
   })
   .strict();
 

@@ -20,6 +20,12 @@ export interface TokenDoc {
   renders: Partial<Record<OutputFormat, string>>;
   /** Signed-URL tokens stand for exactly the output that was signed: query values are ignored. */
   pinned?: { frame?: number; q?: number };
+  /** Which API key made the token (a short hash): its rate limits and quotas pay for the renders. */
+  keyId?: string;
+  /** After this, the token answers 410 and the sweeper removes it (with its unshared outputs). */
+  expiresAt?: string;
+  /** Outputs of a pinned token are kept whatever the project's output TTL and byte limit. */
+  pin?: boolean;
 }
 
 /** One output: content-addressed by its render key, shared by every token that asks for it. */
@@ -37,6 +43,8 @@ export interface RenderDoc {
   attempts: number;
   /** A distributed render's BullMQ flow: the id of its assembly job in `montage.assembly`. */
   flow?: string;
+  /** When a stored output was last fetched (written at most every ten minutes): for its expiry. */
+  lastAccessAt?: string;
   createdAt: string;
   updatedAt: string;
 }

@@ -1,16 +1,22 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { badInput, MontageError, notFound, tooLarge } from '../common/errors';
+import { badInput, MontageError, notFound, tooLarge, unavailable } from '../common/errors';
 import { CONTENT_TYPES, DEFAULTS, isOutputFormat, isStillFormat, type OutputFormat, type OutputProfile } from '../compiler/output-profiles';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import type { ProjectDoc } from '../projects/project.types';
-import { ProjectsService } from '../projects/projects.service';
+import { waitForDependency } from '../health/dependency-wait';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { RateLimitsService } from '../limits/rate-limits.service';
+import { effectiveLimits, type ProjectDoc } from '../projects/project.types';
+import { hashKey, ProjectsService } from '../projects/projects.service';
+import { OutputAccessService } from '../retention/output-access.service';
 import { RenderService } from '../render/render.service';
 import { LiveFilesRepository } from '../repositories/live-files.repository';
 import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
 import { type Collection, DOCUMENT_STORE, type DocumentStore, DuplicateKeyError } from '../store/document-store';
 import { LiveRender } from './live-render';
+import { LiveRenders } from './live-renders';
+import { TokenRemoval } from './token-removal';
 import { MetricsService } from '../metrics/metrics.service';
 import { JOB_QUEUE } from '../queue/queue.module';
 import { ASSEMBLY_QUEUE, type JobHandlers, JobName, QueueKind, queueName, type RenderSegmentResult } from '../queue/queue.types';
@@ -35,6 +41,8 @@ export interface LocatedOutput {
   key: string;
   fps: number;
   totalFrames: number;
+  /** Width × height × seconds of this output: what it costs of a daily quota. */
+  pixelSeconds: number;
 }
 
 export type Delivery =
@@ -61,7 +69,6 @@ const STREAMABLE = new Set<OutputFormat>(['mp4', 'webm']);
 @Injectable()
 export class RendersService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Renders');
-  private readonly live = new Map<string, LiveRender>();
   private readonly tokens: Collection<TokenDoc>;
   private readonly renders: Collection<RenderDoc>;
 
@@ -74,6 +81,11 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     private readonly projects: ProjectsService,
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     private readonly metrics: MetricsService,
+    private readonly live: LiveRenders,
+    private readonly lifecycle: LifecycleService,
+    private readonly limits: RateLimitsService,
+    private readonly access: OutputAccessService,
+    private readonly removal: TokenRemoval,
   ) {
     this.tokens = store.collection<TokenDoc>('tokens');
     this.renders = store.collection<RenderDoc>('renders');
@@ -85,8 +97,15 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       [JobName.AssembleRender]: async (payload, ctx) => checkAssembly(payload, (await ctx.childrenValues()) as RenderSegmentResult[]),
     };
     this.queue.startWorkers(QueueKind.Assembly, [ASSEMBLY_QUEUE], assembly, { concurrency: 16 });
-    await this.storage.init();
-    this.storageId = await this.storage.identity();
+    // A bucket that does not answer yet is waited for (said once, with backoff), up to STARTUP_TIMEOUT_MS.
+    await waitForDependency(
+      `the output storage (${this.storage.description})`,
+      async () => {
+        await this.storage.init();
+        this.storageId = await this.storage.identity();
+      },
+      { timeoutMs: this.config.startupTimeoutMs, logger: this.logger },
+    );
     await this.liveFiles.init();
     await this.tokens.ensureIndex({ renderKeys: 1 });
     // Renders cut off by a restart are re-run on the next request, never served half-written.
@@ -97,13 +116,42 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     if (interrupted > 0) this.logger.warn(`${interrupted} render(s) were interrupted by a restart; they run again on the next request`);
   }
 
-  /** Stopping: renders in flight are cut off and left `rendering`; the next start re-runs them on request. */
-  async onModuleDestroy(): Promise<void> {
-    this.stopping = true;
-    const running = [...this.live.values()];
-    for (const live of running) live.abort.abort();
-    await Promise.all(running.map((live) => live.done));
+  /**
+   * Shutdown, step one: no render starts any more (503); those running get `graceMs` to finish
+   * (their viewers keep streaming), then are cut off and marked to run again on the next request.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    const running = this.live.all();
+    if (running.length === 0) return;
+    this.logger.log(`waiting up to ${graceMs} ms for ${running.length} render(s) in progress`);
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      Promise.all(running.map((live) => live.done)).then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+    ]);
+    clearTimeout(timer);
+    if (!finished) await this.cutOff(500);
   }
+
+  /** Renders still running are aborted; they are marked to run again on the next request. */
+  private async cutOff(waitMs: number): Promise<void> {
+    this.stopping = true;
+    const running = this.live.all();
+    if (running.length === 0) return;
+    this.logger.warn(`${running.length} render(s) cut off by the shutdown; they run again on the next request`);
+    for (const live of running) live.abort.abort();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(running.map((live) => live.done)), new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.draining = true;
+    await this.cutOff(1000);
+  }
+
+  private draining = false;
 
   private stopping = false;
   private storageId?: string;
@@ -111,14 +159,22 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   /** POST /v2/render and /v2/token: validate everything now, store the token, answer with URLs. */
   async createToken(projectId: string, apiKey: string | undefined, rawBody: unknown, baseUrl: string, allowAsync: boolean): Promise<CreatedToken> {
     const project = await this.projects.authenticate(projectId, apiKey);
+    const keyId = keyIdOf(apiKey!);
+    await this.limits.countRequest(project, keyId);
     const body = parseRenderRequest(rawBody);
     const extensions = coveredExtensions(body.movie);
     const movies = [...new Set(extensions.map((ext) => movieFor(body.movie, ext)!))];
     let totalFrames = 0;
+    let largest = 0;
     for (const movie of movies) {
       const resolved = await this.checkedMovie(project, movie, body.params, movies.length > 1);
       if (movie === movieFor(body.movie, 'mp4') || totalFrames === 0) totalFrames = resolved.totalFrames;
+      largest = Math.max(largest, resolved.width * resolved.height * (resolved.totalFrames / resolved.fps));
     }
+    // Said now rather than at the first GET: a movie this key can no longer afford today.
+    await this.limits.checkQuota(project, keyId, largest);
+    const ttlDays = effectiveLimits(project, this.config).tokenTtlDays;
+    const ttlSec = body.ttl ?? (ttlDays ? ttlDays * 24 * 3600 : 0);
     const token: TokenDoc = {
       _id: randomBytes(16).toString('base64url'), // 128 random bits: the token is a capability
       project: projectId,
@@ -130,6 +186,9 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       createdAt: now(),
       renderKeys: [],
       renders: {},
+      keyId,
+      ...(ttlSec ? { expiresAt: new Date(Date.now() + ttlSec * 1000).toISOString() } : {}),
+      ...(body.pin ? { pin: true } : {}),
     };
     await this.tokens.insertOne(token);
     if (allowAsync && body.async) {
@@ -143,6 +202,8 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       urls: Object.fromEntries(extensions.map((ext) => [ext, `${baseUrl}/v2/get/${token._id}.${ext}`])),
       uploads: body.upload.map((u) => ({ ...u, status: 'pending' })),
       totalFrames,
+      ...(token.expiresAt ? { expiresAt: token.expiresAt } : {}),
+      ...(token.pin ? { pin: true } : {}),
     };
   }
 
@@ -180,7 +241,9 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       await this.tokens.findOneAndUpdate({ _id: token._id }, { $set: { [`renders.${ext}`]: key } });
       token.renders[ext] = key;
     }
-    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: isStillFormat(ext) ? 1 : resolved.totalFrames };
+    const frames = isStillFormat(ext) ? 1 : resolved.totalFrames;
+    const pixelSeconds = resolved.width * resolved.height * (frames / resolved.fps);
+    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: frames, pixelSeconds };
   }
 
   /**
@@ -189,7 +252,10 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
    */
   async deliver(located: LocatedOutput, progressive: boolean, signal?: AbortSignal): Promise<Delivery> {
     const stored = await this.stored(located);
-    if (stored) return stored;
+    if (stored) {
+      this.access.noteAccess(located.key);
+      return stored;
+    }
     const live = this.ensureStarted(located);
     if (progressive && live.livePath) {
       // Answer as soon as there are bytes to send; a failure before that gets a proper error status.
@@ -244,20 +310,10 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
 
   /** DELETE /v2/token/:token: the token, and every output no other token shares. */
   async deleteToken(tokenId: string, apiKey: string | undefined): Promise<{ deleted: string; outputsRemoved: number }> {
-    const token = await this.findToken(tokenId);
-    await this.projects.authenticate(token.project, apiKey);
-    let outputsRemoved = 0;
-    for (const key of token.renderKeys) {
-      const sharedBy = await this.tokens.countDocuments({ renderKeys: key, _id: { $ne: token._id } });
-      if (sharedBy > 0 || this.live.has(key)) continue;
-      const doc = await this.renders.findOne({ _id: key });
-      if (doc) {
-        await this.storage.remove(key, doc.format);
-        await this.renders.deleteOne({ _id: key });
-        outputsRemoved++;
-      }
-    }
-    await this.tokens.deleteOne({ _id: token._id });
+    const token = await this.findToken(tokenId, { evenExpired: true });
+    const project = await this.projects.authenticate(token.project, apiKey);
+    await this.limits.countRequest(project, keyIdOf(apiKey!));
+    const outputsRemoved = await this.removal.removeToken(token);
     return { deleted: token._id, outputsRemoved };
   }
 
@@ -315,9 +371,12 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     return resolved;
   }
 
-  private async findToken(tokenId: string): Promise<TokenDoc> {
+  private async findToken(tokenId: string, options: { evenExpired?: boolean } = {}): Promise<TokenDoc> {
     const token = TOKEN.test(tokenId) ? await this.tokens.findOne({ _id: tokenId }) : null;
     if (!token) throw notFound('unknown token', [{ field: 'token', message: 'unknown or deleted token' }]);
+    if (!options.evenExpired && token.expiresAt && token.expiresAt < now()) {
+      throw new MontageError('gone', `this token expired at ${token.expiresAt}`, [{ field: 'token', message: 'expired' }]);
+    }
     return token;
   }
 
@@ -349,8 +408,10 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   private ensureStarted(located: LocatedOutput): LiveRender {
     const existing = this.live.get(located.key);
     if (existing) return existing;
+    if (this.draining || this.lifecycle.draining) throw unavailable('this API process is shutting down; request the output again in a moment', 2);
     const live = new LiveRender(located.key, STREAMABLE.has(located.format) ? this.liveFiles.livePath(located.key, located.format) : undefined);
-    this.live.set(located.key, live);
+    this.live.add(live);
+    if (live.livePath) this.live.keptFiles.add(live.livePath);
     this.counters.started++;
     this.metrics.rendersRunning.inc();
     void this.run(located, live).then(
@@ -358,9 +419,15 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       (err: Error) => (live.finish(err), this.stopping || this.metrics.rendersFinished.inc({ status: 'failed', format: located.format })),
     ).finally(() => {
       this.metrics.rendersRunning.dec();
-      this.live.delete(located.key);
-      // Followers opened the file already; give slow ones time, the next start-up cleans the rest.
-      if (live.livePath) setTimeout(() => void this.liveFiles.remove(live.livePath!), 60_000).unref();
+      this.live.remove(live);
+      // Followers opened the file already; give slow ones time, the sweeper takes what a crash leaves.
+      const livePath = live.livePath;
+      if (livePath) {
+        setTimeout(() => {
+          this.live.keptFiles.delete(livePath);
+          void this.liveFiles.remove(livePath);
+        }, 60_000).unref();
+      }
     });
     return live;
   }
@@ -369,12 +436,19 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     const { key, format, token } = located;
     // Stored meanwhile (an async start, or a render that finished an instant ago): nothing to do.
     if (await this.storage.stat(key, format)) return;
-    const distributed = (format === 'mp4' || format === 'webm') && token.parallel > 1;
-    const release = distributed ? () => undefined : await this.renderSlot(key, live);
+    // The key's running renders and daily pixel-seconds: 429 to every viewer of this render when over.
+    const project = await this.projects.get(token.project);
+    const admitted = await this.limits.admitRender(project, token.keyId, key, located.pixelSeconds);
     try {
-      await this.runClaimed(located, live, distributed);
+      const distributed = (format === 'mp4' || format === 'webm') && token.parallel > 1;
+      const release = distributed ? () => undefined : await this.renderSlot(key, live);
+      try {
+        await this.runClaimed(located, live, distributed);
+      } finally {
+        release();
+      }
     } finally {
-      release();
+      admitted();
     }
   }
 
@@ -459,14 +533,20 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       }
       await this.renders.findOneAndUpdate(
         { _id: key },
-        { $set: { status: 'done', bytes, framesDone: located.totalFrames, totalFrames: located.totalFrames, updatedAt: now() } },
+        { $set: { status: 'done', bytes, framesDone: located.totalFrames, totalFrames: located.totalFrames, updatedAt: now(), lastAccessAt: now() } },
       );
     } catch (err) {
-      if (this.stopping) throw err; // left `rendering`: interrupted, not failed
-      const message = (err as Error).message;
-      this.logger.warn(`render ${key} (${token.project}/${located.movie}.${format}) failed: ${message}`);
-      await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'failed', error: message, updatedAt: now() } });
-      throw err;
+      if (this.stopping) {
+        // Interrupted, not failed: the next request renders it again.
+        await this.renders
+          .findOneAndUpdate({ _id: key, status: { $in: ['rendering', 'queued'] } }, { $set: { status: 'pending', error: 'interrupted by a shutdown; rendered again on the next request', updatedAt: now() } })
+          .catch(() => undefined);
+        throw err;
+      }
+      const failure = publicFailure(err);
+      this.logger.warn(`render ${key} (${token.project}/${located.movie}.${format}) failed: ${failure.message}${failure.internal ? ` — ${failure.internal}` : ''}`);
+      await this.renders.findOneAndUpdate({ _id: key }, { $set: { status: 'failed', error: failure.message, updatedAt: now() } }).catch(() => undefined);
+      throw failure;
     }
   }
 
@@ -533,9 +613,14 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     live.abort.signal.addEventListener('abort', onAbort, { once: true });
     const lanes = Math.min(token.parallel, ranges.length);
     const timers = ranges.map((_, i) => (i < lanes ? this.metrics.segmentSeconds.startTimer({ routing_key: token.routingkey }) : undefined));
+    const outageTimeoutMs = this.config.queueOutageTimeoutMs;
     const results = ranges.map((range, i) =>
       this.queue
-        .waitFor<JobName.RenderSegment>(queueName(token.routingkey), flow.segmentIds[i], (frames) => ((done[i] = frames), reportProgress()), stopWaiting.signal)
+        .waitFor<JobName.RenderSegment>(queueName(token.routingkey), flow.segmentIds[i], {
+          onProgress: (frames) => ((done[i] = frames), reportProgress()),
+          signal: stopWaiting.signal,
+          outageTimeoutMs,
+        })
         .then((r) => {
           done[i] = range.to - range.from;
           timers[i]?.();
@@ -545,15 +630,16 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
           return r;
         })
         .catch((err: Error) => {
+          if (err instanceof MontageError && err.kind === 'unavailable') throw err;
           throw new MontageError('render_failed', `segment ${range.from}–${range.to} failed on every attempt: ${err.message}`);
         }),
     );
     for (const r of results) r.catch(() => undefined); // awaited in order below; a failure is reported there
-    const assembled = this.queue.waitFor<JobName.AssembleRender>(ASSEMBLY_QUEUE, flow.parentId, undefined, stopWaiting.signal);
+    const assembled = this.queue.waitFor<JobName.AssembleRender>(ASSEMBLY_QUEUE, flow.parentId, { signal: stopWaiting.signal, outageTimeoutMs });
     assembled.catch(() => undefined); // awaited after the stream
     const storage = this.storage;
     try {
-      if (!(await this.queue.liveNodes()).some((n) => n.routingKeys.includes(token.routingkey))) {
+      if (!(await this.queue.liveNodes().catch(() => [])).some((n) => n.routingKeys.includes(token.routingkey))) {
         this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
       }
       const plan = await planning;
@@ -592,11 +678,26 @@ function now(): string {
   return new Date().toISOString();
 }
 
+/** A short, stable id of an API key (never the key): whose limits a token spends. */
+function keyIdOf(apiKey: string): string {
+  return hashKey(apiKey).slice(0, 16);
+}
+
+/** Decimal digits only: `0x10`, `1e1`, ` 16` and `16.0` are not frame numbers. */
 function intParam(raw: unknown, name: string, min: number, max: number): number {
-  const n = Number(raw);
+  const n = typeof raw === 'string' && /^\d{1,9}$/.test(raw) ? Number(raw) : typeof raw === 'number' ? raw : NaN;
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw badInput(`${name} must be a whole number from ${min} to ${max}`, [{ field: name, message: `out of range ${min}–${max}` }]);
+    throw badInput(`${name} must be a whole number from ${min} to ${max}, in decimal digits`, [{ field: name, message: `out of range ${min}–${max}` }]);
   }
   return n;
+}
+
+/**
+ * What a client may read of a failure: a MontageError's own message; anything else (a
+ * filesystem error with a path, a library's words) becomes a plain sentence, the rest is logged.
+ */
+function publicFailure(err: unknown): MontageError {
+  if (err instanceof MontageError) return err;
+  return new MontageError('render_failed', 'the render failed unexpectedly (the service log has the details)', [], { internal: (err as Error)?.stack ?? String(err) });
 }
 

@@ -25,6 +25,18 @@ export class LiveFilesRepository {
     return path.join(this.liveDir, `${key}.${randomBytes(4).toString('hex')}.${ext}`);
   }
 
+  /** The live files there are now (for the sweeper: those of no running render go). */
+  async list(): Promise<Array<{ path: string; bytes: number; mtimeMs: number }>> {
+    const names = await fs.readdir(this.liveDir).catch(() => [] as string[]);
+    const found: Array<{ path: string; bytes: number; mtimeMs: number }> = [];
+    for (const name of names) {
+      const file = path.join(this.liveDir, name);
+      const s = await fs.stat(file).catch(() => undefined);
+      if (s?.isFile()) found.push({ path: file, bytes: s.size, mtimeMs: s.mtimeMs });
+    }
+    return found;
+  }
+
   async hasBytes(file: string): Promise<boolean> {
     return fs.stat(file).then((s) => s.size > 0, () => false);
   }

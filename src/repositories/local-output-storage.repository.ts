@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { notFound } from '../common/errors';
+import { notFound, unavailable } from '../common/errors';
+import type { Leftover } from '../retention/retention-plan';
 import { storageName, type OutputStorage } from '../storage/output-storage';
 
 /**
@@ -52,14 +53,17 @@ export class LocalOutputStorage implements OutputStorage {
   async stat(key: string, ext: string): Promise<{ size: number; mtime: Date } | undefined> {
     return fs.stat(this.outputPath(key, ext)).then(
       (s) => (s.isFile() ? { size: s.size, mtime: s.mtime } : undefined),
-      () => undefined,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+        throw unreadable(err);
+      },
     );
   }
 
   async read(key: string, ext: string, range?: { start: number; end: number }): Promise<Readable> {
     // Opened here, so an output removed since its stat is an error now, not an empty 200 later.
     const handle = await fs.open(this.outputPath(key, ext), 'r').catch((err: NodeJS.ErrnoException) => {
-      throw err.code === 'ENOENT' ? notFound('the stored output was removed') : err;
+      throw err.code === 'ENOENT' ? notFound('the stored output was removed') : unreadable(err);
     });
     return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
   }
@@ -84,16 +88,47 @@ export class LocalOutputStorage implements OutputStorage {
     await fs.rm(this.segmentPath(name), { force: true });
   }
 
+  async listLeftovers(): Promise<Leftover[]> {
+    const list = async (dir: string, area: Leftover['area'], only?: (name: string) => boolean) => {
+      const names = (await fs.readdir(dir).catch(() => [] as string[])).filter((n) => !only || only(n));
+      const found: Leftover[] = [];
+      for (const name of names) {
+        const s = await fs.stat(path.join(dir, name)).catch(() => undefined);
+        if (s?.isFile()) found.push({ name, area, bytes: s.size, modifiedMs: s.mtimeMs });
+      }
+      return found;
+    };
+    return [...(await list(this.segmentsDir, 'segments')), ...(await list(this.outputsDir, 'outputs', isStaging))];
+  }
+
+  async removeLeftover(leftover: Leftover): Promise<void> {
+    const dir = leftover.area === 'segments' ? this.segmentsDir : this.outputsDir;
+    if (path.basename(leftover.name) !== leftover.name || leftover.name === '..' || leftover.name === '.') return;
+    await fs.rm(path.join(dir, leftover.name), { force: true });
+  }
+
+  /**
+   * The staging file is made before the render writes into it, so a storage that cannot be
+   * written (read-only, full, no permission) fails at once, plainly, without rendering for nothing.
+   */
   private async store<T>(target: string, write: (file: string) => Promise<T>): Promise<T> {
-    await fs.mkdir(path.dirname(target), { recursive: true });
     const ext = path.extname(target);
     const staging = path.join(path.dirname(target), `.${path.basename(target, ext)}.${randomBytes(6).toString('hex')}.part${ext}`);
     try {
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await (await fs.open(staging, 'wx')).close();
+    } catch (err) {
+      await fs.rm(staging, { force: true }).catch(() => undefined);
+      throw unwritable(err as NodeJS.ErrnoException);
+    }
+    try {
       const result = await write(staging);
-      await fs.rename(staging, target);
+      await fs.rename(staging, target).catch((err: NodeJS.ErrnoException) => {
+        throw unwritable(err);
+      });
       return result;
     } finally {
-      await fs.rm(staging, { force: true });
+      await fs.rm(staging, { force: true }).catch(() => undefined);
     }
   }
 
@@ -107,3 +142,13 @@ export class LocalOutputStorage implements OutputStorage {
 }
 
 const isStaging = (name: string) => name.startsWith('.') && name.includes('.part');
+
+/** A storage error said plainly (the path and the system's words go to the log). */
+function unwritable(err: NodeJS.ErrnoException) {
+  const why = err.code === 'ENOSPC' || err.code === 'EDQUOT' ? 'it is full' : err.code === 'EROFS' ? 'it is read-only' : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : 'it failed';
+  return unavailable(`the output storage cannot be written (${why}); nothing was stored, try again later`, 30, err.message);
+}
+
+function unreadable(err: NodeJS.ErrnoException) {
+  return unavailable('the output storage cannot be read right now; try again later', 10, err.message);
+}

@@ -15,7 +15,8 @@ import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { notFound } from '../common/errors';
+import { MontageError, notFound, unavailable } from '../common/errors';
+import type { Leftover } from '../retention/retention-plan';
 import { CONTENT_TYPES, isOutputFormat } from '../compiler/output-profiles';
 import { storageName, type OutputStorage } from '../storage/output-storage';
 import { describeStorage, type StorageLocation } from '../storage/storage-location';
@@ -100,7 +101,7 @@ export class S3OutputStorage implements OutputStorage {
       return { size: head.ContentLength ?? 0, mtime: head.LastModified ?? new Date(0) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      throw unreachable(err);
     }
   }
 
@@ -112,7 +113,7 @@ export class S3OutputStorage implements OutputStorage {
         Range: range ? `bytes=${range.start}-${range.end}` : undefined,
       }),
     ).catch((err: unknown) => {
-      throw isNotFound(err) ? notFound('the stored output was removed') : err;
+      throw isNotFound(err) ? notFound('the stored output was removed') : unreachable(err);
     });
     return object.Body as Readable;
   }
@@ -138,15 +139,50 @@ export class S3OutputStorage implements OutputStorage {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.segmentKey(name) }));
   }
 
+  async listLeftovers(): Promise<Leftover[]> {
+    const found: Leftover[] = [];
+    const prefix = this.segmentKey('');
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: prefix, ContinuationToken: token }));
+        for (const o of page.Contents ?? []) {
+          if (o.Key) found.push({ name: o.Key.slice(prefix.length), area: 'segments', bytes: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 });
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw unreachable(err);
+    }
+    return found;
+  }
+
+  async removeLeftover(leftover: Leftover): Promise<void> {
+    if (leftover.area !== 'segments' || leftover.name.includes('/')) return;
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.segmentKey(leftover.name) }));
+  }
+
+  /**
+   * Staged on this process's disk, named `<pid>-<random>`: the sweeper of this data dir removes
+   * the files of a writer that died. The object is written only once the file is complete.
+   */
   private async store<T>(objectKey: string, ext: string, write: (file: string) => Promise<T>): Promise<T> {
-    await fs.mkdir(this.stagingDir, { recursive: true });
-    const staging = path.join(this.stagingDir, `${randomBytes(8).toString('hex')}.${ext}`);
+    const staging = path.join(this.stagingDir, `${process.pid}-${randomBytes(8).toString('hex')}.${ext}`);
+    try {
+      await fs.mkdir(this.stagingDir, { recursive: true });
+      await (await fs.open(staging, 'wx')).close();
+    } catch (err) {
+      await fs.rm(staging, { force: true }).catch(() => undefined);
+      throw unavailable('the staging area of this machine cannot be written (full or read-only); nothing was stored', 30, (err as Error).message);
+    }
     try {
       const result = await write(staging);
-      await this.upload(staging, objectKey, ext);
+      await this.upload(staging, objectKey, ext).catch((err: unknown) => {
+        throw err instanceof MontageError ? err : unavailable('the output storage did not take the file; nothing was stored, try again later', 30, describeError(err));
+      });
       return result;
     } finally {
-      await fs.rm(staging, { force: true });
+      await fs.rm(staging, { force: true }).catch(() => undefined);
     }
   }
 
@@ -200,6 +236,11 @@ export class S3OutputStorage implements OutputStorage {
 
 function isNotFound(err: unknown): boolean {
   return err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 404 || err.name === 'NotFound' || err.name === 'NoSuchKey');
+}
+
+/** An S3 failure other than "not found", said plainly (the SDK's words go to the log). */
+function unreachable(err: unknown): MontageError {
+  return unavailable('the output storage does not answer right now; try again later', 10, describeError(err));
 }
 
 function describeError(err: unknown): string {

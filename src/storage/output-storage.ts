@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Leftover } from '../retention/retention-plan';
 
 /**
  * The storage port: finished outputs and the segments of distributed renders. One adapter
@@ -36,6 +37,13 @@ export interface OutputStorage {
   storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T>;
   readSegment(name: string): Promise<Buffer>;
   removeSegment(name: string): Promise<void>;
+
+  /**
+   * What the sweeper looks at: segments, and staging files of segments and outputs kept in
+   * the storage itself (a local directory; S3 stages on the writer's disk instead).
+   */
+  listLeftovers(): Promise<Leftover[]>;
+  removeLeftover(leftover: Leftover): Promise<void>;
 }
 
 export const OUTPUT_STORAGE = Symbol('OUTPUT_STORAGE');

@@ -171,7 +171,11 @@ describe('render nodes that share only Redis and S3 with the API', () => {
     const part = await request(api.url).get(`/v2/get/${created.body.token}.mp4`).set('Range', 'bytes=100-199').buffer(true).expect(206);
     expect(Buffer.compare(part.body, whole.body.subarray(100, 200))).toBe(0);
 
-    const health = (await request(api.url).get('/health').expect(200)).body;
+    // Where the storage is: for a key holder only; never the secret.
+    const health = (await request(api.url).get('/health').set('X-Api-Key', api.key).expect(200)).body;
     expect(health.storage).toMatchObject({ kind: 's3', ok: true, location: `s3://${bucket}/ at ${s3.endpoint}` });
+    expect(JSON.stringify(health)).not.toContain('TESTSECRET');
+    const anonymous = (await request(api.url).get('/health').expect(200)).body;
+    expect(anonymous.storage).toEqual({ kind: 's3', ok: true });
   });
 });

@@ -62,7 +62,9 @@ describe('render keys', () => {
 
 describe('render requests', () => {
   it('fills defaults', () => {
-    expect(parseRenderRequest({ movie: 'a' })).toEqual({ movie: 'a', params: {}, parallel: 1, routingkey: 'default', upload: [], async: false });
+    expect(parseRenderRequest({ movie: 'a' })).toEqual({ movie: 'a', params: {}, parallel: 1, routingkey: 'default', upload: [], async: false, pin: false });
+    expect(parseRenderRequest({ movie: 'a', ttl: 3600, pin: true })).toMatchObject({ ttl: 3600, pin: true });
+    expect(() => parseRenderRequest({ movie: 'a', ttl: 5 })).toThrow(/ttl/);
   });
   it('names every problem, unknown fields included', () => {
     try {

@@ -1,0 +1,41 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
+import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
+import { LiveRenders } from './live-renders';
+import type { RenderDoc, TokenDoc } from './render.types';
+
+/** Removing tokens and outputs: for DELETE /v2/token and for the sweeper (expired tokens, expired outputs). */
+@Injectable()
+export class TokenRemoval {
+  private readonly tokens: Collection<TokenDoc>;
+  private readonly renders: Collection<RenderDoc>;
+
+  constructor(
+    @Inject(DOCUMENT_STORE) store: DocumentStore,
+    @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
+    private readonly live: LiveRenders,
+  ) {
+    this.tokens = store.collection<TokenDoc>('tokens');
+    this.renders = store.collection<RenderDoc>('renders');
+  }
+
+  /** The token, and every output no other token shares (nor a render in progress). Returns how many outputs went. */
+  async removeToken(token: TokenDoc): Promise<number> {
+    let outputsRemoved = 0;
+    for (const key of token.renderKeys) {
+      const sharedBy = await this.tokens.countDocuments({ renderKeys: key, _id: { $ne: token._id } });
+      if (sharedBy > 0 || this.live.has(key)) continue;
+      const doc = await this.renders.findOne({ _id: key });
+      if (doc && (await this.removeOutput(doc))) outputsRemoved++;
+    }
+    await this.tokens.deleteOne({ _id: token._id });
+    return outputsRemoved;
+  }
+
+  /** A stored output and its record; a later GET of a token that asks for it renders it again. */
+  async removeOutput(doc: RenderDoc): Promise<boolean> {
+    if (this.live.has(doc._id)) return false;
+    await this.storage.remove(doc._id, doc.format);
+    return (await this.renders.deleteOne({ _id: doc._id, status: { $in: ['done', 'failed', 'pending'] } })) > 0;
+  }
+}

@@ -1,0 +1,154 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { effectiveLimits } from '../projects/project.types';
+import { ProjectsService } from '../projects/projects.service';
+import { LiveRenders } from '../renders/live-renders';
+import type { RenderDoc, TokenDoc } from '../renders/render.types';
+import { TokenRemoval } from '../renders/token-removal';
+import { LiveFilesRepository } from '../repositories/live-files.repository';
+import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
+import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
+import { DiskUsage } from './disk-usage';
+import { deadLeftovers, planOutputExpiry } from './retention-plan';
+
+export interface StoreSweepReport {
+  tokensExpired: number;
+  outputsExpired: number;
+  leftoversRemoved: number;
+  liveFilesRemoved: number;
+  durationMs: number;
+}
+
+/**
+ * The API's share of retention, every SWEEP_INTERVAL_MS:
+ * - tokens past their expiry go, with the outputs no other token shares (as DELETE does);
+ * - per project, stored outputs not fetched for `outputTtlDays`, then the least recently
+ *   fetched beyond `maxStoredBytes`, go unless a pinned token holds them (a later GET of a
+ *   token that asks for one renders it again);
+ * - segments and staging files of renders that no longer run, and live files that no render
+ *   of this process uses, go once ORPHAN_GRACE_MS old: minutes after a crash, not at the next start.
+ */
+@Injectable()
+export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Sweeper');
+  private readonly tokens: Collection<TokenDoc>;
+  private readonly renders: Collection<RenderDoc>;
+  private timer?: NodeJS.Timeout;
+  private pass?: Promise<StoreSweepReport>;
+
+  constructor(
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    @Inject(DOCUMENT_STORE) store: DocumentStore,
+    @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
+    private readonly projects: ProjectsService,
+    private readonly live: LiveRenders,
+    private readonly liveFiles: LiveFilesRepository,
+    private readonly removal: TokenRemoval,
+    private readonly usage: DiskUsage,
+  ) {
+    this.tokens = store.collection<TokenDoc>('tokens');
+    this.renders = store.collection<RenderDoc>('renders');
+  }
+
+  onApplicationBootstrap(): void {
+    const tick = () => {
+      this.timer = setTimeout(
+        () => void this.sweep().catch((err: Error) => this.logger.warn(`sweep failed: ${err.message}`)).finally(tick),
+        this.config.retention.sweepIntervalMs,
+      );
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    await this.pass?.catch(() => undefined);
+  }
+
+  /** One pass now (or the one under way). */
+  sweep(): Promise<StoreSweepReport> {
+    this.pass ??= this.run().finally(() => (this.pass = undefined));
+    return this.pass;
+  }
+
+  private async run(): Promise<StoreSweepReport> {
+    const started = Date.now();
+    const report: StoreSweepReport = { tokensExpired: 0, outputsExpired: 0, leftoversRemoved: 0, liveFilesRemoved: 0, durationMs: 0 };
+    const now = new Date();
+
+    for (const token of await this.tokens.find({ expiresAt: { $lt: now.toISOString() } }, { limit: 1000 })) {
+      await this.removal.removeToken(token).catch((err: Error) => this.logger.warn(`expired token not removed: ${err.message}`));
+      report.tokensExpired++;
+    }
+
+    const pinned = new Set((await this.tokens.find({ pin: true })).flatMap((t) => t.renderKeys));
+    let storedBytes = 0;
+    let storedFiles = 0;
+    for (const project of await this.projects.list()) {
+      const done = await this.renders.find({ project: project._id, status: 'done' });
+      const outputs = done.map((d) => ({
+        key: d._id,
+        bytes: d.bytes,
+        lastAccessMs: Date.parse(d.lastAccessAt ?? d.updatedAt) || 0,
+        pinned: pinned.has(d._id) || this.live.has(d._id),
+      }));
+      const expired = new Set(planOutputExpiry(outputs, effectiveLimits(project, this.config), now.getTime()).map((o) => o.key));
+      for (const doc of done) {
+        if (expired.has(doc._id) && (await this.removal.removeOutput(doc).catch(() => false))) {
+          report.outputsExpired++;
+          this.usage.noteRemoved('outputs', doc.bytes);
+        } else {
+          storedBytes += doc.bytes;
+          storedFiles++;
+        }
+      }
+    }
+    this.usage.set('outputs', storedBytes, storedFiles);
+
+    const active = await this.renders.find({ status: { $in: ['queued', 'rendering'] } });
+    const leftovers = await this.storage.listLeftovers();
+    const dead = new Set(
+      deadLeftovers(leftovers, { runs: new Set(active.map((r) => r.flow).filter((f): f is string => !!f)), keys: new Set(active.map((r) => r._id)) }, now.getTime(), this.config.retention.orphanGraceMs),
+    );
+    for (const item of dead) {
+      await this.storage.removeLeftover(item).then(
+        () => {
+          report.leftoversRemoved++;
+          this.usage.noteRemoved('segments', item.bytes);
+        },
+        (err: Error) => this.logger.warn(`leftover ${item.name} not removed: ${err.message}`),
+      );
+    }
+    const kept = leftovers.filter((l) => !dead.has(l));
+    this.usage.set('segments', kept.reduce((s, l) => s + l.bytes, 0), kept.length);
+
+    const inUse = new Set(this.live.all().flatMap((l) => (l.livePath ? [l.livePath] : [])));
+    for (const p of this.live.keptFiles) inUse.add(p);
+    const liveFiles = await this.liveFiles.list();
+    let liveBytes = 0;
+    let liveCount = 0;
+    for (const file of liveFiles) {
+      if (!inUse.has(file.path) && now.getTime() - file.mtimeMs > this.config.retention.orphanGraceMs) {
+        await this.liveFiles.remove(file.path);
+        report.liveFilesRemoved++;
+        this.usage.noteRemoved('live', file.bytes);
+      } else {
+        liveBytes += file.bytes;
+        liveCount++;
+      }
+    }
+    this.usage.set('live', liveBytes, liveCount);
+
+    report.durationMs = Date.now() - started;
+    this.usage.lastSweepMs = Date.now();
+    this.usage.lastSweepDurationMs = report.durationMs;
+    const removed = report.tokensExpired + report.outputsExpired + report.leftoversRemoved + report.liveFilesRemoved;
+    if (removed > 0) {
+      this.logger.log(
+        `removed ${report.tokensExpired} expired token(s), ${report.outputsExpired} expired output(s), ${report.leftoversRemoved} leftover(s) of dead renders, ${report.liveFilesRemoved} live file(s)`,
+      );
+    }
+    return report;
+  }
+}
