@@ -48,16 +48,17 @@ export function jsonPolicyProblems(body: unknown, maxDepth = MAX_JSON_DEPTH, max
       continue;
     }
     const keys = Object.keys(value);
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const key = keys[i];
+    const children: typeof stack = [];
+    for (const key of keys) {
       const problem = keyProblem(key);
       if (problem) {
         problems.push({ field: label([...path, key]), message: problem });
         if (problems.length >= maxProblems) break;
         continue;
       }
-      stack.push({ value: (value as Record<string, unknown>)[key], path: [...path, key], depth: depth + 1 });
+      children.push({ value: (value as Record<string, unknown>)[key], path: [...path, key], depth: depth + 1 });
     }
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]); // in document order
   }
   return problems;
 }

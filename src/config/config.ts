@@ -166,7 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     limits: {
       requestsPerMinute: int(env, 'RATE_LIMIT_REQUESTS_PER_MINUTE', 600, 0),
-      rendersRunning: int(env, 'RATE_LIMIT_RENDERS_RUNNING', 16, 0),
+      rendersRunning: int(env, 'RATE_LIMIT_RENDERS_RUNNING', 32, 0),
       pixelSecondsPerDay: int(env, 'QUOTA_PIXEL_SECONDS_PER_DAY', 0, 0),
     },
     mongodbUri: env.MONGODB_URI?.trim() || undefined,

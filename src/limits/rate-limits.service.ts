@@ -72,18 +72,6 @@ export class RateLimitsService {
     }
   }
 
-  /** Early refusal at POST: a movie bigger than what is left of today's quota. Nothing is spent here. */
-  async checkQuota(project: ProjectDoc, keyId: string | undefined, pixelSeconds: number): Promise<void> {
-    const limit = this.limits(project).pixelSecondsPerDay;
-    if (!limit) return;
-    const { day, msLeft } = utcDay(Date.now());
-    const { ok } = await this.guarded(() => this.store.addWithin(`px:${budgetOf(project._id, keyId)}:${day}`, 0, limit - Math.ceil(pixelSeconds), DAY_MS * 2), {
-      ok: true,
-      total: 0,
-    });
-    if (!ok || pixelSeconds > limit) throw this.quotaExceeded(project, limit, msLeft);
-  }
-
   /**
    * A render about to start: a running slot of the key (429 when all are taken) and its
    * pixel-seconds from today's quota. Resolves with `release`, to call when the render ends.

@@ -165,14 +165,10 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
     const extensions = coveredExtensions(body.movie);
     const movies = [...new Set(extensions.map((ext) => movieFor(body.movie, ext)!))];
     let totalFrames = 0;
-    let largest = 0;
     for (const movie of movies) {
       const resolved = await this.checkedMovie(project, movie, body.params, movies.length > 1);
       if (movie === movieFor(body.movie, 'mp4') || totalFrames === 0) totalFrames = resolved.totalFrames;
-      largest = Math.max(largest, resolved.width * resolved.height * (resolved.totalFrames / resolved.fps));
     }
-    // Said now rather than at the first GET: a movie this key can no longer afford today.
-    await this.limits.checkQuota(project, keyId, largest);
     const ttlDays = effectiveLimits(project, this.config).tokenTtlDays;
     const ttlSec = body.ttl ?? (ttlDays ? ttlDays * 24 * 3600 : 0);
     const token: TokenDoc = {

@@ -7,7 +7,6 @@ import {
   Queue,
   QueueEvents,
   UnrecoverableError,
-  WaitingError,
   Worker,
 } from 'bullmq';
 import IORedis, { type RedisOptions } from 'ioredis';
@@ -167,20 +166,24 @@ export class JobQueueRepository {
     this.lastError = message;
   }
 
-  /** A producer-side call: fails at once while Redis is away, and after COMMAND_TIMEOUT_MS if it stops answering. */
+  /**
+   * A producer-side call: fails at once while Redis is away, and after COMMAND_TIMEOUT_MS if it
+   * stops answering. Clients read that the queue is away; where it is, and why, goes to the log.
+   */
   private async guard<T>(what: string, call: () => Promise<T>): Promise<T> {
-    if (!this.up) throw unavailable(`cannot ${what}: ${this.outage}`);
+    const away = (why: string) => unavailable(`cannot ${what}: the job queue (Redis) is unreachable; try again in a moment`, 5, why);
+    if (!this.up) throw away(this.outage ?? 'down');
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
         call(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(unavailable(`cannot ${what}: Redis at ${this.where} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s`)), COMMAND_TIMEOUT_MS);
+          timer = setTimeout(() => reject(away(`Redis at ${this.where} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s`)), COMMAND_TIMEOUT_MS);
         }),
       ]);
     } catch (err) {
       if (err instanceof MontageError) throw err;
-      if (!this.up) throw unavailable(`cannot ${what}: ${this.outage}`);
+      if (!this.up) throw away(`${this.outage}: ${(err as Error).message}`);
       throw err;
     } finally {
       clearTimeout(timer);
@@ -331,6 +334,7 @@ export class JobQueueRepository {
         async (job: Job, token?: string) => {
           const handler = JOB_QUEUE_KIND[job.name as JobName] === kind ? table[job.name as JobName] : undefined;
           if (!handler) throw new Error(`job "${job.name}" is not taken from ${queue}`);
+          this.running++;
           try {
             return await handler(job.data, {
               attempt: job.attemptsMade + 1,
@@ -340,19 +344,27 @@ export class JobQueueRepository {
             });
           } catch (err) {
             if (this.handBack.signal.aborted && token) {
-              // Stopping: back to the queue for another node, without spending an attempt.
+              // Stopping: back to the queue for another node, without spending an attempt. The
+              // promise BullMQ gets never settles: it would otherwise take the job again at once,
+              // even from a closing worker; the worker is force-closed next.
               const back = await this.guard('hand a job back', () => job.moveToWait(token)).then(() => true, () => false);
               if (back) {
                 this.logger.log(`handed job ${job.id} back to ${queue}`);
-                throw new WaitingError();
+                return new Promise<never>(() => undefined);
               }
             }
             // Bad input stays bad: fail the job now rather than retry it.
             if (err instanceof MontageError && err.kind === 'bad_input') throw new UnrecoverableError(err.message);
-            if (err instanceof MontageError) throw err;
+            if (err instanceof MontageError) {
+              if (err.internal) this.logger.warn(`job ${job.id} (${job.name}) failed: ${err.message} — ${err.internal}`);
+              throw err;
+            }
             // Anything else is this machine's business: logged here, a plain reason for the API.
             this.logger.error(`job ${job.id} (${job.name}) failed: ${(err as Error).stack ?? err}`);
             throw new Error(`the render node failed unexpectedly (its log has the details)`);
+          } finally {
+            this.running--;
+            this.idle();
           }
         },
         {
@@ -368,19 +380,37 @@ export class JobQueueRepository {
     }
   }
 
+  /** Jobs this process's workers are running now. */
+  private running = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  private idle(): void {
+    if (this.running > 0) return;
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  private whenIdle(): Promise<void> {
+    return this.running === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   /**
-   * Shutdown, step one: workers take no new job; `graceMs` later, jobs still running are
-   * asked to stop (their signal aborts) and go back to their queue. Resolves when every
-   * worker is idle.
+   * Shutdown, step one: workers take no new job (running ones go on); after `graceMs`, jobs
+   * still running are asked to stop (their signal aborts) and go back to their queue. Then the
+   * workers close without waiting for Redis. Resolves when no job of this process runs.
    */
   async drainWorkers(graceMs: number): Promise<void> {
     if (this.workers.length === 0) return;
-    const timer = setTimeout(() => this.handBack.abort(), graceMs);
-    try {
-      await Promise.allSettled(this.workers.map((w) => w.close()));
-    } finally {
+    await Promise.allSettled(this.workers.map((w) => w.pause(true)));
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([this.whenIdle().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
+    clearTimeout(timer);
+    if (!finished) {
+      this.handBack.abort();
+      await Promise.race([this.whenIdle(), new Promise((r) => (timer = setTimeout(r, 2000)))]);
       clearTimeout(timer);
     }
+    await Promise.race([Promise.allSettled(this.workers.map((w) => w.close(true))), new Promise((r) => (timer = setTimeout(r, 500)))]);
+    clearTimeout(timer);
   }
 
   /** Jobs waiting in a queue, prioritised ones included (for metrics and warnings). */
