@@ -8,7 +8,9 @@ import { badInput, MontageError } from '../common/errors';
 import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../compiler/output-profiles';
 import { CliProjectsModule } from '../projects/cli-projects.module';
 import { ProjectsService } from '../projects/projects.service';
+import { effectiveLimits, type ProjectLimits, SETTABLE_LIMITS } from '../projects/project.types';
 import { signedUrl } from '../projects/url-signing';
+import { loadConfig } from '../config/config';
 import { RenderModule } from '../render/render.module';
 import { RenderService } from '../render/render.service';
 import { TemplatesService } from '../templates/templates.service';
@@ -156,6 +158,33 @@ async function main(argv: string[]): Promise<number> {
         }
       });
     });
+
+  const flag = (limit: string) => limit.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const limitsCommand = projects
+    .command('limits')
+    .description("show or set a project's rate limits, quotas and retention (0: no limit; without a value of its own, the service's setting applies)")
+    .argument('<name>')
+    .option('--unset <limit...>', 'go back to the service setting for these (names as printed)');
+  for (const limit of SETTABLE_LIMITS) limitsCommand.option(`--${flag(limit)} <n>`, `set ${limit}`);
+  limitsCommand.action(async (name: string, opts: Record<string, string | string[] | undefined>) => {
+    const set: Partial<Record<keyof ProjectLimits, number>> = {};
+    for (const limit of SETTABLE_LIMITS) {
+      const raw = opts[limit];
+      if (raw === undefined) continue;
+      if (!/^\d+$/.test(String(raw))) throw badInput(`--${flag(limit)} must be a whole number ≥ 0`, [{ field: `--${flag(limit)}`, message: 'not a whole number' }]);
+      set[limit] = Number(raw);
+    }
+    await withContext(CliProjectsModule, async (app) => {
+      const service = app.get(ProjectsService);
+      const unset = (opts.unset as string[] | undefined) ?? [];
+      const project = Object.keys(set).length || unset.length ? await service.setLimits(name, set, unset) : await service.get(name);
+      const effective = effectiveLimits(project, loadConfig());
+      for (const limit of SETTABLE_LIMITS) {
+        const own = project.limits[limit] !== undefined;
+        process.stdout.write(`${limit.padEnd(20)} ${String(effective[limit]).padStart(16)}${own ? '' : '  (service setting)'}${effective[limit] === 0 ? '  no limit' : ''}\n`);
+      }
+    });
+  });
 
   program
     .command('sign-url')

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { badInput, forbidden, notFound, unauthorized } from '../common/errors';
 import { DuplicateKeyError } from '../store/document-store';
-import { DEFAULT_LIMITS, type ProjectDoc, PROJECTS_REPOSITORY, type ProjectsRepository } from './project.types';
+import { DEFAULT_LIMITS, type ProjectDoc, type ProjectLimits, PROJECTS_REPOSITORY, type ProjectsRepository, SETTABLE_LIMITS } from './project.types';
 import { verify } from './url-signing';
 
 const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -45,6 +45,29 @@ export class ProjectsService {
     const apiKey = `mk_${randomBytes(24).toString('base64url')}`;
     await this.projects.save({ ...project, keyHashes: [...project.keyHashes, hashKey(apiKey)] });
     return apiKey;
+  }
+
+  /**
+   * Sets some of a project's limits (whole numbers ≥ 0, 0 meaning none) and drops others back to
+   * the service's defaults. A running service reads them at its next request.
+   */
+  async setLimits(name: string, set: Partial<Record<keyof ProjectLimits, number>>, unset: string[] = []): Promise<ProjectDoc> {
+    const project = await this.get(name);
+    const known = new Set<string>(SETTABLE_LIMITS);
+    for (const key of [...Object.keys(set), ...unset]) {
+      if (!known.has(key)) throw badInput(`unknown limit "${key}"; the limits are ${SETTABLE_LIMITS.join(', ')}`, [{ field: key, message: 'unknown limit' }]);
+    }
+    for (const [key, value] of Object.entries(set)) {
+      if (!Number.isSafeInteger(value) || value! < 0) throw badInput(`${key} must be a whole number ≥ 0 (0: no limit)`, [{ field: key, message: 'not a whole number ≥ 0' }]);
+    }
+    const limits: Record<string, number | undefined> = { ...DEFAULT_LIMITS, ...project.limits, ...set };
+    for (const key of unset) {
+      limits[key] = key in DEFAULT_LIMITS ? DEFAULT_LIMITS[key as keyof typeof DEFAULT_LIMITS] : undefined;
+      if (limits[key] === undefined) delete limits[key];
+    }
+    const saved = { ...project, limits: limits as unknown as ProjectLimits };
+    await this.projects.save(saved);
+    return saved;
   }
 
   async get(name: string): Promise<ProjectDoc> {

@@ -129,4 +129,22 @@ describe('montage projects and sign-url', () => {
     expect((await montage(['sign-url', 'nobody/x.mp4'])).code).toBe(2);
     expect((await montage(['projects', 'create', '../evil'])).code).toBe(2);
   });
+
+  it("shows and sets a project's limits; unset ones follow the service settings", async () => {
+    await montage(['projects', 'create', 'limited']);
+    const shown = await montage(['projects', 'limits', 'limited'], { RATE_LIMIT_REQUESTS_PER_MINUTE: '77' });
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^requestsPerMinute +77 +\(service setting\)$/m);
+    const set = await montage(['projects', 'limits', 'limited', '--renders-running', '3', '--output-ttl-days', '0', '--pixel-seconds-per-day', '1000000']);
+    expect(set.code).toBe(0);
+    expect(set.stdout).toMatch(/^rendersRunning +3$/m);
+    expect(set.stdout).toMatch(/^outputTtlDays +0  no limit$/m);
+    const stored = JSON.parse(fs.readFileSync(path.join(work, 'data', 'projects', 'limited.json'), 'utf8'));
+    expect(stored.limits).toMatchObject({ rendersRunning: 3, outputTtlDays: 0, pixelSecondsPerDay: 1_000_000 });
+    const unset = await montage(['projects', 'limits', 'limited', '--unset', 'rendersRunning']);
+    expect(unset.stdout).toMatch(/^rendersRunning +32 +\(service setting\)$/m);
+    const bad = await montage(['projects', 'limits', 'limited', '--renders-running', '-1']);
+    expect(bad.code).toBe(2);
+    expect((await montage(['projects', 'limits', 'limited', '--unset', 'speed'])).stderr).toMatch(/unknown limit "speed"/);
+  });
 });
