@@ -138,7 +138,7 @@ describe('montage projects and sign-url', () => {
     const set = await montage(['projects', 'limits', 'limited', '--renders-running', '3', '--output-ttl-days', '0', '--pixel-seconds-per-day', '1000000']);
     expect(set.code).toBe(0);
     expect(set.stdout).toMatch(/^rendersRunning +3$/m);
-    expect(set.stdout).toMatch(/^outputTtlDays +0  no limit$/m);
+    expect(set.stdout).toMatch(/^outputTtlDays +0 {2}no limit$/m);
     const stored = JSON.parse(fs.readFileSync(path.join(work, 'data', 'projects', 'limited.json'), 'utf8'));
     expect(stored.limits).toMatchObject({ rendersRunning: 3, outputTtlDays: 0, pixelSecondsPerDay: 1_000_000 });
     const unset = await montage(['projects', 'limits', 'limited', '--unset', 'rendersRunning']);
