@@ -17,6 +17,7 @@ import { loadConfig } from '../src/config/config';
 import { createApp } from '../src/main';
 import { RenderModule } from '../src/render/render.module';
 import { RenderService } from '../src/render/render.service';
+import { benchShutdown, benchSweeper } from './operations';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const root = path.resolve(__dirname, '..', '..');
@@ -226,54 +227,70 @@ async function benchScaling(runs: number) {
 }
 
 async function main() {
-  const app = await NestFactory.createApplicationContext(RenderModule, { logger: ['error'] });
-  const renders = app.get(RenderService);
-  const request = { project: 'demo', movie: 'welcome', params, profile: { format: 'mp4' as const } };
+  const only = process.env.BENCH_ONLY; // 'scaling' or 'operations' to run just that part while tuning it
+  let renderer: { coldMs: number; montageMs: number[]; handMs: number[]; loopInputMs: number[] } | undefined;
+  if (!only) {
+    const app = await NestFactory.createApplicationContext(RenderModule, { logger: ['error'] });
+    const renders = app.get(RenderService);
+    const request = { project: 'demo', movie: 'welcome', params, profile: { format: 'mp4' as const } };
 
-  // Cold: nothing cached, every raster made by sharp.
-  const coldMs = await timed(() => renders.render(request, path.join(work, 'cold.mp4')));
-  const plan = await renders.plan(request);
-  const montageMs: number[] = [];
-  const handMs: number[] = [];
-  const loopInputMs: number[] = [];
-  const ffmpeg = (args: string[]) => promisify(execFile)('ffmpeg', args);
-  for (let i = 0; i < RUNS; i++) {
-    // Interleaved: a slow moment on this shared machine hits every side alike.
-    montageMs.push(await timed(() => renders.render(request, path.join(work, `montage-${i}.mp4`))));
-    handMs.push(await timed(() => ffmpeg(handWrittenArgs(plan, path.join(work, `hand-${i}.mp4`), 'decode-once'))));
-    loopInputMs.push(await timed(() => ffmpeg(handWrittenArgs(plan, path.join(work, `loop-${i}.mp4`), 'loop-input'))));
-    process.stderr.write(
-      `run ${i + 1}/${RUNS}: montage ${montageMs[i].toFixed(0)} ms, hand-written ${handMs[i].toFixed(0)} ms, hand-written with -loop 1 ${loopInputMs[i].toFixed(0)} ms\n`,
-    );
+    // Cold: nothing cached, every raster made by sharp.
+    const coldMs = await timed(() => renders.render(request, path.join(work, 'cold.mp4')));
+    const plan = await renders.plan(request);
+    const montageMs: number[] = [];
+    const handMs: number[] = [];
+    const loopInputMs: number[] = [];
+    const ffmpeg = (args: string[]) => promisify(execFile)('ffmpeg', args);
+    for (let i = 0; i < RUNS; i++) {
+      // Interleaved: a slow moment on this shared machine hits every side alike.
+      montageMs.push(await timed(() => renders.render(request, path.join(work, `montage-${i}.mp4`))));
+      handMs.push(await timed(() => ffmpeg(handWrittenArgs(plan, path.join(work, `hand-${i}.mp4`), 'decode-once'))));
+      loopInputMs.push(await timed(() => ffmpeg(handWrittenArgs(plan, path.join(work, `loop-${i}.mp4`), 'loop-input'))));
+      process.stderr.write(
+        `run ${i + 1}/${RUNS}: montage ${montageMs[i].toFixed(0)} ms, hand-written ${handMs[i].toFixed(0)} ms, hand-written with -loop 1 ${loopInputMs[i].toFixed(0)} ms\n`,
+      );
+    }
+    await app.close();
+    renderer = { coldMs, montageMs, handMs, loopInputMs };
   }
-  await app.close();
-  const only = process.env.BENCH_ONLY; // 'scaling' to run just that part while tuning it
-  const api = only === 'scaling' ? undefined : await benchApi(RUNS);
-  const scaling = process.env.BENCH_SKIP_SCALING ? undefined : await benchScaling(RUNS);
+  const api = only ? undefined : await benchApi(RUNS);
+  const scaling = process.env.BENCH_SKIP_SCALING || (only && only !== 'scaling') ? undefined : await benchScaling(RUNS);
+  const operations = only && only !== 'operations' ? undefined : { shutdown: await benchShutdown(RUNS), sweeper: await benchSweeper(RUNS) };
 
   const result = {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
     movie: 'demo/welcome 1920×1080 30 fps 10 s, mp4 (libx264 veryfast crf 23 + AAC)',
     runs: RUNS,
-    montage: { coldMs: Math.round(coldMs), warmMs: montageMs.map(Math.round), medianMs: Math.round(median(montageMs)) },
-    handWritten: { ms: handMs.map(Math.round), medianMs: Math.round(median(handMs)) },
-    handWrittenLoopInput: { ms: loopInputMs.map(Math.round), medianMs: Math.round(median(loopInputMs)) },
-    ratio: Number((median(montageMs) / median(handMs)).toFixed(3)),
-    target: 'montage ≤ 1.2 × hand-written',
+    ...(renderer
+      ? {
+          montage: { coldMs: Math.round(renderer.coldMs), warmMs: renderer.montageMs.map(Math.round), medianMs: Math.round(median(renderer.montageMs)) },
+          handWritten: { ms: renderer.handMs.map(Math.round), medianMs: Math.round(median(renderer.handMs)) },
+          handWrittenLoopInput: { ms: renderer.loopInputMs.map(Math.round), medianMs: Math.round(median(renderer.loopInputMs)) },
+          ratio: Number((median(renderer.montageMs) / median(renderer.handMs)).toFixed(3)),
+          target: 'montage ≤ 1.2 × hand-written',
+        }
+      : {}),
     scaling,
     api: api && {
       ...api,
       targets: 'first byte of /v2/get ≤ 15% of the /v2/render time; a stored output adds < 5 ms over a static file server',
     },
+    operations: operations && {
+      ...operations,
+      targets: 'SIGTERM to exit ≤ grace + 1 s (render in flight; Redis gone); a sweeper pass over 10,000 cached files ≤ 2 s with stored-output p99 during it ≤ 2× idle',
+    },
   };
-  const rows = [
-    ['', 'median', 'runs'],
-    ['montage (rasters cached)', `${result.montage.medianMs} ms`, result.montage.warmMs.join(', ')],
-    ['montage (cold, first render)', `${result.montage.coldMs} ms`, ''],
-    ['hand-written ffmpeg', `${result.handWritten.medianMs} ms`, result.handWritten.ms.join(', ')],
-    ['hand-written, `-loop 1` inputs', `${result.handWrittenLoopInput.medianMs} ms`, result.handWrittenLoopInput.ms.join(', ')],
-    ['ratio montage / hand-written', `${result.ratio}×`, `target ≤ 1.2×: ${result.ratio <= 1.2 ? 'met' : 'NOT met'}`],
-  ];
+  const rows: string[][] = [['', 'median', 'runs']];
+  if (renderer && result.montage) {
+    const ratio = result.ratio!;
+    rows.push(
+      ['montage (rasters cached)', `${result.montage.medianMs} ms`, result.montage.warmMs.join(', ')],
+      ['montage (cold, first render)', `${result.montage.coldMs} ms`, ''],
+      ['hand-written ffmpeg', `${result.handWritten!.medianMs} ms`, result.handWritten!.ms.join(', ')],
+      ['hand-written, `-loop 1` inputs', `${result.handWrittenLoopInput!.medianMs} ms`, result.handWrittenLoopInput!.ms.join(', ')],
+      ['ratio montage / hand-written', `${ratio}×`, `target ≤ 1.2×: ${ratio <= 1.2 ? 'met' : 'NOT met'}`],
+    );
+  }
   if (api) {
     rows.push(
     ['/v2/get first byte', `${api.getFirstByteMs} ms`, `${(api.firstByteShareOfRender * 100).toFixed(1)}% of /v2/render; target ≤ 15%: ${api.firstByteShareOfRender <= 0.15 ? 'met' : 'NOT met'}`],
@@ -292,6 +309,17 @@ async function main() {
         `${scaling.twoNodesFirstByteMs} ms`,
         `${(scaling.firstByteShareOfTotal * 100).toFixed(1)}% of total; targets ≤ 1.5 s and ≤ 10%: ${scaling.twoNodesFirstByteMs <= 1500 && scaling.firstByteShareOfTotal <= 0.1 ? 'met' : 'NOT met'}`,
       ],
+    );
+  }
+  if (operations) {
+    const { shutdown, sweeper } = operations;
+    const met = (ok: boolean) => (ok ? 'met' : 'NOT met');
+    rows.push(
+      ['SIGTERM → exit, API, render in flight', `${shutdown.renderInFlightMs} ms`, `grace ${shutdown.graceMs} ms; target ≤ ${shutdown.targetMs} ms: ${met(shutdown.renderInFlightMs <= shutdown.targetMs)}`],
+      ['SIGTERM → exit, API, Redis gone', `${shutdown.apiRedisGoneMs} ms`, `target ≤ ${shutdown.targetMs} ms: ${met(shutdown.apiRedisGoneMs <= shutdown.targetMs)}`],
+      ['SIGTERM → exit, node, Redis gone', `${shutdown.nodeRedisGoneMs} ms`, `target ≤ ${shutdown.targetMs} ms: ${met(shutdown.nodeRedisGoneMs <= shutdown.targetMs)}; worst of all runs ${shutdown.worstMs} ms`],
+      ['sweeper pass, 10,000 cached files', `${sweeper.passMs} ms`, `${sweeper.removedPerPass} removed per pass; target ≤ 2000 ms: ${met(sweeper.passMs <= 2000)}`],
+      ['stored output p99, idle / during a pass', `${sweeper.idleP99Ms} / ${sweeper.duringP99Ms} ms`, `${sweeper.p99Ratio}×; target ≤ 2×: ${met(sweeper.p99Ratio <= 2)}`],
     );
   }
   const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => String(r[c]).length)));

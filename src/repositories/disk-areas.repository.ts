@@ -11,7 +11,7 @@ import type { FileEntry } from '../retention/retention-plan';
 @Injectable()
 export class DiskAreasRepository {
   /** Files directly in `dir` (none when it does not exist), with size and modification time. */
-  async list(dir: string, concurrency = 4): Promise<FileEntry[]> {
+  async list(dir: string, concurrency = 8): Promise<FileEntry[]> {
     const names = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
     const files = names.filter((d) => d.isFile());
     const out: FileEntry[] = [];
@@ -26,6 +26,20 @@ export class DiskAreasRepository {
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
     return out;
+  }
+
+  /** Removes files, a few at a time; returns those that were there. */
+  async removeAll(files: FileEntry[], concurrency = 8): Promise<FileEntry[]> {
+    const removed: FileEntry[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < files.length) {
+        const file = files[next++];
+        if (await this.remove(file.path)) removed.push(file);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
+    return removed;
   }
 
   /** Removes a file; true when it was there. */

@@ -68,12 +68,10 @@ export class CacheSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     let removedFiles = 0;
     let removedBytes = 0;
     const remove = async (area: DiskArea, files: FileEntry[]) => {
-      for (const f of files) {
-        if (await this.disk.remove(f.path)) {
-          removedFiles++;
-          removedBytes += f.bytes;
-          this.usage.noteRemoved(area, f.bytes);
-        }
+      for (const f of await this.disk.removeAll(files)) {
+        removedFiles++;
+        removedBytes += f.bytes;
+        this.usage.noteRemoved(area, f.bytes);
       }
     };
 
@@ -86,7 +84,8 @@ export class CacheSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     for (const e of [...groups.assets.entries, ...groups.index.entries]) area.set(e, 'cache_assets');
     for (const e of groups.rasters.entries) area.set(e, 'cache_rasters');
     const evicted = planCacheEviction([...area.keys()], this.config.retention.cacheMaxBytes, now);
-    for (const entry of evicted) await remove(area.get(entry)!, entry.files);
+    await remove('cache_rasters', evicted.filter((e) => area.get(e) === 'cache_rasters').flatMap((e) => e.files));
+    await remove('cache_assets', evicted.filter((e) => area.get(e) === 'cache_assets').flatMap((e) => e.files));
     const gone = new Set(evicted);
     const bytesOf = (which: DiskArea) => [...area].filter(([e, a]) => a === which && !gone.has(e)).reduce((sum, [e]) => sum + e.bytes, 0);
     const filesOf = (which: DiskArea) => [...area].filter(([e, a]) => a === which && !gone.has(e)).reduce((sum, [e]) => sum + e.files.length, 0);
