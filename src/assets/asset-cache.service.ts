@@ -13,6 +13,7 @@ import {
   type MediaProbe,
   type ProbeResult,
 } from './asset-cache.types';
+import { UsedMarker } from '../retention/used-marker';
 import { displayUrl, parseMediaUrl } from './url-policy';
 
 /** What an index file records for one URL; the file path is derived, so the data dir can move. */
@@ -68,7 +69,7 @@ export class AssetCacheService {
     if (cached) {
       // The content is fine for whoever cached it, so a kind mismatch here deletes nothing.
       requireKind(cached.url, cached.probe, kind);
-      this.touch(cached.path);
+      this.usage.used(cached.path);
       return cached;
     }
 
@@ -119,17 +120,8 @@ export class AssetCacheService {
     return path.join(this.cacheDir, sha256);
   }
 
-  /** When each blob was last marked used by this process: marking is a write, once a minute is enough. */
-  private readonly touched = new Map<string, number>();
-
   /** The sweeper evicts least recently used blobs first: a hit marks the blob used. */
-  private touch(blob: string): void {
-    const now = Date.now();
-    if (now - (this.touched.get(blob) ?? 0) < 60_000) return;
-    this.touched.set(blob, now);
-    if (this.touched.size > 10_000) this.touched.delete(this.touched.keys().next().value!);
-    void this.store.touch(blob);
-  }
+  private readonly usage = new UsedMarker((file) => this.store.touch(file));
 }
 
 function requireKind(href: string, probe: ProbeResult, kind: MediaKind): void {

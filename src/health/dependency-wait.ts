@@ -9,6 +9,8 @@ export interface DependencyWaitOptions {
   firstDelayMs?: number;
   maxDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Stops waiting (the process is shutting down): the wait rejects. */
+  signal?: AbortSignal;
 }
 
 /** Thrown when a dependency stayed away for the whole start-up timeout. */
@@ -30,6 +32,7 @@ export async function waitForDependency<T>(name: string, attempt: () => Promise<
   let delay = options.firstDelayMs ?? 250;
   let waited = false;
   for (;;) {
+    if (options.signal?.aborted) throw new Error(`stopped waiting for ${name}`);
     try {
       const value = await attempt();
       if (waited) options.logger.log(`${name} answers after ${((Date.now() - started) / 1000).toFixed(1)} s; starting`);

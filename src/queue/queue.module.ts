@@ -35,7 +35,7 @@ class QueueStartup implements OnApplicationBootstrap, OnApplicationShutdown {
       clearTimeout(timer);
       if (!this.queue.available) throw new Error(this.queue.outage ?? 'Redis does not answer');
     };
-    waitForDependency(`Redis at ${this.queue.where}`, reached, { timeoutMs: this.config.startupTimeoutMs, logger: this.logger, sleep: (ms) => this.sleep(ms) }).catch(
+    waitForDependency(`Redis at ${this.queue.where}`, reached, { timeoutMs: this.config.startupTimeoutMs, logger: this.logger, sleep: (ms) => this.sleep(ms), signal: this.stop.signal }).catch(
       (err: Error) => this.stop.signal.aborted || this.lifecycle.fatal(err.message),
     );
   }

@@ -11,6 +11,7 @@ import { MediaRepository } from '../repositories/media.repository';
 import { type Raster, RasterRepository } from '../repositories/raster.repository';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
+import { UsedMarker } from '../retention/used-marker';
 
 /** A local file for a media ref, and a hash that identifies its content. */
 interface LocalMedia {
@@ -127,7 +128,7 @@ export class MediaPreparationService {
     const meta = `${file}.json`;
     const known = (await this.work.exists(file)) ? await this.work.readJson<Raster>(meta) : undefined;
     if (known) {
-      this.touch(file);
+      this.usage.used(file);
       return { kind: 'still', ...known, path: file };
     }
     const temp = await this.work.tempFor(file);
@@ -156,16 +157,8 @@ export class MediaPreparationService {
 
   private readonly probes = new Map<string, Promise<ProbeResult>>();
 
-  /** When each raster was last marked used by this process (the sweeper evicts the least recently used). */
-  private readonly touched = new Map<string, number>();
-
-  private touch(file: string): void {
-    const now = Date.now();
-    if (now - (this.touched.get(file) ?? 0) < 60_000) return;
-    this.touched.set(file, now);
-    if (this.touched.size > 10_000) this.touched.delete(this.touched.keys().next().value!);
-    void this.work.touch(file);
-  }
+  /** The sweeper evicts least recently used rasters first: a hit marks the raster used. */
+  private readonly usage = new UsedMarker((file) => this.work.touch(file));
 
   private async local(ref: MediaRef, kind: MediaKind): Promise<LocalMedia> {
     if (ref.kind === 'url') {

@@ -4,6 +4,7 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { DiskAreasRepository } from '../repositories/disk-areas.repository';
 import { isRunning } from '../repositories/processes.repository';
 import { type DiskArea, DiskUsage } from './disk-usage';
+import { PeriodicPass } from './periodic-pass';
 import { type CacheEntry, deadStaging, type FileEntry, groupCacheFiles, planCacheEviction, staleTemps } from './retention-plan';
 
 export interface CacheSweepReport {
@@ -23,8 +24,7 @@ export interface CacheSweepReport {
 @Injectable()
 export class CacheSweeper implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Sweeper');
-  private timer?: NodeJS.Timeout;
-  private pass?: Promise<CacheSweepReport>;
+  private readonly passes: PeriodicPass<CacheSweepReport>;
   private readonly dirs: { assets: string; index: string; rasters: string; staging: string };
 
   constructor(
@@ -34,26 +34,21 @@ export class CacheSweeper implements OnApplicationBootstrap, OnApplicationShutdo
   ) {
     const cache = path.join(config.dataDir, 'cache');
     this.dirs = { assets: path.join(cache, 'assets'), index: path.join(cache, 'assets', 'urls'), rasters: path.join(cache, 'rasters'), staging: path.join(config.dataDir, 'staging') };
+    this.passes = new PeriodicPass(() => this.run(), config.retention.sweepIntervalMs, (err) => this.logger.warn(`cache sweep failed: ${err.message}`));
   }
 
+
   onApplicationBootstrap(): void {
-    const every = this.config.retention.sweepIntervalMs;
-    const tick = () => {
-      this.timer = setTimeout(() => void this.sweep().catch((err: Error) => this.logger.warn(`cache sweep failed: ${err.message}`)).finally(tick), every);
-      this.timer.unref();
-    };
-    tick();
+    this.passes.start();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    await this.pass?.catch(() => undefined);
+    await this.passes.stop();
   }
 
   /** One pass now (or the one under way). */
   sweep(): Promise<CacheSweepReport> {
-    this.pass ??= this.run().finally(() => (this.pass = undefined));
-    return this.pass;
+    return this.passes.now();
   }
 
   private async run(): Promise<CacheSweepReport> {

@@ -9,6 +9,7 @@ import { LiveFilesRepository } from '../repositories/live-files.repository';
 import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
 import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
 import { DiskUsage } from './disk-usage';
+import { PeriodicPass } from './periodic-pass';
 import { deadLeftovers, planOutputExpiry } from './retention-plan';
 
 export interface StoreSweepReport {
@@ -31,10 +32,9 @@ export interface StoreSweepReport {
 @Injectable()
 export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Sweeper');
+  private readonly passes: PeriodicPass<StoreSweepReport>;
   private readonly tokens: Collection<TokenDoc>;
   private readonly renders: Collection<RenderDoc>;
-  private timer?: NodeJS.Timeout;
-  private pass?: Promise<StoreSweepReport>;
 
   constructor(
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
@@ -48,28 +48,21 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
   ) {
     this.tokens = store.collection<TokenDoc>('tokens');
     this.renders = store.collection<RenderDoc>('renders');
+    this.passes = new PeriodicPass(() => this.run(), config.retention.sweepIntervalMs, (err) => this.logger.warn(`sweep failed: ${err.message}`));
   }
 
+
   onApplicationBootstrap(): void {
-    const tick = () => {
-      this.timer = setTimeout(
-        () => void this.sweep().catch((err: Error) => this.logger.warn(`sweep failed: ${err.message}`)).finally(tick),
-        this.config.retention.sweepIntervalMs,
-      );
-      this.timer.unref();
-    };
-    tick();
+    this.passes.start();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    await this.pass?.catch(() => undefined);
+    await this.passes.stop();
   }
 
   /** One pass now (or the one under way). */
   sweep(): Promise<StoreSweepReport> {
-    this.pass ??= this.run().finally(() => (this.pass = undefined));
-    return this.pass;
+    return this.passes.now();
   }
 
   private async run(): Promise<StoreSweepReport> {

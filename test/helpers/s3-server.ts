@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './processes';
 
 const run = promisify(execFile);
 const SCRIPTS = path.resolve(__dirname, '../../scripts/s3-radosgw');
@@ -15,18 +15,6 @@ export interface S3Server {
   /** A STORAGE_URL for a bucket on this server. */
   storageUrl(bucket: string, prefix?: string): string;
   stop(): Promise<void>;
-}
-
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**
