@@ -58,6 +58,7 @@ it('renders running per key hold across API processes; a slot frees when its ren
   const first = (await (await post(a, { movie: 'slow' })).json()) as { token: string };
   const second = (await (await post(b, { movie: 'colors', params: { label: 'second' } })).json()) as { token: string };
   const watching = fetch(`${a.url}/v2/get/${first.token}.mp4`).then((r) => r.arrayBuffer());
+  watching.catch(() => undefined); // awaited below
   await eventually('the first to render', async () => (((await (await fetch(`${a.url}/v2/progress/${first.token}`)).json()) as { status: string }).status === 'rendering' ? true : undefined));
   const refused = await fetch(`${b.url}/v2/get/${second.token}.mp4`);
   expect(refused.status).toBe(429);
