@@ -69,7 +69,7 @@ export class SegmentRenderer {
           const data = await this.work.read(file);
           counted = payload.profile.container === 'ivf' ? countIvfFrames(data) : countFragmentedSamples(data);
         } catch (err) {
-          throw renderFailed(`segment ${payload.range.from}-${payload.range.to} is unreadable: ${(err as Error).message}`);
+          throw renderFailed(`segment ${payload.range.from}-${payload.range.to} could not be read back after rendering`, [], { internal: (err as Error).message });
         }
         if (counted !== frames) throw renderFailed(`segment ${payload.range.from}-${payload.range.to} has ${counted} frames, expected ${frames}`);
         return result.bytes;

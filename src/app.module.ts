@@ -45,6 +45,7 @@ export const documentStoreProvider = {
   inject: [MONTAGE_CONFIG],
   useFactory: (config: MontageConfig) =>
     waitForDependency(config.mongodbUri ? 'MongoDB (MONGODB_URI)' : 'the embedded document store', () => createDocumentStore(config), {
+      publicName: 'store',
       timeoutMs: config.startupTimeoutMs,
       logger: new Logger('Store'),
     }),

@@ -70,6 +70,7 @@ export class AssetCacheService {
       // The content is fine for whoever cached it, so a kind mismatch here deletes nothing.
       requireKind(cached.url, cached.probe, kind);
       this.usage.used(cached.path);
+      this.usage.used(indexPath); // both, or the index would go first and the URL be fetched again
       return cached;
     }
 

@@ -11,6 +11,7 @@ import { ProjectsService } from '../projects/projects.service';
 import { effectiveLimits, type ProjectLimits, SETTABLE_LIMITS } from '../projects/project.types';
 import { signedUrl } from '../projects/url-signing';
 import { loadConfig } from '../config/config';
+import { killAllChildren } from '../repositories/child-processes';
 import { RenderModule } from '../render/render.module';
 import { RenderService } from '../render/render.service';
 import { TemplatesService } from '../templates/templates.service';
@@ -228,6 +229,15 @@ function intOption(raw: unknown, name: string, min: number, max = Number.MAX_SAF
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) throw badInput(`${name} must be a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`, [{ field: name, message: 'out of range' }]);
   return n;
+}
+
+// Encoders run in process groups of their own (a service must stop them in order): a Ctrl-C
+// reaches the CLI only, which stops them before it exits, whether or not setpriv is there.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    killAllChildren('SIGKILL');
+    process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[signal]);
+  });
 }
 
 main(process.argv).then((code) => {

@@ -1,6 +1,6 @@
 import { Controller, Get, Head, Param, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { notFound } from '../common/errors';
+import { badInput, notFound } from '../common/errors';
 import { CONTENT_TYPES, isOutputFormat } from '../compiler/output-profiles';
 import { ProjectsService } from '../projects/projects.service';
 import { RendersService } from '../renders/renders.service';
@@ -63,7 +63,7 @@ export class DeliveryController {
     const query = Object.fromEntries(Object.entries(req.query).filter((e): e is [string, string] => typeof e[1] === 'string'));
     const project = await this.projects.checkSignature(projectId, req.path, query);
     const { sig: _sig, frame, q, ...params } = query;
-    const pinned = { ...(frame !== undefined ? { frame: Number(frame) } : {}), ...(q !== undefined ? { q: Number(q) } : {}) };
+    const pinned = { ...(frame !== undefined ? { frame: decimal(frame, 'frame') } : {}), ...(q !== undefined ? { q: decimal(q, 'q') } : {}) };
     const token = await this.renders.tokenForSignedUrl(project, movie, ext, params, pinned);
     return { token, ext, query: {} };
   }
@@ -96,4 +96,10 @@ export class DeliveryController {
     if (!parsed || (short && !isOutputFormat(parsed.ext))) throw notFound('not found: expected <token>.<ext>');
     return parsed;
   }
+}
+
+/** Decimal digits only: `0x10`, `1e1` and an empty value are not numbers here. */
+function decimal(raw: string, name: string): number {
+  if (!/^\d{1,9}$/.test(raw)) throw badInput(`${name} must be a whole number in decimal digits`, [{ field: name, message: 'not a decimal number' }]);
+  return Number(raw);
 }

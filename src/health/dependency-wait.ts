@@ -2,6 +2,8 @@ import type { LoggerService } from '@nestjs/common';
 import { startupState } from './startup-state';
 
 export interface DependencyWaitOptions {
+  /** What the start-up probe may tell anyone (`store`, `storage`, `queue`): never a location. */
+  publicName: string;
   /** Give up after this long (0: never). */
   timeoutMs: number;
   logger: Pick<LoggerService, 'log' | 'warn'>;
@@ -36,11 +38,11 @@ export async function waitForDependency<T>(name: string, attempt: () => Promise<
     try {
       const value = await attempt();
       if (waited) options.logger.log(`${name} answers after ${((Date.now() - started) / 1000).toFixed(1)} s; starting`);
-      startupState.reached(name);
+      startupState.reached(options.publicName);
       return value;
     } catch (err) {
       const reason = ((err as Error).message || String(err)).slice(0, 300);
-      startupState.waiting(name, reason);
+      startupState.waiting(options.publicName, reason);
       if (!waited) {
         options.logger.warn(
           `waiting for ${name}: ${reason}; retrying with backoff${options.timeoutMs ? `, for up to ${Math.round(options.timeoutMs / 1000)} s (STARTUP_TIMEOUT_MS)` : ' until it answers (STARTUP_TIMEOUT_MS=0)'}`,

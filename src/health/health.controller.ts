@@ -75,11 +75,23 @@ export class HealthController {
     return { status: ok ? 'ready' : this.lifecycle.draining ? 'stopping' : 'not ready', ...(waiting.length ? { unavailable: waiting } : {}) };
   }
 
+  /** ffmpeg's version, asked once a minute at most: a probe must not start a process per request. */
+  private ffmpeg?: { at: number; version: Promise<string | undefined> };
+
+  private ffmpegVersion(): Promise<string | undefined> {
+    if (!this.ffmpeg || Date.now() - this.ffmpeg.at > 60_000) this.ffmpeg = { at: Date.now(), version: this.media.version() };
+    const version = this.ffmpeg.version;
+    return Promise.race([version, new Promise<undefined>((r) => setTimeout(() => r(undefined), CHECK_TIMEOUT_MS).unref())]);
+  }
+
   @Get()
   async health(@Req() req: Request, @Res({ passthrough: true }) res: Response) {
-    const [ffmpeg, deps] = await Promise.all([this.media.version(), this.dependencies()]);
     const key = apiKeyOf(req);
-    const detailed = key ? await this.projects.isValidKey(key) : false;
+    const [ffmpeg, deps, detailed] = await Promise.all([
+      this.ffmpegVersion(),
+      this.dependencies(),
+      key ? check(() => this.projects.isValidKey(key).then((ok) => ok || Promise.reject(new Error('no')))).then((c) => c.ok) : false,
+    ]);
     const unavailable = [...(ffmpeg ? [] : ['ffmpeg']), ...Object.entries(deps).filter(([, c]) => !c.ok).map(([name]) => name)];
     const ok = unavailable.length === 0;
     res.status(ok ? 200 : 503);

@@ -13,7 +13,7 @@ export const startupState = {
   reached(name: string): void {
     waiting.delete(name);
   },
-  /** `Redis at unix:///…/redis.sock (connect ENOENT)` for each dependency not reached yet. */
+  /** Each dependency not reached yet, by its public name (`store`, `storage`, `queue`), and why (for the log). */
   pending(): Array<{ name: string; reason: string; waitingSec: number }> {
     return [...waiting].map(([name, w]) => ({ name, reason: w.reason, waitingSec: Math.round((Date.now() - w.since) / 1000) }));
   },

@@ -56,7 +56,7 @@ export function handleShutdown(options: ShutdownOptions): { begin(reason: string
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       logger.warn(`${signal} again: exiting at once`);
-      now(signal === 'SIGINT' ? 130 : 143);
+      now(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[signal as 'SIGHUP' | 'SIGINT' | 'SIGTERM']);
       return;
     }
     begin(signal, 0);

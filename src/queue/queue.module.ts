@@ -35,23 +35,32 @@ class QueueStartup implements OnApplicationBootstrap, OnApplicationShutdown {
       clearTimeout(timer);
       if (!this.queue.available) throw new Error(this.queue.outage ?? 'Redis does not answer');
     };
-    waitForDependency(`Redis at ${this.queue.where}`, reached, { timeoutMs: this.config.startupTimeoutMs, logger: this.logger, sleep: (ms) => this.sleep(ms), signal: this.stop.signal }).catch(
+    waitForDependency(`Redis at ${this.queue.where}`, reached, { publicName: 'queue', timeoutMs: this.config.startupTimeoutMs, logger: this.logger, sleep: (ms) => this.sleep(ms), signal: this.stop.signal }).catch(
       (err: Error) => this.stop.signal.aborted || this.lifecycle.fatal(err.message),
     );
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.stop.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      const wake = () => {
+        clearTimeout(timer);
+        this.stop.signal.removeEventListener('abort', wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.stop.signal.addEventListener('abort', wake, { once: true });
     });
   }
 
-  /** Queue connections first (bounded: Redis may be gone already), then the private redis-server. */
+  /**
+   * Queue connections first (bounded: Redis may be gone already), then the private
+   * redis-server (it flushes its append-only file on TERM, in milliseconds): within the
+   * shutdown's last second.
+   */
   async onApplicationShutdown(): Promise<void> {
     this.stop.abort();
-    await this.queue.close(500);
-    await this.redis.stop(1000);
+    await this.queue.close(150);
+    await this.redis.stop(300);
   }
 }
 

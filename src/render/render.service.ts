@@ -111,7 +111,8 @@ export class RenderService {
   ): Promise<RenderResult> {
     // A part without sound (a segment) needs only the media of the layers seen in it.
     const part = request.range && request.profile.videoOnly ? { from: request.range.from ?? 0, to: request.range.to ?? Infinity } : undefined;
-    const plan = options.plan ?? (part ? await this.planPicture(request, part) : await this.plan(request));
+    // Preparing (downloads, decode checks, rasters) can take a while: a shutdown does not wait for it.
+    const plan = options.plan ?? (await abortable(part ? this.planPicture(request, part) : this.plan(request), options.signal));
     const still = isStillFormat(request.profile.format);
     const range = still ? stillRange(plan, request.frame) : videoRange(plan, request.range);
     const total = range.to - range.from;
@@ -163,6 +164,21 @@ export class RenderService {
 
 /** A streamable render → its regular stored form, written through a temporary sibling. */
 export type RemuxFormat = 'mp4' | 'webm';
+
+/** `work`, or a cancellation as soon as `signal` aborts (the work itself finishes unobserved). */
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => undefined);
+  if (signal.aborted) return Promise.reject(renderFailed('render cancelled'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(renderFailed('render cancelled'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => (signal.removeEventListener('abort', onAbort), resolve(value)),
+      (err: unknown) => (signal.removeEventListener('abort', onAbort), reject(err)),
+    );
+  });
+}
 
 function stillRange(plan: RenderPlan, frame: number | undefined): FrameRange {
   const f = frame ?? plan.posterFrame;

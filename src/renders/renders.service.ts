@@ -104,7 +104,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
         await this.storage.init();
         this.storageId = await this.storage.identity();
       },
-      { timeoutMs: this.config.startupTimeoutMs, logger: this.logger },
+      { publicName: 'storage', timeoutMs: this.config.startupTimeoutMs, logger: this.logger },
     );
     await this.liveFiles.init();
     await this.tokens.ensureIndex({ renderKeys: 1 });
@@ -131,7 +131,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
     ]);
     clearTimeout(timer);
-    if (!finished) await this.cutOff(500);
+    if (!finished) await this.cutOff(200);
   }
 
   /** Renders still running are aborted; they are marked to run again on the next request. */
@@ -148,7 +148,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     this.draining = true;
-    await this.cutOff(1000);
+    await this.cutOff(200);
   }
 
   private draining = false;
@@ -353,12 +353,12 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   /** The movie resolved with these params, within the project's limits. */
   private async checkedMovie(project: ProjectDoc, movie: string, params: Record<string, unknown>, prefix: boolean) {
     const paramsBytes = Buffer.byteLength(JSON.stringify(params));
-    if (paramsBytes > project.limits.maxParamsBytes) {
+    if (project.limits.maxParamsBytes && paramsBytes > project.limits.maxParamsBytes) {
       throw tooLarge(`params are ${paramsBytes} bytes; this project allows ${project.limits.maxParamsBytes}`, [{ field: 'params', message: 'too large' }]);
     }
     const { movie: resolved } = await this.resolveFor(project._id, movie, params, prefix);
     const pixelSeconds = resolved.width * resolved.height * (resolved.totalFrames / resolved.fps);
-    if (pixelSeconds > project.limits.maxPixelSeconds) {
+    if (project.limits.maxPixelSeconds && pixelSeconds > project.limits.maxPixelSeconds) {
       throw tooLarge(
         `movie "${movie}" is ${resolved.width}×${resolved.height} for ${(resolved.totalFrames / resolved.fps).toFixed(1)} s; this project allows ${project.limits.maxPixelSeconds} pixel-seconds`,
         [{ field: 'movie', message: 'duration × resolution over the project limit' }],

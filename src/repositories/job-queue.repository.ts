@@ -69,6 +69,9 @@ const JOB_OPTIONS = {
 /** A command sent while Redis answers, that does not answer within this, counts as an outage. */
 const COMMAND_TIMEOUT_MS = 5000;
 
+/** ioredis's words for a connection that is not there (each client reconnects on its own schedule). */
+const CONNECTION_ERROR = /Stream isn't writeable|Connection is closed|enableOfflineQueue|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|ENOENT|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|write after end/i;
+
 /**
  * BullMQ on Redis: the only place that imports bullmq or ioredis. Queues by name (render
  * nodes take `render.<routingKey>`), jobs named by `JobName`, flows of parent and child
@@ -183,7 +186,8 @@ export class JobQueueRepository {
       ]);
     } catch (err) {
       if (err instanceof MontageError) throw err;
-      if (!this.up) throw away(`${this.outage}: ${(err as Error).message}`);
+      // Another client of this process may still be reconnecting while the canary is up again.
+      if (!this.up || CONNECTION_ERROR.test(`${(err as Error).name} ${(err as Error).message}`)) throw away(`${this.outage ?? 'a connection is down'}: ${(err as Error).message}`);
       throw err;
     } finally {
       clearTimeout(timer);
@@ -234,9 +238,9 @@ export class JobQueueRepository {
   async waitFor<N extends JobName>(
     queueName: string,
     jobId: string,
-    options: { onProgress?: (value: number) => void; signal?: AbortSignal; outageTimeoutMs?: number } = {},
+    options: { onProgress?: (value: number) => void; signal?: AbortSignal; outageTimeoutMs?: number; pollMs?: number } = {},
   ): Promise<JobResults[N]> {
-    const { onProgress, signal, outageTimeoutMs } = options;
+    const { onProgress, signal, outageTimeoutMs, pollMs = 5000 } = options;
     const events = this.queueEvents(queueName);
     const queue = this.queue(queueName);
     // Listening before the first look at the job's state; not for long if Redis is away.
@@ -245,7 +249,7 @@ export class JobQueueRepository {
       let settled = false;
       let outageTimer: NodeJS.Timeout | undefined;
       // Events can be missed (the listener connected after the job ended, Redis restarted): look again now and then.
-      const poll = setInterval(() => check(), 5000);
+      const poll = setInterval(() => check(), pollMs);
       const settle = (fn: () => void) => {
         if (settled) return;
         settled = true;
@@ -275,17 +279,22 @@ export class JobQueueRepository {
         if (id === jobId && typeof data === 'number') onProgress?.(data);
       };
       const aborted = () => settle(() => reject(new Error(`stopped waiting for job ${jobId}`)));
+      let missing = 0;
       /** The job may have ended before we listened, or while Redis was away. */
       const check = () => {
-        this.guard('read a job', () => queue.getJob(jobId)).then(
-          async (job) => {
-            if (!job) return;
+        this.guard('read a job', () => queue.getJob(jobId))
+          .then(async (job) => {
+            // Gone twice in a row: a Redis that came back without its data (or the job was removed).
+            if (!job) {
+              if (++missing >= 2) settle(() => reject(unavailable('the job queue lost this render (Redis came back without its data); request the output again')));
+              return;
+            }
+            missing = 0;
             const state = await this.guard('read a job', () => job.getState());
             if (state === 'completed') completed({ jobId, returnvalue: job.returnvalue });
             else if (state === 'failed') failed({ jobId, failedReason: job.failedReason });
-          },
-          () => undefined,
-        );
+          })
+          .catch(() => undefined); // Redis away: asked again when it is back
       };
       const armOutage = () => {
         if (!outageTimeoutMs || outageTimer) return;
@@ -312,11 +321,16 @@ export class JobQueueRepository {
     });
   }
 
-  /** Removes a flow's parent and, with it, every job below it that has not run yet. */
+  /**
+   * Removes every job of a flow that has not started (running ones finish; BullMQ refuses to
+   * remove a parent while one of its children is locked), then the parent if it can.
+   */
   async removeFlow(queueName: string, parentId: string): Promise<void> {
     const queue = this.queue(queueName);
     const job = await this.guard('read a job', () => queue.getJob(parentId));
-    if (job) await this.guard('remove a render from the queue', () => job.remove({ removeChildren: true }));
+    if (!job) return;
+    await this.guard('remove a render from the queue', () => job.removeUnprocessedChildren());
+    await this.guard('remove a render from the queue', () => job.remove({ removeChildren: true })).catch(() => undefined);
   }
 
   /**
@@ -405,11 +419,12 @@ export class JobQueueRepository {
     const finished = await Promise.race([this.whenIdle().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
     clearTimeout(timer);
     if (!finished) {
+      // Within the shutdown's last second: encoders are killed at once, a hand-back is one Redis call.
       this.handBack.abort();
-      await Promise.race([this.whenIdle(), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      await Promise.race([this.whenIdle(), new Promise((r) => (timer = setTimeout(r, 250)))]);
       clearTimeout(timer);
     }
-    await Promise.race([Promise.allSettled(this.workers.map((w) => w.close(true))), new Promise((r) => (timer = setTimeout(r, 500)))]);
+    await Promise.race([Promise.allSettled(this.workers.map((w) => w.close(true))), new Promise((r) => (timer = setTimeout(r, 100)))]);
     clearTimeout(timer);
   }
 

@@ -95,14 +95,23 @@ export class MediaRepository implements Pick<MediaProbe, 'probe'> {
       child.on('error', (err) => reject(this.cannotRun(err.message)));
       child.on('close', (code, sig) => (code === 0 ? resolve() : reject(signal?.aborted ? renderFailed('render cancelled') : this.failure(code, sig, stderr))));
     });
+    exited.catch(() => undefined); // awaited below; it may settle while input is still being written
     const abort = () => child.kill('SIGKILL');
     signal?.addEventListener('abort', abort, { once: true });
-    child.stdin!.on('error', () => undefined); // ffmpeg leaving early is reported by its exit
+    const stdin = child.stdin!;
+    stdin.on('error', () => undefined); // ffmpeg leaving early is reported by its exit
+    // ffmpeg gone while we wait for room in the pipe: 'drain' never comes, 'close' does.
+    const closed = new Promise<void>((resolve) => stdin.once('close', () => resolve()));
+    let endedEarly = false;
     try {
       for await (const chunk of input) {
-        if (!child.stdin!.write(chunk)) await new Promise((r) => child.stdin!.once('drain', r));
+        if (stdin.destroyed) {
+          endedEarly = true;
+          break;
+        }
+        if (!stdin.write(chunk)) await Promise.race([new Promise((r) => stdin.once('drain', r)), closed]);
       }
-      child.stdin!.end();
+      stdin.end();
     } catch (err) {
       child.kill('SIGKILL');
       await exited.catch(() => undefined);
@@ -111,6 +120,8 @@ export class MediaRepository implements Pick<MediaProbe, 'probe'> {
       signal?.removeEventListener('abort', abort);
     }
     await exited;
+    // Exit 0 with input left over would store a video cut short.
+    if (endedEarly) throw renderFailed('the assembler stopped before the end of the video', [], { internal: ffmpegErrorSummary(stderr) });
   }
 
   /**

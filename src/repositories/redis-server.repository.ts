@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawnTied } from './child-processes';
 import { findProcesses, identityOf, isRunning, type ProcessIdentity, selfIdentity, waitGone } from './processes.repository';
@@ -80,6 +81,13 @@ export class RedisServerRepository {
         await waitGone(identity, 2000);
       }
     }
+    // A server answering on the socket that no process of this machine's view owns: another
+    // Montage in another container (another pid namespace) on the same data dir. Not ours to stop.
+    if (await answersPing(socket)) {
+      throw new Error(
+        `a redis-server already answers on ${socket} and no process here owns it (another Montage, in another container on the same data dir?); stop it first, or give this one its own MONTAGE_DATA_DIR`,
+      );
+    }
     await fs.rm(this.lockFile(dir), { force: true });
   }
 
@@ -156,4 +164,24 @@ export class RedisServerRepository {
     }
     if (this.dir) await fs.rm(this.lockFile(this.dir), { force: true }).catch(() => undefined);
   }
+}
+
+/** Whether a Redis answers PING on a unix socket within half a second. */
+function answersPing(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const conn = net.createConnection(socket);
+    let reply = '';
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      conn.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 500);
+    conn.on('connect', () => conn.write('PING\r\n'));
+    conn.on('data', (d) => {
+      reply += d.toString();
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+    conn.on('error', () => done(false));
+  });
 }

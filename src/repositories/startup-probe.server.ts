@@ -9,8 +9,9 @@ import { startupState } from '../health/startup-state';
  */
 export async function startStartupProbe(port: number, host?: string): Promise<{ close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
+    // Kinds only (`store`, `storage`, `queue`): where they are and why they fail is for the log.
     const pending = startupState.pending();
-    const waiting = pending.map((p) => `${p.name} (${p.waitingSec} s)`).join(', ');
+    const waiting = pending.map((p) => `the ${p.name} (${p.waitingSec} s)`).join(', ');
     const path = (req.url ?? '/').split('?')[0];
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Cache-Control', 'no-store');

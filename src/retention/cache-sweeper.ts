@@ -42,8 +42,8 @@ export class CacheSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     this.passes.start();
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    await this.passes.stop();
+  onApplicationShutdown(): void {
+    this.passes.stop();
   }
 
   /** One pass now (or the one under way). */

@@ -56,8 +56,8 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     this.passes.start();
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    await this.passes.stop();
+  onApplicationShutdown(): void {
+    this.passes.stop();
   }
 
   /** One pass now (or the one under way). */
@@ -80,10 +80,16 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     let storedFiles = 0;
     for (const project of await this.projects.list()) {
       const done = await this.renders.find({ project: project._id, status: 'done' });
+      // Outputs stored before access was recorded count as fetched now: their age is unknown,
+      // and an upgrade must not remove everything older than the TTL at its first sweep.
+      for (const d of done.filter((d) => !d.lastAccessAt)) {
+        d.lastAccessAt = now.toISOString();
+        await this.renders.findOneAndUpdate({ _id: d._id, lastAccessAt: { $exists: false } }, { $set: { lastAccessAt: d.lastAccessAt } }).catch(() => undefined);
+      }
       const outputs = done.map((d) => ({
         key: d._id,
         bytes: d.bytes,
-        lastAccessMs: Date.parse(d.lastAccessAt ?? d.updatedAt) || 0,
+        lastAccessMs: Date.parse(d.lastAccessAt!) || now.getTime(),
         pinned: pinned.has(d._id) || this.live.has(d._id),
       }));
       const expired = new Set(planOutputExpiry(outputs, effectiveLimits(project, this.config), now.getTime()).map((o) => o.key));

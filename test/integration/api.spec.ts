@@ -228,6 +228,9 @@ describe('bad requests get one clear JSON error', () => {
     try {
       const res = await post({ movie: 'colors' }).expect(413);
       expect(res.body.message).toMatch(/320×180 for 2\.0 s/);
+      await repo.save({ ...t, limits: { ...t.limits, maxPixelSeconds: 0, maxParamsBytes: 0 } });
+      await post({ movie: 'colors', params: { label: 'x'.repeat(70 * 1024) } }).expect(400); // 0: no limit (the string cap still holds)
+      await post({ movie: 'colors' }).expect(200);
     } finally {
       await repo.save(t);
     }

@@ -97,6 +97,26 @@ describe('montage render', () => {
     expect(fs.existsSync(path.join(work, 'x.mp4'))).toBe(false);
   });
 
+  it('Ctrl-C stops the render and its ffmpeg, even without setpriv', async () => {
+    const { spawn } = await import('node:child_process');
+    const { descendants, alive, commandOf, eventually } = await import('../helpers/processes');
+    const cli = spawn('node', [BIN, 'render', 'demo/welcome', '--param', 'name=Interrupted', '--out', 'cut.mp4'], {
+      cwd: work,
+      env: { ...process.env, MONTAGE_DATA_DIR: path.join(work, 'data'), MONTAGE_TEMPLATES_DIR: DEMO_TEMPLATES, MONTAGE_NO_PDEATHSIG: '1' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)));
+    const encoders = await eventually('ffmpeg encoding', () => {
+      const found = descendants(cli.pid!).filter((p) => commandOf(p).includes('-filter_complex'));
+      return found.length ? found : undefined;
+    }, 60_000);
+    expect(commandOf(encoders[0])).not.toMatch(/setpriv/);
+    cli.kill('SIGINT'); // the CLI only: ffmpeg is in a process group of its own
+    expect(await exited).toBe(130);
+    await eventually('ffmpeg gone', () => (encoders.every((p) => !alive(p)) ? true : undefined), 3000);
+    expect(fs.existsSync(path.join(work, 'cut.mp4'))).toBe(false);
+  });
+
   it('a render failure exits 1', async () => {
     const r = await montage(['render', 't/colors', '--out', 'x.mp4'], { MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES, FFMPEG_PATH: '/bin/false' });
     expect(r.code).toBe(1);

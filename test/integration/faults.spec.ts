@@ -286,6 +286,38 @@ describe('the API is SIGKILLed', () => {
   });
 });
 
+describe('a data dir shared across containers', () => {
+  it('a redis-server answering on the data dir that no process in view owns is left alone, and the start is refused', async () => {
+    const { spawnSync } = await import('node:child_process');
+    if (spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status !== 0) {
+      console.warn('skipped: unshare (a PID namespace, as in another container) is not possible here');
+      return;
+    }
+    const dataDir = fs.mkdtempSync(path.join(work, 'shared-'));
+    const redisDir = path.join(dataDir, 'redis');
+    fs.mkdirSync(redisDir, { recursive: true });
+    const socket = path.join(redisDir, 'redis.sock');
+    // The other container's Montage: its redis-server, and a lock whose owner is pid 1 (there, as here).
+    const theirs = track(spawnProc('redis-server', ['--port', '0', '--unixsocket', socket, '--dir', redisDir, '--appendonly', 'yes', '--save', ''], process.env));
+    await eventually('their redis-server', () => (fs.existsSync(socket) ? true : undefined), 10_000);
+    fs.writeFileSync(path.join(redisDir, 'redis-server.lock'), JSON.stringify({ redis: { pid: 7 }, owner: { pid: 1 } }));
+    // This API in a PID namespace of its own, where it is pid 1 and sees none of the processes above.
+    const api = track(
+      spawnProc('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, path.join(__dirname, '..', '..', 'dist', 'src', 'main.js')], {
+        ...process.env,
+        PORT: '0',
+        MONTAGE_DATA_DIR: dataDir,
+        MONTAGE_TEMPLATES_DIR: path.join(__dirname, '..', 'fixtures', 'templates'),
+      }),
+    );
+    const { code } = await exitWithin(api, 30_000);
+    expect(code).toBe(1);
+    expect(api.output()).toMatch(/a redis-server already answers on .*redis\.sock and no process here owns it/);
+    expect(theirs.running()).toBe(true);
+    expect(fs.existsSync(socket)).toBe(true);
+  });
+});
+
 describe('start-up with Redis down', () => {
   it('the API listens, says once what it waits for (live but not ready), and becomes ready when Redis comes', async () => {
     const dir = fs.mkdtempSync(path.join(work, 'late-redis-'));

@@ -235,6 +235,16 @@ describe('small things that said too much or too little', () => {
       expect([frame, res.status]).toEqual([frame, 400]);
     }
     expect((await fetch(`${api.url}/v2/get/${created.json.token}.png?frame=16`)).status).toBe(200);
+    // Signed URLs too (the project is made public here so that no signature is needed).
+    const projectFile = path.join(api.dataDir, 'projects', 't.json');
+    const project = JSON.parse(fs.readFileSync(projectFile, 'utf8'));
+    fs.writeFileSync(projectFile, JSON.stringify({ ...project, public: true }));
+    try {
+      for (const frame of ['0x10', '1e1', '']) expect((await fetch(`${api.url}/v1/render/t/colors.png?frame=${frame}`)).status).toBe(400);
+      expect((await fetch(`${api.url}/v1/render/t/colors.png?frame=16`)).status).toBe(200);
+    } finally {
+      fs.writeFileSync(projectFile, JSON.stringify(project));
+    }
   });
 
   it('a body in an unknown Content-Encoding or not JSON at all is 415 saying so; gzip is read', async () => {

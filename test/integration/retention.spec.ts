@@ -65,6 +65,19 @@ describe('stored outputs', () => {
     expect(api.renders.counters.started).toBe(before + 1);
   });
 
+  it('outputs stored before access was recorded count as fetched at the first sweep, not as old as their render', async () => {
+    const old = await post({ movie: 'colors', params: { label: 'from an older release' } });
+    await request(api.url).get(`/v2/render/${old.token}.png`).expect(200);
+    const key = await renderKeyOf(old.token);
+    const longAgo = new Date(Date.now() - 400 * DAY).toISOString();
+    await renders.findOneAndUpdate({ _id: key }, { $unset: { lastAccessAt: 1 }, $set: { updatedAt: longAgo, createdAt: longAgo } });
+    await storeSweep();
+    const doc = (await renders.findOne({ _id: key })) as RenderDoc;
+    expect(doc.status).toBe('done');
+    expect(Date.parse(doc.lastAccessAt!)).toBeGreaterThan(Date.now() - 60_000);
+    expect(fs.existsSync(path.join(outputsDir(), `${key}.png`))).toBe(true);
+  });
+
   it('beyond a project\'s maxStoredBytes, the least recently fetched go first', async () => {
     const projects = api.app.get(ProjectsService);
     const repo = (projects as unknown as { projects: { save(d: unknown): Promise<void> } }).projects;

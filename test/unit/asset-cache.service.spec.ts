@@ -196,13 +196,13 @@ describe('AssetCacheService', () => {
     expect(store.files.size).toBe(0); // nothing cached
   });
 
-  it('marks a cached blob as used on a hit (for least-recently-used eviction), at most once a minute', async () => {
+  it('marks a cached blob and its index entry as used on a hit (for least-recently-used eviction), at most once a minute', async () => {
     const { service, store } = setup();
     await service.fetch(url, 'image');
     expect(store.touched).toEqual([]);
     await service.fetch(url, 'image');
     await service.fetch(url, 'image');
-    expect(store.touched).toEqual([blobPath]);
+    expect(store.touched).toEqual([blobPath, indexPath]);
   });
 
   it('refuses a cached asset of another kind without deleting it', async () => {

@@ -37,7 +37,7 @@ describe('waitForDependency', () => {
         if (++calls < 5) throw new Error('connect ECONNREFUSED');
         return 'store';
       },
-      { timeoutMs: 0, logger: log, sleep: async (ms) => void sleeps.push(ms) },
+      { publicName: 'store', timeoutMs: 0, logger: log, sleep: async (ms) => void sleeps.push(ms) },
     );
     expect(value).toBe('store');
     expect(sleeps).toEqual([250, 500, 1000, 2000]);
@@ -50,7 +50,8 @@ describe('waitForDependency', () => {
   it('is reported to the start-up probe while it waits, and gives up after the timeout', async () => {
     const log = logger();
     let seen: unknown;
-    const failing = waitForDependency('the bucket', async () => Promise.reject(new Error('503 Slow Down')), {
+    const failing = waitForDependency('the bucket s3://b at http://minio:9000', async () => Promise.reject(new Error('503 Slow Down')), {
+      publicName: 'storage',
       timeoutMs: 50,
       logger: log,
       firstDelayMs: 10,
@@ -60,9 +61,9 @@ describe('waitForDependency', () => {
       },
     });
     await expect(failing).rejects.toThrow(StartupTimeoutError);
-    await expect(failing).rejects.toThrow(/gave up waiting for the bucket after \d+ s: 503 Slow Down/);
-    expect(seen).toEqual([{ name: 'the bucket', reason: '503 Slow Down', waitingSec: 0 }]);
-    startupState.reached('the bucket');
+    await expect(failing).rejects.toThrow(/gave up waiting for the bucket s3:\/\/b at http:\/\/minio:9000 after \d+ s: 503 Slow Down/);
+    expect(seen).toEqual([{ name: 'storage', reason: '503 Slow Down', waitingSec: 0 }]); // the probe says `storage`, never where
+    startupState.reached('storage');
   });
 });
 

@@ -23,7 +23,7 @@ describe('PeriodicPass', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(runs).toBe(2); // the timed pass waits for its own end before the next is scheduled
     release();
-    await pass.stop();
+    pass.stop();
     const after = runs;
     await new Promise((r) => setTimeout(r, 50));
     expect(runs).toBe(after);
@@ -38,7 +38,7 @@ describe('PeriodicPass', () => {
     }, 5, (err) => errors.push(err.message));
     pass.start();
     await new Promise((r) => setTimeout(r, 60));
-    await pass.stop();
+    pass.stop();
     expect(errors.slice(0, 2)).toEqual(['boom 1', 'boom 2']);
   });
 });
