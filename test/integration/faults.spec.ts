@@ -201,7 +201,7 @@ describe('the embedded default (`npm start`): signals to the whole process group
   ] as const)('%s: Ctrl-C stops the API within grace + 1 s and no redis-server or ffmpeg outlives it', async (_case, signal, rendering) => {
     const api = track(await startApiProcess());
     if (rendering) {
-      const { token } = await post(api, { movie: 'slow' });
+      const { token } = await post(api, { movie: 'long' }); // longer than the grace period: cut off
       void fetch(`${api.url}/v2/get/${token}.mp4`).then((r) => r.arrayBuffer()).catch(() => undefined);
       await eventually('rendering', async () => ((await progress(api, token)).framesDone > 0 ? true : undefined), 30_000);
     }
@@ -213,17 +213,22 @@ describe('the embedded default (`npm start`): signals to the whole process group
     const { code, ms } = await exitWithin(api, EXIT_BOUND_MS, signalled);
     expect(ms).toBeLessThanOrEqual(EXIT_BOUND_MS);
     expect(code).toBe(0);
+    if (rendering) {
+      expect(ms).toBeGreaterThanOrEqual(GRACE_MS - 200); // the render had its grace period
+      expect(api.output()).toMatch(/1 render\(s\) cut off by the shutdown; they run again on the next request/);
+    }
     await expectNothingLeft(children, api.pid);
     expect(api.output()).not.toMatch(/ENOENT.*redis\.sock[\s\S]*ENOENT.*redis\.sock/); // no reconnect loop to a Redis that is gone
   });
 
   it('a second signal exits at once', async () => {
     const api = track(await startApiProcess({ SHUTDOWN_GRACE_MS: '20000' }));
-    const { token } = await post(api, { movie: 'slow' });
+    const { token } = await post(api, { movie: 'long' }); // longer than a second: still draining after the first signal
     void fetch(`${api.url}/v2/get/${token}.mp4`).then((r) => r.arrayBuffer()).catch(() => undefined);
     await eventually('rendering', async () => ((await progress(api, token)).framesDone > 0 ? true : undefined), 30_000);
     const children = descendants(api.pid);
     process.kill(api.pid, 'SIGTERM');
+    await eventually('draining', () => (/the API is stopping/.test(api.output()) ? true : undefined), 5000);
     await new Promise((r) => setTimeout(r, 300));
     expect(api.running()).toBe(true); // draining: the render has 20 s
     const again = Date.now();
