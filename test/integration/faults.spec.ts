@@ -243,7 +243,7 @@ describe('the API is SIGKILLed', () => {
   it('its private redis-server and ffmpeg die with it; the next start runs one redis-server and renders the cut-off video again', async () => {
     const dataDir = fs.mkdtempSync(path.join(work, 'killed-'));
     const first = track(await startApiProcess({}, dataDir));
-    const { token } = await post(first, { movie: 'slow' });
+    const { token } = await post(first, { movie: 'long' }); // still encoding when killed
     void fetch(`${first.url}/v2/get/${token}.mp4`).then((r) => r.arrayBuffer()).catch(() => undefined);
     await eventually('rendering', async () => ((await progress(first, token)).framesDone > 0 ? true : undefined), 30_000);
     const children = descendants(first.pid);
@@ -258,7 +258,7 @@ describe('the API is SIGKILLed', () => {
     expect(processesWith(socket)).toHaveLength(1); // one redis-server on these files, not two
     const again = await download(`${second.url}/v2/get/${token}.mp4`, 'killed-again.mp4');
     expect(again.status).toBe(200);
-    await expectComplete(again.file, 240);
+    await expectComplete(again.file, 1800);
 
     // A second API on the same data dir is refused while the first runs.
     const third = track(spawnProc(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'src', 'main.js')], { ...process.env, PORT: '0', MONTAGE_DATA_DIR: dataDir, MONTAGE_TEMPLATES_DIR: path.join(__dirname, '..', 'fixtures', 'templates') }));
