@@ -12,6 +12,7 @@ import { LifecycleService } from './lifecycle/lifecycle.service';
 import { handleShutdown } from './lifecycle/shutdown';
 import { JOB_QUEUE } from './queue/queue.module';
 import type { JobQueueRepository } from './repositories/job-queue.repository';
+import { RedisServerRepository } from './repositories/redis-server.repository';
 import { startStartupProbe } from './repositories/startup-probe.server';
 import { RendersService } from './renders/renders.service';
 
@@ -63,6 +64,7 @@ export async function createApp(config: MontageConfig = loadConfig(), logger: Lo
 export async function stopApp(app: NestExpressApplication, config: MontageConfig): Promise<void> {
   const deadline = Date.now() + config.shutdownGraceMs;
   app.get(LifecycleService).draining = true;
+  app.get(RedisServerRepository).holdRestarts(); // a private redis-server stopping now (a Ctrl-C to the group) stays stopped
   const server = app.getHttpServer();
   server.close();
   server.closeIdleConnections();

@@ -33,6 +33,7 @@ export async function waitForDependency<T>(name: string, attempt: () => Promise<
   const started = Date.now();
   let delay = options.firstDelayMs ?? 250;
   let waited = false;
+  startupState.waiting(options.publicName, 'not answered yet'); // the start-up probe names it at once
   for (;;) {
     if (options.signal?.aborted) throw new Error(`stopped waiting for ${name}`);
     try {

@@ -1,8 +1,11 @@
 import type { LoggerService } from '@nestjs/common';
 import { killAllChildren } from '../repositories/child-processes';
 
-/** Past the grace period, this long for closing connections and stopping children; then the exit is forced. */
-export const SHUTDOWN_MARGIN_MS = 800;
+/**
+ * Past the grace period, this long for cutting off, handing back, closing connections and
+ * stopping children (each step has its own smaller bound); then the exit is forced.
+ */
+export const SHUTDOWN_MARGIN_MS = 900;
 
 export interface ShutdownOptions {
   /** What stops: 'API', 'render node'. */

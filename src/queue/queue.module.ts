@@ -59,8 +59,8 @@ class QueueStartup implements OnApplicationBootstrap, OnApplicationShutdown {
    */
   async onApplicationShutdown(): Promise<void> {
     this.stop.abort();
-    await this.queue.close(150);
-    await this.redis.stop(300);
+    await this.queue.close(100);
+    await this.redis.stop(250);
   }
 }
 

@@ -131,7 +131,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
     ]);
     clearTimeout(timer);
-    if (!finished) await this.cutOff(200);
+    if (!finished) await this.cutOff(150);
   }
 
   /** Renders still running are aborted; they are marked to run again on the next request. */
@@ -148,7 +148,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     this.draining = true;
-    await this.cutOff(200);
+    await this.cutOff(150);
   }
 
   private draining = false;

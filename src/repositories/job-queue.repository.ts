@@ -421,7 +421,7 @@ export class JobQueueRepository {
     if (!finished) {
       // Within the shutdown's last second: encoders are killed at once, a hand-back is one Redis call.
       this.handBack.abort();
-      await Promise.race([this.whenIdle(), new Promise((r) => (timer = setTimeout(r, 250)))]);
+      await Promise.race([this.whenIdle(), new Promise((r) => (timer = setTimeout(r, 200)))]);
       clearTimeout(timer);
     }
     await Promise.race([Promise.allSettled(this.workers.map((w) => w.close(true))), new Promise((r) => (timer = setTimeout(r, 100)))]);

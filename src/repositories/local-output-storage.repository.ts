@@ -103,7 +103,7 @@ export class LocalOutputStorage implements OutputStorage {
 
   async removeLeftover(leftover: Leftover): Promise<void> {
     const dir = leftover.area === 'segments' ? this.segmentsDir : this.outputsDir;
-    if (path.basename(leftover.name) !== leftover.name || leftover.name === '..' || leftover.name === '.') return;
+    if (!/^\.{0,2}[A-Za-z0-9][A-Za-z0-9._-]*$/.test(leftover.name)) return; // its own names only (staging ones start with dots): no path, no traversal
     await fs.rm(path.join(dir, leftover.name), { force: true });
   }
 

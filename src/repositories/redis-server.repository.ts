@@ -41,8 +41,21 @@ export class RedisServerRepository {
     await fs.mkdir(dir, { recursive: true });
     const socket = path.join(dir, 'redis.sock');
     await this.takeOver(dir, socket);
+    // Taken before the server starts, and exclusively: of two processes starting at once, one wins.
+    try {
+      await fs.writeFile(this.lockFile(dir), JSON.stringify({ owner: await selfIdentity() }), { flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      throw new Error(`another Montage process is starting the private redis-server of ${dir} right now; stop it first, or give this one its own MONTAGE_DATA_DIR`);
+    }
     await this.launch(dir, socket);
     return socket;
+  }
+
+  /** Shutting down: a redis-server that stops now is not started again. */
+  holdRestarts(): void {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
   }
 
   /** The server's pid, for tests and logs. */
@@ -123,7 +136,7 @@ export class RedisServerRepository {
     child.removeAllListeners('error');
     child.on('error', () => undefined);
     const lock: RedisLock = { redis: (await identityOf(child.pid!)) ?? { pid: child.pid! }, owner: await selfIdentity() };
-    await fs.writeFile(this.lockFile(dir), JSON.stringify(lock));
+    await fs.writeFile(this.lockFile(dir), JSON.stringify(lock)); // ours already: now naming the server too
     child.once('exit', (code, signal) => {
       if (this.child !== child || this.stopping) return;
       this.logger.error(`redis-server stopped unexpectedly (${signal ?? `exit ${code}`}); starting it again`);

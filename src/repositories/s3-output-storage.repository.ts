@@ -158,7 +158,7 @@ export class S3OutputStorage implements OutputStorage {
   }
 
   async removeLeftover(leftover: Leftover): Promise<void> {
-    if (leftover.area !== 'segments' || leftover.name.includes('/')) return;
+    if (leftover.area !== 'segments' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(leftover.name)) return;
     await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.segmentKey(leftover.name) }));
   }
 

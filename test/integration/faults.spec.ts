@@ -26,8 +26,8 @@ import {
 // process group, walked in /proc), and that it all happens in bounded time.
 
 const GRACE_MS = 2000;
-/** Exits are forced at grace + 0.8 s; this much more for a loaded CI machine to notice. */
-const EXIT_BOUND_MS = GRACE_MS + 2000;
+/** Exits are forced at grace + 0.9 s (the target is grace + 1 s); half a second more for the test to notice on a loaded machine. */
+const EXIT_BOUND_MS = GRACE_MS + 1500;
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-faults-'));
 const cleanup: Array<() => Promise<void> | void> = [];
@@ -68,15 +68,16 @@ async function expectComplete(file: string, frames: number): Promise<void> {
 
 const stored = (api: ApiProc, token: string) => eventually('the output to be stored', async () => ((await progress(api, token)).status === 'done' ? true : undefined), 30_000);
 
-/** Every process below `pid`, and everything in its group, gone within `ms`. */
-async function expectNothingLeft(pids: number[], pgid: number, ms = 3000): Promise<void> {
-  await eventually(
-    `no process left of group ${pgid}`,
-    () => (pids.every((p) => !alive(p)) && groupMembers(pgid).length === 0 ? true : undefined),
-    ms,
-  ).catch(() => {
-    const left = [...new Set([...pids.filter(alive), ...groupMembers(pgid)])];
-    throw new Error(`left running: ${left.map((p) => `${p} ${commandOf(p)}`).join('; ')}`);
+/**
+ * Nothing of a killed process left within `ms`: the processes that were below it (a snapshot
+ * taken before the kill), anything still in its process group, and — since its children run
+ * in groups of their own — any process whose command line names its data dir (a
+ * redis-server or an ffmpeg started after the snapshot).
+ */
+async function expectNothingLeft(pids: number[], pgid: number, dataDir?: string, ms = 3000): Promise<void> {
+  const left = () => [...new Set([...pids.filter(alive), ...groupMembers(pgid), ...(dataDir ? processesWith(dataDir) : [])])];
+  await eventually(`no process left of ${pgid}`, () => (left().length === 0 ? true : undefined), ms).catch(() => {
+    throw new Error(`left running: ${left().map((p) => `${p} ${commandOf(p)}`).join('; ')}`);
   });
 }
 
@@ -177,7 +178,7 @@ describe('Redis goes away under an API with REDIS_URL and separate render nodes'
     process.kill(node.pid, 'SIGTERM');
     const { ms } = await exitWithin(node, EXIT_BOUND_MS, signalled);
     expect(ms).toBeLessThanOrEqual(EXIT_BOUND_MS);
-    await expectNothingLeft(children, node.pid);
+    await expectNothingLeft(children, node.pid, api.dataDir);
   });
 
   it('the API given SIGTERM while Redis is gone exits within grace + 1 s too', async () => {
@@ -188,7 +189,7 @@ describe('Redis goes away under an API with REDIS_URL and separate render nodes'
     const { ms, code } = await exitWithin(api, EXIT_BOUND_MS, signalled);
     expect(ms).toBeLessThanOrEqual(EXIT_BOUND_MS);
     expect(code).toBe(0);
-    await expectNothingLeft(children, api.pid);
+    await expectNothingLeft(children, api.pid, api.dataDir);
     await redis.restart();
   });
 });
@@ -217,7 +218,7 @@ describe('the embedded default (`npm start`): signals to the whole process group
       expect(ms).toBeGreaterThanOrEqual(GRACE_MS - 200); // the render had its grace period
       expect(api.output()).toMatch(/1 render\(s\) cut off by the shutdown; they run again on the next request/);
     }
-    await expectNothingLeft(children, api.pid);
+    await expectNothingLeft(children, api.pid, api.dataDir);
     expect(api.output()).not.toMatch(/ENOENT.*redis\.sock[\s\S]*ENOENT.*redis\.sock/); // no reconnect loop to a Redis that is gone
   });
 
@@ -235,7 +236,32 @@ describe('the embedded default (`npm start`): signals to the whole process group
     process.kill(api.pid, 'SIGTERM');
     const { ms } = await exitWithin(api, 2000, again);
     expect(ms).toBeLessThan(2000);
-    await expectNothingLeft(children, api.pid);
+    await expectNothingLeft(children, api.pid, api.dataDir);
+  });
+
+  it.each([
+    ['dies first, then the API is stopped', false],
+    ['and the API are signalled together (systemd KillMode=control-group)', true],
+  ])('the private redis-server %s: the API still stops within grace + 1 s, and nothing is left', async (_case, together) => {
+    const api = track(await startApiProcess());
+    const redis = descendants(api.pid).find((p) => commandOf(p).startsWith('redis-server'))!;
+    expect(redis).toBeDefined();
+    const children = descendants(api.pid);
+    if (!together) {
+      process.kill(redis, 'SIGKILL');
+      // It is started again while the service runs, on the same socket.
+      await eventually('a new redis-server', () => descendants(api.pid).find((p) => commandOf(p).startsWith('redis-server') && p !== redis), 10_000);
+      await eventually('ready again', async () => ((await fetch(`${api.url}/health/ready`)).status === 200 ? true : undefined), 10_000);
+      process.kill(descendants(api.pid).find((p) => commandOf(p).startsWith('redis-server'))!, 'SIGTERM'); // and stopped once more, as a group signal would
+    }
+    const signalled = Date.now();
+    if (together) process.kill(redis, 'SIGTERM');
+    process.kill(api.pid, 'SIGTERM');
+    const { code, ms } = await exitWithin(api, EXIT_BOUND_MS, signalled);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThanOrEqual(EXIT_BOUND_MS);
+    expect(api.output()).not.toMatch(/connect ENOENT.*redis\.sock[\s\S]*connect ENOENT.*redis\.sock/);
+    await expectNothingLeft(children, api.pid, api.dataDir);
   });
 });
 
@@ -251,7 +277,7 @@ describe('the API is SIGKILLed', () => {
     expect(children.map(commandOf).some((c) => c.startsWith('redis-server'))).toBe(true);
     process.kill(first.pid, 'SIGKILL');
     await first.exited;
-    await expectNothingLeft(children, first.pid);
+    await expectNothingLeft(children, first.pid, dataDir);
 
     const socket = path.join(dataDir, 'redis', 'redis.sock');
     const second = track(await startApiProcess({}, dataDir));
@@ -344,11 +370,51 @@ describe('start-up with Redis down', () => {
 
   it('with STARTUP_TIMEOUT_MS it gives up: exit 1, saying why', async () => {
     const dir = fs.mkdtempSync(path.join(work, 'no-redis-'));
-    const api = track(await startApiProcess({ REDIS_URL: `unix://${path.join(dir, 'redis.sock')}`, EMBEDDED_RENDER_NODE: '0', STARTUP_TIMEOUT_MS: '1500' }));
-    const { code, ms } = await exitWithin(api, 10_000);
+    const api = track(
+      spawnProc(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'src', 'main.js')], {
+        ...process.env,
+        PORT: '0',
+        MONTAGE_DATA_DIR: path.join(dir, 'data'),
+        MONTAGE_TEMPLATES_DIR: path.join(__dirname, '..', 'fixtures', 'templates'),
+        REDIS_URL: `unix://${path.join(dir, 'redis.sock')}`,
+        EMBEDDED_RENDER_NODE: '0',
+        STARTUP_TIMEOUT_MS: '1500',
+      }),
+    );
+    const { code } = await exitWithin(api, 20_000);
     expect(code).toBe(1);
-    expect(ms).toBeLessThan(10_000);
-    expect(api.output()).toMatch(/gave up waiting for Redis at unix:\/\/.*redis\.sock/);
+    expect(api.output()).toMatch(/gave up waiting for Redis at unix:\/\/.*redis\.sock after \d+ s/);
+  });
+
+  it('while a store does not answer yet, a probe server answers: live, not ready, naming only what it waits for', async () => {
+    const closed = await import('../helpers/processes').then((m) => m.freePort()); // nothing listens there
+    const port = await import('../helpers/processes').then((m) => m.freePort());
+    const dir = fs.mkdtempSync(path.join(work, 'no-mongo-'));
+    const api = track(
+      spawnProc(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'src', 'main.js')], {
+        ...process.env,
+        PORT: String(port),
+        MONTAGE_DATA_DIR: dir,
+        MONTAGE_TEMPLATES_DIR: path.join(__dirname, '..', 'fixtures', 'templates'),
+        MONGODB_URI: `mongodb://127.0.0.1:${closed}/montage`,
+      }),
+    );
+    const url = `http://127.0.0.1:${port}`;
+    const live = await eventually('the probe', async () => {
+      const res = await fetch(`${url}/health/live`);
+      return res.status === 200 ? ((await res.json()) as { status: string }) : undefined;
+    }, 15_000);
+    expect(live).toEqual({ status: 'starting' });
+    const ready = await fetch(`${url}/health/ready`);
+    expect(ready.status).toBe(503);
+    expect(ready.headers.get('retry-after')).toBe('5');
+    expect(await ready.json()).toEqual({ status: 'starting', waitingFor: ['store'] });
+    const other = await fetch(`${url}/v2/progress/AAAAAAAAAAAAAAAAAAAAAA`);
+    expect(other.status).toBe(503);
+    const body = await other.text();
+    expect(body).toMatch(/Montage is starting: waiting for the store/);
+    expect(body).not.toContain(String(closed)); // where the store is stays in the log
+    process.kill(api.pid, 'SIGKILL');
   });
 });
 
@@ -377,13 +443,16 @@ describe('render nodes die or stop mid-segment', () => {
     const victim = await eventually('a node encoding', () => [a, b].find((n) => encoding(n.pid)), 30_000);
     const encoders = descendants(victim.pid);
     process.kill(victim.pid, 'SIGKILL');
-    await expectNothingLeft(encoders, victim.pid);
-    // What the killed node was writing stays behind it: a staging segment nobody will finish.
-    expect(fs.readdirSync(path.join(api.dataDir, 'segments')).some((n) => n.startsWith('.') && n.includes('.part'))).toBe(true);
+    await expectNothingLeft(encoders, victim.pid); // (the other node shares the data dir, so only the snapshot and the group here)
+    const segments = path.join(api.dataDir, 'segments');
+    const stagingAtKill = fs.readdirSync(segments).filter((n) => n.startsWith('.') && n.includes('.part'));
     const result = await viewer;
     expect(result.status).toBe(200);
     await expectComplete(result.file, 240);
     await stored(api, token);
+    // The survivor's staging files became segments; what is left is the killed node's, which nobody will finish.
+    const orphaned = stagingAtKill.filter((n) => fs.existsSync(path.join(segments, n)));
+    expect(orphaned.length).toBeGreaterThan(0);
     // The killed node's half-written segment goes with the sweep, not at the next start.
     await eventually('no segment or staging file left', () => (fs.readdirSync(path.join(api.dataDir, 'segments')).length === 0 ? true : undefined), 10_000);
     killGroup(a.pid);
@@ -426,6 +495,7 @@ describe('what already held, and still holds', () => {
   });
 
   it('100 viewers at once share one render and each gets the whole video; memory stays bounded', async () => {
+    // (the issue measured 260 MB of peak RSS for this; 600 MB leaves room for a loaded CI machine)
     const { token } = await post(api, { movie: 'motion' });
     const bodies = await Promise.all(Array.from({ length: 100 }, () => fetch(`${api.url}/v2/get/${token}.mp4`).then(async (r) => ({ status: r.status, bytes: Buffer.from(await r.arrayBuffer()) }))));
     expect(bodies.every((b) => b.status === 200)).toBe(true);
@@ -441,6 +511,7 @@ describe('what already held, and still holds', () => {
   it('50 viewers who leave early leak nothing: open files come back down once the render is stored', async () => {
     const fds = () => fs.readdirSync(`/proc/${api.pid}/fd`).length;
     await eventually('quiet', async () => ((await fetch(`${api.url}/metrics`).then((r) => r.text())).match(/^montage_renders_running 0$/m) ? true : undefined));
+    await new Promise((r) => setTimeout(r, 6000)); // the 100 viewers' kept-alive connections close (5 s)
     const before = fds();
     const { token } = await post(api, { movie: 'slow' });
     await Promise.all(

@@ -89,21 +89,82 @@ it('a wait for a job that Redis no longer has fails, saying so, instead of waiti
   expect(err.message).toMatch(/the job queue lost this render/);
 });
 
-it("a running render's slot outlives twice its lease while it is renewed", async () => {
+it("a running render's slot holds between renewals, past its key's first expiry", async () => {
   const store = new RedisRateLimitStore(redis.url);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   try {
-    for (let i = 0; i < 50 && !(await store.acquireSlot('run:key:lease', 'long', 1, 200).catch(() => false)); i++) await new Promise((r) => setTimeout(r, 50));
-    for (let i = 0; i < 6; i++) {
-      await new Promise((r) => setTimeout(r, 150));
-      expect(await store.acquireSlot('run:key:lease', 'long', 1, 200)).toBe(true); // renewed
-    }
-    // 900 ms later, well past the key's first expiry (2 × 200 ms): the slot is still held.
-    expect(await store.acquireSlot('run:key:lease', 'other', 1, 200)).toBe(false);
+    for (let i = 0; i < 50 && !(await store.acquireSlot('run:key:lease', 'long', 1, 1000).catch(() => false)); i++) await sleep(50);
+    // Leased for 1 s, the key kept 2 s from the first take; renewed at 0.9 s and 1.8 s, as a render renews it.
+    await sleep(900);
+    expect(await store.acquireSlot('run:key:lease', 'long', 1, 1000)).toBe(true);
+    await sleep(900);
+    expect(await store.acquireSlot('run:key:lease', 'long', 1, 1000)).toBe(true);
+    await sleep(400); // 2.2 s: past the key's first expiry, within the lease renewed at 1.8 s
+    expect(await store.acquireSlot('run:key:lease', 'other', 1, 1000)).toBe(false);
     await store.releaseSlot('run:key:lease', 'long');
-    expect(await store.acquireSlot('run:key:lease', 'other', 1, 200)).toBe(true);
+    expect(await store.acquireSlot('run:key:lease', 'other', 1, 1000)).toBe(true);
   } finally {
     store.close();
   }
+});
+
+it('a job handed back on shutdown waits in its queue again without having used an attempt', async () => {
+  const local = new JobQueueRepository(redis.url);
+  await local.whenAvailable();
+  let started!: () => void;
+  const running = new Promise<void>((r) => (started = r));
+  local.startWorkers(
+    QueueKind.Render,
+    [queueName('handback')],
+    {
+      [JobName.RenderSegment]: (_p, ctx) =>
+        new Promise<RenderSegmentResult>((_, reject) => {
+          started();
+          ctx.signal.addEventListener('abort', () => reject(new MontageError('render_failed', 'render cancelled')));
+        }),
+    },
+    { concurrency: 1 },
+  );
+  await local.enqueue(queueName('handback'), JobName.RenderSegment, payload(0), 'handed-back');
+  await running;
+  await local.drainWorkers(0);
+  const raw = new Queue(queueName('handback'), { connection: redisOptions(redis.url) });
+  try {
+    const job = await raw.getJob('handed-back');
+    expect(await job!.getState()).toBe('waiting');
+    expect(job!.attemptsMade).toBe(0);
+  } finally {
+    await raw.close();
+    await local.close(500);
+  }
+});
+
+it('an encoder whose progress does not move is stopped after the stall timeout, saying so', async () => {
+  const fifo = path.join(work, 'never-written');
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('mkfifo', [fifo]); // opening it blocks for ever: an input that never delivers a frame
+  const media = new MediaRepository({ ...loadConfig({}), stallTimeoutMs: 1500 });
+  const started = Date.now();
+  const err = (await media.run(['-hide_banner', '-nostdin', '-loglevel', 'error', '-progress', 'pipe:1', '-nostats', '-i', fifo, '-f', 'null', '-']).catch((e: unknown) => e)) as MontageError;
+  expect(err).toBeInstanceOf(MontageError);
+  expect(err.message).toMatch(/the render stopped making progress for 2 s and was stopped/);
+  expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+  expect(Date.now() - started).toBeLessThan(6000);
+});
+
+it('a sound is proven decodable: a good track passes, one with damaged data does not', async () => {
+  const media = new MediaRepository(loadConfig({}));
+  const tone = path.join(__dirname, '..', 'fixtures', 'templates', 't', 'media', 'tone.m4a');
+  expect(await media.decodeProblem(tone, 'audio', 10_000)).toBeUndefined();
+  const damaged = path.join(work, 'damaged.m4a');
+  const buf = Buffer.from(fs.readFileSync(tone));
+  for (let off = 0; off < buf.length; ) {
+    const size = buf.readUInt32BE(off);
+    if (buf.toString('ascii', off + 4, off + 8) === 'mdat') for (let i = off + 8; i < off + size; i++) buf[i] = 0;
+    off += size;
+  }
+  fs.writeFileSync(damaged, buf);
+  expect(await media.decodeProblem(damaged, 'audio', 10_000)).toMatch(/no sound decoded/);
 });
 
 it('an assembler (ffmpeg reading a pipe) that stops before its input ends fails instead of hanging or passing', async () => {

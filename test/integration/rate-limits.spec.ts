@@ -55,7 +55,7 @@ it('requests per minute per key hold across API processes: the next one is 429 w
 
 it('renders running per key hold across API processes; a slot frees when its render ends', async () => {
   const { a, b } = await twoApis({ RATE_LIMIT_RENDERS_RUNNING: '1' });
-  const first = (await (await post(a, { movie: 'slow' })).json()) as { token: string };
+  const first = (await (await post(a, { movie: 'long' })).json()) as { token: string }; // still rendering throughout
   const second = (await (await post(b, { movie: 'colors', params: { label: 'second' } })).json()) as { token: string };
   const watching = fetch(`${a.url}/v2/get/${first.token}.mp4`).then((r) => r.arrayBuffer());
   watching.catch(() => undefined); // awaited below
@@ -64,8 +64,11 @@ it('renders running per key hold across API processes; a slot frees when its ren
   expect(refused.status).toBe(429);
   expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
   expect(((await refused.json()) as { message: string }).message).toMatch(/has 1 renders running, the most project "t" allows at once/);
-  // Watching a render already running is no new render: allowed.
-  expect((await fetch(`${a.url}/v2/get/${first.token}.mp4`)).status).toBe(200);
+  // Watching a render already running is no new render: allowed, while it still runs.
+  const another = await fetch(`${a.url}/v2/get/${first.token}.mp4`);
+  expect(another.status).toBe(200);
+  expect(another.headers.get('x-montage-status')).toBe('rendering');
+  await another.arrayBuffer();
   await watching;
   await eventually('the slot to be free', async () => ((await fetch(`${b.url}/v2/render/${second.token}.mp4`)).status === 200 ? true : undefined), 20_000);
 });
