@@ -1,7 +1,8 @@
 /**
  * The operations benchmark (issue 8's targets), run by `npm run bench`:
- * - shutdown: time from SIGTERM to exit of an API with a render in flight, of an API whose
- *   Redis is gone, and of a render node whose Redis is gone — against SHUTDOWN_GRACE_MS + 1 s;
+ * - shutdown: time from SIGTERM to exit of an API with a render in flight; of a render node with
+ *   a segment in flight; then, Redis killed while the distributed render goes on, of that API
+ *   and of the node rendering its next segment — against SHUTDOWN_GRACE_MS + 1 s;
  * - sweeper: one pass over 10,000 cached files (evicting part of them), and the p99 latency
  *   of a stored output while it runs, against the same figure idle (≤ 2×).
  * Real processes throughout; the load comes from a separate client process.
@@ -65,11 +66,11 @@ async function startApi(env: Record<string, string>, dataDir: string): Promise<{
 }
 
 /** Starts a long render and waits until its first bytes stream. */
-async function renderInFlight(api: { url: string; key: string }, params: Record<string, unknown> = {}): Promise<void> {
+async function renderInFlight(api: { url: string; key: string }, request: Record<string, unknown> = {}): Promise<void> {
   const res = await fetch(`${api.url}/v2/render/demo`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${api.key}` },
-    body: JSON.stringify({ movie: 'welcome', params: { name: `Shutdown ${Math.random()}`, ...params } }),
+    body: JSON.stringify({ movie: 'welcome', params: { name: `Shutdown ${Math.random().toFixed(6)}` }, ...request }),
   });
   const { token } = (await res.json()) as { token: string };
   const stream = await fetch(`${api.url}/v2/get/${token}.mp4`);
@@ -93,6 +94,7 @@ async function timeToExit(child: ChildProcess): Promise<number> {
 
 export async function benchShutdown(runs: number, graceMs = 3000) {
   const inFlight: number[] = [];
+  const nodeInFlight: number[] = [];
   const apiRedisGone: number[] = [];
   const nodeRedisGone: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -107,15 +109,23 @@ export async function benchShutdown(runs: number, graceMs = 3000) {
       const redis = await startRedis(fs.mkdtempSync(path.join(dir, 'redis-')));
       const data = path.join(dir, 'farm');
       const farm = await startApi({ SHUTDOWN_GRACE_MS: String(graceMs), REDIS_URL: redis.url, EMBEDDED_RENDER_NODE: '0' }, data);
-      const node = spawn(process.execPath, [NODE_MAIN], { env: { ...process.env, REDIS_URL: redis.url, MONTAGE_DATA_DIR: data, SHUTDOWN_GRACE_MS: String(graceMs) }, stdio: 'ignore' });
-      await until('the node', async () => ((await (await fetch(`${farm.url}/v2/nodes`)).json()) as { nodes: unknown[] }).nodes.length === 1);
+      const startNode = () => spawn(process.execPath, [NODE_MAIN], { env: { ...process.env, REDIS_URL: redis.url, MONTAGE_DATA_DIR: data, SHUTDOWN_GRACE_MS: String(graceMs) }, stdio: 'ignore' });
+      const nodes = async () => ((await (await fetch(`${farm.url}/v2/nodes`)).json()) as { nodes: unknown[] }).nodes.length;
+      // A node stopped while it renders a segment of a distributed render: it finishes or hands it back.
+      const busy = startNode();
+      await until('the node', async () => (await nodes()) === 1);
+      await renderInFlight(farm, { parallel: 2 });
+      nodeInFlight.push(await timeToExit(busy));
+      await until('the node to leave', async () => (await nodes()) === 0, 20_000);
+      const node = startNode();
+      await until('the node', async () => (await nodes()) === 1);
       redis.child.kill('SIGKILL');
       await exited(redis.child);
       await sleep(500);
       apiRedisGone.push(await timeToExit(farm.child));
       nodeRedisGone.push(await timeToExit(node));
       process.stderr.write(
-        `shutdown run ${i + 1}/${runs}: render in flight ${inFlight[i].toFixed(0)} ms, API without Redis ${apiRedisGone[i].toFixed(0)} ms, node without Redis ${nodeRedisGone[i].toFixed(0)} ms (grace ${graceMs} ms)\n`,
+        `shutdown run ${i + 1}/${runs}: API, render in flight ${inFlight[i].toFixed(0)} ms; node, segment in flight ${nodeInFlight[i].toFixed(0)} ms; API without Redis ${apiRedisGone[i].toFixed(0)} ms; node without Redis ${nodeRedisGone[i].toFixed(0)} ms (grace ${graceMs} ms)\n`,
       );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -126,9 +136,10 @@ export async function benchShutdown(runs: number, graceMs = 3000) {
     graceMs,
     targetMs: target,
     renderInFlightMs: Math.round(median(inFlight)),
+    nodeSegmentInFlightMs: Math.round(median(nodeInFlight)),
     apiRedisGoneMs: Math.round(median(apiRedisGone)),
     nodeRedisGoneMs: Math.round(median(nodeRedisGone)),
-    worstMs: Math.round(Math.max(...inFlight, ...apiRedisGone, ...nodeRedisGone)),
+    worstMs: Math.round(Math.max(...inFlight, ...nodeInFlight, ...apiRedisGone, ...nodeRedisGone)),
   };
 }
 
