@@ -201,8 +201,9 @@ describe('the embedded default (`npm start`): signals to the whole process group
     ['with a render in flight, SIGTERM', 'SIGTERM', true],
   ] as const)('%s: Ctrl-C stops the API within grace + 1 s and no redis-server or ffmpeg outlives it', async (_case, signal, rendering) => {
     const api = track(await startApiProcess());
+    let token = '';
     if (rendering) {
-      const { token } = await post(api, { movie: 'long' }); // longer than the grace period: cut off
+      token = (await post(api, { movie: 'long' })).token; // longer than the grace period: cut off
       void fetch(`${api.url}/v2/get/${token}.mp4`).then((r) => r.arrayBuffer()).catch(() => undefined);
       await eventually('rendering', async () => ((await progress(api, token)).framesDone > 0 ? true : undefined), 30_000);
     }
@@ -219,6 +220,15 @@ describe('the embedded default (`npm start`): signals to the whole process group
       expect(api.output()).toMatch(/1 render\(s\) cut off by the shutdown; they run again on the next request/);
     }
     await expectNothingLeft(children, api.pid, api.dataDir);
+    if (rendering && signal === 'SIGINT') {
+      // Nothing lost: the next start renders the cut-off video again, whole.
+      const again = track(await startApiProcess({}, api.dataDir));
+      expect((await progress(again, token)).status).toBe('pending');
+      const whole = await download(`${again.url}/v2/get/${token}.mp4`, 'cut-off-again.mp4');
+      expect(whole.status).toBe(200);
+      await expectComplete(whole.file, 1800);
+      killGroup(again.pid);
+    }
     expect(api.output()).not.toMatch(/ENOENT.*redis\.sock[\s\S]*ENOENT.*redis\.sock/); // no reconnect loop to a Redis that is gone
   });
 
