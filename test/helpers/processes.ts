@@ -238,13 +238,3 @@ export function killGroup(pid: number | undefined): void {
     // gone already
   }
 }
-
-/** The resident memory high-water mark of a process, in MiB. */
-export function peakRssMiB(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-}
-
-export function openFiles(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/fd`).length;
-}
