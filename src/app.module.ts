@@ -1,4 +1,4 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Logger, Module } from '@nestjs/common';
 import { RenderNodeModule } from '../render-nodes/render-node.module';
 import { NodesController } from './queue/nodes.controller';
 import { QueueModule } from './queue/queue.module';
@@ -29,7 +29,6 @@ import { OutputAccessService } from './retention/output-access.service';
 import { RetentionModule } from './retention/retention.module';
 import { StoreSweeper } from './retention/store-sweeper';
 import { waitForDependency } from './health/dependency-wait';
-import { Logger } from '@nestjs/common';
 
 /** Projects live with the documents on MongoDB; with the embedded store, in files the CLI can share. */
 export const projectsRepositoryProvider = {

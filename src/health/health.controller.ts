@@ -18,16 +18,22 @@ interface Check {
   error?: string;
 }
 
-async function check(fn: () => Promise<unknown>): Promise<Check> {
+/** `work`'s value, or `fallback` once CHECK_TIMEOUT_MS has passed. */
+async function within<T>(work: Promise<T>, fallback: T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([fn(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS)))]);
-    return { ok: true };
-  } catch (err) {
-    return { ok: false, error: ((err as Error).message || String(err)).slice(0, 300) };
+    return await Promise.race([work, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), CHECK_TIMEOUT_MS)))]);
   } finally {
     clearTimeout(timer);
   }
+}
+
+function check(fn: () => Promise<unknown>): Promise<Check> {
+  const attempt = fn().then(
+    (): Check => ({ ok: true }),
+    (err: Error): Check => ({ ok: false, error: (err.message || String(err)).slice(0, 300) }),
+  );
+  return within(attempt, { ok: false, error: `no answer within ${CHECK_TIMEOUT_MS} ms` });
 }
 
 /**
@@ -80,8 +86,7 @@ export class HealthController {
 
   private ffmpegVersion(): Promise<string | undefined> {
     if (!this.ffmpeg || Date.now() - this.ffmpeg.at > 60_000) this.ffmpeg = { at: Date.now(), version: this.media.version() };
-    const version = this.ffmpeg.version;
-    return Promise.race([version, new Promise<undefined>((r) => setTimeout(() => r(undefined), CHECK_TIMEOUT_MS).unref())]);
+    return within(this.ffmpeg.version, undefined);
   }
 
   @Get()
@@ -90,7 +95,7 @@ export class HealthController {
     const [ffmpeg, deps, detailed] = await Promise.all([
       this.ffmpegVersion(),
       this.dependencies(),
-      key ? check(() => this.projects.isValidKey(key).then((ok) => ok || Promise.reject(new Error('no')))).then((c) => c.ok) : false,
+      key ? within(this.projects.isValidKey(key), false) : false,
     ]);
     const unavailable = [...(ffmpeg ? [] : ['ffmpeg']), ...Object.entries(deps).filter(([, c]) => !c.ok).map(([name]) => name)];
     const ok = unavailable.length === 0;

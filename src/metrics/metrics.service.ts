@@ -49,34 +49,21 @@ export class MetricsService {
         for (const key of routingKeys) this.set({ routing_key: key }, await jobs.waiting(queueName(key)).catch(() => 0));
       },
     });
-    // What each area of the disk and storage holds, as the last sweep found it.
-    new Gauge({
-      name: 'montage_disk_bytes',
-      help: 'Bytes per area (outputs, segments, live, staging, cache_assets, cache_rasters), as of the last sweep',
-      labelNames: ['area'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const [area, usage] of disk.areas) this.set({ area }, usage.bytes);
-      },
-    });
-    new Gauge({
-      name: 'montage_disk_files',
-      help: 'Files per area, as of the last sweep',
-      labelNames: ['area'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const [area, usage] of disk.areas) this.set({ area }, usage.files);
-      },
-    });
-    new Gauge({
-      name: 'montage_swept_bytes',
-      help: 'Bytes the sweeper removed since start, per area',
-      labelNames: ['area'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const [area, removed] of disk.removed) this.set({ area }, removed.bytes);
-      },
-    });
+    // What each area of the disk and storage holds, as the last sweep found it, and what sweeps removed.
+    const perArea = (name: string, help: string, values: () => Iterable<[string, number]>) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['area'] as const,
+        registers: [this.registry],
+        collect() {
+          for (const [area, value] of values()) this.set({ area }, value);
+        },
+      });
+    const pick = (map: Map<string, { bytes: number; files: number }>, field: 'bytes' | 'files') => () => [...map].map(([a, v]) => [a, v[field]] as [string, number]);
+    perArea('montage_disk_bytes', 'Bytes per area (outputs, segments, live, staging, cache_assets, cache_rasters), as of the last sweep', pick(disk.areas, 'bytes'));
+    perArea('montage_disk_files', 'Files per area, as of the last sweep', pick(disk.areas, 'files'));
+    perArea('montage_swept_bytes', 'Bytes the sweeper removed since start, per area', pick(disk.removed, 'bytes'));
     new Gauge({
       name: 'montage_sweep_duration_seconds',
       help: 'How long the last sweep of the store and storage took',

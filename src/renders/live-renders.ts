@@ -33,6 +33,6 @@ export class LiveRenders {
     return this.byKey.size;
   }
 
-  /** Live files being written or followed (and those a finished render keeps for slow followers). */
+  /** Live files of renders running here, and of those that finished under a minute ago (kept for slow followers). */
   readonly keptFiles = new Set<string>();
 }

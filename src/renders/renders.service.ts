@@ -121,7 +121,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
    * (their viewers keep streaming), then are cut off and marked to run again on the next request.
    */
   async drain(graceMs: number): Promise<void> {
-    this.draining = true;
+    this.lifecycle.draining = true;
     const running = this.live.all();
     if (running.length === 0) return;
     this.logger.log(`waiting up to ${graceMs} ms for ${running.length} render(s) in progress`);
@@ -147,11 +147,9 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    this.draining = true;
+    this.lifecycle.draining = true;
     await this.cutOff(150);
   }
-
-  private draining = false;
 
   private stopping = false;
   private storageId?: string;
@@ -404,7 +402,7 @@ export class RendersService implements OnModuleInit, OnModuleDestroy {
   private ensureStarted(located: LocatedOutput): LiveRender {
     const existing = this.live.get(located.key);
     if (existing) return existing;
-    if (this.draining || this.lifecycle.draining) throw unavailable('this API process is shutting down; request the output again in a moment', 2);
+    if (this.lifecycle.draining) throw unavailable('this API process is shutting down; request the output again in a moment', 2);
     const live = new LiveRender(located.key, STREAMABLE.has(located.format) ? this.liveFiles.livePath(located.key, located.format) : undefined);
     this.live.add(live);
     if (live.livePath) this.live.keptFiles.add(live.livePath);

@@ -244,7 +244,9 @@ export class JobQueueRepository {
     const events = this.queueEvents(queueName);
     const queue = this.queue(queueName);
     // Listening before the first look at the job's state; not for long if Redis is away.
-    await Promise.race([events.waitUntilReady().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+    let ready: NodeJS.Timeout | undefined;
+    await Promise.race([events.waitUntilReady().catch(() => undefined), new Promise((r) => (ready = setTimeout(r, 1000)))]);
+    clearTimeout(ready);
     return new Promise<JobResults[N]>((resolve, reject) => {
       let settled = false;
       let outageTimer: NodeJS.Timeout | undefined;

@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import type { FileEntry } from '../retention/retention-plan';
+import { listFiles } from './disk-areas.repository';
 
 /**
  * Renders in progress in this API process, under `live/` in the data dir (always local: the
@@ -26,15 +28,8 @@ export class LiveFilesRepository {
   }
 
   /** The live files there are now (for the sweeper: those of no running render go). */
-  async list(): Promise<Array<{ path: string; bytes: number; mtimeMs: number }>> {
-    const names = await fs.readdir(this.liveDir).catch(() => [] as string[]);
-    const found: Array<{ path: string; bytes: number; mtimeMs: number }> = [];
-    for (const name of names) {
-      const file = path.join(this.liveDir, name);
-      const s = await fs.stat(file).catch(() => undefined);
-      if (s?.isFile()) found.push({ path: file, bytes: s.size, mtimeMs: s.mtimeMs });
-    }
-    return found;
+  list(): Promise<FileEntry[]> {
+    return listFiles(this.liveDir);
   }
 
   async hasBytes(file: string): Promise<boolean> {

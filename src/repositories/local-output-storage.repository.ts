@@ -3,7 +3,8 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { notFound, unavailable } from '../common/errors';
-import type { Leftover } from '../retention/retention-plan';
+import type { FileEntry, Leftover } from '../retention/retention-plan';
+import { listFiles } from './disk-areas.repository';
 import { storageName, type OutputStorage } from '../storage/output-storage';
 
 /**
@@ -89,16 +90,16 @@ export class LocalOutputStorage implements OutputStorage {
   }
 
   async listLeftovers(): Promise<Leftover[]> {
-    const list = async (dir: string, area: Leftover['area'], only?: (name: string) => boolean) => {
-      const names = (await fs.readdir(dir).catch(() => [] as string[])).filter((n) => !only || only(n));
-      const found: Leftover[] = [];
-      for (const name of names) {
-        const s = await fs.stat(path.join(dir, name)).catch(() => undefined);
-        if (s?.isFile()) found.push({ name, area, bytes: s.size, modifiedMs: s.mtimeMs });
-      }
-      return found;
-    };
-    return [...(await list(this.segmentsDir, 'segments')), ...(await list(this.outputsDir, 'outputs', isStaging))];
+    const as = (area: Leftover['area']) => (f: FileEntry): Leftover => ({ name: f.name, area, bytes: f.bytes, modifiedMs: f.mtimeMs });
+    const segments = (await listFiles(this.segmentsDir)).map(as('segments'));
+    // The outputs dir is listed by name first: only its few staging files are looked at.
+    const staging = (await fs.readdir(this.outputsDir).catch(() => [] as string[])).filter(isStaging);
+    const outputs: Leftover[] = [];
+    for (const name of staging) {
+      const s = await fs.stat(path.join(this.outputsDir, name)).catch(() => undefined);
+      if (s?.isFile()) outputs.push({ name, area: 'outputs', bytes: s.size, modifiedMs: s.mtimeMs });
+    }
+    return [...segments, ...outputs];
   }
 
   async removeLeftover(leftover: Leftover): Promise<void> {

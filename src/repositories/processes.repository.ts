@@ -67,8 +67,8 @@ export async function commandLine(pid: number): Promise<string> {
   }
 }
 
-/** Every process whose command line contains all of `parts` (Linux; empty elsewhere). */
-export async function findProcesses(parts: string[]): Promise<number[]> {
+/** Every process whose command line matches (Linux; empty elsewhere). */
+export async function findProcesses(matches: (commandLine: string) => boolean): Promise<number[]> {
   const entries = await fs.readdir('/proc').catch(() => [] as string[]);
   const found: number[] = [];
   for (const entry of entries) {
@@ -76,7 +76,7 @@ export async function findProcesses(parts: string[]): Promise<number[]> {
     const pid = Number(entry);
     if (pid === process.pid) continue;
     const cmd = await commandLine(pid);
-    if (cmd && parts.every((p) => cmd.includes(p)) && (await identityOf(pid))) found.push(pid);
+    if (cmd && matches(cmd) && (await identityOf(pid))) found.push(pid);
   }
   return found;
 }

@@ -82,8 +82,8 @@ export class RedisServerRepository {
     const orphans = new Set<number>();
     if (lock?.redis && (await isRunning(lock.redis))) orphans.add(lock.redis.pid);
     // Redis renames its process to `redis-server unixsocket:<path>`; before that it shows its arguments.
-    for (const pid of await findProcesses(['redis-server', `unixsocket:${socket}`])) orphans.add(pid);
-    for (const pid of await findProcesses(['redis-server', '--unixsocket', socket])) orphans.add(pid);
+    const serves = (cmd: string) => cmd.includes('redis-server') && (cmd.includes(`unixsocket:${socket}`) || (cmd.includes('--unixsocket') && cmd.includes(socket)));
+    for (const pid of await findProcesses(serves)) orphans.add(pid);
     for (const pid of orphans) {
       const identity = await identityOf(pid);
       if (!identity) continue;

@@ -7,7 +7,6 @@ export type DiskArea = 'outputs' | 'segments' | 'live' | 'staging' | 'cache_asse
 export class DiskUsage {
   readonly areas = new Map<DiskArea, { bytes: number; files: number }>();
   readonly removed = new Map<DiskArea, { bytes: number; files: number }>();
-  lastSweepMs = 0;
   lastSweepDurationMs = 0;
 
   set(area: DiskArea, bytes: number, files: number): void {

@@ -75,17 +75,14 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
       report.tokensExpired++;
     }
 
+    // Outputs stored before access was recorded count as fetched now: their age is unknown,
+    // and an upgrade must not remove everything older than the TTL at its first sweep.
+    await this.renders.updateMany({ status: 'done', lastAccessAt: { $exists: false } }, { $set: { lastAccessAt: now.toISOString() } });
     const pinned = new Set((await this.tokens.find({ pin: true })).flatMap((t) => t.renderKeys));
     let storedBytes = 0;
     let storedFiles = 0;
     for (const project of await this.projects.list()) {
       const done = await this.renders.find({ project: project._id, status: 'done' });
-      // Outputs stored before access was recorded count as fetched now: their age is unknown,
-      // and an upgrade must not remove everything older than the TTL at its first sweep.
-      for (const d of done.filter((d) => !d.lastAccessAt)) {
-        d.lastAccessAt = now.toISOString();
-        await this.renders.findOneAndUpdate({ _id: d._id, lastAccessAt: { $exists: false } }, { $set: { lastAccessAt: d.lastAccessAt } }).catch(() => undefined);
-      }
       const outputs = done.map((d) => ({
         key: d._id,
         bytes: d.bytes,
@@ -122,13 +119,11 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     const kept = leftovers.filter((l) => !dead.has(l));
     this.usage.set('segments', kept.reduce((s, l) => s + l.bytes, 0), kept.length);
 
-    const inUse = new Set(this.live.all().flatMap((l) => (l.livePath ? [l.livePath] : [])));
-    for (const p of this.live.keptFiles) inUse.add(p);
     const liveFiles = await this.liveFiles.list();
     let liveBytes = 0;
     let liveCount = 0;
     for (const file of liveFiles) {
-      if (!inUse.has(file.path) && now.getTime() - file.mtimeMs > this.config.retention.orphanGraceMs) {
+      if (!this.live.keptFiles.has(file.path) && now.getTime() - file.mtimeMs > this.config.retention.orphanGraceMs) {
         await this.liveFiles.remove(file.path);
         report.liveFilesRemoved++;
         this.usage.noteRemoved('live', file.bytes);
@@ -140,7 +135,6 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     this.usage.set('live', liveBytes, liveCount);
 
     report.durationMs = Date.now() - started;
-    this.usage.lastSweepMs = Date.now();
     this.usage.lastSweepDurationMs = report.durationMs;
     const removed = report.tokensExpired + report.outputsExpired + report.leftoversRemoved + report.liveFilesRemoved;
     if (removed > 0) {
