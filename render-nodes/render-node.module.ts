@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { RenderModule } from '../src/render/render.module';
-import { StorageModule } from '../src/storage/storage.module';
+import { StorageModule } from '../src/repositories/output-storage/output-storage.module';
 import { RenderNodeRunner } from './render-node.runner';
 import { SegmentRenderer } from './segment-renderer';
 

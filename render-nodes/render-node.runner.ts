@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import * as os from 'node:os';
 import { MONTAGE_CONFIG, type MontageConfig } from '../src/config/config';
-import { JOB_QUEUE } from '../src/queue/queue.module';
-import { type JobHandlers, JobName, type NodeHeartbeat, QueueKind, queueName } from '../src/queue/queue.types';
-import { JobQueueRepository } from '../src/repositories/job-queue.repository';
+import { JOB_QUEUE } from '../src/jobs/queue.module';
+import { type JobHandlers, JobName, type NodeHeartbeat, QueueKind, queueName } from '../src/jobs/job.types';
+import { JobQueueRepository } from '../src/repositories/job-queue/job-queue.repository';
 import { MediaRepository } from '../src/repositories/media.repository';
 import { SegmentRenderer } from './segment-renderer';
 

@@ -1,12 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import * as os from 'node:os';
 import { MontageError, renderFailed } from '../src/common/errors';
-import type { JobContext, RenderSegmentPayload, RenderSegmentResult } from '../src/queue/queue.types';
+import type { JobContext, RenderSegmentPayload, RenderSegmentResult } from '../src/jobs/job.types';
 import { RenderService } from '../src/render/render.service';
 import { WorkFilesRepository } from '../src/repositories/work-files.repository';
 import { countFragmentedSamples } from '../src/streaming/fmp4-joiner';
 import { countIvfFrames } from '../src/streaming/ivf-joiner';
-import { OUTPUT_STORAGE, type OutputStorage } from '../src/storage/output-storage';
+import { OUTPUT_STORAGE, type OutputStorage } from '../src/repositories/output-storage/port';
 
 /** The RenderSegment handler: one frame range rendered with the renderer core, checked, stored. */
 @Injectable()

@@ -10,9 +10,9 @@ import { jsonPolicyProblems } from './common/json-policy';
 import { loadConfig, type MontageConfig } from './config/config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { handleShutdown } from './lifecycle/shutdown';
-import { JOB_QUEUE } from './queue/queue.module';
-import type { JobQueueRepository } from './repositories/job-queue.repository';
-import { RedisServerRepository } from './repositories/redis-server.repository';
+import { JOB_QUEUE } from './jobs/queue.module';
+import type { JobQueueRepository } from './repositories/job-queue/job-queue.repository';
+import { RedisServerRepository } from './repositories/job-queue/redis-server.repository';
 import { startStartupProbe } from './repositories/startup-probe.server';
 import { RendersService } from './renders/renders.service';
 

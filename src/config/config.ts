@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { badInput } from '../common/errors';
-import { parseStorageUrl, type StorageLocation } from '../storage/storage-location';
+import { parseStorageUrl, type StorageLocation } from '../repositories/output-storage/location';
 
 /** Every setting Montage reads from the environment, typed and validated once at start-up. */
 export interface MontageConfig {

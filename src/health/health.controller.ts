@@ -4,11 +4,11 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { apiKeyOf } from '../delivery/http-delivery';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { ProjectsService } from '../projects/projects.service';
-import { JOB_QUEUE } from '../queue/queue.module';
-import { JobQueueRepository } from '../repositories/job-queue.repository';
+import { JOB_QUEUE } from '../jobs/queue.module';
+import { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
 import { MediaRepository } from '../repositories/media.repository';
-import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
-import { DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
+import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
+import { DOCUMENT_STORE, type DocumentStore } from '../repositories/document-store/port';
 
 /** A dependency check never takes longer than this: a probe must answer even when a dependency hangs. */
 const CHECK_TIMEOUT_MS = 2000;

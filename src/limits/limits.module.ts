@@ -1,7 +1,7 @@
 import { Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
-import { JOB_QUEUE } from '../queue/queue.module';
+import { JOB_QUEUE } from '../jobs/queue.module';
 import { RenderModule } from '../render/render.module';
-import type { JobQueueRepository } from '../repositories/job-queue.repository';
+import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
 import { RedisRateLimitStore } from '../repositories/rate-limit.repository';
 import { RATE_LIMIT_STORE } from './rate-limit-store';
 import { RateLimitsService } from './rate-limits.service';

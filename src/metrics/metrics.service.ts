@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import { JOB_QUEUE } from '../queue/queue.module';
-import { queueName } from '../queue/queue.types';
-import { JobQueueRepository } from '../repositories/job-queue.repository';
+import { JOB_QUEUE } from '../jobs/queue.module';
+import { queueName } from '../jobs/job.types';
+import { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
 import { DiskUsage } from '../retention/disk-usage';
 
 /** Prometheus metrics of this API process, scraped at GET /metrics. */

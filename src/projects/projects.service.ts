@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { badInput, forbidden, notFound, unauthorized } from '../common/errors';
-import { DuplicateKeyError } from '../store/document-store';
+import { DuplicateKeyError } from '../repositories/document-store/port';
 import { DEFAULT_LIMITS, type ProjectDoc, type ProjectLimits, PROJECTS_REPOSITORY, type ProjectsRepository, SETTABLE_LIMITS } from './project.types';
 import { verify } from './url-signing';
 

@@ -1,4 +1,4 @@
-import type { Collection, DocumentStore } from '../store/document-store';
+import type { Collection, DocumentStore } from '../repositories/document-store/port';
 import type { ProjectDoc, ProjectsRepository } from './project.types';
 
 /** Projects in the document store (MongoDB), shared by every API process. */

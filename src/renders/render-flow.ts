@@ -10,7 +10,7 @@ import {
   type RenderSegmentPayload,
   type RenderSegmentResult,
   segmentJobId,
-} from '../queue/queue.types';
+} from '../jobs/job.types';
 
 export interface RenderFlowInput {
   renderKey: string;

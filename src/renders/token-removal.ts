@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { OUTPUT_STORAGE, type OutputStorage } from '../storage/output-storage';
-import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
+import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
+import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../repositories/document-store/port';
 import { LiveRenders } from './live-renders';
 import type { RenderDoc, TokenDoc } from './render.types';
 

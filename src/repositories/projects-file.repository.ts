@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ProjectDoc, ProjectsRepository } from '../projects/project.types';
-import { DuplicateKeyError } from '../store/document-store';
+import { DuplicateKeyError } from './document-store/port';
 
 /**
  * Projects as one JSON file each under `<dataDir>/projects/`. Used with the embedded store:

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import IORedis from 'ioredis';
 import { unavailable } from '../common/errors';
 import type { RateLimitStore } from '../limits/rate-limit-store';
-import { redisOptions } from './job-queue.repository';
+import { redisOptions } from './job-queue/job-queue.repository';
 
 const PREFIX = 'montage:limits:';
 

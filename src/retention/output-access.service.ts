@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { RenderDoc } from '../renders/render.types';
-import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../store/document-store';
+import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../repositories/document-store/port';
 
 /** How often one output's last access is written: outputs live for days, a write per GET would be waste. */
 const WRITE_EVERY_MS = 10 * 60_000;

@@ -13,10 +13,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import mongoose from 'mongoose';
 import { loadConfig } from '../../src/config/config';
-import { MongoDocumentStore } from '../../src/repositories/mongo-document-store.repository';
-import { NedbDocumentStore } from '../../src/repositories/nedb-document-store.repository';
-import { type Collection, type DocumentStore, DuplicateKeyError, type Filter, type StoredDocument } from '../../src/store/document-store';
-import { createDocumentStore } from '../../src/store/document-store.factory';
+import { MongoDocumentStore } from '../../src/repositories/document-store/mongo';
+import { NedbDocumentStore } from '../../src/repositories/document-store/nedb';
+import { type Collection, type DocumentStore, DuplicateKeyError, type Filter, type StoredDocument } from '../../src/repositories/document-store/port';
+import { createDocumentStore } from '../../src/repositories/document-store/factory';
 
 type Doc = StoredDocument & Record<string, unknown>;
 

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import request from 'supertest';
-import { JOB_QUEUE } from '../../src/queue/queue.module';
-import { JobName, type NodeHeartbeat, queueName, segmentJobId } from '../../src/queue/queue.types';
-import type { JobQueueRepository } from '../../src/repositories/job-queue.repository';
+import { JOB_QUEUE } from '../../src/jobs/queue.module';
+import { JobName, type NodeHeartbeat, queueName, segmentJobId } from '../../src/jobs/job.types';
+import type { JobQueueRepository } from '../../src/repositories/job-queue/job-queue.repository';
 import { type ApiApp, startApi } from '../helpers/api-app';
 import { pictTypes, probe } from '../helpers/media';
 import { until } from '../helpers/wait';

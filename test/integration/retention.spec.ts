@@ -5,7 +5,7 @@ import { ProjectsService } from '../../src/projects/projects.service';
 import type { RenderDoc, TokenDoc } from '../../src/renders/render.types';
 import { CacheSweeper } from '../../src/retention/cache-sweeper';
 import { StoreSweeper } from '../../src/retention/store-sweeper';
-import { DOCUMENT_STORE, type DocumentStore } from '../../src/store/document-store';
+import { DOCUMENT_STORE, type DocumentStore } from '../../src/repositories/document-store/port';
 import { type ApiApp, startApi } from '../helpers/api-app';
 
 // Retention with real files and the real store: the sweepers are run by hand here (their

@@ -8,7 +8,7 @@ import type { RateLimitStore } from '../../src/limits/rate-limit-store';
 import { loadConfig } from '../../src/config/config';
 import { MontageError, unavailable } from '../../src/common/errors';
 import { effectiveLimits, type ProjectDoc } from '../../src/projects/project.types';
-import { describeRedis, redisOptions } from '../../src/repositories/job-queue.repository';
+import { describeRedis, redisOptions } from '../../src/repositories/job-queue/job-queue.repository';
 
 describe('tied children', () => {
   it('run through setpriv with the parent-death signal when it is there', () => {

@@ -1,5 +1,5 @@
 import { checkAssembly, planRenderFlow } from '../../src/renders/render-flow';
-import { ASSEMBLY_QUEUE, type FlowJob, JobName, type RenderSegmentResult } from '../../src/queue/queue.types';
+import { ASSEMBLY_QUEUE, type FlowJob, JobName, type RenderSegmentResult } from '../../src/jobs/job.types';
 
 const ranges = [
   { from: 0, to: 3 },

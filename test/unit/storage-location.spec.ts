@@ -1,5 +1,5 @@
 import { MontageError } from '../../src/common/errors';
-import { describeStorage, parseStorageUrl } from '../../src/storage/storage-location';
+import { describeStorage, parseStorageUrl } from '../../src/repositories/output-storage/location';
 
 const parse = (raw: string | undefined, env: NodeJS.ProcessEnv = {}) => parseStorageUrl(raw, '/var/montage', env);
 

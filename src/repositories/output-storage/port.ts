@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Leftover } from '../retention/retention-plan';
+import type { Leftover } from '../../retention/retention-plan';
 
 /**
  * The storage port: finished outputs and the segments of distributed renders. One adapter

@@ -10,7 +10,7 @@ import {
   type StoredDocument,
   type Update,
   UPDATE_OPERATORS,
-} from '../store/document-store';
+} from './port';
 
 /**
  * MongoDB behind the DocumentStore port. Mongoose is only the connection layer: every operation

@@ -3,8 +3,8 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawnTied } from './child-processes';
-import { findProcesses, identityOf, isRunning, type ProcessIdentity, selfIdentity, waitGone } from './processes.repository';
+import { spawnTied } from '../child-processes';
+import { findProcesses, identityOf, isRunning, type ProcessIdentity, selfIdentity, waitGone } from '../processes.repository';
 
 /** Who runs the private redis-server of a data dir: written next to its socket. */
 interface RedisLock {

@@ -10,7 +10,7 @@ import {
   Worker,
 } from 'bullmq';
 import IORedis, { type RedisOptions } from 'ioredis';
-import { MontageError, unavailable } from '../common/errors';
+import { MontageError, unavailable } from '../../common/errors';
 import {
   type FlowJob,
   HEARTBEAT_PREFIX,
@@ -22,7 +22,7 @@ import {
   type JobResults,
   type NodeHeartbeat,
   type QueueKind,
-} from '../queue/queue.types';
+} from '../../jobs/job.types';
 
 /**
  * `redis://…`, `rediss://…` or `unix:///path/redis.sock` → ioredis options. Reconnects every

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { badInput } from '../common/errors';
+import { badInput } from '../../common/errors';
 
 /** Where outputs and segments are kept, parsed from STORAGE_URL. */
 export type StorageLocation =

@@ -1,9 +1,9 @@
 import { Module } from '@nestjs/common';
-import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import { LocalOutputStorage } from '../repositories/local-output-storage.repository';
-import { S3OutputStorage } from '../repositories/s3-output-storage.repository';
-import { RenderModule } from '../render/render.module';
-import { OUTPUT_STORAGE, type OutputStorage } from './output-storage';
+import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
+import { LocalOutputStorage } from './local';
+import { S3OutputStorage } from './s3';
+import { RenderModule } from '../../render/render.module';
+import { OUTPUT_STORAGE, type OutputStorage } from './port';
 
 export function createOutputStorage(config: MontageConfig): OutputStorage {
   return config.storage.kind === 's3' ? new S3OutputStorage(config.storage, config.dataDir) : new LocalOutputStorage(config.storage.dir);

@@ -1,5 +1,5 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { JobQueueRepository } from '../repositories/job-queue.repository';
+import { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
 import { JOB_QUEUE } from './queue.module';
 
 /** Live render nodes: those whose heartbeat is younger than its time-to-live. */

@@ -15,11 +15,11 @@ import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { MontageError, notFound, unavailable } from '../common/errors';
-import type { Leftover } from '../retention/retention-plan';
-import { CONTENT_TYPES, isOutputFormat } from '../compiler/output-profiles';
-import { storageName, type OutputStorage } from '../storage/output-storage';
-import { describeStorage, type StorageLocation } from '../storage/storage-location';
+import { MontageError, notFound, unavailable } from '../../common/errors';
+import type { Leftover } from '../../retention/retention-plan';
+import { CONTENT_TYPES, isOutputFormat } from '../../compiler/output-profiles';
+import { storageName, type OutputStorage } from './port';
+import { describeStorage, type StorageLocation } from './location';
 
 type S3Location = Extract<StorageLocation, { kind: 's3' }>;
 

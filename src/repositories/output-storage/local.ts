@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { notFound, unavailable } from '../common/errors';
-import type { FileEntry, Leftover } from '../retention/retention-plan';
-import { listFiles } from './disk-areas.repository';
-import { storageName, type OutputStorage } from '../storage/output-storage';
+import { notFound, unavailable } from '../../common/errors';
+import type { FileEntry, Leftover } from '../../retention/retention-plan';
+import { listFiles } from '../disk-areas.repository';
+import { storageName, type OutputStorage } from './port';
 
 /**
  * Outputs and segments in a local directory: the data dir on one machine, or a mount that

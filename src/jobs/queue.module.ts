@@ -3,8 +3,8 @@ import * as path from 'node:path';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { waitForDependency } from '../health/dependency-wait';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
-import { JobQueueRepository } from '../repositories/job-queue.repository';
-import { RedisServerRepository } from '../repositories/redis-server.repository';
+import { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
+import { RedisServerRepository } from '../repositories/job-queue/redis-server.repository';
 import { RenderModule } from '../render/render.module';
 
 export const JOB_QUEUE = Symbol('JOB_QUEUE');

@@ -1,8 +1,8 @@
 import * as path from 'node:path';
-import type { MontageConfig } from '../config/config';
-import { MongoDocumentStore } from '../repositories/mongo-document-store.repository';
-import { NedbDocumentStore } from '../repositories/nedb-document-store.repository';
-import type { DocumentStore } from './document-store';
+import type { MontageConfig } from '../../config/config';
+import { MongoDocumentStore } from './mongo';
+import { NedbDocumentStore } from './nedb';
+import type { DocumentStore } from './port';
 
 /**
  * MongoDB (through mongoose) when MONGODB_URI is set, the embedded nedb store under

@@ -11,7 +11,7 @@ import {
   type StoredDocument,
   type Update,
   UPDATE_OPERATORS,
-} from '../store/document-store';
+} from './port';
 
 /**
  * The embedded default behind the DocumentStore port: one @seald-io/nedb datafile per collection
