@@ -1,22 +1,15 @@
 import 'reflect-metadata';
 import { Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { loadConfig } from '../src/config/config';
-import { LifecycleModule } from '../src/lifecycle/lifecycle.module';
-import { LifecycleService } from '../src/lifecycle/lifecycle.service';
-import { handleShutdown } from '../src/lifecycle/shutdown';
-import { JOB_QUEUE, QueueModule } from '../src/jobs/queue.module';
-import type { JobQueueRepository } from '../src/repositories/job-queue/job-queue.repository';
-import { RenderModule } from '../src/render/render.module';
-import { RetentionModule } from '../src/retention/retention.module';
+import { type JobQueueRepository, handleShutdown, JOB_QUEUE, LifecycleModule, LifecycleService, loadConfig, QueueModule, RenderModule, RetentionModule } from '../src/render-node-kit';
 import { RenderNodeModule } from './render-node.module';
 
 @Module({ imports: [LifecycleModule, RenderModule, QueueModule, RenderNodeModule, RetentionModule] })
 class RenderNodeApp {}
 
 /**
- * `npm run render-node`: REDIS_URL, ROUTING_KEYS, CONCURRENCY, MONTAGE_TEMPLATES_DIR, MONTAGE_DATA_DIR.
- * SIGTERM/SIGINT: no new segments; running ones get SHUTDOWN_GRACE_MS to finish, then go back
+ * `npm run render-node`: REDIS_URL, STORAGE_URL, ROUTING_KEYS, CONCURRENCY, MONTAGE_TEMPLATES_DIR, MONTAGE_DATA_DIR.
+ * SIGTERM/SIGINT: no new jobs; running ones get SHUTDOWN_GRACE_MS to finish, then go back
  * to their queue for another node (without using an attempt); the process exits within
  * grace + 1 s even when Redis is gone.
  */

@@ -1,12 +1,19 @@
 import { Module } from '@nestjs/common';
-import { RenderModule } from '../src/render/render.module';
-import { StorageModule } from '../src/repositories/output-storage/output-storage.module';
+import { EnginesModule, LiveFilesRepository, OutputStorageModule, RenderModule } from '../src/render-node-kit';
+import { AssemblyJob } from './assembly.job';
+import { NodeJobs } from './node-jobs';
+import { OutputJob } from './output.job';
+import { PiecePublisher } from './piece-publisher';
 import { RenderNodeRunner } from './render-node.runner';
-import { SegmentRenderer } from './segment-renderer';
+import { SegmentJob } from './segment.job';
 
-/** A render node: the renderer core and queue workers; no HTTP, no database; segments go to the shared storage. */
+/**
+ * A render node: the engines, queue workers for every job kind, and the live channels its
+ * output goes out on. No HTTP, no database. The API runs one inside its own process unless
+ * EMBEDDED_RENDER_NODE=0.
+ */
 @Module({
-  imports: [RenderModule, StorageModule],
-  providers: [SegmentRenderer, RenderNodeRunner],
+  imports: [RenderModule, EnginesModule, OutputStorageModule],
+  providers: [LiveFilesRepository, NodeJobs, PiecePublisher, OutputJob, SegmentJob, AssemblyJob, RenderNodeRunner],
 })
 export class RenderNodeModule {}

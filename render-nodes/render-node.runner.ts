@@ -1,11 +1,24 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import * as os from 'node:os';
-import { MONTAGE_CONFIG, type MontageConfig } from '../src/config/config';
-import { JOB_QUEUE } from '../src/jobs/queue.module';
-import { type JobHandlers, JobName, type NodeHeartbeat, QueueKind, queueName } from '../src/jobs/job.types';
-import { JobQueueRepository } from '../src/repositories/job-queue/job-queue.repository';
-import { MediaRepository } from '../src/repositories/media.repository';
-import { SegmentRenderer } from './segment-renderer';
+import {
+  ASSEMBLY_QUEUE,
+  EngineRegistry,
+  JOB_QUEUE,
+  type JobHandlers,
+  JobName,
+  type JobQueueRepository,
+  LiveFilesRepository,
+  MediaRepository,
+  MONTAGE_CONFIG,
+  type MontageConfig,
+  type NodeHeartbeat,
+  QueueKind,
+  queueName,
+} from '../src/render-node-kit';
+import { AssemblyJob } from './assembly.job';
+import { NodeJobs } from './node-jobs';
+import { OutputJob } from './output.job';
+import { SegmentJob } from './segment.job';
 
 const HARDWARE_ENCODERS = ['h264_nvenc', 'hevc_nvenc', 'h264_qsv', 'h264_vaapi'];
 
@@ -19,14 +32,31 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
   constructor(
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
-    private readonly segments: SegmentRenderer,
+    private readonly node: NodeJobs,
+    private readonly engines: EngineRegistry,
+    private readonly outputs: OutputJob,
+    private readonly segments: SegmentJob,
+    private readonly assembly: AssemblyJob,
     private readonly media: MediaRepository,
+    private readonly files: LiveFilesRepository,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const handlers: JobHandlers<QueueKind.Render> = { [JobName.RenderSegment]: (payload, ctx) => this.segments.render(payload, ctx) };
-    this.queue.startWorkers(QueueKind.Render, this.config.routingKeys.map(queueName), handlers, {
+    await this.files.init();
+    const render: JobHandlers<QueueKind.Render> = {
+      [JobName.RenderOutput]: (payload, ctx) => this.outputs.run(payload, ctx),
+      [JobName.RenderSegment]: (payload, ctx) => this.segments.run(payload, ctx),
+    };
+    // One queue per routing key and engine this node has: it never takes a job it cannot run.
+    const queues = this.engines.names().flatMap((engine) => this.config.routingKeys.map((key) => queueName(key, engine)));
+    this.queue.startWorkers(QueueKind.Render, queues, render, {
       concurrency: this.config.concurrency,
+      lockDurationMs: this.config.segmentLockMs,
+      stalledIntervalMs: this.config.stalledCheckMs,
+    });
+    const assemble: JobHandlers<QueueKind.Assembly> = { [JobName.AssembleRender]: (payload, ctx) => this.assembly.run(payload, ctx) };
+    this.queue.startWorkers(QueueKind.Assembly, [ASSEMBLY_QUEUE], assemble, {
+      concurrency: this.config.assemblyConcurrency,
       lockDurationMs: this.config.segmentLockMs,
       stalledIntervalMs: this.config.stalledCheckMs,
     });
@@ -36,17 +66,17 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
     const encoders = all.filter((e) => ['libx264', 'libvpx-vp9', 'libaom-av1'].includes(e) || (gpu && HARDWARE_ENCODERS.includes(e)));
     const beat = async () => {
       const heartbeat: NodeHeartbeat = {
-        id: this.segments.nodeId,
+        id: this.node.nodeId,
         host: os.hostname(),
         pid: process.pid,
-        version: process.env.npm_package_version ?? '0.1.0',
+        version: this.config.version,
         routingKeys: this.config.routingKeys,
         concurrency: this.config.concurrency,
-        engines: ['ffmpeg-composite'],
+        engines: this.engines.names(),
         encoders,
         cpus: os.cpus().length,
         load: os.loadavg(),
-        running: this.segments.running,
+        running: this.node.running,
         startedAt: this.startedAt,
         seenAt: new Date().toISOString(),
       };
@@ -55,11 +85,11 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
     };
     await beat();
     this.timer = setInterval(() => void beat(), 3000);
-    this.logger.log(`render node ${this.segments.nodeId} takes ${this.config.routingKeys.map((k) => `render.${k}`).join(', ')} (concurrency ${this.config.concurrency})`);
+    this.logger.log(`render node ${this.node.nodeId} (${this.engines.names().join(', ')}) takes ${queues.join(', ')} (concurrency ${this.config.concurrency}) and ${ASSEMBLY_QUEUE}`);
   }
 
   async onModuleDestroy(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.queue.removeHeartbeat(this.segments.nodeId).catch(() => undefined); // fails at once when Redis is gone
+    await this.queue.removeHeartbeat(this.node.nodeId).catch(() => undefined); // fails at once when Redis is gone
   }
 }

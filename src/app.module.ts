@@ -14,16 +14,18 @@ import { PROJECTS_REPOSITORY } from './projects/project.types';
 import { ProjectsService } from './projects/projects.service';
 import { StoreProjectsRepository } from './projects/store-projects.repository';
 import { RenderModule } from './render/render.module';
-import { RenderRequestsController } from './renders/render-requests.controller';
-import { RendersService } from './renders/renders.service';
+import { TokensController } from './tokens/tokens.controller';
+import { TokensService } from './tokens/tokens.service';
+import { RenderRunner } from './renders/render-runner.service';
+import { ConfigModule } from './config/config.module';
+import { EnginesModule } from './engines/engines.module';
 import { LiveFilesRepository } from './repositories/live-files.repository';
-import { StorageModule } from './repositories/output-storage/output-storage.module';
+import { OutputStorageModule } from './repositories/output-storage/output-storage.module';
 import { FileProjectsRepository } from './repositories/projects-file.repository';
 import { DOCUMENT_STORE, type DocumentStore } from './repositories/document-store/port';
 import { createDocumentStore } from './repositories/document-store/factory';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { LimitsModule } from './limits/limits.module';
-import { LiveRenders } from './renders/live-renders';
 import { TokenRemoval } from './renders/token-removal';
 import { OutputAccessService } from './retention/output-access.service';
 import { RetentionModule } from './retention/retention.module';
@@ -52,22 +54,25 @@ export const documentStoreProvider = {
 
 @Module({})
 export class AppModule {
-  /** The API; with the embedded default it also runs a render node in the same process. */
+  /**
+   * The API: plans, routes, follows and serves; renders run on render nodes. With the embedded
+   * default (EMBEDDED_RENDER_NODE=1) one node runs inside this process, so a single machine works.
+   */
   static forRoot(config: MontageConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [LifecycleModule, RenderModule, StorageModule, QueueModule, LimitsModule, RetentionModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
+      imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes.
-      controllers: [HealthController, MetricsController, RenderRequestsController, MoviesController, NodesController, DeliveryController],
+      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, DeliveryController],
       providers: [
         documentStoreProvider,
         projectsRepositoryProvider,
         ProjectsService,
         LiveFilesRepository,
-        LiveRenders,
         TokenRemoval,
         OutputAccessService,
-        RendersService,
+        RenderRunner,
+        TokensService,
         StoreSweeper,
         TemplateProjectsInitializer,
         MetricsService,

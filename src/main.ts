@@ -14,7 +14,6 @@ import { JOB_QUEUE } from './jobs/queue.module';
 import type { JobQueueRepository } from './repositories/job-queue/job-queue.repository';
 import { RedisServerRepository } from './repositories/job-queue/redis-server.repository';
 import { startStartupProbe } from './repositories/startup-probe.server';
-import { RendersService } from './renders/renders.service';
 
 const JSON_TYPE = /^application\/([\w.+-]*\+)?json\s*(;|$)/i;
 
@@ -56,10 +55,10 @@ export async function createApp(config: MontageConfig = loadConfig(), logger: Lo
 }
 
 /**
- * SIGTERM/SIGINT: no new connections; renders in flight get SHUTDOWN_GRACE_MS to finish (their
- * viewers keep streaming), then are cut off and left to re-run on the next request; jobs this
- * process runs (the embedded node's segments) go back to their queue; connections close
- * (without waiting for a Redis that is gone); the private redis-server stops last.
+ * SIGTERM/SIGINT: no new connections and no new renders; jobs this process runs (the embedded
+ * node's) get SHUTDOWN_GRACE_MS to finish (their viewers keep streaming), then go back to their
+ * queue for another node or the next start; connections close (without waiting for a Redis
+ * that is gone); the private redis-server stops last. Renders on other nodes go on.
  */
 export async function stopApp(app: NestExpressApplication, config: MontageConfig): Promise<void> {
   const deadline = Date.now() + config.shutdownGraceMs;
@@ -68,7 +67,6 @@ export async function stopApp(app: NestExpressApplication, config: MontageConfig
   const server = app.getHttpServer();
   server.close();
   server.closeIdleConnections();
-  await app.get(RendersService).drain(config.shutdownGraceMs);
   await app.get<JobQueueRepository>(JOB_QUEUE).drainWorkers(Math.max(0, deadline - Date.now()));
   await app.close();
 }

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import type { INestApplicationContext, Type } from '@nestjs/common';
+import { type INestApplicationContext, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Command, CommanderError, Option } from 'commander';
 import * as fs from 'node:fs';
@@ -11,12 +11,17 @@ import { ProjectsService } from '../projects/projects.service';
 import { effectiveLimits, type ProjectLimits, SETTABLE_LIMITS } from '../projects/project.types';
 import { signedUrl } from '../projects/url-signing';
 import { loadConfig } from '../config/config';
+import { ConfigModule } from '../config/config.module';
 import { killAllChildren } from '../repositories/child-processes';
 import { RenderModule } from '../render/render.module';
 import { RenderService } from '../render/render.service';
 import { TemplatesService } from '../templates/templates.service';
 import { mergeCliParams, parseMovieId } from './parse-params';
 import { createProgressReporter } from './progress-reporter';
+
+/** The CLI's root module: the configuration and the feature module of the command. */
+@Module({})
+class CliApp {}
 
 /** Exit codes: 0 done, 1 render failure, 2 bad input (anything the user can fix). */
 async function main(argv: string[]): Promise<number> {
@@ -27,12 +32,18 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   let code = 0;
+  /** The configuration: the environment, with --templates and --data over it. */
+  const cliConfig = () => {
+    const opts = program.opts<{ templates?: string; data?: string }>();
+    return loadConfig({
+      ...process.env,
+      ...(opts.templates ? { MONTAGE_TEMPLATES_DIR: path.resolve(opts.templates) } : {}),
+      ...(opts.data ? { MONTAGE_DATA_DIR: path.resolve(opts.data) } : {}),
+    });
+  };
   /** Runs `fn` in an application context of `module` (after --templates/--data apply), closed afterwards. */
   const withContext = async <T>(module: Type<unknown>, fn: (app: INestApplicationContext) => Promise<T>): Promise<T> => {
-    const opts = program.opts<{ templates?: string; data?: string }>();
-    if (opts.templates) process.env.MONTAGE_TEMPLATES_DIR = path.resolve(opts.templates);
-    if (opts.data) process.env.MONTAGE_DATA_DIR = path.resolve(opts.data);
-    const app = await NestFactory.createApplicationContext(module, { logger: ['error'] });
+    const app = await NestFactory.createApplicationContext({ module: CliApp, imports: [ConfigModule.forRoot(cliConfig()), module] }, { logger: ['error'] });
     try {
       return await fn(app);
     } finally {
@@ -179,7 +190,7 @@ async function main(argv: string[]): Promise<number> {
       const service = app.get(ProjectsService);
       const unset = (opts.unset as string[] | undefined) ?? [];
       const project = Object.keys(set).length || unset.length ? await service.setLimits(name, set, unset) : await service.get(name);
-      const effective = effectiveLimits(project, loadConfig());
+      const effective = effectiveLimits(project, cliConfig());
       for (const limit of SETTABLE_LIMITS) {
         const own = project.limits[limit] !== undefined;
         process.stdout.write(`${limit.padEnd(20)} ${String(effective[limit]).padStart(16)}${own ? '' : '  (service setting)'}${effective[limit] === 0 ? '  no limit' : ''}\n`);

@@ -1,21 +1,9 @@
-export const VIDEO_FORMATS = ['mp4', 'webm', 'gif'] as const;
-export const STILL_FORMATS = ['png', 'jpg', 'webp'] as const;
-export const OUTPUT_FORMATS = [...VIDEO_FORMATS, ...STILL_FORMATS] as const;
-export type VideoFormat = (typeof VIDEO_FORMATS)[number];
-export type StillFormat = (typeof STILL_FORMATS)[number];
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+import { contentTypeOf, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
 
-export const isStillFormat = (f: string): f is StillFormat => (STILL_FORMATS as readonly string[]).includes(f);
-export const isOutputFormat = (f: string): f is OutputFormat => (OUTPUT_FORMATS as readonly string[]).includes(f);
+export { isOutputFormat, isStillFormat, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
 
-export const CONTENT_TYPES: Record<OutputFormat, string> = {
-  mp4: 'video/mp4',
-  webm: 'video/webm',
-  gif: 'image/gif',
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  webp: 'image/webp',
-};
+/** Content types by format, from the format table. */
+export const CONTENT_TYPES = Object.fromEntries(OUTPUT_FORMATS.map((f) => [f, contentTypeOf(f)])) as Record<OutputFormat, string>;
 
 /**
  * How a render is encoded. Part of a render's identity: the same movie and params with another

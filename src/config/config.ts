@@ -27,7 +27,7 @@ export interface MontageConfig {
   redisUrl?: string;
   /** Routing keys a render node takes work from (queues `render.<key>`). */
   routingKeys: string[];
-  /** Segments a render node renders at once. */
+  /** Jobs (outputs, segments) a render node renders at once; the embedded node's default is 2. */
   concurrency: number;
   /** How long a node's hold on a segment lasts without renewal: a dead node's work is freed after this. */
   segmentLockMs: number;
@@ -40,8 +40,10 @@ export interface MontageConfig {
   segmentsPerLane: number;
   /** Run a render node inside the API process (the embedded default). */
   embeddedRenderNode: boolean;
-  /** Renders this API process runs at once (single-process renders); more wait as `queued`. */
-  maxConcurrentRenders: number;
+  /** Distributed renders a node assembles at once (joining and sound: light work beside its renders). */
+  assemblyConcurrency: number;
+  /** Montage's version, as nodes advertise it and /health shows it. */
+  version: string;
   /** Distinct outputs (formats, frames, qualities) one token may ask for. */
   maxOutputsPerToken: number;
   /** Trust X-Forwarded-* headers (only behind a proxy that sets them). */
@@ -143,12 +145,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 256 * 1024, 1024),
     redisUrl: env.REDIS_URL || undefined,
     routingKeys: routingKeys(env.ROUTING_KEYS),
-    concurrency: int(env, 'CONCURRENCY', 1, 1),
+    // The embedded node stands in for the renders the API used to run itself, two at once.
+    concurrency: int(env, 'CONCURRENCY', bool(env, 'EMBEDDED_RENDER_NODE', true) && !env.REDIS_URL ? 2 : 1, 1),
     segmentLockMs: int(env, 'SEGMENT_LOCK_MS', 30_000, 1000),
     stalledCheckMs: int(env, 'STALLED_CHECK_MS', 15_000, 500),
     segmentsPerLane: int(env, 'SEGMENTS_PER_LANE', 1, 1),
     embeddedRenderNode: bool(env, 'EMBEDDED_RENDER_NODE', true),
-    maxConcurrentRenders: int(env, 'MAX_CONCURRENT_RENDERS', 2, 1),
+    assemblyConcurrency: int(env, 'ASSEMBLY_CONCURRENCY', 4, 1),
+    version: env.npm_package_version || '0.1.0',
     maxOutputsPerToken: int(env, 'MAX_OUTPUTS_PER_TOKEN', 64, 1),
     trustProxy: bool(env, 'TRUST_PROXY', false),
     stallTimeoutMs: int(env, 'FFMPEG_STALL_TIMEOUT_MS', 20_000, 1000),

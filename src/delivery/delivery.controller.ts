@@ -1,9 +1,10 @@
 import { Controller, Get, Head, Param, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { badInput, notFound } from '../common/errors';
-import { CONTENT_TYPES, isOutputFormat } from '../compiler/output-profiles';
+import { contentTypeOf, isOutputFormat } from '../formats/output-formats';
 import { ProjectsService } from '../projects/projects.service';
-import { RendersService } from '../renders/renders.service';
+import { RenderRunner } from '../renders/render-runner.service';
+import { TokensService } from '../tokens/tokens.service';
 import { sendDelivery, splitFile } from './http-delivery';
 
 type Mode = 'render' | 'get';
@@ -16,16 +17,17 @@ type Mode = 'render' | 'get';
 @Controller()
 export class DeliveryController {
   constructor(
-    private readonly renders: RendersService,
+    private readonly tokens: TokensService,
+    private readonly runner: RenderRunner,
     private readonly projects: ProjectsService,
   ) {}
 
   @Head(['v2/render/:file', 'v2/get/:file', 'v2/play/:file'])
   async headOutput(@Param('file') file: string, @Query() query: Record<string, unknown>, @Res() res: Response) {
     const { token, ext } = this.parse(file);
-    const located = await this.renders.locate(token, ext, query);
-    const state = await this.renders.peek(located);
-    res.setHeader('Content-Type', CONTENT_TYPES[located.format]);
+    const located = await this.tokens.locate(token, ext, query);
+    const state = await this.runner.peek(located);
+    res.setHeader('Content-Type', contentTypeOf(located.format));
     res.setHeader('X-Montage-Status', state.status);
     if (state.size !== undefined) {
       res.setHeader('Content-Length', String(state.size));
@@ -64,7 +66,7 @@ export class DeliveryController {
     const project = await this.projects.checkSignature(projectId, req.path, query);
     const { sig: _sig, frame, q, ...params } = query;
     const pinned = { ...(frame !== undefined ? { frame: decimal(frame, 'frame') } : {}), ...(q !== undefined ? { q: decimal(q, 'q') } : {}) };
-    const token = await this.renders.tokenForSignedUrl(project, movie, ext, params, pinned);
+    const token = await this.tokens.tokenForSignedUrl(project, movie, ext, params, pinned);
     return { token, ext, query: {} };
   }
 
@@ -83,10 +85,10 @@ export class DeliveryController {
 
   private async serve(file: string, query: Record<string, unknown>, mode: Mode, req: Request, res: Response): Promise<void> {
     const { token, ext } = this.parse(file);
-    const located = await this.renders.locate(token, ext, query);
+    const located = await this.tokens.locate(token, ext, query);
     const aborted = new AbortController();
     res.on('close', () => aborted.abort()); // the viewer left; the render goes on for the next one
-    const delivery = await this.renders.deliver(located, mode === 'get', aborted.signal);
+    const delivery = await this.runner.deliver(located, mode === 'get', aborted.signal);
     await sendDelivery(req, res, delivery);
   }
 

@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Delivery } from '../renders/renders.service';
+import type { Delivery } from './delivery.types';
 import { parseRange } from './byte-range';
 
 /** Sends a stored output (ETag, Range, HEAD) or a live one (streamed as it is written). */

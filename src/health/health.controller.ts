@@ -111,7 +111,7 @@ export class HealthController {
       storage: { kind: this.storage.kind, ...(detailed ? { location: this.storage.description } : {}), ...show(deps.storage) },
       queue: { kind: this.config.redisUrl ? 'redis' : 'embedded redis', ...(detailed ? { location: this.queue.where } : {}), ...show(deps.queue) },
       ...(detailed ? { templatesDir: this.config.templatesDir, dataDir: this.config.dataDir } : {}),
-      version: process.env.npm_package_version ?? '0.1.0',
+      version: this.config.version,
     };
   }
 }

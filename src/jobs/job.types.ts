@@ -1,69 +1,97 @@
 import type { FrameRange } from '../compiler/ffmpeg-args';
 import type { OutputProfile } from '../compiler/output-profiles';
+import { EngineName } from '../engines/engine';
 
 /** Every kind of job. Each has exactly one handler; a worker refuses to start without it. */
 export enum JobName {
-  /** Frames [from, to) of a movie, video only: taken by render nodes. */
+  /** A whole output (any format) rendered by one node, published on its live channel as it is written, then stored. */
+  RenderOutput = 'render-output',
+  /** Frames [from, to) of a movie, video only, published piece by piece on the segment's channel. */
   RenderSegment = 'render-segment',
-  /** The parent of a distributed render's segments: runs once all are done, in the API. */
+  /** A distributed render's segments joined in order as they arrive, the sound muxed once, published and stored. */
   AssembleRender = 'assemble-render',
 }
 
-/** Who takes which jobs: render nodes from `render.<routingKey>`, the API from `montage.assembly`. */
+/** Who takes which jobs: render nodes take both kinds, from `render.<routingKey>` and `montage.assembly`. */
 export enum QueueKind {
   Render = 'render',
   Assembly = 'assembly',
 }
 
 export const JOB_QUEUE_KIND = {
+  [JobName.RenderOutput]: QueueKind.Render,
   [JobName.RenderSegment]: QueueKind.Render,
   [JobName.AssembleRender]: QueueKind.Assembly,
 } as const satisfies Record<JobName, QueueKind>;
 
+/** Assembly only copies video and mixes sound: light work, taken by every node beside its renders. */
 export const ASSEMBLY_QUEUE = 'montage.assembly';
 
-/** Everything a render node needs for one segment; nodes never read the database. */
-export interface RenderSegmentPayload {
+/** What every job of a render carries: nodes never read the database. */
+export interface RenderTarget {
+  engine: EngineName;
   renderKey: string;
+  /** The render's run (one per claim): channels and job ids of another run never mix with it. */
+  run: string;
   project: string;
   movie: string;
   params: Record<string, unknown>;
-  /** The template version the API planned with: a node with another version fails the segment. */
+  /** The template version the API planned with: a node with another version fails the job. */
   templateVersion?: string;
   profile: OutputProfile;
-  range: FrameRange;
-  /** The segment's name in the shared storage (STORAGE_URL). */
-  segment: string;
-  /** The identity of the storage the API reads segments from: a node on another storage refuses the job. */
+  /** The identity of the storage the API reads outputs from: a node on another storage refuses the job. */
   storageId?: string;
+  /** The run's live channel (outputs) or the segment's channel. */
+  channel: string;
+  /** The run's progress hash (frames per piece of work, bytes streamed). */
+  progressKey: string;
+}
+
+export interface RenderOutputPayload extends RenderTarget {
+  /** Stills: the frame. */
+  frame?: number;
+  totalFrames: number;
+}
+
+export interface RenderSegmentPayload extends RenderTarget {
+  range: FrameRange;
+  index: number;
+}
+
+export interface AssembleRenderPayload extends RenderTarget {
+  format: 'mp4' | 'webm';
+  totalFrames: number;
+  fps: number;
+  ranges: FrameRange[];
+  /** Where each segment is published, and its job (to notice one that failed for good). */
+  segments: Array<{ channel: string; queue: string; jobId: string }>;
+}
+
+export interface RenderOutputResult {
+  bytes: number;
+  frames: number;
+  node: string;
 }
 
 export interface RenderSegmentResult {
-  segment: string;
   frames: number;
-  bytes: number;
+  pieces: number;
   node: string;
-  /** Frames and segments of this lane up to and including this one (see the render flow). */
-  laneFrames: number;
-  laneSegments: number;
-}
-
-export interface AssembleRenderPayload {
-  renderKey: string;
-  totalFrames: number;
-  segments: number;
 }
 
 export interface AssembleRenderResult {
+  bytes: number;
   frames: number;
-  segments: number;
+  node: string;
 }
 
 export interface JobPayloads {
+  [JobName.RenderOutput]: RenderOutputPayload;
   [JobName.RenderSegment]: RenderSegmentPayload;
   [JobName.AssembleRender]: AssembleRenderPayload;
 }
 export interface JobResults {
+  [JobName.RenderOutput]: RenderOutputResult;
   [JobName.RenderSegment]: RenderSegmentResult;
   [JobName.AssembleRender]: AssembleRenderResult;
 }
@@ -71,8 +99,8 @@ export interface JobResults {
 export interface JobContext {
   attempt: number;
   progress(value: number): Promise<void>;
-  /** The results of the job's children in a flow (none for a job without children). */
-  childrenValues(): Promise<unknown[]>;
+  /** No attempt is left after this one (or it fails for good anyway): the failure is the render's. */
+  lastAttempt: boolean;
   /** Aborts when this process shuts down and hands its running jobs back: stop, and throw. */
   signal: AbortSignal;
 }
@@ -82,7 +110,7 @@ type JobsOf<K extends QueueKind> = { [N in JobName]: (typeof JOB_QUEUE_KIND)[N] 
 /** One handler for every job of a queue kind: a worker of that kind refuses to start without each. */
 export type JobHandlers<K extends QueueKind> = { [N in JobsOf<K>]: (payload: JobPayloads[N], ctx: JobContext) => Promise<JobResults[N]> };
 
-/** A job of a flow: its children run first (see renderFlow in RendersService). */
+/** A job of a flow: its children run first (see planRenderFlow). */
 export interface FlowJob<N extends JobName = JobName> {
   name: N;
   queue: string;
@@ -94,10 +122,13 @@ export interface FlowJob<N extends JobName = JobName> {
 }
 
 /** One queue per routing key: dedicated pools of nodes (GPU nodes, say) take their own key. */
-export const queueName = (routingKey: string) => `render.${routingKey}`;
+export const queueName = (routingKey: string, engine: EngineName = EngineName.FfmpegComposite) =>
+  engine === EngineName.FfmpegComposite ? `render.${routingKey}` : `render.${routingKey}.${engine}`; // the compositor keeps the short name
 
 /** Deterministic job ids deduplicate: the same segment of the same render is one job. */
-export const segmentJobId = (renderKey: string, range: FrameRange) => `${renderKey}-${range.from}-${range.to}`;
+export const segmentJobId = (renderKey: string, run: string, range: FrameRange) => `${renderKey}-r${run}-${range.from}-${range.to}`;
+/** The job of a whole output, or of a distributed render's assembly: what followers watch. */
+export const runJobId = (renderKey: string, run: string) => `${renderKey}-r${run}`;
 
 export interface NodeHeartbeat {
   id: string;

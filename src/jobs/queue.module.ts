@@ -4,10 +4,13 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { waitForDependency } from '../health/dependency-wait';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
+import { LiveStreamRepository } from '../repositories/live-stream/live-stream.repository';
 import { RedisServerRepository } from '../repositories/job-queue/redis-server.repository';
 import { RenderModule } from '../render/render.module';
 
 export const JOB_QUEUE = Symbol('JOB_QUEUE');
+/** Live channels (Redis Streams) on the queue's Redis. */
+export const LIVE_STREAM = Symbol('LIVE_STREAM');
 
 /**
  * Redis is not waited for before the process serves: stored outputs need no queue. Once
@@ -21,6 +24,7 @@ class QueueStartup implements OnApplicationBootstrap, OnApplicationShutdown {
 
   constructor(
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
+    @Inject(LIVE_STREAM) private readonly live: LiveStreamRepository,
     private readonly redis: RedisServerRepository,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
     private readonly lifecycle: LifecycleService,
@@ -59,7 +63,7 @@ class QueueStartup implements OnApplicationBootstrap, OnApplicationShutdown {
    */
   async onApplicationShutdown(): Promise<void> {
     this.stop.abort();
-    await this.queue.close(100);
+    await Promise.all([this.queue.close(100), this.live.close()]);
     await this.redis.stop(250);
   }
 }
@@ -80,8 +84,13 @@ class QueueStartup implements OnApplicationBootstrap, OnApplicationShutdown {
       useFactory: async (config: MontageConfig, redis: RedisServerRepository) =>
         new JobQueueRepository(config.redisUrl ?? `unix://${await redis.start(path.join(config.dataDir, 'redis'))}`),
     },
+    {
+      provide: LIVE_STREAM,
+      inject: [JOB_QUEUE, MONTAGE_CONFIG],
+      useFactory: (queue: JobQueueRepository, config: MontageConfig) => new LiveStreamRepository(queue.url, config.queueOutageTimeoutMs),
+    },
     QueueStartup,
   ],
-  exports: [JOB_QUEUE],
+  exports: [JOB_QUEUE, LIVE_STREAM],
 })
 export class QueueModule {}

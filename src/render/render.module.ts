@@ -2,7 +2,6 @@ import { Module } from '@nestjs/common';
 import { AssetCacheService } from '../assets/asset-cache.service';
 import { MediaVerifier } from '../assets/media-verifier';
 import { ASSET_FILE_STORE, MEDIA_PROBE } from '../assets/asset-cache.types';
-import { loadConfig, MONTAGE_CONFIG } from '../config/config';
 import { LocalAssetFileStore } from '../repositories/asset-file-store.repository';
 import { FontsRepository } from '../repositories/fonts.repository';
 import { HttpFetchRepository } from '../repositories/http-fetch.repository';
@@ -20,7 +19,6 @@ import { RenderService } from './render.service';
  */
 @Module({
   providers: [
-    { provide: MONTAGE_CONFIG, useFactory: () => loadConfig() },
     TemplateFilesRepository,
     FontsRepository,
     HttpFetchRepository,
@@ -35,6 +33,6 @@ import { RenderService } from './render.service';
     MediaPreparationService,
     RenderService,
   ],
-  exports: [MONTAGE_CONFIG, TemplatesService, RenderService, MediaRepository, WorkFilesRepository],
+  exports: [TemplatesService, RenderService, MediaRepository, WorkFilesRepository],
 })
 export class RenderModule {}

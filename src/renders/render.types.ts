@@ -1,5 +1,7 @@
-import type { OutputFormat } from '../compiler/output-profiles';
-import type { MovieSpec } from './render-request';
+import type { OutputProfile } from '../compiler/output-profiles';
+import type { OutputFormat } from '../formats/output-formats';
+import type { RunWatch } from './render-jobs';
+import type { MovieSpec } from '../tokens/render-request';
 
 export type RenderStatus = 'pending' | 'queued' | 'rendering' | 'done' | 'failed';
 
@@ -41,10 +43,27 @@ export interface RenderDoc {
   error?: string;
   /** How many times a render of this key was started (a restart or a failure makes another). */
   attempts: number;
-  /** A distributed render's BullMQ flow: the id of its assembly job in `montage.assembly`. */
-  flow?: string;
+  /** The run under way (one per claim): its jobs, channels and progress carry it. */
+  run?: string;
+  /** Where followers of the run look: its live channel, progress, and the job whose end is the render's. */
+  watch?: RunWatch;
   /** When a stored output was last fetched (written at most every ten minutes): for its expiry. */
   lastAccessAt?: string;
   createdAt: string;
   updatedAt: string;
+}
+
+/** A token's output for one extension, located and identified, not yet rendered. */
+export interface LocatedOutput {
+  token: TokenDoc;
+  templateVersion: string;
+  format: OutputFormat;
+  movie: string;
+  profile: OutputProfile;
+  frame?: number;
+  key: string;
+  fps: number;
+  totalFrames: number;
+  /** Width × height × seconds of this output: what it costs of a daily quota. */
+  pixelSeconds: number;
 }

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
 import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../repositories/document-store/port';
-import { LiveRenders } from './live-renders';
 import type { RenderDoc, TokenDoc } from './render.types';
 
 /** Removing tokens and outputs: for DELETE /v2/token and for the sweeper (expired tokens, expired outputs). */
@@ -13,18 +12,17 @@ export class TokenRemoval {
   constructor(
     @Inject(DOCUMENT_STORE) store: DocumentStore,
     @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
-    private readonly live: LiveRenders,
   ) {
     this.tokens = store.collection<TokenDoc>('tokens');
     this.renders = store.collection<RenderDoc>('renders');
   }
 
-  /** The token, and every output no other token shares (nor a render in progress). Returns how many outputs went. */
+  /** The token, and every output no other token shares (nor a render under way). Returns how many outputs went. */
   async removeToken(token: TokenDoc): Promise<number> {
     let outputsRemoved = 0;
     for (const key of token.renderKeys) {
       const sharedBy = await this.tokens.countDocuments({ renderKeys: key, _id: { $ne: token._id } });
-      if (sharedBy > 0 || this.live.has(key)) continue;
+      if (sharedBy > 0) continue;
       const doc = await this.renders.findOne({ _id: key });
       if (doc && (await this.removeOutput(doc))) outputsRemoved++;
     }
@@ -34,8 +32,10 @@ export class TokenRemoval {
 
   /** A stored output and its record; a later GET of a token that asks for it renders it again. */
   async removeOutput(doc: RenderDoc): Promise<boolean> {
-    if (this.live.has(doc._id)) return false;
-    await this.storage.remove(doc._id, doc.format);
-    return (await this.renders.deleteOne({ _id: doc._id, status: { $in: ['done', 'failed', 'pending'] } })) > 0;
+    // A render under way (on any process) keeps its record: its nodes store the output at the end.
+    if (doc.status === 'queued' || doc.status === 'rendering') return false;
+    const removed = (await this.renders.deleteOne({ _id: doc._id, status: { $in: ['done', 'failed', 'pending'] } })) > 0;
+    if (removed) await this.storage.remove(doc._id, doc.format);
+    return removed;
   }
 }

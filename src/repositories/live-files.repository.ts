@@ -7,8 +7,10 @@ import type { FileEntry } from '../retention/retention-plan';
 import { listFiles } from './disk-areas.repository';
 
 /**
- * Renders in progress in this API process, under `live/` in the data dir (always local: the
- * viewers of a live render follow the file as it grows). Emptied at start-up.
+ * Outputs and segments a render node is writing, under `live/` in its data dir: the node
+ * follows each file as it grows and publishes it piece by piece. Always local. Files a
+ * killed node leaves behind are the sweeper's (ORPHAN_GRACE_MS), not the next start's: nodes
+ * may share a data dir.
  */
 @Injectable()
 export class LiveFilesRepository {
@@ -19,7 +21,6 @@ export class LiveFilesRepository {
   }
 
   async init(): Promise<void> {
-    await fs.rm(this.liveDir, { recursive: true, force: true }); // cut off by a restart: never served
     await fs.mkdir(this.liveDir, { recursive: true });
   }
 
@@ -30,6 +31,10 @@ export class LiveFilesRepository {
   /** The live files there are now (for the sweeper: those of no running render go). */
   list(): Promise<FileEntry[]> {
     return listFiles(this.liveDir);
+  }
+
+  async exists(file: string): Promise<boolean> {
+    return fs.stat(file).then(() => true, () => false);
   }
 
   async hasBytes(file: string): Promise<boolean> {

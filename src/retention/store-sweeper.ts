@@ -2,7 +2,6 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdo
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { effectiveLimits } from '../projects/project.types';
 import { ProjectsService } from '../projects/projects.service';
-import { LiveRenders } from '../renders/live-renders';
 import type { RenderDoc, TokenDoc } from '../renders/render.types';
 import { TokenRemoval } from '../renders/token-removal';
 import { LiveFilesRepository } from '../repositories/live-files.repository';
@@ -41,7 +40,6 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     @Inject(DOCUMENT_STORE) store: DocumentStore,
     @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
     private readonly projects: ProjectsService,
-    private readonly live: LiveRenders,
     private readonly liveFiles: LiveFilesRepository,
     private readonly removal: TokenRemoval,
     private readonly usage: DiskUsage,
@@ -87,7 +85,7 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
         key: d._id,
         bytes: d.bytes,
         lastAccessMs: Date.parse(d.lastAccessAt!) || now.getTime(),
-        pinned: pinned.has(d._id) || this.live.has(d._id),
+        pinned: pinned.has(d._id),
       }));
       const expired = new Set(planOutputExpiry(outputs, effectiveLimits(project, this.config), now.getTime()).map((o) => o.key));
       for (const doc of done) {
@@ -105,7 +103,7 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     const active = await this.renders.find({ status: { $in: ['queued', 'rendering'] } });
     const leftovers = await this.storage.listLeftovers();
     const dead = new Set(
-      deadLeftovers(leftovers, { runs: new Set(active.map((r) => r.flow).filter((f): f is string => !!f)), keys: new Set(active.map((r) => r._id)) }, now.getTime(), this.config.retention.orphanGraceMs),
+      deadLeftovers(leftovers, { runs: new Set(active.map((r) => r.run).filter((f): f is string => !!f)), keys: new Set(active.map((r) => r._id)) }, now.getTime(), this.config.retention.orphanGraceMs),
     );
     for (const item of dead) {
       await this.storage.removeLeftover(item).then(
@@ -123,7 +121,7 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     let liveBytes = 0;
     let liveCount = 0;
     for (const file of liveFiles) {
-      if (!this.live.keptFiles.has(file.path) && now.getTime() - file.mtimeMs > this.config.retention.orphanGraceMs) {
+      if (now.getTime() - file.mtimeMs > this.config.retention.orphanGraceMs) { // a file being written is younger
         await this.liveFiles.remove(file.path);
         report.liveFilesRemoved++;
         this.usage.noteRemoved('live', file.bytes);

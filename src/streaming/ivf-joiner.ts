@@ -63,24 +63,31 @@ export class IvfJoiner {
    * frame `startFrame`. Segments must be pushed in order.
    */
   push(segment: Buffer, startFrame: number): Buffer {
-    const header = readIvfHeader(segment);
+    // A whole segment, or one piece of it as published: its header, or frames that follow one.
+    const hasHeader = segment.length >= 4 && segment.toString('latin1', 0, 4) === 'DKIF';
     const out: Buffer[] = [];
-    if (!this.header) {
-      this.header = header;
-      const first = Buffer.from(segment.subarray(0, header.headerSize));
-      first.writeUInt32LE(this.totalFrames, 24);
-      out.push(first);
-    } else {
-      const h = this.header;
-      if (header.fourcc !== h.fourcc || header.width !== h.width || header.height !== h.height || header.rate * h.scale !== h.rate * header.scale) {
-        throw new Error(
-          `segments were encoded differently: ${header.fourcc} ${header.width}x${header.height} @${header.scale}/${header.rate} after ${h.fourcc} ${h.width}x${h.height} @${h.scale}/${h.rate}`,
-        );
+    let pos = 0;
+    if (hasHeader) {
+      const header = readIvfHeader(segment);
+      pos = header.headerSize;
+      if (!this.header) {
+        this.header = header;
+        const first = Buffer.from(segment.subarray(0, header.headerSize));
+        first.writeUInt32LE(this.totalFrames, 24);
+        out.push(first);
+      } else {
+        const h = this.header;
+        if (header.fourcc !== h.fourcc || header.width !== h.width || header.height !== h.height || header.rate * h.scale !== h.rate * header.scale) {
+          throw new Error(
+            `segments were encoded differently: ${header.fourcc} ${header.width}x${header.height} @${header.scale}/${header.rate} after ${h.fourcc} ${h.width}x${h.height} @${h.scale}/${h.rate}`,
+          );
+        }
       }
+    } else if (!this.header) {
+      throw new Error('IVF frames came before any IVF header');
     }
     const { rate, scale } = this.header;
     const offset = BigInt(Math.round((startFrame * rate) / (scale * this.fps)));
-    let pos = header.headerSize;
     while (pos < segment.length) {
       if (segment.length - pos < FRAME_HEADER) throw new Error(`truncated IVF frame header at ${pos}`);
       const size = segment.readUInt32LE(pos);

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig } from '../../src/config/config';
 import { createApp } from '../../src/main';
-import { RendersService } from '../../src/renders/renders.service';
+import { RenderRunner } from '../../src/renders/render-runner.service';
 import { FIXTURE_TEMPLATES } from './render-context';
 
 export interface ApiApp {
@@ -13,7 +13,7 @@ export interface ApiApp {
   dataDir: string;
   /** The fixture project's API key, as the service wrote it on first start. */
   key: string;
-  renders: RendersService;
+  renders: RenderRunner;
   close(): Promise<void>;
 }
 
@@ -21,8 +21,7 @@ export interface ApiApp {
 export async function startApi(options: { dataDir?: string; env?: Record<string, string> } = {}): Promise<ApiApp> {
   const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'montage-api-'));
   const env = { MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES, MONTAGE_DATA_DIR: dataDir, MEDIA_ALLOW_PRIVATE: '0', ...options.env };
-  Object.assign(process.env, env); // the modules read their configuration from the environment
-  const app = await createApp(loadConfig(process.env), ['error']);
+  const app = await createApp(loadConfig({ ...process.env, ...env }), ['error']);
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
   return {
@@ -30,7 +29,7 @@ export async function startApi(options: { dataDir?: string; env?: Record<string,
     url: `http://127.0.0.1:${address.port}`,
     dataDir,
     key: fs.readFileSync(path.join(dataDir, 't-api-key'), 'utf8').trim(),
-    renders: app.get(RendersService),
+    renders: app.get(RenderRunner),
     close: () => app.close(),
   };
 }

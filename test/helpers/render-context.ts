@@ -2,7 +2,8 @@ import { Test } from '@nestjs/testing';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadConfig, MONTAGE_CONFIG, type MontageConfig } from '../../src/config/config';
+import { loadConfig, type MontageConfig } from '../../src/config/config';
+import { ConfigModule } from '../../src/config/config.module';
 import { RenderModule } from '../../src/render/render.module';
 import { RenderService } from '../../src/render/render.service';
 import { TemplatesService } from '../../src/templates/templates.service';
@@ -17,10 +18,7 @@ export async function renderContext(
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-test-'));
   const base = loadConfig({ MONTAGE_TEMPLATES_DIR: options.templatesDir ?? FIXTURE_TEMPLATES, MONTAGE_DATA_DIR: dataDir, ...options.env });
   const config: MontageConfig = { ...base, media: { ...base.media, allowPrivateAddresses: options.allowPrivate ?? false, timeoutMs: 5000, maxBytes: options.maxBytes ?? base.media.maxBytes } };
-  const moduleRef = await Test.createTestingModule({ imports: [RenderModule] })
-    .overrideProvider(MONTAGE_CONFIG)
-    .useValue(config)
-    .compile();
+  const moduleRef = await Test.createTestingModule({ imports: [ConfigModule.forRoot(config), RenderModule] }).compile();
   return {
     config,
     dataDir,

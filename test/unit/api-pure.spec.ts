@@ -3,7 +3,7 @@ import { apiKeyOf, splitFile } from '../../src/delivery/http-delivery';
 import { canonicalRequest, sign, signedUrl, verify } from '../../src/projects/url-signing';
 import { canonicalJson } from '../../src/common/canonical-json';
 import { renderKey } from '../../src/renders/render-key';
-import { coveredExtensions, movieFor, parseRenderRequest } from '../../src/renders/render-request';
+import { coveredExtensions, movieFor, parseRenderRequest } from '../../src/tokens/render-request';
 import { MontageError } from '../../src/common/errors';
 import type { Request } from 'express';
 

@@ -204,8 +204,8 @@ export class JobQueueRepository {
     return q;
   }
 
-  async enqueue<N extends JobName>(queue: string, name: N, payload: JobPayloads[N], jobId: string): Promise<void> {
-    await this.guard('add a job', () => this.queue(queue).add(name, payload, { jobId, ...JOB_OPTIONS }));
+  async enqueue<N extends JobName>(queue: string, name: N, payload: JobPayloads[N], jobId: string, priority?: number): Promise<void> {
+    await this.guard('add a job', () => this.queue(queue).add(name, payload, { jobId, ...JOB_OPTIONS, ...(priority ? { priority } : {}) }));
   }
 
   /**
@@ -213,7 +213,7 @@ export class JobQueueRepository {
    * child that fails on every attempt fails its parent (and so on up). Ids are
    * deterministic, so adding the same tree again adds nothing.
    */
-  async addFlow(root: FlowJob): Promise<void> {
+  async addFlows(roots: FlowJob[]): Promise<void> {
     if (!this.flows) {
       this.flows = new FlowProducer({ connection: this.producer as ConnectionOptions });
       this.flows.on('error', (err) => this.noteError('flow producer', err));
@@ -226,7 +226,15 @@ export class JobQueueRepository {
       opts: { jobId: job.jobId, ...JOB_OPTIONS, failParentOnFailure: true, ...(job.priority ? { priority: job.priority } : {}) },
       children: job.children?.map(toBull),
     });
-    await this.guard('add the render to the queue', () => flows.add(toBull(root)));
+    await this.guard('add the render to the queue', () => flows.addBulk(roots.map(toBull)));
+  }
+
+  /** A job's state and, once failed, its reason; undefined when the queue has no such job. */
+  async jobState(queueName: string, jobId: string): Promise<{ state: string; failedReason?: string } | undefined> {
+    const job = await this.guard('read a job', () => this.queue(queueName).getJob(jobId));
+    if (!job) return undefined;
+    const state = await this.guard('read a job', () => job.getState());
+    return { state, ...(state === 'failed' ? { failedReason: job.failedReason } : {}) };
   }
 
   /**
@@ -355,7 +363,7 @@ export class JobQueueRepository {
             return await handler(job.data, {
               attempt: job.attemptsMade + 1,
               progress: (v: number) => job.updateProgress(v),
-              childrenValues: async () => Object.values(await job.getChildrenValues()),
+              lastAttempt: job.attemptsMade + 1 >= (job.opts.attempts ?? 1),
               signal: this.handBack.signal,
             });
           } catch (err) {

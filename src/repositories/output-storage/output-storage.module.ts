@@ -15,4 +15,4 @@ export function createOutputStorage(config: MontageConfig): OutputStorage {
   providers: [{ provide: OUTPUT_STORAGE, inject: [MONTAGE_CONFIG], useFactory: createOutputStorage }],
   exports: [OUTPUT_STORAGE],
 })
-export class StorageModule {}
+export class OutputStorageModule {}

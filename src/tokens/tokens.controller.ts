@@ -2,20 +2,20 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res 
 import type { Request, Response } from 'express';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { apiKeyOf, baseUrlOf } from '../delivery/http-delivery';
-import { RendersService } from './renders.service';
+import { TokensService } from './tokens.service';
 
 /** Creating and deleting tokens (API key required), and their progress (the token is enough). */
 @Controller()
-export class RenderRequestsController {
+export class TokensController {
   constructor(
-    private readonly renders: RendersService,
+    private readonly tokens: TokensService,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
   ) {}
 
   /** A token whose first GET renders; with `async: true`, rendering starts now (201). */
   @Post('v2/render/:projectId')
   async render(@Param('projectId') projectId: string, @Body() body: unknown, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
-    const created = await this.renders.createToken(projectId, apiKeyOf(req), body, baseUrlOf(req, this.config.publicUrl), true);
+    const created = await this.tokens.createToken(projectId, apiKeyOf(req), body, baseUrlOf(req, this.config.publicUrl), true);
     res.status(isAsync(body) ? 201 : 200);
     return created;
   }
@@ -24,17 +24,17 @@ export class RenderRequestsController {
   @Post('v2/token/:projectId')
   @HttpCode(200)
   token(@Param('projectId') projectId: string, @Body() body: unknown, @Req() req: Request) {
-    return this.renders.createToken(projectId, apiKeyOf(req), body, baseUrlOf(req, this.config.publicUrl), false);
+    return this.tokens.createToken(projectId, apiKeyOf(req), body, baseUrlOf(req, this.config.publicUrl), false);
   }
 
   @Get('v2/progress/:token')
   progress(@Param('token') token: string) {
-    return this.renders.progress(token);
+    return this.tokens.progress(token);
   }
 
   @Delete('v2/token/:token')
   remove(@Param('token') token: string, @Req() req: Request) {
-    return this.renders.deleteToken(token, apiKeyOf(req));
+    return this.tokens.deleteToken(token, apiKeyOf(req));
   }
 }
 

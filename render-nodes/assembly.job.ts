@@ -1,0 +1,127 @@
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  type AssembleRenderPayload,
+  type AssembleRenderResult,
+  EngineRegistry,
+  Fmp4Joiner,
+  formatSpec,
+  IvfJoiner,
+  JOB_QUEUE,
+  type JobContext,
+  type JobQueueRepository,
+  LIVE_STREAM,
+  LiveFilesRepository,
+  type LiveStreamRepository,
+  MONTAGE_CONFIG,
+  type MontageConfig,
+  OUTPUT_STORAGE,
+  type OutputStorage,
+  PieceSequence,
+  renderFailed,
+  type SegmentJoiner,
+  unavailable,
+} from '../src/render-node-kit';
+import { NodeJobs, requestOf } from './node-jobs';
+import { PiecePublisher } from './piece-publisher';
+
+/** How long a read waits for a segment's next piece before looking at its job. */
+const IDLE_CHECK_MS = 1000;
+
+/**
+ * `AssembleRender`: a distributed render's segments joined in frame order as their pieces
+ * are published (each piece once, whichever attempt published it), the movie's sound mixed
+ * once by the same ffmpeg, the result published on the run's live channel piece by piece and
+ * then stored. Runs on a node beside its renders (its own queue and concurrency): it copies
+ * video and encodes sound only.
+ */
+@Injectable()
+export class AssemblyJob {
+  constructor(
+    private readonly node: NodeJobs,
+    private readonly engines: EngineRegistry,
+    private readonly publisher: PiecePublisher,
+    private readonly files: LiveFilesRepository,
+    @Inject(LIVE_STREAM) private readonly live: LiveStreamRepository,
+    @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
+    @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+  ) {}
+
+  run(payload: AssembleRenderPayload, ctx: JobContext): Promise<AssembleRenderResult> {
+    return this.node.run(payload, ctx, async () => {
+      const engine = this.engines.get(payload.engine);
+      const { format } = payload;
+      const file = this.files.livePath(payload.renderKey, format);
+      const stop = new AbortController();
+      const onAbort = () => stop.abort();
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const video = this.joined(payload, stop.signal);
+        const muxing = engine.muxSound(requestOf(payload), video, file, format, stop.signal);
+        muxing.catch(() => stop.abort()); // the segment readers stop with the muxer
+        await this.publisher.publishWhileWriting(file, formatSpec(format).fragments!, payload.channel, ctx.attempt, muxing);
+        const bytes = await this.storage.storeOutput(payload.renderKey, format, (out) => engine.remux(file, out, format));
+        await this.live.append(payload.channel, { kind: 'end', attempt: ctx.attempt, frames: payload.totalFrames, bytes });
+        // Joined and stored: the segments' channels are not needed any more.
+        await Promise.all(payload.segments.map((s) => this.live.remove(s.channel).catch(() => undefined)));
+        return { bytes, frames: payload.totalFrames, node: this.node.nodeId };
+      } finally {
+        stop.abort();
+        ctx.signal.removeEventListener('abort', onAbort);
+        await this.files.remove(file);
+      }
+    });
+  }
+
+  /** The joined video: each segment's pieces in order, from the start of its channel, as they come. */
+  private async *joined(payload: AssembleRenderPayload, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const joiner: SegmentJoiner = formatSpec(payload.format).segment!.joiner === 'fmp4' ? new Fmp4Joiner(payload.fps) : new IvfJoiner(payload.fps, payload.totalFrames);
+    const reader = this.live.reader();
+    try {
+      for (let i = 0; i < payload.ranges.length; i++) {
+        const range = payload.ranges[i];
+        const segment = payload.segments[i];
+        const sequence = new PieceSequence();
+        let after = '0';
+        let quietSince = Date.now();
+        let missing = 0;
+        let ended = false;
+        while (!ended) {
+          if (signal.aborted) throw renderFailed('assembly stopped');
+          let entries;
+          try {
+            entries = await reader.read(segment.channel, after, IDLE_CHECK_MS);
+          } catch {
+            // Redis away: wait for it, within the outage bound.
+            if (Date.now() - quietSince > this.config.queueOutageTimeoutMs) throw unavailable(`Redis was unreachable for more than ${Math.round(this.config.queueOutageTimeoutMs / 1000)} s while joining segments`);
+            await new Promise((r) => setTimeout(r, 200));
+            continue;
+          }
+          if (entries.length === 0) {
+            // Nothing for a while: is the segment's job still alive?
+            const state = await this.queue.jobState(segment.queue, segment.jobId).catch(() => ({ state: 'unknown' }) as { state: string; failedReason?: string });
+            if (state?.state === 'failed') throw renderFailed(`segment ${range.from}–${range.to} failed on every attempt: ${state.failedReason ?? 'no reason given'}`);
+            if (!state && ++missing >= 3) throw renderFailed(`segment ${range.from}–${range.to} is no longer in the queue`);
+            continue;
+          }
+          quietSince = Date.now();
+          missing = 0;
+          for (const { id, entry } of entries) {
+            after = id;
+            if (entry.kind === 'data') {
+              if (sequence.accept(entry)) yield joiner.push(entry.data, range.from);
+            } else if (entry.kind === 'end') {
+              if (sequence.taken === 0) throw renderFailed(`segment ${range.from}–${range.to} ended without any piece`);
+              ended = true;
+              break;
+            } else {
+              throw renderFailed(`segment ${range.from}–${range.to} failed: ${entry.message}`);
+            }
+          }
+        }
+      }
+    } finally {
+      reader.close();
+    }
+  }
+}

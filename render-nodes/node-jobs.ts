@@ -1,0 +1,78 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import * as os from 'node:os';
+import {
+  type EngineRequest,
+  LIVE_STREAM,
+  type LiveStreamRepository,
+  MontageError,
+  OUTPUT_STORAGE,
+  type OutputStorage,
+  type JobContext,
+  type RenderTarget,
+} from '../src/render-node-kit';
+
+/** What every job handler of this node shares: its identity, its storage check, its failure report. */
+@Injectable()
+export class NodeJobs {
+  readonly nodeId = `${os.hostname()}-${process.pid}`;
+  running = 0;
+  private readonly logger = new Logger('RenderNode');
+  private storageId?: string;
+
+  constructor(
+    @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
+    @Inject(LIVE_STREAM) private readonly live: LiveStreamRepository,
+  ) {}
+
+  /**
+   * Runs one job: counted while it runs; a failure that is the render's for good (no attempt
+   * left, or bad input) is published on the job's channel, so every viewer sees it at once.
+   */
+  async run<T>(target: RenderTarget, ctx: JobContext, work: () => Promise<T>): Promise<T> {
+    this.running++;
+    try {
+      await this.checkStorage(target.storageId);
+      return await work();
+    } catch (err) {
+      const final = !ctx.signal.aborted && (ctx.lastAttempt || (err instanceof MontageError && err.kind === 'bad_input'));
+      if (final) {
+        const message = err instanceof MontageError ? err.message : 'the render failed unexpectedly (the render node log has the details)';
+        await this.live.append(target.channel, { kind: 'error', message }).catch(() => undefined);
+      }
+      throw err;
+    } finally {
+      this.running--;
+    }
+  }
+
+  /** Progress of one piece of work (`field`), a few writes a second at most. */
+  progress(target: RenderTarget, field: string, ctx: JobContext): (frames: number) => void {
+    let last = 0;
+    return (frames) => {
+      const now = Date.now();
+      if (now - last < 250) return;
+      last = now;
+      this.live.setProgress(target.progressKey, field, frames).catch(() => undefined); // progress is for people
+      ctx.progress(frames).catch(() => undefined);
+    };
+  }
+
+  /**
+   * A node with another STORAGE_URL would store outputs where the API never looks: it
+   * refuses the job for good (no retry), and says why in its own log.
+   */
+  private async checkStorage(expected: string | undefined): Promise<void> {
+    if (!expected || expected === this.storageId) return;
+    this.storageId = await this.storage.identity(); // read again: the API may have made it since
+    if (expected === this.storageId) return;
+    this.logger.error(
+      `outputs of this API go to another storage than this node's (${this.storage.description}, id ${this.storageId ?? 'none'}; the API's id is ${expected}): give the API and every node the same STORAGE_URL`,
+    );
+    throw new MontageError('bad_input', "a render node's storage is not the API's: give the API and every node the same STORAGE_URL (the node's log says more)");
+  }
+}
+
+/** The engine's request of a job. */
+export function requestOf(target: RenderTarget, extra: Partial<EngineRequest> = {}): EngineRequest {
+  return { project: target.project, movie: target.movie, params: target.params, templateVersion: target.templateVersion, profile: target.profile, ...extra };
+}

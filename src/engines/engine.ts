@@ -1,0 +1,53 @@
+import type { FrameRange } from '../compiler/ffmpeg-args';
+import type { OutputProfile } from '../compiler/output-profiles';
+
+/** Engines Montage knows. A job says which one renders it; a node takes only jobs of engines it has. */
+export enum EngineName {
+  /** Layers rasterised once with sharp, composited and encoded by ffmpeg. */
+  FfmpegComposite = 'ffmpeg-composite',
+}
+
+/** What an engine renders: a movie of a template version with validated params, as a profile. */
+export interface EngineRequest {
+  project: string;
+  movie: string;
+  params: Record<string, unknown>;
+  /** The version the API planned with: a node that loads another one fails the job. */
+  templateVersion?: string;
+  profile: OutputProfile;
+  /** Stills: the frame. */
+  frame?: number;
+  /** Videos: a part of the movie (a segment), video only; default all of it. */
+  range?: FrameRange;
+}
+
+export interface EngineRenderOptions {
+  /** Write straight into `output` (readers follow it as it grows) rather than through a temporary file. */
+  inPlace?: boolean;
+  onFrames?: (framesDone: number) => void;
+  /** Aborts the render: the node hands its job back. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A render engine: plans a movie into frame ranges and renders a range (or a whole output)
+ * into a local file that can be read while it is written. The farm, the live channels,
+ * storage and delivery are the same for every engine; a new engine is one folder under
+ * `src/engines/` and one line in the registry.
+ */
+export interface RenderEngine {
+  readonly name: EngineName;
+  /** Frame ranges for `parallel` lanes (pure): the first short, so a stream starts soon. */
+  planRanges(totalFrames: number, fps: number, parallel: number): FrameRange[];
+  /** Renders `request` into `output`; resolves with the bytes written. */
+  render(request: EngineRequest, output: string, options?: EngineRenderOptions): Promise<{ bytes: number; frames: number }>;
+  /**
+   * A distributed render's last step: the joined video (fragmented MP4 or IVF) comes in
+   * as it arrives, the movie's sound is mixed once, out comes the streamable output.
+   */
+  muxSound(request: Omit<EngineRequest, 'profile'>, video: AsyncIterable<Buffer>, output: string, format: 'mp4' | 'webm', signal?: AbortSignal): Promise<void>;
+  /** A complete streamable output → the regular file that is stored (no re-encode). */
+  remux(input: string, output: string, format: 'mp4' | 'webm'): Promise<number>;
+}
+
+export const RENDER_ENGINES = Symbol('RENDER_ENGINES');

@@ -1,0 +1,35 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { FrameRange } from '../../compiler/ffmpeg-args';
+import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
+import { RenderService } from '../../render/render.service';
+import { distributedPlanOptions, planSegments } from '../../streaming/segment-planner';
+import { EngineName, type EngineRenderOptions, type EngineRequest, type RenderEngine } from '../engine';
+
+/** The compositor: templates → sharp rasters → one ffmpeg filter graph per range. */
+@Injectable()
+export class FfmpegCompositeEngine implements RenderEngine {
+  readonly name = EngineName.FfmpegComposite;
+
+  constructor(
+    private readonly renderer: RenderService,
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+  ) {}
+
+  planRanges(totalFrames: number, fps: number, parallel: number): FrameRange[] {
+    return planSegments(totalFrames, distributedPlanOptions(fps, parallel, this.config.segmentsPerLane));
+  }
+
+  async render(request: EngineRequest, output: string, options: EngineRenderOptions = {}): Promise<{ bytes: number; frames: number }> {
+    const result = await this.renderer.render(request, output, (p) => options.onFrames?.(p.framesDone), { inPlace: options.inPlace, signal: options.signal });
+    return { bytes: result.bytes, frames: result.range.to - result.range.from };
+  }
+
+  async muxSound(request: Omit<EngineRequest, 'profile'>, video: AsyncIterable<Buffer>, output: string, format: 'mp4' | 'webm', signal?: AbortSignal): Promise<void> {
+    const plan = await this.renderer.planSound(request);
+    await this.renderer.assembleLive(plan, video, output, format, signal);
+  }
+
+  remux(input: string, output: string, format: 'mp4' | 'webm'): Promise<number> {
+    return this.renderer.remux(input, output, format);
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Everything the render node program (`render-nodes/`) uses of the service, in one place:
+ * the engines, the repositories it reaches (queue, live channels, storage, local files), the
+ * job types and the pure streaming pieces. The node imports nothing else from `src/`.
+ */
+export { MontageError, renderFailed, unavailable } from './common/errors';
+export { loadConfig, MONTAGE_CONFIG, type MontageConfig } from './config/config';
+export { EngineRegistry, EnginesModule } from './engines/engines.module';
+export type { EngineRequest } from './engines/engine';
+export { formatSpec, type FragmentKind } from './formats/output-formats';
+export {
+  ASSEMBLY_QUEUE,
+  type AssembleRenderPayload,
+  type AssembleRenderResult,
+  type JobContext,
+  type JobHandlers,
+  JobName,
+  type NodeHeartbeat,
+  QueueKind,
+  queueName,
+  type RenderOutputPayload,
+  type RenderOutputResult,
+  type RenderSegmentPayload,
+  type RenderSegmentResult,
+  type RenderTarget,
+} from './jobs/job.types';
+export { JOB_QUEUE, LIVE_STREAM, QueueModule } from './jobs/queue.module';
+export { LifecycleModule } from './lifecycle/lifecycle.module';
+export { LifecycleService } from './lifecycle/lifecycle.service';
+export { handleShutdown } from './lifecycle/shutdown';
+export type { JobQueueRepository } from './repositories/job-queue/job-queue.repository';
+export { LiveFilesRepository } from './repositories/live-files.repository';
+export type { LiveStreamRepository } from './repositories/live-stream/live-stream.repository';
+export { MediaRepository } from './repositories/media.repository';
+export { OutputStorageModule } from './repositories/output-storage/output-storage.module';
+export { OUTPUT_STORAGE, type OutputStorage } from './repositories/output-storage/port';
+export { RenderModule } from './render/render.module';
+export { RetentionModule } from './retention/retention.module';
+export { Fmp4Joiner } from './streaming/fmp4-joiner';
+export { fragmentChunker, framesInPiece } from './streaming/fragment-chunker';
+export { IvfJoiner, type SegmentJoiner } from './streaming/ivf-joiner';
+export { PieceSequence } from './streaming/live-entries';

@@ -1,0 +1,287 @@
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { waitForDependency } from '../health/dependency-wait';
+import { randomBytes } from 'node:crypto';
+import { MontageError, renderFailed, unavailable } from '../common/errors';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import type { Delivery, StoredDelivery } from '../delivery/delivery.types';
+import { EngineName } from '../engines/engine';
+import { EngineRegistry } from '../engines/engines.module';
+import { contentTypeOf, isStreamable } from '../formats/output-formats';
+import { JobName } from '../jobs/job.types';
+import { JOB_QUEUE, LIVE_STREAM } from '../jobs/queue.module';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { RateLimitsService } from '../limits/rate-limits.service';
+import { MetricsService } from '../metrics/metrics.service';
+import { ProjectsService } from '../projects/projects.service';
+import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../repositories/document-store/port';
+import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
+import type { LiveStreamRepository } from '../repositories/live-stream/live-stream.repository';
+import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
+import { OutputAccessService } from '../retention/output-access.service';
+import { LiveFollow } from './live-follow';
+import { planRenderJobs, type RenderJobs, type RunWatch } from './render-jobs';
+import type { LocatedOutput, RenderDoc, RenderStatus } from './render.types';
+
+const ACTIVE: RenderStatus[] = ['queued', 'rendering'];
+/** A claim whose job the queue does not have after this long was lost (its API died before enqueueing, or Redis lost it). */
+const LOST_AFTER_MS = 5000;
+
+type ClaimedDoc = RenderDoc & { run: string; watch: RunWatch };
+
+/**
+ * Runs renders on the farm, one per output across every API process: the first request
+ * claims the render in the store (a guarded update: one process wins) and enqueues its jobs
+ * with ids derived from the run; every other request, on any process, follows the run's live
+ * channel. This process holds no render: killing it stops nothing, and a viewer that comes
+ * back through another process reads the same channel from the start.
+ */
+@Injectable()
+export class RenderRunner implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('Renders');
+  private readonly renders: Collection<RenderDoc>;
+  private readonly follows = new Map<string, LiveFollow>();
+  private storageId?: string;
+  /** Runs this process has claimed (and so enqueued), for tests and metrics. */
+  readonly counters = { started: 0 };
+
+  constructor(
+    @Inject(DOCUMENT_STORE) store: DocumentStore,
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
+    @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
+    @Inject(LIVE_STREAM) private readonly live: LiveStreamRepository,
+    private readonly engines: EngineRegistry,
+    private readonly projects: ProjectsService,
+    private readonly limits: RateLimitsService,
+    private readonly access: OutputAccessService,
+    private readonly metrics: MetricsService,
+    private readonly lifecycle: LifecycleService,
+  ) {
+    this.renders = store.collection<RenderDoc>('renders');
+  }
+
+  /** The storage is waited for (said once, with backoff) up to STARTUP_TIMEOUT_MS; nodes check they write to the same one. */
+  async onModuleInit(): Promise<void> {
+    await waitForDependency(
+      `the output storage (${this.storage.description})`,
+      async () => {
+        await this.storage.init();
+        this.storageId = await this.storage.identity();
+      },
+      { publicName: 'storage', timeoutMs: this.config.startupTimeoutMs, logger: this.logger },
+    );
+  }
+
+  onModuleDestroy(): void {
+    this.lifecycle.draining = true;
+    for (const follow of this.follows.values()) follow.close();
+  }
+
+  /**
+   * What to send for an output. `progressive`: a streamable format still rendering is sent
+   * piece by piece as the nodes publish it; otherwise the stored file once it exists.
+   */
+  async deliver(located: LocatedOutput, progressive: boolean, signal?: AbortSignal): Promise<Delivery> {
+    const stored = await this.stored(located);
+    if (stored) {
+      this.access.noteAccess(located.key);
+      return stored;
+    }
+    const doc = await this.claimOrJoin(located);
+    const follow = this.follow(doc);
+    if (progressive && isStreamable(located.format)) {
+      const endTimer = this.metrics.firstByteSeconds.startTimer();
+      await follow.firstPiece();
+      if (follow.pieces.length > 0 && !follow.error) {
+        endTimer();
+        return { kind: 'live', key: located.key, format: located.format, contentType: contentTypeOf(located.format), body: follow.iterate(signal) };
+      }
+    }
+    await follow.done;
+    if (follow.error) throw follow.error;
+    const done = await this.stored(located);
+    if (!done) throw renderFailed('the render finished but its output is missing');
+    return done;
+  }
+
+  /** Starts the render of an output if nothing renders it yet (POST with `async`). */
+  async start(located: LocatedOutput): Promise<void> {
+    if (await this.stored(located)) return;
+    this.follow(await this.claimOrJoin(located));
+  }
+
+  /** The state of an output, for HEAD and progress: no render is started. */
+  async peek(located: LocatedOutput): Promise<{ size?: number; status: RenderStatus }> {
+    const stored = await this.storage.stat(located.key, located.format);
+    if (stored) return { size: stored.size, status: 'done' };
+    const doc = await this.renders.findOne({ _id: located.key });
+    return { status: doc?.status ?? 'pending' };
+  }
+
+  /** Frames done so far by the nodes of an active run (the render record has them once it ends). */
+  async liveProgress(doc: RenderDoc): Promise<{ framesDone: number; status: RenderStatus }> {
+    if (!doc.watch || !ACTIVE.includes(doc.status)) return { framesDone: doc.framesDone, status: doc.status };
+    const fields = await this.live.progress(doc.watch.progressKey).catch(() => ({}) as Record<string, number>);
+    const framesDone = Object.entries(fields).reduce((sum, [k, v]) => (k.startsWith('f') ? sum + v : sum), 0);
+    return { framesDone: Math.min(framesDone, doc.totalFrames), status: framesDone > 0 ? 'rendering' : doc.status };
+  }
+
+  private async stored(located: LocatedOutput): Promise<StoredDelivery | undefined> {
+    const stat = await this.storage.stat(located.key, located.format);
+    if (!stat) return undefined;
+    return {
+      kind: 'stored',
+      key: located.key,
+      format: located.format,
+      size: stat.size,
+      contentType: contentTypeOf(located.format),
+      open: (range) => this.storage.read(located.key, located.format, range),
+    };
+  }
+
+  /**
+   * The run of this output: the one under way (claimed by any process), or a new one claimed
+   * here. The claim is one guarded update on the render's record, so of two processes asking
+   * at once exactly one enqueues; the other follows its run.
+   */
+  private async claimOrJoin(located: LocatedOutput): Promise<ClaimedDoc> {
+    const { key, format, token } = located;
+    for (let tries = 0; tries < 5; tries++) {
+      let doc = await this.renders.findOne({ _id: key });
+      if (doc && ACTIVE.includes(doc.status) && doc.run && doc.watch) return doc as ClaimedDoc;
+      if (this.lifecycle.draining) throw unavailable('this API process is shutting down; request the output again in a moment', 2);
+      if (!doc) {
+        doc = await this.renders
+          .findOneAndUpdate(
+            { _id: key },
+            { $setOnInsert: { project: token.project, movie: located.movie, format, status: 'pending', bytes: 0, framesDone: 0, totalFrames: located.totalFrames, attempts: 0, createdAt: now(), updatedAt: now() } },
+            { upsert: true },
+          )
+          .catch(() => null); // another process inserted it at the same instant: look again
+        if (!doc) continue;
+        if (ACTIVE.includes(doc.status) && doc.run) continue;
+      }
+      const run = `${doc.attempts + 1}${randomBytes(3).toString('hex')}`;
+      const jobs = this.planJobs(located, run);
+      const claimed = await this.renders.findOneAndUpdate(
+        { _id: key, status: doc.status, updatedAt: doc.updatedAt, attempts: doc.attempts },
+        { $set: { status: 'queued', run, watch: jobs.watch, framesDone: 0, totalFrames: located.totalFrames, updatedAt: now() }, $unset: { error: 1 }, $inc: { attempts: 1 } },
+      );
+      if (!claimed) continue; // another process claimed it first: follow its run
+      await this.enqueue(located, claimed as ClaimedDoc, jobs);
+      return claimed as ClaimedDoc;
+    }
+    throw unavailable('this output is being claimed by several requests at once; request it again', 1);
+  }
+
+  private planJobs(located: LocatedOutput, run: string): RenderJobs {
+    const { token } = located;
+    const engine = this.engines.get(EngineName.FfmpegComposite);
+    return planRenderJobs({
+      target: {
+        engine: engine.name,
+        renderKey: located.key,
+        run,
+        project: token.project,
+        movie: located.movie,
+        params: token.params,
+        templateVersion: located.templateVersion,
+        storageId: this.storageId,
+      },
+      format: located.format,
+      profile: located.profile,
+      frame: located.frame,
+      routingKey: token.routingkey,
+      parallel: token.parallel,
+      totalFrames: located.totalFrames,
+      fps: located.fps,
+      ranges: token.parallel > 1 ? engine.planRanges(located.totalFrames, located.fps, token.parallel) : [],
+    });
+  }
+
+  /** The claimed run's jobs go to the queue; if they cannot, the claim is given back. */
+  private async enqueue(located: LocatedOutput, doc: ClaimedDoc, jobs: RenderJobs): Promise<void> {
+    const { key, token } = located;
+    let release: (() => void) | undefined;
+    try {
+      const project = await this.projects.get(token.project);
+      release = await this.limits.admitRender(project, token.keyId, key, located.pixelSeconds);
+      this.metrics.seenRoutingKey(token.routingkey);
+      if (jobs.kind === 'output') {
+        await this.queue.enqueue(jobs.job.queue, JobName.RenderOutput, jobs.job.payload, jobs.job.jobId);
+      } else {
+        await this.queue.addFlows(jobs.lanes);
+        await this.queue.enqueue(jobs.assembly.queue, JobName.AssembleRender, jobs.assembly.payload, jobs.assembly.jobId);
+      }
+    } catch (err) {
+      release?.();
+      await this.renders
+        .findOneAndUpdate({ _id: key, run: doc.run }, { $set: { status: 'pending', updatedAt: now() }, $unset: { run: 1, watch: 1 } })
+        .catch(() => undefined);
+      throw err;
+    }
+    this.counters.started++;
+    this.metrics.rendersRunning.inc();
+    if (!(await this.queue.liveNodes().catch(() => [])).some((n) => n.routingKeys.includes(token.routingkey))) {
+      this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
+    }
+    // The claimer follows the run to its end even with no viewer: the record, the limits and the metrics.
+    const follow = this.follow(doc);
+    void follow.done.then(() => {
+      release?.();
+      this.metrics.rendersRunning.dec();
+      if (follow.end) this.metrics.rendersFinished.inc({ status: 'done', format: located.format });
+      else if (!this.lifecycle.draining) this.metrics.rendersFinished.inc({ status: 'failed', format: located.format });
+    });
+  }
+
+  /** This process's follow of a run, shared by its viewers; it records the run's end in the store. */
+  private follow(doc: ClaimedDoc): LiveFollow {
+    const existing = this.follows.get(doc.watch.channel);
+    if (existing && !existing.finished) return existing;
+    const { watch, run, _id: key } = doc;
+    let missing = 0;
+    const follow = new LiveFollow({
+      channel: watch.channel,
+      reader: this.live.reader(),
+      outageMs: this.config.queueOutageTimeoutMs,
+      checkRun: async () => {
+        const job = await this.queue.jobState(watch.queue, watch.jobId);
+        if (job?.state === 'failed') return renderFailed(job.failedReason || 'the render failed');
+        if (job) return (missing = 0), undefined;
+        // No job: the claimer died before enqueueing, or Redis came back without its data.
+        const current = await this.renders.findOne({ _id: key });
+        if (current?.run !== run) return unavailable('this render was started again; request the output again', 1);
+        if (++missing >= 2 && Date.now() - Date.parse(current.updatedAt) > LOST_AFTER_MS) {
+          return unavailable('the job queue lost this render (Redis restarted without its data, or the API that started it died); request the output again', 1);
+        }
+        return undefined;
+      },
+    });
+    this.follows.set(watch.channel, follow);
+    void follow.done.then(async () => {
+      setTimeout(() => this.follows.get(watch.channel) === follow && this.follows.delete(watch.channel), 30_000).unref();
+      if (follow.end) {
+        await this.renders
+          .findOneAndUpdate(
+            { _id: key, run },
+            { $set: { status: 'done', bytes: follow.end.bytes, framesDone: doc.totalFrames, updatedAt: now(), lastAccessAt: now() } },
+          )
+          .catch((err: Error) => this.logger.warn(`render ${key} done but not recorded: ${err.message}`));
+      } else if (follow.error && !this.lifecycle.draining) {
+        const failure = follow.error;
+        const lost = failure instanceof MontageError && failure.kind === 'unavailable';
+        // Lost (not failed): the next request renders it again.
+        await this.renders
+          .findOneAndUpdate({ _id: key, run, status: { $in: ACTIVE } }, { $set: { status: lost ? 'pending' : 'failed', error: failure.message, updatedAt: now() } })
+          .catch(() => undefined);
+        if (!lost) this.logger.warn(`render ${key} (${doc.project}/${doc.movie}.${doc.format}) failed: ${failure.message}`);
+      }
+    });
+    return follow;
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}

@@ -1,0 +1,124 @@
+import IORedis, { type RedisOptions } from 'ioredis';
+import { unavailable } from '../../common/errors';
+import type { LiveEntry } from '../../streaming/live-entries';
+import { redisOptions } from '../job-queue/job-queue.repository';
+
+/** How long a finished channel stays readable: viewers mid-way finish; later ones read the stored file. */
+const KEEP_FINISHED_SEC = 120;
+/** Channels of a run that never finishes (every node and API died) go after this. */
+const KEEP_UNFINISHED_SEC = 6 * 3600;
+
+export interface ReadEntry {
+  id: string;
+  entry: LiveEntry;
+}
+
+/**
+ * Live channels on Redis Streams: binary-safe, replayable from the start for a late viewer,
+ * and reached by every API process and render node already (they share BullMQ's Redis).
+ * Writes wait for Redis through a short outage (ioredis queues them) and fail after
+ * `outageMs`; blocking reads use a connection of their own (a blocked connection serves
+ * nothing else), one per followed channel and process.
+ */
+export class LiveStreamRepository {
+  private readonly writer: IORedis;
+  private readonly options: RedisOptions;
+
+  constructor(
+    url: string,
+    private readonly outageMs: number,
+  ) {
+    this.options = redisOptions(url);
+    this.writer = new IORedis(this.options);
+    this.writer.on('error', () => undefined); // the job queue logs outages of the same Redis
+  }
+
+  private async bounded<T>(what: string, call: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        call,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(unavailable(`cannot ${what}: Redis did not answer for ${Math.round(this.outageMs / 1000)} s`, 5)), this.outageMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async append(channel: string, entry: LiveEntry): Promise<void> {
+    const fields: Array<string | Buffer> =
+      entry.kind === 'data'
+        ? ['k', 'data', 'a', String(entry.attempt), 's', String(entry.seq), 'd', entry.data]
+        : entry.kind === 'end'
+          ? ['k', 'end', 'a', String(entry.attempt), 'f', String(entry.frames), 'b', String(entry.bytes)]
+          : ['k', 'error', 'm', entry.message];
+    await this.bounded('publish to a live channel', this.writer.multi().xadd(channel, '*', ...fields).expire(channel, entry.kind === 'data' ? KEEP_UNFINISHED_SEC : KEEP_FINISHED_SEC).exec());
+  }
+
+  /** A channel that is done with (its output stored, its segments joined). */
+  async remove(channel: string): Promise<void> {
+    await this.bounded('remove a live channel', this.writer.del(channel));
+  }
+
+  /** Frames done by one piece of work of a run (a segment, or the whole output), and bytes streamed. */
+  async setProgress(key: string, field: string, value: number): Promise<void> {
+    await this.bounded('save progress', this.writer.multi().hset(key, field, String(value)).expire(key, KEEP_UNFINISHED_SEC).exec());
+  }
+
+  async progress(key: string): Promise<Record<string, number>> {
+    const raw = await this.bounded('read progress', this.writer.hgetall(key));
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
+  }
+
+  /** Whether anything was ever published on the channel (and it has not expired). */
+  async exists(channel: string): Promise<boolean> {
+    return (await this.bounded('read a live channel', this.writer.exists(channel))) > 0;
+  }
+
+  /** A reader with its own connection, for blocking reads of one channel at a time. */
+  reader(): LiveChannelReader {
+    return new LiveChannelReader(this.options);
+  }
+
+  async close(): Promise<void> {
+    await Promise.race([this.writer.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 100))]);
+    this.writer.disconnect();
+  }
+}
+
+export class LiveChannelReader {
+  private readonly redis: IORedis;
+
+  constructor(options: RedisOptions) {
+    // Fail instead of queueing while Redis is away: the follower decides how long to wait.
+    this.redis = new IORedis({ ...options, enableOfflineQueue: false, lazyConnect: false });
+    this.redis.on('error', () => undefined);
+  }
+
+  /** Entries after `after` ('0' from the start), waiting up to `blockMs` for the first. */
+  async read(channel: string, after: string, blockMs: number, count = 64): Promise<ReadEntry[]> {
+    const reply = (await this.redis.xreadBuffer('COUNT', count, 'BLOCK', blockMs, 'STREAMS', channel, after)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+    if (!reply) return [];
+    return reply[0][1].map(([id, fields]) => ({ id: id.toString(), entry: parseEntry(fields) }));
+  }
+
+  close(): void {
+    this.redis.disconnect();
+  }
+}
+
+function parseEntry(fields: Buffer[]): LiveEntry {
+  const f = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i].toString(), fields[i + 1]);
+  const s = (k: string) => f.get(k)?.toString() ?? '';
+  switch (s('k')) {
+    case 'data':
+      return { kind: 'data', attempt: Number(s('a')), seq: Number(s('s')), data: f.get('d') ?? Buffer.alloc(0) };
+    case 'end':
+      return { kind: 'end', attempt: Number(s('a')), frames: Number(s('f')), bytes: Number(s('b')) };
+    default:
+      return { kind: 'error', message: s('m') || 'the render failed' };
+  }
+}
