@@ -10,6 +10,21 @@ export interface FrameRange {
   to: number;
 }
 
+/**
+ * Colour: the graph is BT.709, limited range, as browsers assume for HD video. RGB (rasters,
+ * colour sources) is converted with that matrix explicitly (swscale's default is BT.601), once
+ * per input before it is repeated; every video output declares it.
+ */
+const TO_YUV = 'scale=out_color_matrix=bt709:out_range=tv';
+const BT709_FRAMES = 'setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709';
+const BT709_TAGS = ['-colorspace', 'bt709', '-color_primaries', 'bt709', '-color_trc', 'bt709', '-color_range', 'tv'];
+/**
+ * For files read while they are written: a write per packet (ffmpeg's file output otherwise holds
+ * 256 KiB back, seconds of video) and, for live WebM, clusters of at most 1 s or 32 KB.
+ */
+const FLUSH = ['-flush_packets', '1'];
+const LIVE_WEBM = [...FLUSH, '-cluster_time_limit', '1000', '-cluster_size_limit', '32768', '-live', '1'];
+
 export interface RenderArgsOptions {
   /** Threads for the encoder; 0 or undefined lets ffmpeg choose. */
   threads?: number;
@@ -43,7 +58,8 @@ export function buildRenderArgs(
   if (profile.container && (profile.format !== 'webm' || !profile.videoOnly)) {
     throw new Error(`the ${profile.container} container holds webm video only`);
   }
-  const audio = withAudio ? graph.audio() : undefined;
+  // Opus takes 20 ms frames; a graph without inputs is not cut to the encoder's frame size (ffmpeg 5.1).
+  const audio = withAudio ? graph.audio(profile.format === 'webm' ? 960 : undefined) : undefined;
 
   const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y'];
   if (options.progress) args.push('-progress', 'pipe:1', '-nostats');
@@ -54,9 +70,12 @@ export function buildRenderArgs(
     const fps = Math.min(plan.fps, profile.gifFps ?? DEFAULTS.gif.fps);
     const width = Math.min(plan.width, profile.gifWidth ?? DEFAULTS.gif.width);
     graph.chain(
-      `[${video}]fps=${fps},scale=${width}:-2:flags=lanczos,split[gifa][gifb];[gifa]palettegen=stats_mode=full[gifp];[gifb][gifp]paletteuse=dither=bayer:bayer_scale=4:diff_mode=rectangle[gif]`,
+      `[${video}]fps=${fps},scale=${width}:-2:flags=lanczos:in_color_matrix=bt709:in_range=tv,split[gifa][gifb];[gifa]palettegen=stats_mode=full[gifp];[gifb][gifp]paletteuse=dither=bayer:bayer_scale=4:diff_mode=rectangle[gif]`,
     );
     finalVideo = 'gif';
+  } else if (still) {
+    graph.chain(`[${video}]scale=in_color_matrix=bt709:in_range=tv,format=rgb24[rgb]`);
+    finalVideo = 'rgb';
   }
   args.push('-filter_complex', graph.chains.join(';'), '-map', `[${finalVideo}]`);
   if (audio) args.push('-map', `[${audio}]`);
@@ -68,10 +87,10 @@ export function buildRenderArgs(
         '-c:v', 'libx264',
         '-preset', profile.preset ?? DEFAULTS.mp4.preset,
         '-crf', String(profile.crf ?? DEFAULTS.mp4.crf),
-        '-pix_fmt', 'yuv420p',
+        '-pix_fmt', 'yuv420p', ...BT709_TAGS,
         ...(audio ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2'] : []),
         ...(profile.streamable
-          ? ['-g', String(plan.fps), '-movflags', 'frag_keyframe+empty_moov+default_base_moof']
+          ? ['-g', String(plan.fps), ...FLUSH, '-movflags', 'frag_keyframe+empty_moov+default_base_moof']
           : ['-movflags', '+faststart']),
         '-f', 'mp4',
       );
@@ -81,10 +100,10 @@ export function buildRenderArgs(
         '-c:v', 'libvpx-vp9',
         '-crf', String(profile.crf ?? DEFAULTS.webm.crf), '-b:v', '0',
         '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1',
-        '-pix_fmt', 'yuv420p',
+        '-pix_fmt', 'yuv420p', ...BT709_TAGS,
         ...(audio ? ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2'] : []),
         ...(profile.streamable ? ['-g', String(plan.fps)] : []),
-        ...(profile.container === 'ivf' ? ['-f', 'ivf'] : [...(profile.streamable ? ['-live', '1'] : []), '-f', 'webm']),
+        ...(profile.container === 'ivf' ? ['-f', 'ivf'] : [...(profile.streamable ? LIVE_WEBM : []), '-f', 'webm']),
       );
       break;
     case 'gif':
@@ -130,12 +149,12 @@ export function buildLiveMuxArgs(plan: RenderPlan, output: string, format: 'mp4'
     '-f', format === 'mp4' ? 'mp4' : 'ivf', '-i', 'pipe:0',
     '-filter_complex', graph.chains.join(';'),
     '-map', `${video}:v`, '-map', `[${audio}]`,
-    '-c:v', 'copy',
+    '-c:v', 'copy', ...BT709_TAGS, // IVF cannot say primaries and transfer: declared, whatever the input says
     ...(format === 'mp4'
       ? // The sound is encoded as the video arrives, so the last segment waits for its share:
         // the fast AAC coder halves that wait (twoloop: ≈90 ms per second of sound here).
-        ['-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-flush_packets', '1', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4']
-      : ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', '-flush_packets', '1', '-live', '1', '-f', 'webm']),
+        ['-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2', ...FLUSH, '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4']
+      : ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', ...LIVE_WEBM, '-f', 'webm']),
     output,
   ];
 }
@@ -184,19 +203,19 @@ class GraphBuilder {
       }
     }
     const out = this.label('v');
-    this.chain(`[${main}]setpts=PTS-STARTPTS,format=yuv420p[${out}]`);
+    this.chain(`[${main}]setpts=PTS-STARTPTS,format=yuv420p,${BT709_FRAMES}[${out}]`);
     return out;
   }
 
   /** Mixes every track once over the whole movie, then cuts the range; silence if there are none. */
-  audio(): string {
+  audio(silenceFrameSamples?: number): string {
     const { plan, range } = this;
     const out = this.label('a');
     const startSec = range.from / this.fps;
     const endSec = range.to / this.fps;
     const tracks = plan.audio.filter((a) => a.playSec > 0);
     if (tracks.length === 0) {
-      this.chain(`anullsrc=r=48000:cl=stereo,atrim=end=${num(endSec - startSec)}[${out}]`);
+      this.chain(`anullsrc=r=48000:cl=stereo${silenceFrameSamples ? `:n=${silenceFrameSamples}` : ''},atrim=end=${num(endSec - startSec)}[${out}]`);
       return out;
     }
     const labels = tracks.map((track) => this.audioTrack(track));
@@ -248,7 +267,7 @@ class GraphBuilder {
     } else if (src.kind === 'still') {
       const idx = this.input(['-i', src.path]);
       // Convert once, then repeat the same frame: the PNG is decoded a single time.
-      head = `[${idx}:v]format=yuva420p,loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
+      head = `[${idx}:v]${TO_YUV},format=yuva420p,loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
       if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec));
     } else {
       const offsetSec = (first - layer.startFrame) / this.fps;
@@ -264,7 +283,9 @@ class GraphBuilder {
           : layer.fit === 'contain'
             ? `scale=${w}:${h}:force_original_aspect_ratio=decrease,pad=${w}:${h}:(ow-iw)/2:(oh-ih)/2:color=black@0`
             : `scale=${w}:${h}`;
-      head = `[${idx}:v]fps=${this.fps},format=yuva420p,${fit},trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
+      // A clip's YUV is taken as BT.709 (what browsers assume of untagged HD) and kept: converting
+      // other matrices costs a per-frame pass. RGB clips are converted like rasters.
+      head = `[${idx}:v]fps=${this.fps},scale=in_color_matrix=bt709:out_color_matrix=bt709:out_range=tv,format=yuva420p,${fit},trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
     }
 
     if (layer.opacity < 1) filters.push(`lut=a='val*${num(layer.opacity)}'`);
@@ -362,11 +383,14 @@ class GraphBuilder {
     return out;
   }
 
-  /** A solid colour for frames [first, first+count): absolute timestamps like every other stream. */
+  /**
+   * A solid colour for frames [first, first+count): absolute timestamps like every other stream.
+   * Drawn in RGB (the source's own YUV is BT.601), converted once, then repeated.
+   */
   private colorSource(color: string, w: number, h: number, first: number, count: number, alpha: boolean): string {
     return (
-      `color=c=${ffColor(color)}:s=${w}x${h}:r=${this.fps},format=${alpha ? 'yuva420p' : 'yuv420p'},` +
-      `trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`
+      `color=c=${ffColor(color)}:s=${w}x${h}:r=${this.fps},format=${alpha ? 'rgba' : 'rgb24'},${TO_YUV},format=${alpha ? 'yuva420p' : 'yuv420p'},` +
+      `loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`
     );
   }
 

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -12,6 +13,10 @@ export interface ProbedStream {
   nb_read_frames?: string;
   duration?: string;
   pix_fmt?: string;
+  color_space?: string;
+  color_primaries?: string;
+  color_transfer?: string;
+  color_range?: string;
 }
 
 /** ffprobe with frames counted by decoding: the truth about a rendered file. */
@@ -93,3 +98,53 @@ export async function meanVolume(file: string, startSec: number, durSec: number)
   return m[1] === '-inf' ? -91 : Number(m[1]);
 }
 
+
+/** Y, U, V of pixel (x, y) of frame `n`, read from the decoded yuv420p planes as they are (no conversion). */
+export async function yuvAt(file: string, n: number, x: number, y: number, width: number, height: number): Promise<[number, number, number]> {
+  const { stdout } = await run(
+    'ffmpeg',
+    ['-v', 'error', '-i', file, '-vf', `select=eq(n\\,${n})`, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-'],
+    { encoding: 'buffer', maxBuffer: MAX },
+  );
+  const chroma = (width / 2) * (height / 2);
+  if (stdout.length !== width * height + 2 * chroma) throw new Error(`frame ${n} of ${file}: got ${stdout.length} bytes`);
+  const c = Math.floor(y / 2) * (width / 2) + Math.floor(x / 2);
+  return [stdout[y * width + x], stdout[width * height + c], stdout[width * height + chroma + c]];
+}
+
+/** BT.709 limited-range Y'CbCr → R'G'B' (0–255), as a browser shows a stream tagged bt709/tv. */
+export function bt709ToRgb([y, u, v]: [number, number, number]): [number, number, number] {
+  const l = ((y - 16) * 255) / 219;
+  const pb = ((u - 128) * 255) / 224;
+  const pr = ((v - 128) * 255) / 224;
+  const clamp = (c: number) => Math.round(Math.min(255, Math.max(0, c)));
+  return [clamp(l + 1.5748 * pr), clamp(l - 0.1873 * pb - 0.4681 * pr), clamp(l + 1.8556 * pb)];
+}
+
+/** How many Clusters a WebM (Matroska) file has: its top-level elements, walked by their sizes. */
+export function webmClusters(file: string): number {
+  const b = fs.readFileSync(file);
+  const vint = (at: number, keepMarker: boolean) => {
+    let len = 1;
+    while (len <= 8 && !(b[at] & (0x80 >> (len - 1)))) len++;
+    let v = keepMarker ? b[at] : b[at] & (0xff >> len);
+    for (let k = 1; k < len; k++) v = v * 256 + b[at + k];
+    return { v, len, unknown: !keepMarker && v === 2 ** (7 * len) - 1 };
+  };
+  const element = (at: number) => {
+    const id = vint(at, true);
+    const size = vint(at + id.len, false);
+    return { id: id.v, body: at + id.len + size.len, size };
+  };
+  const header = element(0); // EBML
+  const segment = element(header.body + header.size.v);
+  if (segment.id !== 0x18538067) throw new Error(`${file}: no Segment`);
+  let clusters = 0;
+  for (let at = segment.body; at < b.length; ) {
+    const e = element(at);
+    if (e.id === 0x1f43b675) clusters++;
+    if (e.size.unknown) break;
+    at = e.body + e.size.v;
+  }
+  return clusters;
+}

@@ -1,9 +1,12 @@
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { MontageError } from '../../src/common/errors';
 import { buildRenderArgs } from '../../src/compiler/ffmpeg-args';
-import { brightPixels, frameAt, meanVolume, near, pictTypes, pixel, probe, ssimPerFrame } from '../helpers/media';
+import type { RenderPlan } from '../../src/compiler/render-plan';
+import { brightPixels, bt709ToRgb, frameAt, meanVolume, near, pictTypes, pixel, probe, ssimPerFrame, webmClusters, yuvAt } from '../helpers/media';
 import { renderContext } from '../helpers/render-context';
 
 type Ctx = Awaited<ReturnType<typeof renderContext>>;
@@ -82,6 +85,83 @@ describe('outputs', () => {
     ).rejects.toMatchObject({ kind: 'bad_input' });
     const plan = await ctx.renders.plan({ project: 't', movie: 'colors', params: {} });
     expect(plan.posterFrame).toBe(30);
+  });
+});
+
+describe('colour: BT.709, limited range, as browsers show it', () => {
+  // The colors movie with its box in a brand colour: a solid 160×90 layer at (160, 0) from frame 15.
+  const BRAND: [number, number, number] = [0xe9, 0x4e, 0x1b];
+  const request = { project: 't', movie: 'colors', params: { box: '#e94e1b' } };
+  const within3 = (rgb: [number, number, number]) => rgb.forEach((c, i) => expect(Math.abs(c - BRAND[i])).toBeLessThanOrEqual(3));
+
+  it.each(['mp4', 'webm'] as const)('%s: tagged bt709/tv, and the decoded YUV read with BT.709 is the brand colour', async (format) => {
+    const out = ctx.out(`brand.${format}`);
+    await ctx.renders.render({ ...request, profile: { format } }, out);
+    const { video } = await probe(out);
+    expect(video).toMatchObject({ color_space: 'bt709', color_primaries: 'bt709', color_transfer: 'bt709', color_range: 'tv' });
+    const yuv = await yuvAt(out, 30, 240, 45, 320, 180); // the middle of the box
+    within3(bt709ToRgb(yuv));
+  });
+
+  it('png still: RGB of the brand colour', async () => {
+    const out = ctx.out('brand.png');
+    await ctx.renders.render({ ...request, profile: { format: 'png' }, frame: 30 }, out);
+    const { data, info } = await sharp(out).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const i = (45 * info.width + 240) * info.channels;
+    within3([data[i], data[i + 1], data[i + 2]]);
+  });
+
+  it('gif: the palette keeps the brand colour', async () => {
+    const out = ctx.out('brand.gif');
+    await ctx.renders.render({ ...request, profile: { format: 'gif' } }, out);
+    expect(near(pixel(await frameAt(out, 15, 320, 180), 240, 45), BRAND, 6)).toBe(true);
+  });
+});
+
+describe('streamable webm', () => {
+  it('is written in clusters and holds every frame', async () => {
+    const out = ctx.out('live.webm');
+    await ctx.renders.render({ project: 't', movie: 'colors', params: {}, profile: { format: 'webm', streamable: true } }, out);
+    expect(webmClusters(out)).toBeGreaterThan(1);
+    const p = await probe(out);
+    expect(p.video).toMatchObject({ codec_name: 'vp9', nb_read_frames: '60', color_space: 'bt709' });
+    expect(p.audio?.codec_name).toBe('opus');
+  });
+
+  it('grows while it is encoded: whole clusters reach the disk before the render ends', async () => {
+    const out = ctx.out('growing.webm');
+    fs.mkdirSync(path.dirname(out), { recursive: true }); // written in place, as the live file is
+    const seen = new Set<number>();
+    const poll = setInterval(() => {
+      try {
+        seen.add(webmClusters(out));
+      } catch {
+        // not there yet, or no more than a part of the header
+      }
+    }, 10);
+    const result = await ctx.renders
+      .render({ project: 't', movie: 'slow', params: {}, profile: { format: 'webm', streamable: true } }, out, undefined, { inPlace: true })
+      .finally(() => clearInterval(poll));
+    const final = webmClusters(out);
+    // A file's 256 KiB write buffer used to hold everything back until the end.
+    expect(result.bytes).toBeLessThan(256 * 1024);
+    expect([...seen].filter((n) => n >= 2 && n < final).length).toBeGreaterThan(0);
+    expect((await probe(out)).video?.nb_read_frames).toBe('240');
+  });
+
+  it('a movie of colours alone (no input file) encodes its silence to Opus', async () => {
+    const plan: RenderPlan = {
+      templateId: 't/x', version: 'v1', width: 320, height: 180, fps: 30, totalFrames: 60, background: '#e94e1b', posterFrame: 0,
+      scenes: [{ index: 0, startFrame: 0, endFrame: 60, background: '#e94e1b', layers: [] }],
+      audio: [],
+    };
+    const out = ctx.out('plain.webm');
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    await promisify(execFile)('ffmpeg', buildRenderArgs(plan, { from: 0, to: 60 }, { format: 'webm', streamable: true }, out));
+    const p = await probe(out);
+    expect(p.video?.nb_read_frames).toBe('60');
+    expect(p.audio?.codec_name).toBe('opus');
+    expect(webmClusters(out)).toBeGreaterThan(1);
   });
 });
 

@@ -45,9 +45,14 @@ function plan(layers: PlannedLayer[], extra: Partial<RenderPlan> = {}): RenderPl
 }
 
 const HEAD = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y'];
-const CANVAS = 'color=c=0x000000:s=320x180:r=30,format=yuv420p,trim=end_frame=60,settb=expr=1/30,setpts=N+0[bg0]';
+// RGB → YUV with the BT.709 matrix, limited range; drawn once and repeated
+const RGB_TO_YUV = 'scale=out_color_matrix=bt709:out_range=tv';
+const ONCE = 'loop=loop=-1:size=1:start=0';
+const CANVAS = `color=c=0x000000:s=320x180:r=30,format=rgb24,${RGB_TO_YUV},format=yuv420p,${ONCE},trim=end_frame=60,settb=expr=1/30,setpts=N+0[bg0]`;
+const FINAL = 'setpts=PTS-STARTPTS,format=yuv420p,setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709';
+const BT709 = ['-colorspace', 'bt709', '-color_primaries', 'bt709', '-color_trc', 'bt709', '-color_range', 'tv'];
 const SILENCE_2S = 'anullsrc=r=48000:cl=stereo,atrim=end=2';
-const MP4_TAIL = ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-movflags', '+faststart', '-f', 'mp4'];
+const VP9 = ['-c:v', 'libvpx-vp9', '-crf', '33', '-b:v', '0', '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1', '-pix_fmt', 'yuv420p', ...BT709];
 
 describe('buildRenderArgs', () => {
   it('a solid layer that fades in: exact arguments for a whole-movie mp4', () => {
@@ -56,16 +61,33 @@ describe('buildRenderArgs', () => {
       ...HEAD,
       '-filter_complex',
       [
-        CANVAS,
-        'color=c=0x00FF00:s=100x50:r=30,format=yuva420p,trim=end_frame=45,settb=expr=1/30,setpts=N+15,fade=t=in:st=0.5:d=0.5:alpha=1[l1]',
+        'color=c=0x000000:s=320x180:r=30,format=rgb24,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,loop=loop=-1:size=1:start=0,trim=end_frame=60,settb=expr=1/30,setpts=N+0[bg0]',
+        'color=c=0x00FF00:s=100x50:r=30,format=rgba,scale=out_color_matrix=bt709:out_range=tv,format=yuva420p,loop=loop=-1:size=1:start=0,trim=end_frame=45,settb=expr=1/30,setpts=N+15,fade=t=in:st=0.5:d=0.5:alpha=1[l1]',
         "[bg0][l1]overlay=x='10':y='20':eof_action=pass[o2]",
-        '[o2]setpts=PTS-STARTPTS,format=yuv420p[v3]',
+        '[o2]setpts=PTS-STARTPTS,format=yuv420p,setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709[v3]',
         `${SILENCE_2S}[a4]`,
       ].join(';'),
       '-map', '[v3]',
       '-map', '[a4]',
-      ...MP4_TAIL,
+      '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p',
+      '-colorspace', 'bt709', '-color_primaries', 'bt709', '-color_trc', 'bt709', '-color_range', 'tv',
+      '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-movflags', '+faststart', '-f', 'mp4',
       'out.mp4',
+    ]);
+  });
+
+  it('colour: every RGB source becomes BT.709 limited-range YUV once; stills go back to RGB with the same matrix', () => {
+    const still = layer({ source: { kind: 'still', path: '/r/a.png' } });
+    const args = buildRenderArgs(plan([still]), { from: 0, to: 60 }, { format: 'png' }, 'f.png');
+    const chains = args[args.indexOf('-filter_complex') + 1].split(';');
+    expect(chains[1]).toBe(`[0:v]${RGB_TO_YUV},format=yuva420p,${ONCE},trim=end_frame=60,settb=expr=1/30,setpts=N+0[l1]`);
+    expect(chains.slice(-2)).toEqual([`[o2]${FINAL}[v3]`, '[v3]scale=in_color_matrix=bt709:in_range=tv,format=rgb24[rgb]']);
+    expect(args.slice(args.indexOf('-map'))).toEqual(['-map', '[rgb]', '-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1', 'f.png']);
+    // mp4 segments carry the tags too
+    const seg = buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'mp4', videoOnly: true, streamable: true }, 'seg.mp4');
+    expect(seg.slice(seg.indexOf('-c:v'))).toEqual([
+      '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', ...BT709,
+      '-g', '30', '-flush_packets', '1', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4', 'seg.mp4',
     ]);
   });
 
@@ -78,11 +100,11 @@ describe('buildRenderArgs', () => {
     );
     const graph = args[args.indexOf('-filter_complex') + 1];
     expect(graph.split(';')).toEqual([
-      'color=c=0x000000:s=320x180:r=30,format=yuv420p,trim=end_frame=30,settb=expr=1/30,setpts=N+20[bg0]',
+      `color=c=0x000000:s=320x180:r=30,format=rgb24,${RGB_TO_YUV},format=yuv420p,${ONCE},trim=end_frame=30,settb=expr=1/30,setpts=N+20[bg0]`,
       // starts at frame 20 (not 15) but the fade still runs from 0.5 s: it reads absolute time
-      'color=c=0x00FF00:s=100x50:r=30,format=yuva420p,trim=end_frame=30,settb=expr=1/30,setpts=N+20,fade=t=in:st=0.5:d=0.5:alpha=1,fade=t=out:st=1.6:d=0.4:alpha=1[l1]',
+      `color=c=0x00FF00:s=100x50:r=30,format=rgba,${RGB_TO_YUV},format=yuva420p,${ONCE},trim=end_frame=30,settb=expr=1/30,setpts=N+20,fade=t=in:st=0.5:d=0.5:alpha=1,fade=t=out:st=1.6:d=0.4:alpha=1[l1]`,
       "[bg0][l1]overlay=x='0':y='0':eof_action=pass[o2]",
-      '[o2]setpts=PTS-STARTPTS,format=yuv420p[v3]',
+      `[o2]${FINAL}[v3]`,
     ]);
     expect(args).not.toContain('-c:a');
     expect(args.filter((a) => a === '-map')).toHaveLength(1);
@@ -97,9 +119,9 @@ describe('buildRenderArgs', () => {
     );
     expect(args).not.toContain('/r/a.png');
     expect(args[args.indexOf('-filter_complex') + 1]).toBe(
-      'color=c=0x000000:s=320x180:r=30,format=yuv420p,trim=end_frame=20,settb=expr=1/30,setpts=N+10[bg0];[bg0]setpts=PTS-STARTPTS,format=yuv420p[v1]',
+      `color=c=0x000000:s=320x180:r=30,format=rgb24,${RGB_TO_YUV},format=yuv420p,${ONCE},trim=end_frame=20,settb=expr=1/30,setpts=N+10[bg0];[bg0]${FINAL}[v1];[v1]scale=in_color_matrix=bt709:in_range=tv,format=rgb24[rgb]`,
     );
-    expect(args.slice(-8)).toEqual(['-map', '[v1]', '-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1', 'f.png'].slice(-8));
+    expect(args.slice(-8)).toEqual(['-map', '[rgb]', '-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1', 'f.png'].slice(-8));
   });
 
   it('a still is decoded once and repeated; slides are offsets of absolute time', () => {
@@ -112,13 +134,13 @@ describe('buildRenderArgs', () => {
     expect(args.slice(5, 7)).toEqual(['-i', '/r/text.png']);
     const chains = args[args.indexOf('-filter_complex') + 1].split(';');
     expect(chains[1]).toBe(
-      "[0:v]format=yuva420p,loop=loop=-1:size=1:start=0,trim=end_frame=60,settb=expr=1/30,setpts=N+0,lut=a='val*0.5'[l1]",
+      `[0:v]${RGB_TO_YUV},format=yuva420p,${ONCE},trim=end_frame=60,settb=expr=1/30,setpts=N+0,lut=a='val*0.5'[l1]`,
     );
     expect(chains[2]).toBe(
       "[bg0][l1]overlay=x='40-200*(1-clip((t-0)/1,0,1))':y='30+50*clip((t-1.5)/0.5,0,1)':eof_action=pass[o2]",
     );
     expect(chains.slice(4)).toEqual([
-      '[v3]fps=15,scale=320:-2:flags=lanczos,split[gifa][gifb]',
+      '[v3]fps=15,scale=320:-2:flags=lanczos:in_color_matrix=bt709:in_range=tv,split[gifa][gifb]',
       '[gifa]palettegen=stats_mode=full[gifp]',
       '[gifb][gifp]paletteuse=dither=bayer:bayer_scale=4:diff_mode=rectangle[gif]',
     ]);
@@ -131,9 +153,10 @@ describe('buildRenderArgs', () => {
     // 0.5 s trim + 1.5 s into the layer = 2 s, which is 0 s into a 1 s loop
     expect(args.slice(5, 11)).toEqual(['-stream_loop', '-1', '-ss', '0', '-i', '/c.mp4']);
     expect(args[args.indexOf('-filter_complex') + 1].split(';')[1]).toBe(
-      '[0:v]fps=30,format=yuva420p,scale=100:50:force_original_aspect_ratio=increase,crop=100:50,trim=end_frame=15,settb=expr=1/30,setpts=N+45[l1]',
+      // the clip's YUV is kept as it is (read as BT.709, no per-frame matrix conversion); RGB clips are converted
+      '[0:v]fps=30,scale=in_color_matrix=bt709:out_color_matrix=bt709:out_range=tv,format=yuva420p,scale=100:50:force_original_aspect_ratio=increase,crop=100:50,trim=end_frame=15,settb=expr=1/30,setpts=N+45[l1]',
     );
-    expect(args.slice(-17)).toEqual(['-c:v', 'libvpx-vp9', '-crf', '33', '-b:v', '0', '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1', '-pix_fmt', 'yuv420p', '-f', 'webm', 'o.webm']);
+    expect(args.slice(args.indexOf('-c:v'))).toEqual([...VP9, '-f', 'webm', 'o.webm']);
   });
 
   it('a clip that does not loop is cut to what is left of it', () => {
@@ -171,15 +194,16 @@ describe('buildRenderArgs', () => {
     const graph = graphOf(buildRenderArgs(p, { from: 0, to: 60 }, { format: 'png' }, 'f.png'));
     expect(graph.split(';')).toEqual([
       CANVAS,
-      'color=c=0x00A000:s=320x180:r=30,format=yuv420p,trim=end_frame=36,settb=expr=1/30,setpts=N+24[scene1]',
+      `color=c=0x00A000:s=320x180:r=30,format=rgb24,${RGB_TO_YUV},format=yuv420p,${ONCE},trim=end_frame=36,settb=expr=1/30,setpts=N+24[scene1]`,
       '[scene1]format=yuva420p,fade=t=in:st=0.8:d=0.4:alpha=1[xf2]',
       "[bg0][xf2]overlay=x='0':y='0':eof_action=pass[o3]",
-      '[o3]setpts=PTS-STARTPTS,format=yuv420p[v4]',
+      `[o3]${FINAL}[v4]`,
+      '[v4]scale=in_color_matrix=bt709:in_range=tv,format=rgb24[rgb]',
     ]);
     // After the transition the scene needs no canvas of its own.
     const later = graphOf(buildRenderArgs(p, { from: 40, to: 60 }, { format: 'png' }, 'f.png'));
     expect(later).not.toContain('fade');
-    expect(later).toContain('color=c=0x00A000:s=320x180:r=30,format=yuv420p,trim=end_frame=20,settb=expr=1/30,setpts=N+40[scenebg1]');
+    expect(later).toContain(`color=c=0x00A000:s=320x180:r=30,format=rgb24,${RGB_TO_YUV},format=yuv420p,${ONCE},trim=end_frame=20,settb=expr=1/30,setpts=N+40[scenebg1]`);
   });
 
   it('refuses ranges outside the movie', () => {
@@ -225,31 +249,45 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
       '-filter_complex',
       '[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,atrim=start=0,asetpts=PTS-STARTPTS,atrim=end=2[at1];[at1]apad=whole_dur=2,atrim=start=0:end=2,asetpts=PTS-STARTPTS[a0]',
       '-map', '1:v', '-map', '[a0]',
-      '-c:v', 'copy', '-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2',
+      '-c:v', 'copy', ...BT709, // the copied video is declared BT.709 again
+      '-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2',
       '-flush_packets', '1',
       '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
       '-f', 'mp4', 'live.mp4',
     ]);
   });
 
-  it('assembles piped IVF into live WebM with Opus sound', () => {
+  it('assembles piped IVF into live WebM with Opus sound, written a cluster (≤ 1 s) at a time', () => {
     const audio = [{ id: 'a0', path: '/m.m4a', startFrame: 0, trimSec: 0, playSec: 2, volume: 1, fadeInSec: 0, fadeOutSec: 0, loop: false }];
     const args = buildLiveMuxArgs(plan([], { audio }), 'live.webm', 'webm');
     expect(args.slice(args.indexOf('-probesize'), args.indexOf('-filter_complex'))).toEqual(['-probesize', '32', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0']);
     expect(args.slice(args.indexOf('-map'))).toEqual([
       '-map', '1:v', '-map', '[a0]',
-      '-c:v', 'copy', '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',
-      '-flush_packets', '1', '-live', '1',
+      '-c:v', 'copy', ...BT709, // IVF says nothing of primaries and transfer
+      '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',
+      '-flush_packets', '1', '-cluster_time_limit', '1000', '-cluster_size_limit', '32768', '-live', '1',
       '-f', 'webm', 'live.webm',
     ]);
   });
 
+  it('a streamable webm is written as it is encoded: a write per packet, clusters of at most 1 s, keyframes every second', () => {
+    const args = buildRenderArgs(plan([]), { from: 0, to: 60 }, { format: 'webm', streamable: true }, 'live.webm');
+    expect(args[args.indexOf('-filter_complex') + 1].split(';').pop()).toBe('anullsrc=r=48000:cl=stereo:n=960,atrim=end=2[a2]'); // 20 ms Opus frames
+    expect(args.slice(args.indexOf('-c:v'))).toEqual([
+      ...VP9,
+      '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',
+      '-g', '30',
+      '-flush_packets', '1', '-cluster_time_limit', '1000', '-cluster_size_limit', '32768', '-live', '1',
+      '-f', 'webm', 'live.webm',
+    ]);
+    // the stored (non-streamable) file needs none of it
+    const stored = buildRenderArgs(plan([]), { from: 0, to: 60 }, { format: 'webm' }, 'o.webm');
+    for (const flag of ['-flush_packets', '-cluster_time_limit', '-live', '-g']) expect(stored).not.toContain(flag);
+  });
+
   it('webm segments are bare VP9 in IVF, with a keyframe every second, and never carry sound', () => {
     const args = buildRenderArgs(plan([]), { from: 15, to: 45 }, { format: 'webm', streamable: true, videoOnly: true, container: 'ivf' }, 'seg.ivf');
-    expect(args.slice(args.indexOf('-c:v'))).toEqual([
-      '-c:v', 'libvpx-vp9', '-crf', '33', '-b:v', '0', '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1', '-pix_fmt', 'yuv420p',
-      '-g', '30', '-f', 'ivf', 'seg.ivf',
-    ]);
+    expect(args.slice(args.indexOf('-c:v'))).toEqual([...VP9, '-g', '30', '-f', 'ivf', 'seg.ivf']);
     expect(() => buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'webm', container: 'ivf' }, 'seg.ivf')).toThrow(/webm video only/);
     expect(() => buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'mp4', videoOnly: true, container: 'ivf' }, 'seg.ivf')).toThrow(/webm video only/);
   });
