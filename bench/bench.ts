@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../src/config/config';
 import { createApp } from '../src/main';
 import { RenderModule } from '../src/render/render.module';
+import { ConfigModule } from '../src/config/config.module';
 import { RenderService } from '../src/render/render.service';
 import { benchShutdown, benchSweeper } from './operations';
 
@@ -230,7 +231,7 @@ async function main() {
   const only = process.env.BENCH_ONLY; // 'scaling' or 'operations' to run just that part while tuning it
   let renderer: { coldMs: number; montageMs: number[]; handMs: number[]; loopInputMs: number[] } | undefined;
   if (!only) {
-    const app = await NestFactory.createApplicationContext(RenderModule, { logger: ['error'] });
+    const app = await NestFactory.createApplicationContext({ module: class BenchRenderer {}, imports: [ConfigModule.forRoot(loadConfig()), RenderModule] }, { logger: ['error'] });
     const renders = app.get(RenderService);
     const request = { project: 'demo', movie: 'welcome', params, profile: { format: 'mp4' as const } };
 

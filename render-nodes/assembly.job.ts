@@ -5,6 +5,7 @@ import {
   EngineRegistry,
   Fmp4Joiner,
   formatSpec,
+  isPermanent,
   IvfJoiner,
   JOB_QUEUE,
   type JobContext,
@@ -65,6 +66,13 @@ export class AssemblyJob {
         // Joined and stored: the segments' channels are not needed any more.
         await Promise.all(payload.segments.map((s) => this.live.remove(s.channel).catch(() => undefined)));
         return { bytes, frames: payload.totalFrames, node: this.node.nodeId };
+      } catch (err) {
+        // Failed for good: segments not started yet are not rendered for nothing.
+        if (!ctx.signal.aborted && (ctx.lastAttempt || isPermanent(err))) {
+          const queue = payload.segments[0]?.queue;
+          await Promise.all(payload.laneRoots.map((id) => this.queue.removeFlow(queue, id).catch(() => undefined)));
+        }
+        throw err;
       } finally {
         stop.abort();
         ctx.signal.removeEventListener('abort', onAbort);

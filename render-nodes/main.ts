@@ -1,11 +1,16 @@
 import 'reflect-metadata';
-import { Logger, Module } from '@nestjs/common';
+import { type DynamicModule, Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { type JobQueueRepository, handleShutdown, JOB_QUEUE, LifecycleModule, LifecycleService, loadConfig, QueueModule, RenderModule, RetentionModule } from '../src/render-node-kit';
+import { ConfigModule, type JobQueueRepository, handleShutdown, type MontageConfig, JOB_QUEUE, LifecycleModule, LifecycleService, loadConfig, QueueModule, RenderModule, RetentionModule } from '../src/render-node-kit';
 import { RenderNodeModule } from './render-node.module';
 
-@Module({ imports: [LifecycleModule, RenderModule, QueueModule, RenderNodeModule, RetentionModule] })
-class RenderNodeApp {}
+/** The node program's root: the configuration read once here, the queue, the node's workers, its caches' sweeper. */
+@Module({})
+class RenderNodeApp {
+  static forRoot(config: MontageConfig): DynamicModule {
+    return { module: RenderNodeApp, imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, QueueModule, RenderNodeModule, RetentionModule] };
+  }
+}
 
 /**
  * `npm run render-node`: REDIS_URL, STORAGE_URL, ROUTING_KEYS, CONCURRENCY, MONTAGE_TEMPLATES_DIR, MONTAGE_DATA_DIR.
@@ -20,7 +25,7 @@ async function main() {
     console.error('REDIS_URL is required for a render node (on the API machine: unix://<data dir>/redis/redis.sock)');
     process.exit(2);
   }
-  const app = await NestFactory.createApplicationContext(RenderNodeApp, { logger: ['error', 'warn', 'log'], abortOnError: false });
+  const app = await NestFactory.createApplicationContext(RenderNodeApp.forRoot(config), { logger: ['error', 'warn', 'log'], abortOnError: false });
   const shutdown = handleShutdown({
     name: 'render node',
     graceMs: config.shutdownGraceMs,

@@ -4,6 +4,7 @@ import {
   type EngineRequest,
   LIVE_STREAM,
   type LiveStreamRepository,
+  isPermanent,
   MontageError,
   OUTPUT_STORAGE,
   type OutputStorage,
@@ -34,10 +35,13 @@ export class NodeJobs {
       await this.checkStorage(target.storageId);
       return await work();
     } catch (err) {
-      const final = !ctx.signal.aborted && (ctx.lastAttempt || (err instanceof MontageError && err.kind === 'bad_input'));
+      const final = !ctx.signal.aborted && (ctx.lastAttempt || isPermanent(err));
       if (final) {
-        const message = err instanceof MontageError ? err.message : 'the render failed unexpectedly (the render node log has the details)';
-        await this.live.append(target.channel, { kind: 'error', message }).catch(() => undefined);
+        const entry =
+          err instanceof MontageError
+            ? { kind: 'error' as const, message: err.message, errorKind: err.kind, details: err.details }
+            : { kind: 'error' as const, message: 'the render failed unexpectedly (the render node log has the details)' };
+        await this.live.append(target.channel, entry).catch(() => undefined);
       }
       throw err;
     } finally {

@@ -3,8 +3,9 @@
  * the engines, the repositories it reaches (queue, live channels, storage, local files), the
  * job types and the pure streaming pieces. The node imports nothing else from `src/`.
  */
-export { MontageError, renderFailed, unavailable } from './common/errors';
+export { isPermanent, MontageError, renderFailed, unavailable } from './common/errors';
 export { loadConfig, MONTAGE_CONFIG, type MontageConfig } from './config/config';
+export { ConfigModule } from './config/config.module';
 export { EngineRegistry, EnginesModule } from './engines/engines.module';
 export type { EngineRequest } from './engines/engine';
 export { formatSpec, type FragmentKind } from './formats/output-formats';

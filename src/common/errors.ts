@@ -81,3 +81,11 @@ export const renderFailed = (message: string, details: ErrorDetail[] = [], optio
 export const unavailable = (message: string, retryAfterSec = 5, internal?: string) => new MontageError('unavailable', message, [], { retryAfterSec, internal });
 export const tooMany = (message: string, retryAfterSec: number, details: ErrorDetail[] = []) =>
   new MontageError('too_many', message, details, { retryAfterSec });
+
+/**
+ * A failure that another attempt would only repeat: the input is wrong (bad params, unusable
+ * media, too large), not the machine. Jobs that fail so are not retried.
+ */
+export function isPermanent(err: unknown): boolean {
+  return err instanceof MontageError && err.httpStatus < 500 && err.kind !== 'too_many';
+}

@@ -65,6 +65,8 @@ export interface AssembleRenderPayload extends RenderTarget {
   ranges: FrameRange[];
   /** Where each segment is published, and its job (to notice one that failed for good). */
   segments: Array<{ channel: string; queue: string; jobId: string }>;
+  /** The last segment of each lane (its flow's root): removed when the render fails for good, so nothing more of it runs. */
+  laneRoots: string[];
 }
 
 export interface RenderOutputResult {

@@ -96,7 +96,7 @@ export class LiveFollow {
           } else if (entry.kind === 'end') {
             return this.finish({ end: { frames: entry.frames, bytes: entry.bytes } });
           } else {
-            return this.finish({ error: renderFailed(entry.message) });
+            return this.finish({ error: new MontageError(entry.errorKind ?? 'render_failed', entry.message, entry.details ?? []) });
           }
         }
       }

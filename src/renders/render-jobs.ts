@@ -98,6 +98,7 @@ export function planRenderJobs(input: RenderJobsInput): RenderJobs {
     fps: input.fps,
     ranges: input.ranges,
     segments: input.ranges.map((_, i) => ({ channel: segmentChannel(target.renderKey, target.run, i), queue, jobId: segmentIds[i] })),
+    laneRoots: roots.map((r) => r.jobId),
   };
   return { kind: 'distributed', watch: { channel, progressKey: progress, queue: ASSEMBLY_QUEUE, jobId: runId }, lanes: roots, assembly: { queue: ASSEMBLY_QUEUE, jobId: runId, payload: assembly } };
 }

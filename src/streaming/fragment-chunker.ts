@@ -75,7 +75,11 @@ class Mp4Chunker extends Buffered {
     if (this.buf.length === 0) return [];
     // Trailing boxes (an mfra index) are whole or the file is cut short.
     let pos = 0;
-    while (pos + 8 <= this.buf.length) pos += Math.max(8, this.buf.readUInt32BE(pos));
+    while (pos + 8 <= this.buf.length) {
+      const size = boxSize(this.buf, pos);
+      if (size === undefined || size < 8) break;
+      pos += size;
+    }
     if (pos !== this.buf.length) throw new Error('the MP4 output ends in the middle of a box');
     return [this.buf];
   }
@@ -89,8 +93,11 @@ class IvfChunker extends Buffered {
     if (!this.headerDone) {
       if (this.buf.length < 32) return 0;
       if (this.buf.toString('latin1', 0, 4) !== 'DKIF') throw new Error('not an IVF stream');
+      const size = this.buf.readUInt16LE(6);
+      if (size < 32) throw new Error(`IVF header size ${size} is invalid`);
+      if (this.buf.length < size) return 0;
       this.headerDone = true;
-      return this.buf.readUInt16LE(6);
+      return size;
     }
     if (this.buf.length < 12) return 0;
     const n = 12 + this.buf.readUInt32LE(0);
@@ -177,9 +184,9 @@ export function framesInPiece(kind: FragmentKind, piece: Buffer): number {
   let frames = 0;
   const boxes = (start: number, end: number, each: (type: string, start: number, header: number, size: number) => void) => {
     for (let pos = start; pos + 8 <= end; ) {
-      const size = piece.readUInt32BE(pos);
-      if (size < 8) throw new Error('malformed MP4 box');
-      each(piece.toString('latin1', pos + 4, pos + 8), pos, 8, size);
+      const size = boxSize(piece, pos);
+      if (size === undefined || size < 8) throw new Error('malformed MP4 box');
+      each(piece.toString('latin1', pos + 4, pos + 8), pos, piece.readUInt32BE(pos) === 1 ? 16 : 8, size);
       pos += size;
     }
   };
@@ -193,4 +200,11 @@ export function framesInPiece(kind: FragmentKind, piece: Buffer): number {
     });
   });
   return frames;
+}
+
+/** The size of the MP4 box at `pos` (its 64-bit size when the 32-bit one is 1); undefined if its header is cut. */
+function boxSize(buf: Buffer, pos: number): number | undefined {
+  const size = buf.readUInt32BE(pos);
+  if (size !== 1) return size;
+  return pos + 16 <= buf.length ? Number(buf.readBigUInt64BE(pos + 8)) : undefined;
 }

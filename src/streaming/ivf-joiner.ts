@@ -84,7 +84,7 @@ export class IvfJoiner {
         }
       }
     } else if (!this.header) {
-      throw new Error('IVF frames came before any IVF header');
+      throw new Error('not an IVF stream: frames came before any IVF header');
     }
     const { rate, scale } = this.header;
     const offset = BigInt(Math.round((startFrame * rate) / (scale * this.fps)));

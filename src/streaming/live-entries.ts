@@ -1,3 +1,5 @@
+import type { ErrorDetail, MontageErrorKind } from '../common/errors';
+
 /**
  * What travels on a render's live channel (a Redis Stream per render run, and one per
  * segment of a distributed render), read from the start by every viewer on every API
@@ -8,8 +10,8 @@ export type LiveEntry =
   | { kind: 'data'; attempt: number; seq: number; data: Buffer }
   /** The output is complete: every piece was published; `bytes` is what was stored (0 for a segment). */
   | { kind: 'end'; attempt: number; frames: number; bytes: number }
-  /** The render failed for good (no attempt left, or bad input): the reason, for people. */
-  | { kind: 'error'; message: string };
+  /** The render failed for good (no attempt left, or bad input): the reason, for people, and its kind (its HTTP status). */
+  | { kind: 'error'; message: string; errorKind?: MontageErrorKind; details?: ErrorDetail[] };
 
 /**
  * The pieces to use, each once and in order, from a channel where a retried attempt publishes

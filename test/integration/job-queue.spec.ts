@@ -4,11 +4,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MontageError } from '../../src/common/errors';
 import { loadConfig } from '../../src/config/config';
-import { JobName, QueueKind, queueName, type RenderSegmentPayload, type RenderSegmentResult } from '../../src/jobs/job.types';
+import { EngineName } from '../../src/engines/engine';
+import { type FlowJob, JobName, QueueKind, queueName, type RenderSegmentPayload, type RenderSegmentResult } from '../../src/jobs/job.types';
 import { JobQueueRepository, redisOptions } from '../../src/repositories/job-queue/job-queue.repository';
 import { MediaRepository } from '../../src/repositories/media.repository';
 import { RedisRateLimitStore } from '../../src/repositories/rate-limit.repository';
-import { planRenderFlow } from '../../src/renders/render-flow';
+import { planRenderJobs } from '../../src/renders/render-jobs';
 import { type RedisProc, startRedis } from '../helpers/processes';
 
 // The queue and rate-limit repositories against a real redis-server: what the render service
@@ -30,18 +31,36 @@ afterAll(async () => {
 });
 
 const payload = (i: number): RenderSegmentPayload => ({
+  engine: EngineName.FfmpegComposite,
   renderKey: 'k',
+  run: '1',
   project: 't',
   movie: 'colors',
   params: {},
   profile: { format: 'mp4', streamable: true, videoOnly: true },
+  channel: `montage:seg:k:1:${i}`,
+  progressKey: 'montage:progress:k:1',
   range: { from: i * 10, to: i * 10 + 10 },
-  segment: `k-${i}.mp4`,
+  index: i,
 });
+const noOutput = async () => ({ bytes: 0, frames: 0, node: 'test' });
 
 it('removing an abandoned flow takes every segment not started, while the running one finishes and nothing runs after it', async () => {
   const ranges = [0, 1, 2].map((i) => payload(i).range);
-  const flow = planRenderFlow({ renderKey: 'abandoned', run: '1abcdef', routingKey: 'abandon', parallel: 1, totalFrames: 30, ranges, segment: payload });
+  const jobs = planRenderJobs({
+    target: { engine: EngineName.FfmpegComposite, renderKey: 'abandoned', run: '1abcdef', project: 't', movie: 'colors', params: {} },
+    format: 'mp4',
+    profile: { format: 'mp4', streamable: true },
+    routingKey: 'abandon',
+    parallel: 2,
+    totalFrames: 30,
+    fps: 30,
+    ranges: [...ranges, { from: 30, to: 40 }],
+  });
+  if (jobs.kind !== 'distributed') throw new Error('expected a distributed render');
+  // One lane of three segments, and a second lane of one that is removed before it runs too.
+  const lanes: FlowJob[] = jobs.lanes;
+  const ids = (job: FlowJob | undefined): string[] => (job ? [...ids(job.children?.[0]), job.jobId] : []);
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
   const ran: number[] = [];
@@ -52,23 +71,26 @@ it('removing an abandoned flow takes every segment not started, while the runnin
       [JobName.RenderSegment]: async (p) => {
         ran.push(p.range.from);
         if (ran.length === 1) await held;
-        return { segment: p.segment, frames: 10, bytes: 1, node: 'test', laneFrames: 10, laneSegments: 1 } satisfies RenderSegmentResult;
+        return { frames: 10, pieces: 1, node: 'test' } satisfies RenderSegmentResult;
       },
+      [JobName.RenderOutput]: noOutput,
     },
     { concurrency: 1 },
   );
-  await queue.addFlow(flow.root);
+  await queue.addFlows([lanes[0]]);
   for (let i = 0; i < 100 && ran.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   expect(ran).toEqual([0]); // the first segment runs; the others wait behind it in their lane
 
-  await queue.removeFlow('montage.assembly', flow.parentId);
+  await queue.removeFlow(queueName('abandon'), lanes[0].jobId);
   release();
   await new Promise((r) => setTimeout(r, 1500));
-  expect(ran).toEqual([0]); // neither the second nor the third segment ran
+  expect(ran).toEqual([0]); // the next segment of the lane did not run
   const raw = new Queue(queueName('abandon'), { connection: redisOptions(redis.url) });
   try {
-    expect(await raw.getJob(flow.segmentIds[1])).toBeUndefined();
-    expect(await raw.getJob(flow.segmentIds[2])).toBeUndefined();
+    const [, second] = ids(lanes[0]);
+    expect(ids(lanes[0])).toHaveLength(2);
+    expect(await raw.getJob(second)).toBeUndefined();
+    expect(await raw.getJob(lanes[0].jobId)).toBeUndefined();
   } finally {
     await raw.close();
   }
@@ -122,6 +144,7 @@ it('a job handed back on shutdown waits in its queue again without having used a
           started();
           ctx.signal.addEventListener('abort', () => reject(new MontageError('render_failed', 'render cancelled')));
         }),
+      [JobName.RenderOutput]: noOutput,
     },
     { concurrency: 1 },
   );

@@ -1,7 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import request from 'supertest';
-import { JOB_QUEUE } from '../../src/jobs/queue.module';
+import * as fs from 'node:fs';
+import { EngineName } from '../../src/engines/engine';
+import { JOB_QUEUE, LIVE_STREAM } from '../../src/jobs/queue.module';
+import type { LiveStreamRepository } from '../../src/repositories/live-stream/live-stream.repository';
+import { segmentChannel } from '../../src/streaming/live-entries';
 import { JobName, type NodeHeartbeat, queueName, segmentJobId } from '../../src/jobs/job.types';
 import type { JobQueueRepository } from '../../src/repositories/job-queue/job-queue.repository';
 import { type ApiApp, startApi } from '../helpers/api-app';
@@ -48,22 +52,36 @@ it('the embedded node and a separate render-node process announce themselves; a 
   expect(external.routingKeys).toEqual(['gpu']);
 
   const queue = api.app.get<JobQueueRepository>(JOB_QUEUE);
+  const live = api.app.get<LiveStreamRepository>(LIVE_STREAM);
   const range = { from: 30, to: 60 };
-  const segment = 'k-30-60.mp4';
-  const outputPath = path.join(api.dataDir, 'segments', segment);
-  const jobId = segmentJobId('k', range);
+  const channel = segmentChannel('k', '1', 1);
+  const jobId = segmentJobId('k', '1', range);
   await queue.enqueue(queueName('gpu'), JobName.RenderSegment, {
+    engine: EngineName.FfmpegComposite,
     renderKey: 'k',
+    run: '1',
     project: 't',
     movie: 'motion',
     params: {},
     profile: { format: 'mp4', streamable: true, videoOnly: true },
+    channel,
+    progressKey: 'montage:progress:k:1',
     range,
-    segment,
+    index: 1,
   }, jobId);
   const progress: number[] = [];
   const result = await queue.waitFor<JobName.RenderSegment>(queueName('gpu'), jobId, { onProgress: (v) => progress.push(v) });
-  expect(result).toMatchObject({ segment, frames: 30, node: external.id });
+  expect(result).toMatchObject({ frames: 30, node: external.id });
+  // The segment went out piece by piece on its channel: a header, then one fragment per GOP, then its end.
+  const reader = live.reader();
+  const entries = await reader.read(channel, '0', 1000, 1000);
+  reader.close();
+  const data = entries.map((e) => e.entry).filter((e) => e.kind === 'data');
+  expect(data.length).toBe(result.pieces);
+  expect(data.length).toBeGreaterThan(2);
+  expect(entries.at(-1)!.entry).toMatchObject({ kind: 'end', frames: 30 });
+  const outputPath = path.join(api.dataDir, 'segment-k-30-60.mp4');
+  fs.writeFileSync(outputPath, Buffer.concat(data.map((e) => (e.kind === 'data' ? e.data : Buffer.alloc(0)))));
   const p = await probe(outputPath);
   expect(p.video?.nb_read_frames).toBe('30');
   expect(p.audio).toBeUndefined();

@@ -259,7 +259,7 @@ describe('fragmentChunker on synthetic MP4', () => {
   // BUG (src/streaming/fragment-chunker.ts, framesInPiece, line 181): its box walker reads only the
   // 32-bit size, so a fragment whose mdat has a 64-bit largesize (size field 1) throws
   // 'malformed MP4 box' instead of counting the moof's samples. Remove `.failing` once fixed.
-  it.failing('framesInPiece counts the samples of a fragment whose mdat has a 64-bit largesize', () => {
+  it('framesInPiece counts the samples of a fragment whose mdat has a 64-bit largesize', () => {
     expect(framesInPiece('mp4-fragments', mp4Fragments[1])).toBe(30);
   });
 
@@ -267,7 +267,7 @@ describe('fragmentChunker on synthetic MP4', () => {
   // takes a size field of 1 (a largesize box) as 8 bytes, so an output cut inside a largesize mdat
   // whose remaining length happens to be a multiple of 8 is returned as a whole piece instead of
   // throwing. Remove `.failing` once fixed.
-  it.failing('end() throws when the output stops inside a 64-bit largesize mdat', () => {
+  it('end() throws when the output stops inside a 64-bit largesize mdat', () => {
     const moof = mp4Fragment(5, 3, 0).subarray(0, -8); // without its empty mdat
     // A fragment whose largesize mdat (64 payload bytes) is cut after 32.
     const truncated = Buffer.concat([mp4Header, moof, u32(1), Buffer.from('mdat', 'latin1'), u64(16 + 64), Buffer.alloc(32)]);
@@ -368,7 +368,7 @@ describe('fragmentChunker on synthetic IVF', () => {
   // takes 32 bytes of the first frame, the frames after are misread and end() throws; byte by
   // byte, the field is in effect ignored (a 32-byte header, then the frames). Remove `.failing`
   // once fixed (either way: honour the field by waiting for it, or refuse it).
-  it.failing('a header length field other than 32 gives the same result whatever the split', () => {
+  it('a header length field other than 32 gives the same result whatever the split', () => {
     const odd = Buffer.from(ivfInput);
     odd.writeUInt16LE(64, 6);
     const outcome = (sizes: Iterable<number>) => {

@@ -122,6 +122,8 @@ describe('planRenderJobs: distributed', () => {
           fps: 30,
           ranges: r,
           segments: r.map((range, i) => ({ channel: seg(i), queue: 'render.gpu', jobId: `k9-r1a2b3c-${range.from}-${range.to}` })),
+          // The last segment of each lane: the root of its flow.
+          laneRoots: ['k9-r1a2b3c-70-90', 'k9-r1a2b3c-50-70'],
         },
       },
     });
@@ -156,6 +158,8 @@ describe('planRenderJobs: distributed', () => {
           fps: 30,
           ranges: r,
           segments: r.map((range, i) => ({ channel: seg(i), queue: 'render.gpu', jobId: `k9-r1a2b3c-${range.from}-${range.to}` })),
+          // The last segment of each lane: the root of its flow.
+          laneRoots: ['k9-r1a2b3c-45-60', 'k9-r1a2b3c-60-70', 'k9-r1a2b3c-70-80', 'k9-r1a2b3c-80-90'],
         },
       },
     });

@@ -10,7 +10,7 @@ import {
   Worker,
 } from 'bullmq';
 import IORedis, { type RedisOptions } from 'ioredis';
-import { MontageError, unavailable } from '../../common/errors';
+import { isPermanent, MontageError, unavailable } from '../../common/errors';
 import {
   type FlowJob,
   HEARTBEAT_PREFIX,
@@ -340,7 +340,10 @@ export class JobQueueRepository {
     const job = await this.guard('read a job', () => queue.getJob(parentId));
     if (!job) return;
     await this.guard('remove a render from the queue', () => job.removeUnprocessedChildren());
-    await this.guard('remove a render from the queue', () => job.remove({ removeChildren: true })).catch(() => undefined);
+    // A child still running holds its parent back: the parent alone goes, so nothing runs after the child.
+    await this.guard('remove a render from the queue', () => job.remove({ removeChildren: true }))
+      .catch(() => this.guard('remove a render from the queue', () => job.remove({ removeChildren: false })))
+      .catch(() => undefined);
   }
 
   /**
@@ -378,7 +381,7 @@ export class JobQueueRepository {
               }
             }
             // Bad input stays bad: fail the job now rather than retry it.
-            if (err instanceof MontageError && err.kind === 'bad_input') throw new UnrecoverableError(err.message);
+            if (isPermanent(err)) throw new UnrecoverableError((err as Error).message);
             if (err instanceof MontageError) {
               if (err.internal) this.logger.warn(`job ${job.id} (${job.name}) failed: ${err.message} — ${err.internal}`);
               throw err;

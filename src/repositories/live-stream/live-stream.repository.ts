@@ -1,5 +1,5 @@
 import IORedis, { type RedisOptions } from 'ioredis';
-import { unavailable } from '../../common/errors';
+import { type ErrorDetail, type MontageErrorKind, unavailable } from '../../common/errors';
 import type { LiveEntry } from '../../streaming/live-entries';
 import { redisOptions } from '../job-queue/job-queue.repository';
 
@@ -53,7 +53,7 @@ export class LiveStreamRepository {
         ? ['k', 'data', 'a', String(entry.attempt), 's', String(entry.seq), 'd', entry.data]
         : entry.kind === 'end'
           ? ['k', 'end', 'a', String(entry.attempt), 'f', String(entry.frames), 'b', String(entry.bytes)]
-          : ['k', 'error', 'm', entry.message];
+          : ['k', 'error', 'm', entry.message, 'e', entry.errorKind ?? 'render_failed', 'x', JSON.stringify(entry.details ?? [])];
     await this.bounded('publish to a live channel', this.writer.multi().xadd(channel, '*', ...fields).expire(channel, entry.kind === 'data' ? KEEP_UNFINISHED_SEC : KEEP_FINISHED_SEC).exec());
   }
 
@@ -99,6 +99,7 @@ export class LiveChannelReader {
 
   /** Entries after `after` ('0' from the start), waiting up to `blockMs` for the first. */
   async read(channel: string, after: string, blockMs: number, count = 64): Promise<ReadEntry[]> {
+    if (this.redis.status !== 'ready') await this.ready(blockMs);
     const reply = (await this.redis.xreadBuffer('COUNT', count, 'BLOCK', blockMs, 'STREAMS', channel, after)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
     if (!reply) return [];
     return reply[0][1].map(([id, fields]) => ({ id: id.toString(), entry: parseEntry(fields) }));
@@ -106,6 +107,30 @@ export class LiveChannelReader {
 
   close(): void {
     this.redis.disconnect();
+  }
+
+  /** A new connection, or one that is reconnecting: waited for a moment; still not there is an outage. */
+  private ready(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.redis.off('ready', onReady);
+        reject(new Error('Redis is not reachable'));
+      }, ms);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.redis.once('ready', onReady);
+    });
+  }
+}
+
+function parseDetails(raw: string): ErrorDetail[] {
+  try {
+    const value: unknown = JSON.parse(raw || '[]');
+    return Array.isArray(value) ? (value as ErrorDetail[]) : [];
+  } catch {
+    return [];
   }
 }
 
@@ -119,6 +144,6 @@ function parseEntry(fields: Buffer[]): LiveEntry {
     case 'end':
       return { kind: 'end', attempt: Number(s('a')), frames: Number(s('f')), bytes: Number(s('b')) };
     default:
-      return { kind: 'error', message: s('m') || 'the render failed' };
+      return { kind: 'error', message: s('m') || 'the render failed', errorKind: (s('e') || 'render_failed') as MontageErrorKind, details: parseDetails(s('x')) };
   }
 }
