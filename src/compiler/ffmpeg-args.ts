@@ -23,7 +23,9 @@ const BT709_TAGS = ['-colorspace', 'bt709', '-color_primaries', 'bt709', '-color
  * 256 KiB back, seconds of video) and, for live WebM, clusters of at most 1 s or 32 KB.
  */
 const FLUSH = ['-flush_packets', '1'];
-const LIVE_WEBM = [...FLUSH, '-cluster_time_limit', '1000', '-cluster_size_limit', '32768', '-live', '1'];
+// Clusters cut by time only (a size limit would cut where the encoder's bytes fall): every
+// encode of the same frames is cut alike, so a retried render's pieces line up with the first's.
+const LIVE_WEBM = [...FLUSH, '-cluster_time_limit', '1000', '-cluster_size_limit', '1073741824', '-live', '1'];
 
 export interface RenderArgsOptions {
   /** Threads for the encoder; 0 or undefined lets ffmpeg choose. */
@@ -90,7 +92,8 @@ export function buildRenderArgs(
         '-pix_fmt', 'yuv420p', ...BT709_TAGS,
         ...(audio ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2'] : []),
         ...(profile.streamable
-          ? ['-g', String(plan.fps), ...FLUSH, '-movflags', 'frag_keyframe+empty_moov+default_base_moof']
+          ? // A keyframe exactly every second, none at scene cuts: fragments fall on the same frames in every encode.
+            ['-g', String(plan.fps), '-sc_threshold', '0', ...FLUSH, '-movflags', 'frag_keyframe+empty_moov+default_base_moof']
           : ['-movflags', '+faststart']),
         '-f', 'mp4',
       );
@@ -102,7 +105,7 @@ export function buildRenderArgs(
         '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1',
         '-pix_fmt', 'yuv420p', ...BT709_TAGS,
         ...(audio ? ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2'] : []),
-        ...(profile.streamable ? ['-g', String(plan.fps)] : []),
+        ...(profile.streamable ? ['-g', String(plan.fps), '-keyint_min', String(plan.fps)] : []),
         ...(profile.container === 'ivf' ? ['-f', 'ivf'] : [...(profile.streamable ? LIVE_WEBM : []), '-f', 'webm']),
       );
       break;

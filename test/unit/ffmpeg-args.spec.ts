@@ -87,7 +87,7 @@ describe('buildRenderArgs', () => {
     const seg = buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'mp4', videoOnly: true, streamable: true }, 'seg.mp4');
     expect(seg.slice(seg.indexOf('-c:v'))).toEqual([
       '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', ...BT709,
-      '-g', '30', '-flush_packets', '1', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4', 'seg.mp4',
+      '-g', '30', '-sc_threshold', '0', '-flush_packets', '1', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4', 'seg.mp4',
     ]);
   });
 
@@ -265,7 +265,7 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
       '-map', '1:v', '-map', '[a0]',
       '-c:v', 'copy', ...BT709, // IVF says nothing of primaries and transfer
       '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',
-      '-flush_packets', '1', '-cluster_time_limit', '1000', '-cluster_size_limit', '32768', '-live', '1',
+      '-flush_packets', '1', '-cluster_time_limit', '1000', '-cluster_size_limit', '1073741824', '-live', '1',
       '-f', 'webm', 'live.webm',
     ]);
   });
@@ -276,8 +276,8 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
     expect(args.slice(args.indexOf('-c:v'))).toEqual([
       ...VP9,
       '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',
-      '-g', '30',
-      '-flush_packets', '1', '-cluster_time_limit', '1000', '-cluster_size_limit', '32768', '-live', '1',
+      '-g', '30', '-keyint_min', '30',
+      '-flush_packets', '1', '-cluster_time_limit', '1000', '-cluster_size_limit', '1073741824', '-live', '1',
       '-f', 'webm', 'live.webm',
     ]);
     // the stored (non-streamable) file needs none of it
@@ -287,7 +287,7 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
 
   it('webm segments are bare VP9 in IVF, with a keyframe every second, and never carry sound', () => {
     const args = buildRenderArgs(plan([]), { from: 15, to: 45 }, { format: 'webm', streamable: true, videoOnly: true, container: 'ivf' }, 'seg.ivf');
-    expect(args.slice(args.indexOf('-c:v'))).toEqual([...VP9, '-g', '30', '-f', 'ivf', 'seg.ivf']);
+    expect(args.slice(args.indexOf('-c:v'))).toEqual([...VP9, '-g', '30', '-keyint_min', '30', '-f', 'ivf', 'seg.ivf']);
     expect(() => buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'webm', container: 'ivf' }, 'seg.ivf')).toThrow(/webm video only/);
     expect(() => buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'mp4', videoOnly: true, container: 'ivf' }, 'seg.ivf')).toThrow(/webm video only/);
   });
