@@ -72,7 +72,7 @@ export class NodeJobs {
     this.logger.error(
       `outputs of this API go to another storage than this node's (${this.storage.description}, id ${this.storageId ?? 'none'}; the API's id is ${expected}): give the API and every node the same STORAGE_URL`,
     );
-    throw new MontageError('bad_input', "a render node's storage is not the API's: give the API and every node the same STORAGE_URL (the node's log says more)");
+    throw new MontageError('render_failed', "a render node's storage is not the API's: give the API and every node the same STORAGE_URL (the node's log says more)", [], { permanent: true });
   }
 }
 

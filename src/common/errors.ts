@@ -29,11 +29,14 @@ export interface MontageErrorOptions {
    * reported, never sent to a client and never stored where a client can read it.
    */
   internal?: string;
+  /** Another attempt would fail the same way (a misconfigured node): not retried. */
+  permanent?: boolean;
 }
 
 export class MontageError extends Error {
   readonly retryAfterSec?: number;
   readonly internal?: string;
+  readonly permanent?: boolean;
 
   constructor(
     readonly kind: MontageErrorKind,
@@ -45,6 +48,7 @@ export class MontageError extends Error {
     this.name = 'MontageError';
     this.retryAfterSec = options.retryAfterSec;
     this.internal = options.internal;
+    this.permanent = options.permanent;
   }
 
   get httpStatus(): number {
@@ -87,5 +91,5 @@ export const tooMany = (message: string, retryAfterSec: number, details: ErrorDe
  * media, too large), not the machine. Jobs that fail so are not retried.
  */
 export function isPermanent(err: unknown): boolean {
-  return err instanceof MontageError && err.httpStatus < 500 && err.kind !== 'too_many';
+  return err instanceof MontageError && (!!err.permanent || (err.httpStatus < 500 && err.kind !== 'too_many'));
 }

@@ -215,8 +215,13 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       }
     } catch (err) {
       release?.();
+      // Over a limit: nothing happened. Anything else (Redis away): the record says why.
+      const refused = err instanceof MontageError && err.kind === 'too_many';
       await this.renders
-        .findOneAndUpdate({ _id: key, run: doc.run }, { $set: { status: 'pending', updatedAt: now() }, $unset: { run: 1, watch: 1 } })
+        .findOneAndUpdate(
+          { _id: key, run: doc.run },
+          { $set: { status: refused ? 'pending' : 'failed', updatedAt: now(), ...(refused ? {} : { error: (err as Error).message }) }, $unset: { run: 1, watch: 1 } },
+        )
         .catch(() => undefined);
       throw err;
     }
@@ -251,9 +256,9 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
         if (job) return (missing = 0), undefined;
         // No job: the claimer died before enqueueing, or Redis came back without its data.
         const current = await this.renders.findOne({ _id: key });
-        if (current?.run !== run) return unavailable('this render was started again; request the output again', 1);
+        if (current?.run !== run) return lost('this render was started again; request the output again');
         if (++missing >= 2 && Date.now() - Date.parse(current.updatedAt) > LOST_AFTER_MS) {
-          return unavailable('the job queue lost this render (Redis restarted without its data, or the API that started it died); request the output again', 1);
+          return lost('the job queue lost this render (Redis restarted without its data, or the API that started it died); request the output again');
         }
         return undefined;
       },
@@ -270,16 +275,24 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
           .catch((err: Error) => this.logger.warn(`render ${key} done but not recorded: ${err.message}`));
       } else if (follow.error && !this.lifecycle.draining) {
         const failure = follow.error;
-        const lost = failure instanceof MontageError && failure.kind === 'unavailable';
+        const wasLost = LOST.has(failure);
         // Lost (not failed): the next request renders it again.
         await this.renders
-          .findOneAndUpdate({ _id: key, run, status: { $in: ACTIVE } }, { $set: { status: lost ? 'pending' : 'failed', error: failure.message, updatedAt: now() } })
+          .findOneAndUpdate({ _id: key, run, status: { $in: ACTIVE } }, { $set: { status: wasLost ? 'pending' : 'failed', error: failure.message, updatedAt: now() } })
           .catch(() => undefined);
-        if (!lost) this.logger.warn(`render ${key} (${doc.project}/${doc.movie}.${doc.format}) failed: ${failure.message}`);
+        if (!wasLost) this.logger.warn(`render ${key} (${doc.project}/${doc.movie}.${doc.format}) failed: ${failure.message}`);
       }
     });
     return follow;
   }
+}
+
+/** Runs the queue no longer has: not failed, so the next request renders them again. */
+const LOST = new WeakSet<Error>();
+function lost(message: string): MontageError {
+  const err = unavailable(message, 1);
+  LOST.add(err);
+  return err;
 }
 
 function now(): string {

@@ -103,7 +103,7 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     const active = await this.renders.find({ status: { $in: ['queued', 'rendering'] } });
     const leftovers = await this.storage.listLeftovers();
     const dead = new Set(
-      deadLeftovers(leftovers, { runs: new Set(active.map((r) => r.run).filter((f): f is string => !!f)), keys: new Set(active.map((r) => r._id)) }, now.getTime(), this.config.retention.orphanGraceMs),
+      deadLeftovers(leftovers, { runs: new Set(active.filter((r) => r.run).map((r) => `${r._id}-a${r.run}`)), keys: new Set(active.map((r) => r._id)) }, now.getTime(), this.config.retention.orphanGraceMs),
     );
     for (const item of dead) {
       await this.storage.removeLeftover(item).then(

@@ -138,7 +138,7 @@ describe('leftovers of renders that no longer run', () => {
     const activeRun = `${key}-a1abcdef`;
     await renders.findOneAndUpdate(
       { _id: key },
-      { $set: { status: 'rendering', flow: activeRun, project: 't', movie: 'slow', format: 'mp4', framesDone: 0, totalFrames: 240, bytes: 0, attempts: 1, createdAt: new Date().toISOString(), updatedAt: new Date().toISOString() } },
+      { $set: { status: 'rendering', run: '1abcdef', project: 't', movie: 'slow', format: 'mp4', framesDone: 0, totalFrames: 240, bytes: 0, attempts: 1, createdAt: new Date().toISOString(), updatedAt: new Date().toISOString() } },
       { upsert: true },
     );
     const files = {

@@ -100,7 +100,20 @@ export class LiveChannelReader {
   /** Entries after `after` ('0' from the start), waiting up to `blockMs` for the first. */
   async read(channel: string, after: string, blockMs: number, count = 64): Promise<ReadEntry[]> {
     if (this.redis.status !== 'ready') await this.ready(blockMs);
-    const reply = (await this.redis.xreadBuffer('COUNT', count, 'BLOCK', blockMs, 'STREAMS', channel, after)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+    // A connection lost during a blocking read would resend it once back, and the read would
+    // wait for Redis: bounded, it fails instead and the caller decides how long to wait.
+    let timer: NodeJS.Timeout | undefined;
+    const reading = this.redis.xreadBuffer('COUNT', count, 'BLOCK', blockMs, 'STREAMS', channel, after) as Promise<Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null>;
+    const reply = await Promise.race([
+      reading,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reading.catch(() => undefined);
+          this.redis.disconnect(true); // drops the read in flight; connects again
+          reject(new Error('Redis did not answer a blocking read'));
+        }, blockMs + 2000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     if (!reply) return [];
     return reply[0][1].map(([id, fields]) => ({ id: id.toString(), entry: parseEntry(fields) }));
   }
