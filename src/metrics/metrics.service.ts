@@ -16,11 +16,11 @@ export class MetricsService {
     labelNames: ['status', 'format'] as const,
     registers: [this.registry],
   });
-  readonly rendersRunning = new Gauge({ name: 'montage_renders_running', help: 'Renders in progress in this process', registers: [this.registry] });
-  readonly segmentSeconds = new Histogram({
-    name: 'montage_segment_duration_seconds',
-    help: 'From enqueueing a segment to its completion, by routing key',
-    labelNames: ['routing_key'] as const,
+  readonly rendersRunning = new Gauge({ name: 'montage_renders_running', help: 'Renders this API process started that are still running on the farm', registers: [this.registry] });
+  readonly renderSeconds = new Histogram({
+    name: 'montage_render_duration_seconds',
+    help: 'From enqueueing a render on the farm to its stored output, by routing key and format',
+    labelNames: ['routing_key', 'format'] as const,
     buckets: [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64],
     registers: [this.registry],
   });

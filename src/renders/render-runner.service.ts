@@ -227,6 +227,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     }
     this.counters.started++;
     this.metrics.rendersRunning.inc();
+    const endTimer = this.metrics.renderSeconds.startTimer({ routing_key: token.routingkey, format: located.format });
     if (!(await this.queue.liveNodes().catch(() => [])).some((n) => n.routingKeys.includes(token.routingkey))) {
       this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
     }
@@ -235,7 +236,10 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     void follow.done.then(() => {
       release?.();
       this.metrics.rendersRunning.dec();
-      if (follow.end) this.metrics.rendersFinished.inc({ status: 'done', format: located.format });
+      if (follow.end) {
+        endTimer();
+        this.metrics.rendersFinished.inc({ status: 'done', format: located.format });
+      }
       else if (!this.lifecycle.draining) this.metrics.rendersFinished.inc({ status: 'failed', format: located.format });
     });
   }
@@ -253,6 +257,8 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       checkRun: async () => {
         const job = await this.queue.jobState(watch.queue, watch.jobId);
         if (job?.state === 'failed') return renderFailed(job.failedReason || 'the render failed');
+        // Done, yet its end never came on the channel (it expired before this reader got there).
+        if (job?.state === 'completed') return ++missing >= 2 ? lost('this render ended while its live stream was gone; request the output again') : undefined;
         if (job) return (missing = 0), undefined;
         // No job: the claimer died before enqueueing, or Redis came back without its data.
         const current = await this.renders.findOne({ _id: key });
@@ -276,10 +282,10 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       } else if (follow.error && !this.lifecycle.draining) {
         const failure = follow.error;
         const wasLost = LOST.has(failure);
-        // Lost (not failed): the next request renders it again.
-        await this.renders
-          .findOneAndUpdate({ _id: key, run, status: { $in: ACTIVE } }, { $set: { status: wasLost ? 'pending' : 'failed', error: failure.message, updatedAt: now() } })
-          .catch(() => undefined);
+        const stored = wasLost ? await this.storage.stat(key, doc.format).catch(() => undefined) : undefined;
+        // Lost (not failed): the next request renders it again, or serves it if its node stored it.
+        const state = stored ? { status: 'done', bytes: stored.size, framesDone: doc.totalFrames } : { status: wasLost ? 'pending' : 'failed', error: failure.message };
+        await this.renders.findOneAndUpdate({ _id: key, run, status: { $in: ACTIVE } }, { $set: { ...state, updatedAt: now() } }).catch(() => undefined);
         if (!wasLost) this.logger.warn(`render ${key} (${doc.project}/${doc.movie}.${doc.format}) failed: ${failure.message}`);
       }
     });

@@ -1,10 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import * as os from 'node:os';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import type { FileEntry } from '../retention/retention-plan';
 import { listFiles } from './disk-areas.repository';
+
+const HOST = createHash('sha1').update(os.hostname()).digest('hex').slice(0, 8);
+const WRITER = `${process.pid}-${HOST}`;
 
 /**
  * Outputs and segments a render node is writing, under `live/` in its data dir: the node
@@ -24,8 +28,21 @@ export class LiveFilesRepository {
     await fs.mkdir(this.liveDir, { recursive: true });
   }
 
+  /** A new file, named after its writer (this process on this host): the sweeper leaves a live writer's files alone. */
   livePath(key: string, ext: string): string {
-    return path.join(this.liveDir, `${key}.${randomBytes(4).toString('hex')}.${ext}`);
+    return path.join(this.liveDir, `${key}.${WRITER}.${randomBytes(4).toString('hex')}.${ext}`);
+  }
+
+  /** Whether the process that writes this file still runs (known only for writers on this host). */
+  writerAlive(file: FileEntry): boolean {
+    const m = /\.(\d+)-([0-9a-f]{8})\.[0-9a-f]{8}\.[a-z0-9]+$/.exec(file.name);
+    if (!m || m[2] !== HOST) return false;
+    try {
+      process.kill(Number(m[1]), 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
   }
 
   /** The live files there are now (for the sweeper: those of no running render go). */

@@ -121,7 +121,7 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     let liveBytes = 0;
     let liveCount = 0;
     for (const file of liveFiles) {
-      if (now.getTime() - file.mtimeMs > this.config.retention.orphanGraceMs) { // a file being written is younger
+      if (!this.liveFiles.writerAlive(file) && now.getTime() - file.mtimeMs > this.config.retention.orphanGraceMs) {
         await this.liveFiles.remove(file.path);
         report.liveFilesRemoved++;
         this.usage.noteRemoved('live', file.bytes);

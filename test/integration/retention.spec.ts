@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { LiveFilesRepository } from '../../src/repositories/live-files.repository';
 import * as path from 'node:path';
 import request from 'supertest';
 import { ProjectsService } from '../../src/projects/projects.service';
@@ -147,9 +148,11 @@ describe('leftovers of renders that no longer run', () => {
       deadStaging: path.join(segments, `.${'e'.repeat(40)}-a2123456-3-120.0123456789ab.part.mp4`),
       young: path.join(segments, `${'f'.repeat(40)}-a1654321-0-3.mp4`),
       liveOrphan: path.join(live, `${'9'.repeat(40)}.abcd1234.mp4`),
+      // A file this (live) process writes, quiet for long (an encoder still buffering): kept.
+      liveWriting: api.app.get(LiveFilesRepository).livePath('8'.repeat(40), 'mp4'),
     };
     for (const f of Object.values(files)) fs.writeFileSync(f, Buffer.alloc(1000));
-    for (const f of [files.active, files.deadDone, files.deadStaging, files.liveOrphan]) ageFile(f, 10 * 60_000);
+    for (const f of [files.active, files.deadDone, files.deadStaging, files.liveOrphan, files.liveWriting]) ageFile(f, 10 * 60_000);
     const report = await storeSweep();
     expect(report.leftoversRemoved).toBe(2);
     expect(report.liveFilesRemoved).toBe(1);
@@ -158,6 +161,7 @@ describe('leftovers of renders that no longer run', () => {
     expect(fs.existsSync(files.deadDone)).toBe(false);
     expect(fs.existsSync(files.deadStaging)).toBe(false);
     expect(fs.existsSync(files.liveOrphan)).toBe(false);
+    expect(fs.existsSync(files.liveWriting)).toBe(true);
     await renders.deleteOne({ _id: key });
     for (const f of Object.values(files)) fs.rmSync(f, { force: true });
   });

@@ -167,6 +167,7 @@ async function newRunner(shared?: { store: NedbDocumentStore; streams: MemoryStr
     seenRoutingKey: jest.fn(),
     endTimer,
     firstByteSeconds: { startTimer: jest.fn(() => endTimer) },
+    renderSeconds: { startTimer: jest.fn(() => jest.fn()) },
     rendersRunning: { inc: jest.fn(), dec: jest.fn() },
     rendersFinished: { inc: jest.fn() },
   };
@@ -393,13 +394,14 @@ describe('RenderRunner', () => {
     expect(w.metrics.rendersFinished.inc).not.toHaveBeenCalled(); // counted by the claimer
   });
 
-  it('a failing enqueue gives the claim back (pending, no run) and rethrows; the next request claims again', async () => {
+  it('a failing enqueue gives the claim back (failed, saying why, no run) and rethrows; the next request claims again', async () => {
     const w = await newRunner();
     const down = new Error('Redis is down');
     w.queue.enqueue.mockRejectedValueOnce(down);
     await expect(w.runner.deliver(located(), true)).rejects.toBe(down);
     const doc = (await w.renders.findOne({ _id: 'rk1' }))!;
-    expect(doc.status).toBe('pending');
+    expect(doc.status).toBe('failed'); // progress says why
+    expect(doc.error).toBe('Redis is down');
     expect(doc.run).toBeUndefined();
     expect(doc.watch).toBeUndefined();
     expect(doc.attempts).toBe(1);
