@@ -106,7 +106,7 @@ export function buildRenderArgs(
         '-pix_fmt', 'yuv420p', ...BT709_TAGS,
         ...(audio ? ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2'] : []),
         ...(profile.streamable ? ['-g', String(plan.fps), '-keyint_min', String(plan.fps)] : []),
-        ...(profile.container === 'ivf' ? ['-f', 'ivf'] : [...(profile.streamable ? LIVE_WEBM : []), '-f', 'webm']),
+        ...(profile.container === 'ivf' ? [...FLUSH, '-f', 'ivf'] : [...(profile.streamable ? LIVE_WEBM : []), '-f', 'webm']),
       );
       break;
     case 'gif':

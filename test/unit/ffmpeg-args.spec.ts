@@ -287,7 +287,7 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
 
   it('webm segments are bare VP9 in IVF, with a keyframe every second, and never carry sound', () => {
     const args = buildRenderArgs(plan([]), { from: 15, to: 45 }, { format: 'webm', streamable: true, videoOnly: true, container: 'ivf' }, 'seg.ivf');
-    expect(args.slice(args.indexOf('-c:v'))).toEqual([...VP9, '-g', '30', '-keyint_min', '30', '-f', 'ivf', 'seg.ivf']);
+    expect(args.slice(args.indexOf('-c:v'))).toEqual([...VP9, '-g', '30', '-keyint_min', '30', '-flush_packets', '1', '-f', 'ivf', 'seg.ivf']);
     expect(() => buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'webm', container: 'ivf' }, 'seg.ivf')).toThrow(/webm video only/);
     expect(() => buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'mp4', videoOnly: true, container: 'ivf' }, 'seg.ivf')).toThrow(/webm video only/);
   });
