@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { badInput, MontageError } from '../common/errors';
-import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../compiler/output-profiles';
+import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
 import { CliProjectsModule } from '../projects/cli-projects.module';
 import { ProjectsService } from '../projects/projects.service';
 import { effectiveLimits, type ProjectLimits, SETTABLE_LIMITS } from '../projects/project.types';

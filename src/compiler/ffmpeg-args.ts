@@ -1,6 +1,7 @@
 import type { AnimationSpec } from '../templates/movie.schema';
 import { easeExpr, num, progressExpr } from './easing';
-import { DEFAULTS, isStillFormat, type OutputProfile } from './output-profiles';
+import { DEFAULTS, type OutputProfile } from './output-profiles';
+import { isStillFormat } from '../formats/output-formats';
 import type { PlannedAudio, PlannedLayer, PlannedScene, RenderPlan } from './render-plan';
 import type { ResolvedTransition } from './resolve';
 

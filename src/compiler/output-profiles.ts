@@ -1,9 +1,4 @@
-import { contentTypeOf, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
-
-export { isOutputFormat, isStillFormat, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
-
-/** Content types by format, from the format table. */
-export const CONTENT_TYPES = Object.fromEntries(OUTPUT_FORMATS.map((f) => [f, contentTypeOf(f)])) as Record<OutputFormat, string>;
+import type { OutputFormat } from '../formats/output-formats';
 
 /**
  * How a render is encoded. Part of a render's identity: the same movie and params with another

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { badInput, renderFailed } from '../common/errors';
 import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
-import { DEFAULTS, isStillFormat, type OutputProfile } from '../compiler/output-profiles';
+import { DEFAULTS, type OutputProfile } from '../compiler/output-profiles';
+import { isStillFormat } from '../formats/output-formats';
 import { pictureOf, planRender, soundOf, type RenderPlan } from '../compiler/render-plan';
 import type { Params } from '../compiler/params';
 import { resolveMovie, type ResolvedMovie } from '../compiler/resolve';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { badInput } from '../common/errors';
-import { isOutputFormat, type OutputFormat } from '../compiler/output-profiles';
+import { isOutputFormat, type OutputFormat } from '../formats/output-formats';
 
 const movieName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'a movie name');
 

@@ -1,4 +1,3 @@
-import { CONTENT_TYPES } from '../../src/compiler/output-profiles';
 import {
   contentTypeOf,
   formatSpec,
@@ -68,7 +67,6 @@ describe('the output format table', () => {
       expect(isStreamable(f)).toBe(OUTPUT_FORMAT_TABLE[f].streamable);
       expect(isStillFormat(f)).toBe(OUTPUT_FORMAT_TABLE[f].kind === 'still');
       expect(contentTypeOf(f)).toBe(OUTPUT_FORMAT_TABLE[f].contentType);
-      expect(CONTENT_TYPES[f]).toBe(OUTPUT_FORMAT_TABLE[f].contentType);
     }
     for (const notAFormat of ['mov', 'MP4', '', 'toString', 'constructor', '__proto__', 'hasOwnProperty']) {
       expect(isOutputFormat(notAFormat)).toBe(false);

@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MontageError, notFound, unavailable } from '../../common/errors';
 import type { Leftover } from '../../retention/retention-plan';
-import { CONTENT_TYPES, isOutputFormat } from '../../compiler/output-profiles';
+import { contentTypeOf, isOutputFormat } from '../../formats/output-formats';
 import { storageName, type OutputStorage } from './port';
 import { describeStorage, type StorageLocation } from './location';
 
@@ -201,7 +201,7 @@ export class S3OutputStorage implements OutputStorage {
             Key: objectKey,
             Body: body,
             ContentLength: size,
-            ContentType: isOutputFormat(ext) ? CONTENT_TYPES[ext] : 'application/octet-stream',
+            ContentType: isOutputFormat(ext) ? contentTypeOf(ext) : 'application/octet-stream',
           }),
         );
         return;
