@@ -7,6 +7,7 @@ import {
   formatSpec,
   isPermanent,
   IvfJoiner,
+  MontageError,
   JOB_QUEUE,
   type JobContext,
   type JobQueueRepository,
@@ -60,7 +61,7 @@ export class AssemblyJob {
         const video = this.joined(payload, stop.signal);
         const muxing = engine.muxSound(requestOf(payload), video, file, format, stop.signal);
         muxing.catch(() => stop.abort()); // the segment readers stop with the muxer
-        await this.publisher.publishWhileWriting(file, formatSpec(format).fragments!, payload.channel, ctx.attempt, muxing);
+        await this.publisher.publishWhileWriting(file, formatSpec(format).fragments!, payload.channel, ctx.attempt, muxing, undefined, stop);
         const bytes = await this.storage.storeOutput(payload.renderKey, format, (out) => engine.remux(file, out, format));
         await this.live.append(payload.channel, { kind: 'end', attempt: ctx.attempt, frames: payload.totalFrames, bytes });
         // Joined and stored: the segments' channels are not needed any more.
@@ -91,7 +92,7 @@ export class AssemblyJob {
         const segment = payload.segments[i];
         const sequence = new PieceSequence();
         let after = '0';
-        let quietSince = Date.now();
+        let outageSince: number | undefined;
         let missing = 0;
         let ended = false;
         while (!ended) {
@@ -99,31 +100,35 @@ export class AssemblyJob {
           let entries;
           try {
             entries = await reader.read(segment.channel, after, IDLE_CHECK_MS);
+            outageSince = undefined;
           } catch {
             // Redis away: wait for it, within the outage bound.
-            if (Date.now() - quietSince > this.config.queueOutageTimeoutMs) throw unavailable(`Redis was unreachable for more than ${Math.round(this.config.queueOutageTimeoutMs / 1000)} s while joining segments`);
+            outageSince ??= Date.now();
+            if (Date.now() - outageSince > this.config.queueOutageTimeoutMs) throw unavailable(`Redis was unreachable for more than ${Math.round(this.config.queueOutageTimeoutMs / 1000)} s while joining segments`);
             await new Promise((r) => setTimeout(r, 200));
             continue;
           }
           if (entries.length === 0) {
             // Nothing for a while: is the segment's job still alive?
             const state = await this.queue.jobState(segment.queue, segment.jobId).catch(() => ({ state: 'unknown' }) as { state: string; failedReason?: string });
-            if (state?.state === 'failed') throw renderFailed(`segment ${range.from}–${range.to} failed on every attempt: ${state.failedReason ?? 'no reason given'}`);
-            if (!state && ++missing >= 3) throw renderFailed(`segment ${range.from}–${range.to} is no longer in the queue`);
+            if (state?.state === 'failed') throw renderFailed(`segment ${range.from}–${range.to} failed on every attempt: ${state.failedReason ?? 'no reason given'}`, [], { permanent: true });
+            // Gone, or done while its channel has nothing more for us (expired): it will not come.
+            if ((!state || state.state === 'completed') && ++missing >= 3) throw renderFailed(`segment ${range.from}–${range.to} is no longer in the queue or on its channel`);
             continue;
           }
-          quietSince = Date.now();
           missing = 0;
           for (const { id, entry } of entries) {
             after = id;
             if (entry.kind === 'data') {
               if (sequence.accept(entry)) yield joiner.push(entry.data, range.from);
             } else if (entry.kind === 'end') {
+              if (!sequence.endsWith(entry)) continue; // a start presumed dead finishing late
               if (sequence.taken === 0) throw renderFailed(`segment ${range.from}–${range.to} ended without any piece`);
               ended = true;
               break;
             } else {
-              throw renderFailed(`segment ${range.from}–${range.to} failed: ${entry.message}`);
+              // The segment's own failure, with its kind (a 422 stays a 422); final: not retried here.
+              throw new MontageError(entry.errorKind ?? 'render_failed', entry.message, entry.details ?? [], { permanent: true });
             }
           }
         }

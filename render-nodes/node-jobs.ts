@@ -80,3 +80,11 @@ export class NodeJobs {
 export function requestOf(target: RenderTarget, extra: Partial<EngineRequest> = {}): EngineRequest {
   return { project: target.project, movie: target.movie, params: target.params, templateVersion: target.templateVersion, profile: target.profile, ...extra };
 }
+
+/** An abort controller that also aborts with `signal` (the node handing its job back). */
+export function linked(signal: AbortSignal): AbortController {
+  const controller = new AbortController();
+  if (signal.aborted) controller.abort();
+  else signal.addEventListener('abort', () => controller.abort(), { once: true });
+  return controller;
+}

@@ -11,7 +11,7 @@ import {
   type RenderOutputPayload,
   type RenderOutputResult,
 } from '../src/render-node-kit';
-import { NodeJobs, requestOf } from './node-jobs';
+import { linked, NodeJobs, requestOf } from './node-jobs';
 import { PiecePublisher } from './piece-publisher';
 
 /**
@@ -41,9 +41,10 @@ export class OutputJob {
       let bytes: number;
       if (spec.streamable) {
         const file = this.files.livePath(payload.renderKey, format);
+        const stop = linked(ctx.signal);
         try {
-          const rendering = engine.render(request, file, { inPlace: true, onFrames, signal: ctx.signal });
-          await this.publisher.publishWhileWriting(file, spec.fragments!, payload.channel, ctx.attempt, rendering);
+          const rendering = engine.render(request, file, { inPlace: true, onFrames, signal: stop.signal });
+          await this.publisher.publishWhileWriting(file, spec.fragments!, payload.channel, ctx.attempt, rendering, undefined, stop);
           frames = (await rendering).frames;
           bytes = await this.storage.storeOutput(payload.renderKey, format, (out) => engine.remux(file, out, format as 'mp4' | 'webm'));
         } finally {

@@ -22,6 +22,7 @@ export class PiecePublisher {
     attempt: number,
     writing: Promise<unknown>,
     onPiece?: (piece: Buffer) => void,
+    stop?: AbortController,
   ): Promise<{ pieces: number; bytes: number }> {
     let done = false;
     writing.then(
@@ -38,13 +39,20 @@ export class PiecePublisher {
         await this.live.append(channel, { kind: 'data', attempt, seq: seq++, data });
       }
     };
-    // The encoder creates its output once its inputs are open.
-    while (!done && !(await this.files.exists(file))) await sleep(10);
-    if (await this.files.exists(file)) {
-      for await (const data of this.files.follow(file, () => done, () => sleep(10))) await publish(chunker.push(data));
+    try {
+      // The encoder creates its output once its inputs are open.
+      while (!done && !(await this.files.exists(file))) await sleep(10);
+      if (await this.files.exists(file)) {
+        for await (const data of this.files.follow(file, () => done, () => sleep(10))) await publish(chunker.push(data));
+      }
+      await writing;
+      await publish(chunker.end());
+    } catch (err) {
+      // Publishing failed (Redis away, a malformed output): the encoder stops too, not left writing for nobody.
+      stop?.abort();
+      await writing.catch(() => undefined);
+      throw err;
     }
-    await writing;
-    await publish(chunker.end());
     return { pieces: seq, bytes };
   }
 }

@@ -11,7 +11,7 @@ import {
   type RenderSegmentPayload,
   type RenderSegmentResult,
 } from '../src/render-node-kit';
-import { NodeJobs, requestOf } from './node-jobs';
+import { linked, NodeJobs, requestOf } from './node-jobs';
 import { PiecePublisher } from './piece-publisher';
 
 /**
@@ -36,17 +36,18 @@ export class SegmentJob {
       const expected = payload.range.to - payload.range.from;
       const file = this.files.livePath(`${payload.renderKey}-${payload.index}`, payload.profile.container ?? payload.profile.format);
       let frames = 0;
+      const stop = linked(ctx.signal);
       try {
         const rendering = engine.render(requestOf(payload, { range: payload.range }), file, {
           inPlace: true,
           onFrames: this.node.progress(payload, `f${payload.index}`, ctx),
-          signal: ctx.signal,
+          signal: stop.signal,
         });
-        const { pieces } = await this.publisher.publishWhileWriting(file, kind, payload.channel, ctx.attempt, rendering, (piece) => (frames += framesInPiece(kind, piece)));
+        const { pieces } = await this.publisher.publishWhileWriting(file, kind, payload.channel, ctx.attempt, rendering, (piece) => (frames += framesInPiece(kind, piece)), stop);
         // Counted in what was published: a short segment would corrupt the stream.
         if (frames !== expected) throw renderFailed(`segment ${payload.range.from}-${payload.range.to} has ${frames} frames, expected ${expected}`);
         await this.live.setProgress(payload.progressKey, `f${payload.index}`, frames).catch(() => undefined);
-        await this.live.append(payload.channel, { kind: 'end', attempt: ctx.attempt, frames, bytes: 0 });
+        await this.live.append(payload.channel, { kind: 'end', attempt: ctx.attempt, frames, bytes: 0 }, 'segment');
         return { frames, pieces, node: this.node.nodeId };
       } finally {
         await this.files.remove(file);

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { type LogLevel, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { RenderRunner } from './renders/render-runner.service';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
@@ -67,7 +68,8 @@ export async function stopApp(app: NestExpressApplication, config: MontageConfig
   const server = app.getHttpServer();
   server.close();
   server.closeIdleConnections();
-  await app.get<JobQueueRepository>(JOB_QUEUE).drainWorkers(Math.max(0, deadline - Date.now()));
+  // Viewers of renders on other nodes and the embedded node's jobs share the grace period.
+  await Promise.all([app.get(RenderRunner).drain(config.shutdownGraceMs), app.get<JobQueueRepository>(JOB_QUEUE).drainWorkers(Math.max(0, deadline - Date.now()))]);
   await app.close();
 }
 

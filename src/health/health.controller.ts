@@ -85,6 +85,8 @@ export class HealthController {
   private ffmpeg?: { at: number; version: Promise<string | undefined> };
 
   private ffmpegVersion(): Promise<string | undefined> {
+    // An API without the embedded node runs no encoder: ffmpeg is the nodes' business.
+    if (!this.config.embeddedRenderNode) return Promise.resolve('not used by this process (EMBEDDED_RENDER_NODE=0)');
     if (!this.ffmpeg || Date.now() - this.ffmpeg.at > 60_000) this.ffmpeg = { at: Date.now(), version: this.media.version() };
     return within(this.ffmpeg.version, undefined);
   }

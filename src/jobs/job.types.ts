@@ -99,6 +99,7 @@ export interface JobResults {
 }
 
 export interface JobContext {
+  /** This start of the job (1, 2, …): higher for every start, retries, stalled re-runs and hand-backs alike. */
   attempt: number;
   progress(value: number): Promise<void>;
   /** No attempt is left after this one (or it fails for good anyway): the failure is the render's. */

@@ -58,7 +58,7 @@ export class LiveFollow {
   /** Stops reading (process shutdown): viewers end. */
   close(): void {
     if (this.finished) return;
-    this.finish({ error: unavailable('this API process is shutting down; request the output again', 2) });
+    this.finish({ error: transient(unavailable('this API process is shutting down; request the output again', 2)) });
     this.closed = true;
   }
 
@@ -76,7 +76,7 @@ export class LiveFollow {
           if (this.finished) return;
           outageSince ??= Date.now();
           if (Date.now() - outageSince > outageMs) {
-            return this.finish({ error: unavailable(`Redis (the job queue) was unreachable for more than ${Math.round(outageMs / 1000)} s; request the output again`) });
+            return this.finish({ error: transient(unavailable(`Redis (the job queue) was unreachable for more than ${Math.round(outageMs / 1000)} s; request the output again`)) });
           }
           await new Promise((r) => setTimeout(r, 200));
           continue;
@@ -94,6 +94,7 @@ export class LiveFollow {
             this.bytes += entry.data.length;
             this.notify();
           } else if (entry.kind === 'end') {
+            if (!this.sequence.endsWith(entry)) continue; // a start presumed dead finishing late
             return this.finish({ end: { frames: entry.frames, bytes: entry.bytes } });
           } else {
             return this.finish({ error: new MontageError(entry.errorKind ?? 'render_failed', entry.message, entry.details ?? []) });
@@ -101,7 +102,7 @@ export class LiveFollow {
         }
       }
     } catch (err) {
-      this.finish({ error: err instanceof MontageError ? err : renderFailed('the live stream of this render is broken', [], { internal: (err as Error).message }) });
+      this.finish({ error: transient(err instanceof MontageError ? err : renderFailed('the live stream of this render is broken', [], { internal: (err as Error).message })) });
     } finally {
       reader.close();
     }
@@ -112,14 +113,30 @@ export class LiveFollow {
     while (this.pieces.length === 0 && !this.finished) await this.changed();
   }
 
+  /** Viewers reading now (a shutdown gives them its grace period). */
+  viewers = 0;
+
   /** Every piece from the first, as they come; throws if the run fails (the response ends broken, not short). */
   async *iterate(signal?: AbortSignal): AsyncGenerator<Buffer> {
     let i = 0;
-    while (!signal?.aborted) {
-      while (i < this.pieces.length) yield this.pieces[i++];
-      if (this.end) return;
-      if (this.error) throw this.error;
-      await this.changed();
+    this.viewers++;
+    try {
+      while (!signal?.aborted) {
+        while (i < this.pieces.length) yield this.pieces[i++];
+        if (this.end) return;
+        if (this.error) throw this.error;
+        await this.changed();
+      }
+    } finally {
+      this.viewers--;
     }
   }
 }
+
+/** Failures of this process's reading, not of the render (which may well go on): the record is left as it is. */
+const TRANSIENT = new WeakSet<Error>();
+function transient(err: Error): Error {
+  TRANSIENT.add(err);
+  return err;
+}
+export const isTransient = (err: Error): boolean => TRANSIENT.has(err);

@@ -18,7 +18,7 @@ import type { JobQueueRepository } from '../repositories/job-queue/job-queue.rep
 import type { LiveStreamRepository } from '../repositories/live-stream/live-stream.repository';
 import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
 import { OutputAccessService } from '../retention/output-access.service';
-import { LiveFollow } from './live-follow';
+import { isTransient, LiveFollow } from './live-follow';
 import { planRenderJobs, type RenderJobs, type RunWatch } from './render-jobs';
 import type { LocatedOutput, RenderDoc, RenderStatus } from './render.types';
 
@@ -72,6 +72,13 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     );
   }
 
+  /** Shutdown: no new claims; viewers streaming through this process get up to `graceMs` to finish. */
+  async drain(graceMs: number): Promise<void> {
+    this.lifecycle.draining = true;
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline && [...this.follows.values()].some((f) => f.viewers > 0 && !f.finished)) await new Promise((r) => setTimeout(r, 50));
+  }
+
   onModuleDestroy(): void {
     this.lifecycle.draining = true;
     for (const follow of this.follows.values()) follow.close();
@@ -85,6 +92,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     const stored = await this.stored(located);
     if (stored) {
       this.access.noteAccess(located.key);
+      void this.recordStored(located.key, stored.size);
       return stored;
     }
     const doc = await this.claimOrJoin(located);
@@ -118,8 +126,23 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     return { status: doc?.status ?? 'pending' };
   }
 
+  /**
+   * A stored output whose record still says it renders (nobody followed its run to the end:
+   * the API that started it stopped): recorded as done, so progress, retention and DELETE see it.
+   */
+  private async recordStored(key: string, bytes: number): Promise<boolean> {
+    const done = await this.renders
+      .findOneAndUpdate({ _id: key, status: { $in: ACTIVE } }, { $set: { status: 'done', bytes, updatedAt: now(), lastAccessAt: now() }, $unset: { error: 1 } })
+      .catch(() => null);
+    return !!done;
+  }
+
   /** Frames done so far by the nodes of an active run (the render record has them once it ends). */
   async liveProgress(doc: RenderDoc): Promise<{ framesDone: number; status: RenderStatus }> {
+    if (ACTIVE.includes(doc.status)) {
+      const stat = await this.storage.stat(doc._id, doc.format).catch(() => undefined);
+      if (stat && (await this.recordStored(doc._id, stat.size))) return { framesDone: doc.totalFrames, status: 'done' };
+    }
     if (!doc.watch || !ACTIVE.includes(doc.status)) return { framesDone: doc.framesDone, status: doc.status };
     const fields = await this.live.progress(doc.watch.progressKey).catch(() => ({}) as Record<string, number>);
     const framesDone = Object.entries(fields).reduce((sum, [k, v]) => (k.startsWith('f') ? sum + v : sum), 0);
@@ -210,8 +233,9 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       if (jobs.kind === 'output') {
         await this.queue.enqueue(jobs.job.queue, JobName.RenderOutput, jobs.job.payload, jobs.job.jobId);
       } else {
-        await this.queue.addFlows(jobs.lanes);
+        // The assembly first: lanes without it would render for nobody.
         await this.queue.enqueue(jobs.assembly.queue, JobName.AssembleRender, jobs.assembly.payload, jobs.assembly.jobId);
+        await this.queue.addFlows(jobs.lanes);
       }
     } catch (err) {
       release?.();
@@ -279,7 +303,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
             { $set: { status: 'done', bytes: follow.end.bytes, framesDone: doc.totalFrames, updatedAt: now(), lastAccessAt: now() } },
           )
           .catch((err: Error) => this.logger.warn(`render ${key} done but not recorded: ${err.message}`));
-      } else if (follow.error && !this.lifecycle.draining) {
+      } else if (follow.error && !isTransient(follow.error) && !this.lifecycle.draining) {
         const failure = follow.error;
         const wasLost = LOST.has(failure);
         const stored = wasLost ? await this.storage.stat(key, doc.format).catch(() => undefined) : undefined;

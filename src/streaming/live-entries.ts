@@ -32,6 +32,11 @@ export class PieceSequence {
     return true;
   }
 
+  /** Whether an `end` from this attempt closes the sequence (one from an older start does not). */
+  endsWith(entry: { attempt: number }): boolean {
+    return entry.attempt >= this.attempt;
+  }
+
   /** Pieces taken so far. */
   get taken(): number {
     return this.nextSeq;

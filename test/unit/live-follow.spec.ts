@@ -50,7 +50,7 @@ class ScriptedReader {
 }
 
 const data = (attempt: number, seq: number, text: string): LiveEntry => ({ kind: 'data', attempt, seq, data: Buffer.from(text) });
-const end = (frames: number, bytes: number): LiveEntry => ({ kind: 'end', attempt: 1, frames, bytes });
+const end = (frames: number, bytes: number, attempt = 1): LiveEntry => ({ kind: 'end', attempt, frames, bytes });
 
 /** Lets the follow's loop run until it waits on the reader again. */
 const settle = async () => {
@@ -138,7 +138,8 @@ describe('LiveFollow', () => {
     const live = follow(reader);
     const viewer = drain(live.iterate());
     reader.give(data(1, 0, 'h'), data(1, 1, 'x1'), data(2, 0, 'h'), data(2, 1, 'x1'), data(1, 2, 'stale'), data(2, 2, 'x2'));
-    reader.give(data(2, 3, 'x3'), end(4, 9));
+    reader.give(end(4, 9, 1)); // the replaced start's late end does not close the stream
+    reader.give(data(2, 3, 'x3'), end(4, 9, 2));
     await live.done;
     expect(await viewer).toEqual({ pieces: ['h', 'x1', 'x2', 'x3'] });
     expect(live.bytes).toBe(7);

@@ -475,10 +475,10 @@ describe('RenderRunner', () => {
     expect(w.release).toHaveBeenCalledTimes(1);
   });
 
-  it('parallel 2 mp4: segment lanes as flows, then the assembly job; followers watch the assembly', async () => {
+  it('parallel 2 mp4: the assembly job, then the segment lanes as flows; followers watch the assembly', async () => {
     const w = await newRunner();
     const delivering = w.runner.deliver(located({}, { parallel: 2 }), true);
-    await until('the job to be enqueued', () => w.queue.enqueue.mock.calls.length > 0);
+    await until('the lanes to be enqueued', () => w.queue.addFlows.mock.calls.length > 0);
     const doc = (await w.renders.findOne({ _id: 'rk1' }))!;
     const run = doc.run!;
     expect(doc.watch).toEqual(runWatch('rk1', run, 'montage.assembly'));
@@ -492,7 +492,8 @@ describe('RenderRunner', () => {
     expect(w.queue.enqueue).toHaveBeenCalledTimes(1);
     expect(w.queue.enqueue.mock.calls[0].slice(0, 2)).toEqual(['montage.assembly', JobName.AssembleRender]);
     expect(w.queue.enqueue.mock.calls[0][3]).toBe(`rk1-r${run}`);
-    expect(w.queue.addFlows.mock.invocationCallOrder[0]).toBeLessThan(w.queue.enqueue.mock.invocationCallOrder[0]);
+    // The assembly first: lanes without it would render for nobody.
+    expect(w.queue.enqueue.mock.invocationCallOrder[0]).toBeLessThan(w.queue.addFlows.mock.invocationCallOrder[0]);
     w.streams.append(doc.watch!.channel, piece(0, 'joined'));
     expect((await delivering).kind).toBe('live');
   });

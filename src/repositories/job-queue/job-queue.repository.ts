@@ -364,7 +364,8 @@ export class JobQueueRepository {
           this.running++;
           try {
             return await handler(job.data, {
-              attempt: job.attemptsMade + 1,
+              // Every start counts (a stalled re-run, a hand-back): pieces of an older start are told apart.
+              attempt: Math.max(job.attemptsStarted ?? 0, job.attemptsMade + 1),
               progress: (v: number) => job.updateProgress(v),
               lastAttempt: job.attemptsMade + 1 >= (job.opts.attempts ?? 1),
               signal: this.handBack.signal,

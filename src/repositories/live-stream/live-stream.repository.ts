@@ -47,14 +47,15 @@ export class LiveStreamRepository {
     }
   }
 
-  async append(channel: string, entry: LiveEntry): Promise<void> {
+  /** `keep`: a segment's channel outlives its `end` until the assembler removes it (it may get there late). */
+  async append(channel: string, entry: LiveEntry, keep: 'output' | 'segment' = 'output'): Promise<void> {
     const fields: Array<string | Buffer> =
       entry.kind === 'data'
         ? ['k', 'data', 'a', String(entry.attempt), 's', String(entry.seq), 'd', entry.data]
         : entry.kind === 'end'
           ? ['k', 'end', 'a', String(entry.attempt), 'f', String(entry.frames), 'b', String(entry.bytes)]
           : ['k', 'error', 'm', entry.message, 'e', entry.errorKind ?? 'render_failed', 'x', JSON.stringify(entry.details ?? [])];
-    await this.bounded('publish to a live channel', this.writer.multi().xadd(channel, '*', ...fields).expire(channel, entry.kind === 'data' ? KEEP_UNFINISHED_SEC : KEEP_FINISHED_SEC).exec());
+    await this.bounded('publish to a live channel', this.writer.multi().xadd(channel, '*', ...fields).expire(channel, entry.kind === 'data' || keep === 'segment' ? KEEP_UNFINISHED_SEC : KEEP_FINISHED_SEC).exec());
   }
 
   /** A channel that is done with (its output stored, its segments joined). */
@@ -98,7 +99,7 @@ export class LiveChannelReader {
   }
 
   /** Entries after `after` ('0' from the start), waiting up to `blockMs` for the first. */
-  async read(channel: string, after: string, blockMs: number, count = 64): Promise<ReadEntry[]> {
+  async read(channel: string, after: string, blockMs: number, count = 16): Promise<ReadEntry[]> {
     if (this.redis.status !== 'ready') await this.ready(blockMs);
     // A connection lost during a blocking read would resend it once back, and the read would
     // wait for Redis: bounded, it fails instead and the caller decides how long to wait.
@@ -111,7 +112,7 @@ export class LiveChannelReader {
           reading.catch(() => undefined);
           this.redis.disconnect(true); // drops the read in flight; connects again
           reject(new Error('Redis did not answer a blocking read'));
-        }, blockMs + 2000);
+        }, blockMs + 5000);
       }),
     ]).finally(() => clearTimeout(timer));
     if (!reply) return [];
