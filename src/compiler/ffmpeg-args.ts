@@ -24,6 +24,9 @@ const BT709_TAGS = ['-colorspace', 'bt709', '-color_primaries', 'bt709', '-color
  * 256 KiB back, seconds of video) and, for live WebM, clusters of at most 1 s or 32 KB.
  */
 const FLUSH = ['-flush_packets', '1'];
+// A fragment at every keyframe and at least every 0.2 s: a viewer's first picture does not wait
+// for a whole GOP. Cut by time and keyframes only, so every encode of the same frames is cut alike.
+const MP4_FRAGMENTS = ['-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof'];
 // Clusters cut by time only (a size limit would cut where the encoder's bytes fall): every
 // encode of the same frames is cut alike, so a retried render's pieces line up with the first's.
 const LIVE_WEBM = [...FLUSH, '-cluster_time_limit', '1000', '-cluster_size_limit', '1073741824', '-live', '1'];
@@ -94,7 +97,7 @@ export function buildRenderArgs(
         ...(audio ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2'] : []),
         ...(profile.streamable
           ? // A keyframe exactly every second, none at scene cuts: fragments fall on the same frames in every encode.
-            ['-g', String(plan.fps), '-sc_threshold', '0', ...FLUSH, '-movflags', 'frag_keyframe+empty_moov+default_base_moof']
+            ['-g', String(plan.fps), '-sc_threshold', '0', ...FLUSH, ...MP4_FRAGMENTS]
           : ['-movflags', '+faststart']),
         '-f', 'mp4',
       );
@@ -157,7 +160,7 @@ export function buildLiveMuxArgs(plan: RenderPlan, output: string, format: 'mp4'
     ...(format === 'mp4'
       ? // The sound is encoded as the video arrives, so the last segment waits for its share:
         // the fast AAC coder halves that wait (twoloop: ≈90 ms per second of sound here).
-        ['-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2', ...FLUSH, '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4']
+        ['-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2', ...FLUSH, ...MP4_FRAGMENTS, '-f', 'mp4']
       : ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', ...LIVE_WEBM, '-f', 'webm']),
     output,
   ];

@@ -66,7 +66,8 @@ class Mp4Chunker extends Buffered {
       if (type === 'moof' && pos > 0) return pos;
       if (pos + size > this.buf.length) return 0;
       pos += size;
-      if (type === 'mdat') return pos;
+      // The header goes out as soon as its moov is whole (a viewer's first bytes); a fragment ends with its mdat.
+      if (type === 'mdat' || type === 'moov') return pos;
     }
     return 0;
   }
@@ -112,6 +113,7 @@ class IvfChunker extends Buffered {
 
 const CLUSTER = 0x1f43b675;
 const SEGMENT = 0x18538067;
+const TRACKS = 0x1654ae6b;
 /** Top-level elements of a Segment: where a Cluster of unknown size ends. */
 const SEGMENT_CHILDREN = new Set([CLUSTER, 0x1c53bb6b /* Cues */, 0x1254c367 /* Tags */, 0x114d9b74 /* SeekHead */, 0x1549a966 /* Info */, 0x1654ae6b /* Tracks */, 0x1941a469 /* Attachments */, 0x1043a770 /* Chapters */]);
 
@@ -156,6 +158,7 @@ class WebmChunker extends Buffered {
       if (el.size === undefined) throw new Error(`EBML element ${el.id.toString(16)} of unknown size outside a Cluster`);
       if (pos + el.header + el.size > this.buf.length) return 0;
       pos += el.header + el.size;
+      if (el.id === TRACKS) return pos; // the header goes out as soon as the tracks are known
     }
   }
 

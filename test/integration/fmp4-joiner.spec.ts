@@ -68,7 +68,7 @@ it('counts the frames of real segments, as render nodes check them, and refuses 
   expect((await probe(ivf)).video?.nb_read_frames).toBe('15');
   const mp4Bytes = fs.readFileSync(mp4);
   const ivfBytes = fs.readFileSync(ivf);
-  expect(() => countFragmentedSamples(mp4Bytes.subarray(0, mp4Bytes.length - 100))).toThrow(/runs past its container/);
+  expect(() => countFragmentedSamples(mp4Bytes.subarray(0, mp4Bytes.length - 100))).toThrow(/runs past its container|truncated box header/);
   expect(() => countIvfFrames(ivfBytes.subarray(0, ivfBytes.length - 100))).toThrow(/truncated/);
   expect(() => countFragmentedSamples(ivfBytes)).toThrow();
 });

@@ -87,7 +87,7 @@ describe('buildRenderArgs', () => {
     const seg = buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'mp4', videoOnly: true, streamable: true }, 'seg.mp4');
     expect(seg.slice(seg.indexOf('-c:v'))).toEqual([
       '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', ...BT709,
-      '-g', '30', '-sc_threshold', '0', '-flush_packets', '1', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4', 'seg.mp4',
+      '-g', '30', '-sc_threshold', '0', '-flush_packets', '1', '-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4', 'seg.mp4',
     ]);
   });
 
@@ -252,7 +252,7 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
       '-c:v', 'copy', ...BT709, // the copied video is declared BT.709 again
       '-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2',
       '-flush_packets', '1',
-      '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
+      '-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
       '-f', 'mp4', 'live.mp4',
     ]);
   });
