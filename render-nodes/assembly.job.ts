@@ -62,6 +62,7 @@ export class AssemblyJob {
         const muxing = engine.muxSound(requestOf(payload), video, file, format, stop.signal);
         muxing.catch(() => stop.abort()); // the segment readers stop with the muxer
         await this.publisher.publishWhileWriting(file, formatSpec(format).fragments!, payload.channel, ctx.attempt, muxing, undefined, stop);
+        await this.live.append(payload.channel, { kind: 'written', attempt: ctx.attempt });
         const bytes = await this.storage.storeOutput(payload.renderKey, format, (out) => engine.remux(file, out, format));
         await this.live.append(payload.channel, { kind: 'end', attempt: ctx.attempt, frames: payload.totalFrames, bytes });
         // Joined and stored: the segments' channels are not needed any more.
@@ -126,7 +127,7 @@ export class AssemblyJob {
               if (sequence.taken === 0) throw renderFailed(`segment ${range.from}–${range.to} ended without any piece`);
               ended = true;
               break;
-            } else {
+            } else if (entry.kind === 'error') {
               // The segment's own failure, with its kind (a 422 stays a 422); final: not retried here.
               throw new MontageError(entry.errorKind ?? 'render_failed', entry.message, entry.details ?? [], { permanent: true });
             }

@@ -46,6 +46,7 @@ export class OutputJob {
           const rendering = engine.render(request, file, { inPlace: true, onFrames, signal: stop.signal });
           await this.publisher.publishWhileWriting(file, spec.fragments!, payload.channel, ctx.attempt, rendering, undefined, stop);
           frames = (await rendering).frames;
+          await this.live.append(payload.channel, { kind: 'written', attempt: ctx.attempt });
           bytes = await this.storage.storeOutput(payload.renderKey, format, (out) => engine.remux(file, out, format as 'mp4' | 'webm'));
         } finally {
           await this.files.remove(file);

@@ -22,6 +22,8 @@ export interface LiveFollowOptions {
 export class LiveFollow {
   readonly pieces: Buffer[] = [];
   bytes = 0;
+  /** Every piece is here (the nodes are storing the output). */
+  written = false;
   end?: { frames: number; bytes: number };
   error?: Error;
   private closed = false;
@@ -93,6 +95,12 @@ export class LiveFollow {
             this.pieces.push(entry.data);
             this.bytes += entry.data.length;
             this.notify();
+          } else if (entry.kind === 'written') {
+            // Viewers have every piece; the record waits for `end` (the output stored).
+            if (this.sequence.endsWith(entry)) {
+              this.written = true;
+              this.notify();
+            }
           } else if (entry.kind === 'end') {
             if (!this.sequence.endsWith(entry)) continue; // a start presumed dead finishing late
             return this.finish({ end: { frames: entry.frames, bytes: entry.bytes } });
@@ -123,7 +131,7 @@ export class LiveFollow {
     try {
       while (!signal?.aborted) {
         while (i < this.pieces.length) yield this.pieces[i++];
-        if (this.end) return;
+        if (this.end || this.written) return;
         if (this.error) throw this.error;
         await this.changed();
       }

@@ -8,6 +8,8 @@ import type { ErrorDetail, MontageErrorKind } from '../common/errors';
 export type LiveEntry =
   /** Piece `seq` of the output as written by attempt `attempt` (see FragmentChunker). */
   | { kind: 'data'; attempt: number; seq: number; data: Buffer }
+  /** Every piece of this start is out (the output is being stored): viewers can end their stream now. */
+  | { kind: 'written'; attempt: number }
   /** The output is complete: every piece was published; `bytes` is what was stored (0 for a segment). */
   | { kind: 'end'; attempt: number; frames: number; bytes: number }
   /** The render failed for good (no attempt left, or bad input): the reason, for people, and its kind (its HTTP status). */

@@ -52,7 +52,9 @@ export class LiveStreamRepository {
     const fields: Array<string | Buffer> =
       entry.kind === 'data'
         ? ['k', 'data', 'a', String(entry.attempt), 's', String(entry.seq), 'd', entry.data]
-        : entry.kind === 'end'
+        : entry.kind === 'written'
+          ? ['k', 'written', 'a', String(entry.attempt)]
+          : entry.kind === 'end'
           ? ['k', 'end', 'a', String(entry.attempt), 'f', String(entry.frames), 'b', String(entry.bytes)]
           : ['k', 'error', 'm', entry.message, 'e', entry.errorKind ?? 'render_failed', 'x', JSON.stringify(entry.details ?? [])];
     await this.bounded('publish to a live channel', this.writer.multi().xadd(channel, '*', ...fields).expire(channel, entry.kind === 'data' || keep === 'segment' ? KEEP_UNFINISHED_SEC : KEEP_FINISHED_SEC).exec());
@@ -155,6 +157,8 @@ function parseEntry(fields: Buffer[]): LiveEntry {
   switch (s('k')) {
     case 'data':
       return { kind: 'data', attempt: Number(s('a')), seq: Number(s('s')), data: f.get('d') ?? Buffer.alloc(0) };
+    case 'written':
+      return { kind: 'written', attempt: Number(s('a')) };
     case 'end':
       return { kind: 'end', attempt: Number(s('a')), frames: Number(s('f')), bytes: Number(s('b')) };
     default:
