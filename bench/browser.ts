@@ -1,6 +1,6 @@
 /*
- * A copy of test/helpers/browser.ts for the bench: tsconfig.build.json (which builds bench/)
- * does not include test/. Keep the two alike; the tests' copy is the reference.
+ * Used by the bench and, through test/helpers/browser.ts, by the tests: it lives here because
+ * tsconfig.build.json (which builds bench/) does not include test/.
  */
 import * as fs from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
