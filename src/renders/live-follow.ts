@@ -78,7 +78,8 @@ export class LiveFollow {
           if (this.finished) return;
           outageSince ??= Date.now();
           if (Date.now() - outageSince > outageMs) {
-            return this.finish({ error: transient(unavailable(`Redis (the job queue) was unreachable for more than ${Math.round(outageMs / 1000)} s; request the output again`)) });
+            // Recorded: /v2/progress must say, within a bound, why the render stopped (the next GET renders it again).
+            return this.finish({ error: unavailable(`Redis (the job queue) was unreachable for more than ${Math.round(outageMs / 1000)} s; request the output again`) });
           }
           await new Promise((r) => setTimeout(r, 200));
           continue;

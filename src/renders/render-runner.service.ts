@@ -132,14 +132,14 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
    */
   private async recordStored(key: string, bytes: number): Promise<boolean> {
     const done = await this.renders
-      .findOneAndUpdate({ _id: key, status: { $in: ACTIVE } }, { $set: { status: 'done', bytes, updatedAt: now(), lastAccessAt: now() }, $unset: { error: 1 } })
+      .findOneAndUpdate({ _id: key, status: { $in: [...ACTIVE, 'failed'] } }, { $set: { status: 'done', bytes, updatedAt: now(), lastAccessAt: now() }, $unset: { error: 1 } })
       .catch(() => null);
     return !!done;
   }
 
   /** Frames done so far by the nodes of an active run (the render record has them once it ends). */
   async liveProgress(doc: RenderDoc): Promise<{ framesDone: number; status: RenderStatus }> {
-    if (ACTIVE.includes(doc.status)) {
+    if (ACTIVE.includes(doc.status) || doc.status === 'failed') {
       const stat = await this.storage.stat(doc._id, doc.format).catch(() => undefined);
       if (stat && (await this.recordStored(doc._id, stat.size))) return { framesDone: doc.totalFrames, status: 'done' };
     }
