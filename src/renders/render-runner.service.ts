@@ -138,15 +138,15 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
   }
 
   /** Frames done so far by the nodes of an active run (the render record has them once it ends). */
-  async liveProgress(doc: RenderDoc): Promise<{ framesDone: number; status: RenderStatus }> {
+  async liveProgress(doc: RenderDoc): Promise<{ framesDone: number; status: RenderStatus; bytes: number }> {
     if (ACTIVE.includes(doc.status) || doc.status === 'failed') {
       const stat = await this.storage.stat(doc._id, doc.format).catch(() => undefined);
-      if (stat && (await this.recordStored(doc._id, stat.size))) return { framesDone: doc.totalFrames, status: 'done' };
+      if (stat && (await this.recordStored(doc._id, stat.size))) return { framesDone: doc.totalFrames, status: 'done', bytes: stat.size };
     }
-    if (!doc.watch || !ACTIVE.includes(doc.status)) return { framesDone: doc.framesDone, status: doc.status };
+    if (!doc.watch || !ACTIVE.includes(doc.status)) return { framesDone: doc.framesDone, status: doc.status, bytes: doc.bytes };
     const fields = await this.live.progress(doc.watch.progressKey).catch(() => ({}) as Record<string, number>);
     const framesDone = Object.entries(fields).reduce((sum, [k, v]) => (k.startsWith('f') ? sum + v : sum), 0);
-    return { framesDone: Math.min(framesDone, doc.totalFrames), status: framesDone > 0 ? 'rendering' : doc.status };
+    return { framesDone: Math.min(framesDone, doc.totalFrames), status: framesDone > 0 ? 'rendering' : doc.status, bytes: doc.bytes };
   }
 
   private async stored(located: LocatedOutput): Promise<StoredDelivery | undefined> {

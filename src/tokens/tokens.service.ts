@@ -150,7 +150,7 @@ export class TokensService implements OnModuleInit {
         continue;
       }
       const live = await this.runner.liveProgress(doc);
-      formats[ext] = { status: live.status, bytes: doc.bytes, framesDone: live.framesDone, totalFrames: doc.totalFrames, ...(doc.error && doc.status === 'failed' ? { error: doc.error } : {}) };
+      formats[ext] = { status: live.status, bytes: live.bytes, framesDone: live.framesDone, totalFrames: doc.totalFrames, ...(doc.error && live.status === 'failed' ? { error: doc.error } : {}) };
       if (!latest || doc.updatedAt > latest.updatedAt) latest = { ...doc, ...live };
     }
     const statuses = new Set(Object.values(formats).map((f) => f.status));
