@@ -91,8 +91,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
   async deliver(located: LocatedOutput, progressive: boolean, signal?: AbortSignal): Promise<Delivery> {
     const stored = await this.stored(located);
     if (stored) {
-      this.access.noteAccess(located.key);
-      void this.recordStored(located.key, stored.size);
+      this.access.noteAccess(located.key, stored.size);
       return stored;
     }
     const doc = await this.claimOrJoin(located);

@@ -54,10 +54,6 @@ export class LiveFilesRepository {
     return fs.stat(file).then(() => true, () => false);
   }
 
-  async hasBytes(file: string): Promise<boolean> {
-    return fs.stat(file).then((s) => s.size > 0, () => false);
-  }
-
   async remove(file: string): Promise<void> {
     await fs.rm(file, { force: true });
   }

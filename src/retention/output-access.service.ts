@@ -19,11 +19,18 @@ export class OutputAccessService {
     this.renders = store.collection<RenderDoc>('renders');
   }
 
-  noteAccess(key: string): void {
+  /**
+   * A stored output was served. The same write records it done when its record still says it
+   * renders (nobody followed its run to the end: the API that started it stopped).
+   */
+  noteAccess(key: string, bytes: number): void {
     const now = Date.now();
     if (now - (this.written.get(key) ?? 0) < WRITE_EVERY_MS) return;
     this.written.set(key, now);
     if (this.written.size > 100_000) this.written.delete(this.written.keys().next().value!);
-    void this.renders.findOneAndUpdate({ _id: key, status: 'done' }, { $set: { lastAccessAt: new Date(now).toISOString() } }).catch(() => this.written.delete(key));
+    const at = new Date(now).toISOString();
+    void this.renders
+      .findOneAndUpdate({ _id: key, status: { $in: ['done', 'queued', 'rendering', 'failed'] } }, { $set: { status: 'done', bytes, lastAccessAt: at }, $unset: { error: 1 } })
+      .catch(() => this.written.delete(key));
   }
 }

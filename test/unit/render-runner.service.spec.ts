@@ -250,7 +250,7 @@ describe('RenderRunner', () => {
     if (delivery.kind !== 'stored') throw new Error('expected a stored delivery');
     expect(await collect(await delivery.open({ start: 7, end: 11 }))).toBe('bytes');
     expect(w.storage.read).toHaveBeenCalledWith('rk1', 'mp4', { start: 7, end: 11 });
-    expect(w.access.noteAccess).toHaveBeenCalledWith('rk1');
+    expect(w.access.noteAccess).toHaveBeenCalledWith('rk1', 12);
     expect(await w.renders.findOne({ _id: 'rk1' })).toBeNull();
     expect(w.queue.enqueue).not.toHaveBeenCalled();
     expect(w.limits.admitRender).not.toHaveBeenCalled();
