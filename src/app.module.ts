@@ -31,6 +31,9 @@ import { OutputAccessService } from './retention/output-access.service';
 import { RetentionModule } from './retention/retention.module';
 import { StoreSweeper } from './retention/store-sweeper';
 import { waitForDependency } from './health/dependency-wait';
+import { RenderEventsModule } from './renders/render-events';
+import { SecretsModule } from './secrets/secrets.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 
 /** Projects live with the documents on MongoDB; with the embedded store, in files the CLI can share. */
 export const projectsRepositoryProvider = {
@@ -61,7 +64,7 @@ export class AppModule {
   static forRoot(config: MontageConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
+      imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes.
       controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, DeliveryController],
       providers: [

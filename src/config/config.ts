@@ -66,6 +66,41 @@ export interface MontageConfig {
   storage: StorageLocation;
   /** MONGODB_URI: documents live on MongoDB when set, in the embedded nedb store under dataDir otherwise. */
   mongodbUri?: string;
+  /** MONTAGE_SECRET_KEY: seals credentials at rest; unset, a key is generated into `<dataDir>/secret.key`. */
+  secretKey?: string;
+  /** Uploads, webhooks and batches: the delivery workers every API process runs. */
+  deliveries: DeliveriesConfig;
+}
+
+export interface DeliveriesConfig {
+  /** Run upload, webhook and batch workers in this API process (all API processes share the queues). */
+  workers: boolean;
+  /** Upload destinations and webhook URLs may be private, loopback or link-local addresses (tests, intranets). */
+  allowPrivateAddresses: boolean;
+  /** Uploads one API process runs at once. */
+  uploadConcurrency: number;
+  /** Tries of one upload before it fails for good (exponential backoff from `uploadBackoffMs`). */
+  uploadAttempts: number;
+  uploadBackoffMs: number;
+  /** Webhook messages one API process sends at once. */
+  webhookConcurrency: number;
+  /** A webhook receiver that has not answered within this fails the attempt. */
+  webhookTimeoutMs: number;
+  /** Seconds between attempts after the first (Standard Webhooks' schedule by default); ±20 % jitter. */
+  webhookRetrySchedule: number[];
+  /** Batch items one API process renders at once (each waits for the farm). */
+  batchConcurrency: number;
+  /** Results per batch webhook call, and how long a finished item waits for others before it is sent. */
+  batchWebhookSize: number;
+  batchWebhookDelayMs: number;
+  /** Items one batch may have. */
+  batchMaxItems: number;
+  /** Largest batch request body, in bytes. */
+  batchMaxBodyBytes: number;
+  /** Where the YouTube and Facebook uploaders talk to: their public APIs; set only for test servers. */
+  youtubeApiUrl: string;
+  youtubeOauthUrl: string;
+  facebookGraphUrl: string;
 }
 
 export interface RetentionConfig {
@@ -115,6 +150,19 @@ function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean 
     { field: name, message: 'not a boolean' },
   ]);
 }
+
+function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number[]): number[] {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const values = raw.split(',').map((v) => Number(v.trim()));
+  if (values.length === 0 || values.length > 50 || values.some((v) => !Number.isFinite(v) || v < 0 || v > 7 * 24 * 3600)) {
+    throw badInput(`Environment variable ${name} must be a comma-separated list of seconds (0–604800), got "${raw}"`, [{ field: name, message: 'not a list of seconds' }]);
+  }
+  return values;
+}
+
+/** Standard Webhooks' schedule after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h. */
+export const WEBHOOK_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
 
 function routingKeys(raw: string | undefined): string[] {
   const keys = (raw || 'default').split(',').map((k) => k.trim()).filter(Boolean);
@@ -174,6 +222,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       pixelSecondsPerDay: int(env, 'QUOTA_PIXEL_SECONDS_PER_DAY', 0, 0),
     },
     mongodbUri: env.MONGODB_URI?.trim() || undefined,
+    secretKey: env.MONTAGE_SECRET_KEY?.trim() || undefined,
+    deliveries: {
+      workers: bool(env, 'DELIVERY_WORKERS', true),
+      allowPrivateAddresses: bool(env, 'DELIVERY_ALLOW_PRIVATE', bool(env, 'MEDIA_ALLOW_PRIVATE', false)),
+      uploadConcurrency: int(env, 'UPLOAD_CONCURRENCY', 2, 1),
+      uploadAttempts: int(env, 'UPLOAD_ATTEMPTS', 5, 1),
+      uploadBackoffMs: int(env, 'UPLOAD_BACKOFF_MS', 5000, 1),
+      webhookConcurrency: int(env, 'WEBHOOK_CONCURRENCY', 8, 1),
+      webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 15_000, 100),
+      webhookRetrySchedule: seconds(env, 'WEBHOOK_RETRY_SCHEDULE', WEBHOOK_RETRY_SCHEDULE),
+      batchConcurrency: int(env, 'BATCH_CONCURRENCY', 8, 1),
+      batchWebhookSize: int(env, 'BATCH_WEBHOOK_SIZE', 50, 1),
+      batchWebhookDelayMs: int(env, 'BATCH_WEBHOOK_DELAY_MS', 5000, 0),
+      batchMaxItems: int(env, 'BATCH_MAX_ITEMS', 10_000, 1),
+      batchMaxBodyBytes: int(env, 'BATCH_MAX_BODY_BYTES', 16 * 1024 * 1024, 1024),
+      youtubeApiUrl: env.YOUTUBE_API_URL || 'https://www.googleapis.com',
+      youtubeOauthUrl: env.YOUTUBE_OAUTH_URL || 'https://oauth2.googleapis.com/token',
+      facebookGraphUrl: env.FACEBOOK_GRAPH_URL || 'https://graph-video.facebook.com/v19.0',
+    },
     storage: parseStorageUrl(env.STORAGE_URL, dataDir, env),
   };
 }

@@ -10,22 +10,41 @@ export enum JobName {
   RenderSegment = 'render-segment',
   /** A distributed render's segments joined in order as they arrive, the sound muxed once, published and stored. */
   AssembleRender = 'assemble-render',
+  /** One upload task: the stored output streamed to its destination (S3, HTTP, Azure, FTP, SFTP, YouTube, Facebook). */
+  Upload = 'upload',
+  /** One webhook message to one endpoint: one attempt per run, later attempts on the retry schedule. */
+  SendWebhook = 'send-webhook',
+  /** One item of a batch: its outputs rendered on the farm, its result recorded for the batch's webhook. */
+  RenderBatchItem = 'render-batch-item',
+  /** Finished items of a batch not yet sent go to its webhook, `size` at a time. */
+  FlushBatch = 'flush-batch',
 }
 
 /** Who takes which jobs: render nodes take both kinds, from `render.<routingKey>` and `montage.assembly`. */
 export enum QueueKind {
   Render = 'render',
   Assembly = 'assembly',
+  /** Delivery work runs in API processes (it reads the store and decrypts credentials): never on render nodes. */
+  Upload = 'upload',
+  Webhook = 'webhook',
+  Batch = 'batch',
 }
 
 export const JOB_QUEUE_KIND = {
   [JobName.RenderOutput]: QueueKind.Render,
   [JobName.RenderSegment]: QueueKind.Render,
   [JobName.AssembleRender]: QueueKind.Assembly,
+  [JobName.Upload]: QueueKind.Upload,
+  [JobName.SendWebhook]: QueueKind.Webhook,
+  [JobName.RenderBatchItem]: QueueKind.Batch,
+  [JobName.FlushBatch]: QueueKind.Batch,
 } as const satisfies Record<JobName, QueueKind>;
 
 /** Assembly only copies video and mixes sound: light work, taken by every node beside its renders. */
 export const ASSEMBLY_QUEUE = 'montage.assembly';
+export const UPLOAD_QUEUE = 'montage.uploads';
+export const WEBHOOK_QUEUE = 'montage.webhooks';
+export const BATCH_QUEUE = 'montage.batches';
 
 /** What every job of a render carries: nodes never read the database. */
 export interface RenderTarget {
@@ -69,6 +88,21 @@ export interface AssembleRenderPayload extends RenderTarget {
   laneRoots: string[];
 }
 
+/** Delivery payloads name a record in the store: credentials never travel through Redis. */
+export interface UploadPayload {
+  upload: string;
+}
+export interface SendWebhookPayload {
+  message: string;
+}
+export interface RenderBatchItemPayload {
+  batch: string;
+  item: string;
+}
+export interface FlushBatchPayload {
+  batch: string;
+}
+
 export interface RenderOutputResult {
   bytes: number;
   frames: number;
@@ -91,11 +125,41 @@ export interface JobPayloads {
   [JobName.RenderOutput]: RenderOutputPayload;
   [JobName.RenderSegment]: RenderSegmentPayload;
   [JobName.AssembleRender]: AssembleRenderPayload;
+  [JobName.Upload]: UploadPayload;
+  [JobName.SendWebhook]: SendWebhookPayload;
+  [JobName.RenderBatchItem]: RenderBatchItemPayload;
+  [JobName.FlushBatch]: FlushBatchPayload;
 }
 export interface JobResults {
   [JobName.RenderOutput]: RenderOutputResult;
   [JobName.RenderSegment]: RenderSegmentResult;
   [JobName.AssembleRender]: AssembleRenderResult;
+  [JobName.Upload]: { status: string };
+  [JobName.SendWebhook]: { status: string };
+  [JobName.RenderBatchItem]: { status: string };
+  [JobName.FlushBatch]: { sent: number };
+}
+
+/** Per-job queue options beside the defaults (3 attempts, exponential backoff from 0.5 s). */
+export interface EnqueueOptions {
+  attempts?: number;
+  /** Exponential backoff's first delay. */
+  backoffMs?: number;
+  /** Runs no sooner than this many ms from now. */
+  delayMs?: number;
+  priority?: number;
+}
+
+/**
+ * Thrown by a handler: try this job again after `delayMs` without spending an attempt (a
+ * webhook's retry schedule, a batch flush that waits for more items). The handler keeps its
+ * own count of tries where it needs one.
+ */
+export class RetryLater extends Error {
+  constructor(readonly delayMs: number, reason = 'retry later') {
+    super(reason);
+    this.name = 'RetryLater';
+  }
 }
 
 export interface JobContext {

@@ -14,7 +14,8 @@ export interface TokenDoc {
   params: Record<string, unknown>;
   parallel: number;
   routingkey: string;
-  upload: unknown[];
+  /** Ids of the token's upload tasks (the `uploads` collection has them, credentials sealed). */
+  upload: string[];
   createdAt: string;
   /** Render keys this token has used, for DELETE (outputs no other token shares). */
   renderKeys: string[];
@@ -28,6 +29,12 @@ export interface TokenDoc {
   expiresAt?: string;
   /** Outputs of a pinned token are kept whatever the project's output TTL and byte limit. */
   pin?: boolean;
+  /** The caller's own data, sent back in every webhook about this token. */
+  metadata?: Record<string, unknown>;
+  /** Where the token's URLs point (PUBLIC_URL or the host the POST came to): for webhooks and batch results. */
+  baseUrl?: string;
+  /** The batch this token is an item of. */
+  batch?: { id: string; key: string };
 }
 
 /** One output: content-addressed by its render key, shared by every token that asks for it. */

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
-import * as dns from 'node:dns';
 import { mkdir, open, rm } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -8,6 +7,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import * as path from 'node:path';
 import { MontageError, tooLarge, unusableMedia } from '../common/errors';
 import { displayUrl, isPublicAddress, mediaUrlProblem } from '../assets/url-policy';
+import { checkedLookup } from './outbound-http/guarded-network';
 
 export interface DownloadOptions {
   /** Directory the temporary file is written to; put it on the same filesystem as its final place. */
@@ -103,7 +103,7 @@ export class HttpFetchRepository {
         {
           method: 'GET',
           headers: { accept: '*/*', 'user-agent': 'Montage' },
-          lookup: checkedLookup(subject, allowPrivateAddresses),
+          lookup: mediaLookup(subject, allowPrivateAddresses),
           // A pooled socket would skip `lookup`, and could have been opened under a laxer policy.
           agent: false,
           signal,
@@ -116,20 +116,9 @@ export class HttpFetchRepository {
   }
 }
 
-/**
- * Resolves a host and refuses it if any address is not public. The socket then connects to
- * exactly the addresses that were checked, so a second, rebinding DNS answer is never used.
- */
-function checkedLookup(subject: string, allowPrivateAddresses: boolean): LookupFunction {
-  return (hostname, options, callback) => {
-    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
-      if (error) return callback(error, []);
-      const refused = allowPrivateAddresses ? undefined : addresses.find((a) => !isPublicAddress(a.address));
-      if (refused) return callback(privateAddress(subject, refused.address), []);
-      if (options.all) return callback(null, addresses);
-      callback(null, addresses[0].address, addresses[0].family);
-    });
-  };
+/** The shared checked lookup, refusing with a media error that names the URL. */
+function mediaLookup(subject: string, allowPrivateAddresses: boolean): LookupFunction {
+  return checkedLookup(allowPrivateAddresses, (_host, address) => privateAddress(subject, address));
 }
 
 /** Streams a response body to a new file, hashing and counting as it goes. */

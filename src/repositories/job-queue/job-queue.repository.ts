@@ -6,6 +6,7 @@ import {
   type Job,
   Queue,
   QueueEvents,
+  DelayedError,
   UnrecoverableError,
   Worker,
 } from 'bullmq';
@@ -22,6 +23,8 @@ import {
   type JobResults,
   type NodeHeartbeat,
   type QueueKind,
+  type EnqueueOptions,
+  RetryLater,
 } from '../../jobs/job.types';
 
 /**
@@ -204,8 +207,29 @@ export class JobQueueRepository {
     return q;
   }
 
-  async enqueue<N extends JobName>(queue: string, name: N, payload: JobPayloads[N], jobId: string, priority?: number): Promise<void> {
-    await this.guard('add a job', () => this.queue(queue).add(name, payload, { jobId, ...JOB_OPTIONS, ...(priority ? { priority } : {}) }));
+  /** Adds a job; a job with this id already in the queue (waiting, running or kept after its end) makes this a no-op. */
+  async enqueue<N extends JobName>(queue: string, name: N, payload: JobPayloads[N], jobId: string, options: EnqueueOptions = {}): Promise<void> {
+    const opts = {
+      jobId,
+      ...JOB_OPTIONS,
+      ...(options.attempts ? { attempts: options.attempts } : {}),
+      ...(options.backoffMs ? { backoff: { type: 'exponential', delay: options.backoffMs } } : {}),
+      ...(options.delayMs ? { delay: options.delayMs } : {}),
+      ...(options.priority ? { priority: options.priority } : {}),
+    };
+    await this.guard('add a job', () => this.queue(queue).add(name, payload, opts));
+  }
+
+  /** Adds many jobs of one queue in one round trip (ids deduplicate as in `enqueue`). */
+  async enqueueBulk<N extends JobName>(queue: string, name: N, jobs: Array<{ payload: JobPayloads[N]; jobId: string }>, options: EnqueueOptions = {}): Promise<void> {
+    if (jobs.length === 0) return;
+    const base = {
+      ...JOB_OPTIONS,
+      ...(options.attempts ? { attempts: options.attempts } : {}),
+      ...(options.backoffMs ? { backoff: { type: 'exponential', delay: options.backoffMs } } : {}),
+      ...(options.delayMs ? { delay: options.delayMs } : {}),
+    };
+    await this.guard('add jobs', () => this.queue(queue).addBulk(jobs.map((j) => ({ name, data: j.payload, opts: { ...base, jobId: j.jobId } }))));
   }
 
   /**
@@ -381,6 +405,11 @@ export class JobQueueRepository {
                 return new Promise<never>(() => undefined);
               }
             }
+            if (err instanceof RetryLater && token) {
+              // Later, without spending an attempt: BullMQ's own way (moveToDelayed, then DelayedError).
+              await this.guard('delay a job', () => job.moveToDelayed(Date.now() + err.delayMs, token));
+              throw new DelayedError();
+            }
             // Bad input stays bad: fail the job now rather than retry it.
             if (isPermanent(err)) throw new UnrecoverableError((err as Error).message);
             if (err instanceof MontageError) {
@@ -389,7 +418,7 @@ export class JobQueueRepository {
             }
             // Anything else is this machine's business: logged here, a plain reason for the API.
             this.logger.error(`job ${job.id} (${job.name}) failed: ${(err as Error).stack ?? err}`);
-            throw new Error(`the render node failed unexpectedly (its log has the details)`);
+            throw new Error(JOB_QUEUE_KIND[job.name as JobName] === 'render' || JOB_QUEUE_KIND[job.name as JobName] === 'assembly' ? `the render node failed unexpectedly (its log has the details)` : `the job failed unexpectedly (the log of the process that ran it has the details)`);
           } finally {
             this.running--;
             this.idle();
