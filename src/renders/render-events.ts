@@ -6,6 +6,8 @@ import type { TokenDoc } from './render.types';
 export type RenderEvent =
   /** POST made a token. */
   | { type: 'token-created'; token: TokenDoc }
+  /** A client asked for a token's output (GET): sync uploads of that extension start with the first. */
+  | { type: 'output-requested'; token: TokenDoc; format: OutputFormat; key: string }
   /** A token's output began rendering (this token's request claimed the run, or joined one under way). */
   | { type: 'render-started'; token: TokenDoc; format: OutputFormat; key: string; run: string }
   /** A render ended, recorded once (whichever process recorded it): every token that has its key is concerned. */

@@ -20,6 +20,7 @@ import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-stora
 import { OutputAccessService } from '../retention/output-access.service';
 import { isTransient, LiveFollow } from './live-follow';
 import { planRenderJobs, type RenderJobs, type RunWatch } from './render-jobs';
+import { RenderEvents } from './render-events';
 import type { LocatedOutput, RenderDoc, RenderStatus } from './render.types';
 
 const ACTIVE: RenderStatus[] = ['queued', 'rendering'];
@@ -56,6 +57,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     private readonly access: OutputAccessService,
     private readonly metrics: MetricsService,
     private readonly lifecycle: LifecycleService,
+    private readonly events: RenderEvents,
   ) {
     this.renders = store.collection<RenderDoc>('renders');
   }
@@ -89,6 +91,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
    * piece by piece as the nodes publish it; otherwise the stored file once it exists.
    */
   async deliver(located: LocatedOutput, progressive: boolean, signal?: AbortSignal): Promise<Delivery> {
+    if (located.token.upload.length > 0) void this.events.emit({ type: 'output-requested', token: located.token, format: located.format, key: located.key });
     const stored = await this.stored(located);
     if (stored) {
       this.access.noteAccess(located.key, stored.size);
@@ -109,6 +112,32 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     const done = await this.stored(located);
     if (!done) throw renderFailed('the render finished but its output is missing');
     return done;
+  }
+
+  /**
+   * The stored output, rendered first if it is not there (uploads, batch items): follows the
+   * run to its end, whichever process started it. Rejects when the render fails or `signal` aborts.
+   */
+  async awaitOutput(located: LocatedOutput, signal?: AbortSignal): Promise<StoredDelivery> {
+    for (let tries = 0; ; tries++) {
+      const stored = await this.stored(located);
+      if (stored) return stored;
+      const follow = this.follow(await this.claimOrJoin(located));
+      await new Promise<void>((resolve, reject) => {
+        const aborted = () => reject(signal!.reason ?? new Error('stopped waiting for the render'));
+        if (signal?.aborted) return aborted();
+        signal?.addEventListener('abort', aborted, { once: true });
+        void follow.done.then(() => {
+          signal?.removeEventListener('abort', aborted);
+          resolve();
+        });
+      });
+      if (follow.error && !(LOST.has(follow.error) && tries < 2)) throw follow.error;
+      const done = await this.stored(located);
+      if (done) return done;
+      if (!follow.error) throw renderFailed('the render finished but its output is missing');
+      // Lost (the queue lost its run): claimed again, at most twice.
+    }
   }
 
   /** Starts the render of an output if nothing renders it yet (POST with `async`). */
@@ -133,6 +162,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     const done = await this.renders
       .findOneAndUpdate({ _id: key, status: { $in: [...ACTIVE, 'failed'] } }, { $set: { status: 'done', bytes, updatedAt: now(), lastAccessAt: now() }, $unset: { error: 1 } })
       .catch(() => null);
+    if (done) await this.events.emit({ type: 'render-ended', key, format: done.format, project: done.project, movie: done.movie, run: done.run, status: 'done', bytes });
     return !!done;
   }
 
@@ -170,7 +200,10 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     const { key, format, token } = located;
     for (let tries = 0; tries < 5; tries++) {
       let doc = await this.renders.findOne({ _id: key });
-      if (doc && ACTIVE.includes(doc.status) && doc.run && doc.watch) return doc as ClaimedDoc;
+      if (doc && ACTIVE.includes(doc.status) && doc.run && doc.watch) {
+        void this.events.emit({ type: 'render-started', token, format, key, run: doc.run });
+        return doc as ClaimedDoc;
+      }
       if (this.lifecycle.draining) throw unavailable('this API process is shutting down; request the output again in a moment', 2);
       if (!doc) {
         doc = await this.renders
@@ -191,6 +224,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       );
       if (!claimed) continue; // another process claimed it first: follow its run
       await this.enqueue(located, claimed as ClaimedDoc, jobs);
+      void this.events.emit({ type: 'render-started', token, format, key, run });
       return claimed as ClaimedDoc;
     }
     throw unavailable('this output is being claimed by several requests at once; request it again', 1);
@@ -296,19 +330,25 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     void follow.done.then(async () => {
       setTimeout(() => this.follows.get(watch.channel) === follow && this.follows.delete(watch.channel), 30_000).unref();
       if (follow.end) {
-        await this.renders
+        const bytes = follow.end.bytes;
+        const recorded = await this.renders
           .findOneAndUpdate(
-            { _id: key, run },
-            { $set: { status: 'done', bytes: follow.end.bytes, framesDone: doc.totalFrames, updatedAt: now(), lastAccessAt: now() } },
+            { _id: key, run, status: { $ne: 'done' } },
+            { $set: { status: 'done', bytes, framesDone: doc.totalFrames, updatedAt: now(), lastAccessAt: now() } },
           )
-          .catch((err: Error) => this.logger.warn(`render ${key} done but not recorded: ${err.message}`));
+          .catch((err: Error) => (this.logger.warn(`render ${key} done but not recorded: ${err.message}`), null));
+        // Said by the process that recorded it; a second follower finds it done already.
+        if (recorded) await this.events.emit({ type: 'render-ended', key, format: doc.format, project: doc.project, movie: doc.movie, run, status: 'done', bytes });
       } else if (follow.error && !isTransient(follow.error) && !this.lifecycle.draining) {
         const failure = follow.error;
         const wasLost = LOST.has(failure);
         const stored = wasLost ? await this.storage.stat(key, doc.format).catch(() => undefined) : undefined;
         // Lost (not failed): the next request renders it again, or serves it if its node stored it.
         const state = stored ? { status: 'done', bytes: stored.size, framesDone: doc.totalFrames } : { status: wasLost ? 'pending' : 'failed', error: failure.message };
-        await this.renders.findOneAndUpdate({ _id: key, run, status: { $in: ACTIVE } }, { $set: { ...state, updatedAt: now() } }).catch(() => undefined);
+        const recorded = await this.renders.findOneAndUpdate({ _id: key, run, status: { $in: ACTIVE } }, { $set: { ...state, updatedAt: now() } }).catch(() => null);
+        if (recorded && (stored || !wasLost)) {
+          await this.events.emit({ type: 'render-ended', key, format: doc.format, project: doc.project, movie: doc.movie, run, status: stored ? 'done' : 'failed', ...(stored ? { bytes: stored.size } : { error: failure.message }) });
+        }
         if (!wasLost) this.logger.warn(`render ${key} (${doc.project}/${doc.movie}.${doc.format}) failed: ${failure.message}`);
       }
     });

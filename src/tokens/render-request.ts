@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { badInput } from '../common/errors';
-import { isOutputFormat, type OutputFormat } from '../formats/output-formats';
+import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
+import { taskDestination } from '../uploads/destinations';
 
 const movieName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'a movie name');
 
@@ -13,16 +14,35 @@ const movieSpec = z.union([
     .refine((m) => Object.keys(m).every((k) => k === '*' || isOutputFormat(k)), 'keys must be output extensions (mp4, webm, gif, png, jpg, webp) or "*"'),
 ]);
 
-/** An upload task, validated and kept for the deliveries that a later release runs. */
+const callbackUrl = z
+  .string()
+  .max(2048)
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password;
+    } catch {
+      return false;
+    }
+  }, 'an absolute http(s) URL without user:password@');
+
+/** An upload task (Impossible's upload task definition): which output, when, where, and whom to tell. */
 const uploadTask = z
   .object({
-    type: z.enum(['s3', 'http', 'youtube']),
     /** Which output to upload: an extension of this request. */
-    ext: z.string().default('mp4'),
-    target: z.string().min(1).max(2048),
-    options: z.record(z.string(), z.unknown()).optional(),
+    extension: z.enum(OUTPUT_FORMATS).default('mp4'),
+    /** false: uploaded as soon as the first viewer's render is stored; true: rendered and uploaded in the background now. */
+    async: z.boolean().default(false),
+    /** Called (GET, `?msg=`) when the upload is done, or failed for good. */
+    onsuccess: callbackUrl.optional(),
+    onerror: callbackUrl.optional(),
+    destination: taskDestination,
   })
   .strict();
+export type UploadTaskInput = z.infer<typeof uploadTask>;
+
+export const MAX_UPLOAD_TASKS = 10;
+export const MAX_METADATA_BYTES = 8192;
 
 export const MAX_PARALLEL = 16;
 
@@ -32,7 +52,15 @@ export const renderRequestSchema = z
     params: z.record(z.string(), z.unknown()).default({}),
     parallel: z.number().int().min(1).max(MAX_PARALLEL).default(1),
     routingkey: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lower-case letters, digits, - and _').default('default'),
-    upload: z.array(uploadTask).max(10).default([]),
+    upload: z
+      .union([uploadTask, z.array(uploadTask).max(MAX_UPLOAD_TASKS, `at most ${MAX_UPLOAD_TASKS} upload tasks`)])
+      .transform((u) => (Array.isArray(u) ? u : [u]))
+      .default([]),
+    /** The caller's own data, returned in every webhook about this token. */
+    metadata: z
+      .record(z.string(), z.unknown())
+      .refine((m) => JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes of JSON`)
+      .optional(),
     async: z.boolean().default(false),
     /** Seconds until the token expires (Impossible-style); default: the project's token TTL (none). */
     ttl: z.number().int().min(60).max(10 * 365 * 24 * 3600).optional(),

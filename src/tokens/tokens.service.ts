@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { createHmac, randomBytes } from 'node:crypto';
 import { canonicalJson } from '../common/canonical-json';
-import { badInput, MontageError, notFound, tooLarge } from '../common/errors';
+import { badInput, type ErrorDetail, MontageError, notFound, tooLarge } from '../common/errors';
 import { DEFAULTS, type OutputProfile } from '../compiler/output-profiles';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import { isOutputFormat, isStillFormat, isStreamable } from '../formats/output-formats';
+import { isOutputFormat, isStillFormat, isStreamable, type OutputFormat } from '../formats/output-formats';
 import { RateLimitsService } from '../limits/rate-limits.service';
 import { effectiveLimits, type ProjectDoc } from '../projects/project.types';
 import { hashKey, ProjectsService } from '../projects/projects.service';
@@ -15,11 +15,14 @@ import { coveredExtensions, movieFor, parseRenderRequest } from './render-reques
 import { RenderRunner } from '../renders/render-runner.service';
 import type { LocatedOutput, RenderDoc, RenderStatus, TokenDoc } from '../renders/render.types';
 import { TokenRemoval } from '../renders/token-removal';
+import { RenderEvents } from '../renders/render-events';
+import { UploadTasksService } from '../uploads/upload-tasks.service';
+import type { UploadView } from '../uploads/upload.types';
 
 export interface CreatedToken {
   token: string;
   urls: Partial<Record<string, string>>;
-  uploads: Array<Record<string, unknown>>;
+  uploads: UploadView[];
   totalFrames: number;
 }
 
@@ -44,6 +47,8 @@ export class TokensService implements OnModuleInit {
     private readonly limits: RateLimitsService,
     private readonly removal: TokenRemoval,
     private readonly runner: RenderRunner,
+    private readonly uploadTasks: UploadTasksService,
+    private readonly events: RenderEvents,
   ) {
     this.tokens = store.collection<TokenDoc>('tokens');
     this.renders = store.collection<RenderDoc>('renders');
@@ -68,22 +73,30 @@ export class TokensService implements OnModuleInit {
     }
     const ttlDays = effectiveLimits(project, this.config).tokenTtlDays;
     const ttlSec = body.ttl ?? (ttlDays ? ttlDays * 24 * 3600 : 0);
+    const tokenId = randomBytes(16).toString('base64url'); // 128 random bits: the token is a capability
+    const uploads = await this.uploadTasks.prepare(projectId, tokenId, body.upload, body.params, extensions);
     const token: TokenDoc = {
-      _id: randomBytes(16).toString('base64url'), // 128 random bits: the token is a capability
+      _id: tokenId,
       project: projectId,
       movie: body.movie,
       params: body.params,
       parallel: body.parallel,
       routingkey: body.routingkey,
-      upload: body.upload,
+      upload: uploads.map((u) => u._id),
       createdAt: now(),
       renderKeys: [],
       renders: {},
       keyId,
+      baseUrl,
+      ...(body.metadata ? { metadata: body.metadata } : {}),
       ...(ttlSec ? { expiresAt: new Date(Date.now() + ttlSec * 1000).toISOString() } : {}),
       ...(body.pin ? { pin: true } : {}),
     };
+    // Tasks before the token: a token never names tasks that are not there.
+    await this.uploadTasks.save(uploads);
     await this.tokens.insertOne(token);
+    await this.events.emit({ type: 'token-created', token });
+    await this.uploadTasks.startAsync(uploads);
     if (allowAsync && body.async) {
       const first = extensions.includes('mp4') ? 'mp4' : extensions[0];
       void this.locate(token._id, first, {})
@@ -93,11 +106,54 @@ export class TokensService implements OnModuleInit {
     return {
       token: token._id,
       urls: Object.fromEntries(extensions.map((ext) => [ext, `${baseUrl}/v2/get/${token._id}.${ext}`])),
-      uploads: body.upload.map((u) => ({ ...u, status: 'pending' })),
+      uploads: await this.uploadTasks.views(token._id),
       totalFrames,
       ...(token.expiresAt ? { expiresAt: token.expiresAt } : {}),
       ...(token.pin ? { pin: true } : {}),
     };
+  }
+
+  /**
+   * Tokens of a batch's items: each item's params checked against the movie on its own, so a bad
+   * item fails alone with its reason. Stored in one pass; no render starts here.
+   */
+  async createBatchTokens(
+    project: ProjectDoc,
+    keyId: string,
+    batch: { id: string; movie: string; formats: OutputFormat[]; parallel: number; routingkey: string; metadata?: Record<string, unknown>; baseUrl: string },
+    items: Array<{ key: string; params: Record<string, unknown> }>,
+  ): Promise<Array<{ token: string } | { error: string; details: ErrorDetail[] }>> {
+    const results: Array<{ token: string } | { error: string; details: ErrorDetail[] }> = [];
+    const ttlDays = effectiveLimits(project, this.config).tokenTtlDays;
+    for (const item of items) {
+      try {
+        await this.checkedMovie(project, batch.movie, item.params, false);
+      } catch (err) {
+        if (!(err instanceof MontageError) || err.httpStatus >= 500) throw err; // the store or templates away: the batch cannot start
+        results.push({ error: err.message, details: err.details });
+        continue;
+      }
+      const token: TokenDoc = {
+        _id: randomBytes(16).toString('base64url'),
+        project: project._id,
+        movie: batch.formats.length === 1 ? { [batch.formats[0]]: batch.movie } : Object.fromEntries(batch.formats.map((f) => [f, batch.movie])),
+        params: item.params,
+        parallel: batch.parallel,
+        routingkey: batch.routingkey,
+        upload: [],
+        createdAt: now(),
+        renderKeys: [],
+        renders: {},
+        keyId,
+        baseUrl: batch.baseUrl,
+        batch: { id: batch.id, key: item.key },
+        ...(batch.metadata ? { metadata: batch.metadata } : {}),
+        ...(ttlDays ? { expiresAt: new Date(Date.now() + ttlDays * 24 * 3600 * 1000).toISOString() } : {}),
+      };
+      await this.tokens.insertOne(token);
+      results.push({ token: token._id });
+    }
+    return results;
   }
 
   /** The token and the output an extension (and ?frame=, ?q=) asks for. 404 for unknown tokens and uncovered extensions. */
@@ -164,6 +220,7 @@ export class TokensService implements OnModuleInit {
       totalFrames: latest?.totalFrames ?? 0,
       formats,
       ...(error ? { error } : {}),
+      ...(token.upload.length ? { uploads: await this.uploadTasks.views(token._id) } : {}),
     };
   }
 
@@ -173,6 +230,7 @@ export class TokensService implements OnModuleInit {
     const project = await this.projects.authenticate(token.project, apiKey);
     await this.limits.countRequest(project, keyIdOf(apiKey!));
     const outputsRemoved = await this.removal.removeToken(token);
+    await this.uploadTasks.removeForToken(token._id);
     return { deleted: token._id, outputsRemoved };
   }
 

@@ -12,6 +12,7 @@ import type { LifecycleService } from '../../src/lifecycle/lifecycle.service';
 import type { RateLimitsService } from '../../src/limits/rate-limits.service';
 import type { MetricsService } from '../../src/metrics/metrics.service';
 import type { ProjectsService } from '../../src/projects/projects.service';
+import { type RenderEvent, RenderEvents } from '../../src/renders/render-events';
 import { RenderRunner } from '../../src/renders/render-runner.service';
 import type { LocatedOutput, RenderDoc } from '../../src/renders/render.types';
 import { NedbDocumentStore } from '../../src/repositories/document-store/nedb';
@@ -119,6 +120,8 @@ interface World {
   lifecycle: { draining: boolean };
   planRanges: jest.Mock;
   storage: OutputStorage;
+  /** What the runner said on its RenderEvents hub, in order. */
+  said: RenderEvent[];
 }
 
 const stores: NedbDocumentStore[] = [];
@@ -179,6 +182,9 @@ async function newRunner(shared?: { store: NedbDocumentStore; streams: MemoryStr
   ]);
   const engines = { get: jest.fn((name: EngineName) => ({ name, planRanges })) };
   const config = { queueOutageTimeoutMs: 2000, startupTimeoutMs: 1000 } as MontageConfig;
+  const events = new RenderEvents();
+  const said: RenderEvent[] = [];
+  events.on((e) => void said.push(e));
   const runner = new RenderRunner(
     store,
     config,
@@ -191,10 +197,11 @@ async function newRunner(shared?: { store: NedbDocumentStore; streams: MemoryStr
     access as unknown as OutputAccessService,
     metrics as unknown as MetricsService,
     lifecycle as unknown as LifecycleService,
+    events,
   );
   runners.push(runner);
   await runner.onModuleInit();
-  return { runner, renders: store.collection<RenderDoc>('renders'), streams, stored, queue, limits, release, projects, access, metrics, lifecycle, planRanges, storage, store };
+  return { runner, renders: store.collection<RenderDoc>('renders'), streams, stored, queue, limits, release, projects, access, metrics, lifecycle, planRanges, storage, store, said };
 }
 
 function located(over: Partial<LocatedOutput> = {}, token: Partial<LocatedOutput['token']> = {}): LocatedOutput {
@@ -319,6 +326,10 @@ describe('RenderRunner', () => {
     expect(w.metrics.rendersFinished.inc).toHaveBeenCalledWith({ status: 'done', format: 'mp4' });
     expect(w.streams.readers).toHaveLength(1); // one follow of the run in this process
     expect(w.streams.readers[0].closed).toBe(1);
+    // Said once each, for webhooks and uploads: the token's start, and the render's end as recorded.
+    expect(w.said.map((e) => e.type)).toEqual(['render-started', 'render-ended']); // no upload tasks: no output-requested
+    expect(w.said.find((e) => e.type === 'render-started')).toMatchObject({ format: 'mp4', key: 'rk1', run, token: { _id: expect.any(String) } });
+    expect(w.said.find((e) => e.type === 'render-ended')).toEqual({ type: 'render-ended', key: 'rk1', format: 'mp4', project: 'acme', movie: 'intro', run, status: 'done', bytes: 4321 });
   });
 
   it('a non-progressive deliver waits for the end and sends the stored output', async () => {
@@ -473,6 +484,9 @@ describe('RenderRunner', () => {
     expect((await w.renders.findOne({ _id: 'rk1' }))!.error).toBe('the template has no such layer');
     expect(w.metrics.rendersFinished.inc).toHaveBeenCalledWith({ status: 'failed', format: 'mp4' });
     expect(w.release).toHaveBeenCalledTimes(1);
+    expect(w.said.filter((e) => e.type === 'render-ended')).toEqual([
+      { type: 'render-ended', key: 'rk1', format: 'mp4', project: 'acme', movie: 'intro', run, status: 'failed', error: 'the template has no such layer' },
+    ]);
   });
 
   it('parallel 2 mp4: the assembly job, then the segment lanes as flows; followers watch the assembly', async () => {
