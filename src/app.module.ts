@@ -34,6 +34,14 @@ import { waitForDependency } from './health/dependency-wait';
 import { RenderEventsModule } from './renders/render-events';
 import { SecretsModule } from './secrets/secrets.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
+import { BatchesController } from './batches/batches.controller';
+import { BatchesService } from './batches/batches.service';
+import { ConnectionsController } from './connections/connections.controller';
+import { ConnectionsService } from './connections/connections.service';
+import { OutboundHttpRepository } from './repositories/outbound-http/outbound-http.repository';
+import { UploadTargetModule } from './repositories/upload-target/upload-target.module';
+import { UploadTasksService } from './uploads/upload-tasks.service';
+import { UploadsService } from './uploads/uploads.service';
 
 /** Projects live with the documents on MongoDB; with the embedded store, in files the CLI can share. */
 export const projectsRepositoryProvider = {
@@ -64,9 +72,9 @@ export class AppModule {
   static forRoot(config: MontageConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
+      imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, UploadTargetModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes.
-      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, DeliveryController],
+      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, DeliveryController],
       providers: [
         documentStoreProvider,
         projectsRepositoryProvider,
@@ -76,6 +84,11 @@ export class AppModule {
         OutputAccessService,
         RenderRunner,
         TokensService,
+        ConnectionsService,
+        UploadTasksService,
+        UploadsService,
+        BatchesService,
+        OutboundHttpRepository,
         StoreSweeper,
         TemplateProjectsInitializer,
         MetricsService,

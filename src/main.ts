@@ -16,6 +16,8 @@ import type { JobQueueRepository } from './repositories/job-queue/job-queue.repo
 import { RedisServerRepository } from './repositories/job-queue/redis-server.repository';
 import { startStartupProbe } from './repositories/startup-probe.server';
 
+import { json } from 'express';
+
 const JSON_TYPE = /^application\/([\w.+-]*\+)?json\s*(;|$)/i;
 
 /**
@@ -42,6 +44,8 @@ function requestBodyPolicy(req: Request, res: Response, next: NextFunction): voi
 export async function createApp(config: MontageConfig = loadConfig(), logger: LogLevel[] = ['error', 'warn', 'log']): Promise<NestExpressApplication> {
   // forceCloseConnections: once renders have drained, viewers still connected are cut rather than waited for.
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { bodyParser: false, logger, forceCloseConnections: true, abortOnError: false });
+  // A batch carries many requests: its route alone takes a larger body (parsed once: the general parser skips it).
+  app.use('/v2/batch', json({ limit: config.deliveries.batchMaxBodyBytes }));
   app.useBodyParser('json', { limit: config.maxBodyBytes });
   app.use(requestBodyPolicy);
   app.useGlobalFilters(new JsonExceptionFilter());
