@@ -57,6 +57,11 @@ export class RenderService {
   private readonly resolved = new Map<string, { params: Params; movie: ResolvedMovie }>();
 
   /** Validation and resolution only (no downloads, no rasters): cheap, for answering a request. */
+  /** The movie's template (404 for an unknown project or movie, 400 for a broken one): nothing resolved. */
+  async template(project: string, movieName: string) {
+    return this.templates.load(project, movieName);
+  }
+
   async resolve(project: string, movieName: string, rawParams: Record<string, unknown>) {
     const template = await this.templates.load(project, movieName);
     const key = `${template.file}\0${template.version}\0${canonicalJson(rawParams)}`;

@@ -8,6 +8,8 @@ import type { RenderDoc, TokenDoc } from './render.types';
 export class TokenRemoval {
   private readonly tokens: Collection<TokenDoc>;
   private readonly renders: Collection<RenderDoc>;
+  /** The token's upload tasks (sealed credentials): they go with it, and a queued job then finds nothing to do. */
+  private readonly uploads: Collection<{ _id: string; token: string }>;
 
   constructor(
     @Inject(DOCUMENT_STORE) store: DocumentStore,
@@ -15,6 +17,7 @@ export class TokenRemoval {
   ) {
     this.tokens = store.collection<TokenDoc>('tokens');
     this.renders = store.collection<RenderDoc>('renders');
+    this.uploads = store.collection('uploads');
   }
 
   /** The token, and every output no other token shares (nor a render under way). Returns how many outputs went. */
@@ -26,6 +29,7 @@ export class TokenRemoval {
       const doc = await this.renders.findOne({ _id: key });
       if (doc && (await this.removeOutput(doc))) outputsRemoved++;
     }
+    if (token.upload?.length) await this.uploads.deleteMany({ token: token._id });
     await this.tokens.deleteOne({ _id: token._id });
     return outputsRemoved;
   }

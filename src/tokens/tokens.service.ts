@@ -124,6 +124,7 @@ export class TokensService implements OnModuleInit {
     items: Array<{ key: string; params: Record<string, unknown> }>,
   ): Promise<Array<{ token: string } | { error: string; details: ErrorDetail[] }>> {
     const results: Array<{ token: string } | { error: string; details: ErrorDetail[] }> = [];
+    await this.renderer.template(project._id, batch.movie); // an unknown or broken movie: no item can start
     const ttlDays = effectiveLimits(project, this.config).tokenTtlDays;
     for (const item of items) {
       try {
@@ -230,7 +231,6 @@ export class TokensService implements OnModuleInit {
     const project = await this.projects.authenticate(token.project, apiKey);
     await this.limits.countRequest(project, keyIdOf(apiKey!));
     const outputsRemoved = await this.removal.removeToken(token);
-    await this.uploadTasks.removeForToken(token._id);
     return { deleted: token._id, outputsRemoved };
   }
 

@@ -135,10 +135,6 @@ export class UploadTasksService implements OnModuleInit {
     return (await this.uploads.find({ token: tokenId }, { sort: { index: 1 } })).map(uploadView);
   }
 
-  async removeForToken(tokenId: string): Promise<void> {
-    await this.uploads.deleteMany({ token: tokenId });
-  }
-
   /** Handlebars in names (`videos/{{name}}.mp4`), with the token's params: the result must be a safe remote name. */
   private renderNames(destination: DestinationInput, context: Record<string, unknown>, at: string, problems: ErrorDetail[]): DestinationInput | undefined {
     const out = { ...destination } as DestinationInput & { filename?: string };

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -29,6 +31,18 @@ export async function probe(file: string): Promise<{ video?: ProbedStream; audio
     durationSec: Number(data.format.duration),
     formatName: data.format.format_name,
   };
+}
+
+/** `probe` of bytes in memory (an upload that arrived, a downloaded video). */
+export async function probeBuffer(bytes: Buffer): Promise<Awaited<ReturnType<typeof probe>>> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'montage-probe-'));
+  try {
+    const file = path.join(dir, 'media');
+    await fs.promises.writeFile(file, bytes);
+    return await probe(file);
+  } finally {
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
 }
 
 export interface Frame {
