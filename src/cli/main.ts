@@ -18,6 +18,7 @@ import { RenderService } from '../render/render.service';
 import { TemplatesService } from '../templates/templates.service';
 import { mergeCliParams, parseMovieId } from './parse-params';
 import { createProgressReporter } from './progress-reporter';
+import { registerWebhookCommands } from './webhooks.commands';
 
 /** The CLI's root module: the configuration and the feature module of the command. */
 @Module({})
@@ -219,6 +220,8 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${signedUrl(opts.base, m[1], m[2], m[3], params, project.signingSecret)}\n`);
       });
     });
+
+  registerWebhookCommands(program);
 
   try {
     await program.parseAsync(argv);
