@@ -1,9 +1,25 @@
 import { Module } from '@nestjs/common';
-import { UPLOAD_TARGETS } from './port';
+import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
+import { FacebookUploadTarget } from './facebook.target';
+import { FtpUploadTarget } from './ftp.target';
+import { DestinationType, UPLOAD_TARGETS } from './port';
+import { SftpUploadTarget } from './sftp.target';
+import { YouTubeUploadTarget } from './youtube.target';
 
 /** Every upload destination's driver, by type (filled in as drivers land). */
 @Module({
-  providers: [{ provide: UPLOAD_TARGETS, useFactory: () => ({}) }],
+  providers: [
+    {
+      provide: UPLOAD_TARGETS,
+      useFactory: (config: MontageConfig) => ({
+        [DestinationType.Ftp]: new FtpUploadTarget(),
+        [DestinationType.Sftp]: new SftpUploadTarget(),
+        [DestinationType.YouTube]: new YouTubeUploadTarget(config.deliveries),
+        [DestinationType.Facebook]: new FacebookUploadTarget(config.deliveries),
+      }),
+      inject: [MONTAGE_CONFIG],
+    },
+  ],
   exports: [UPLOAD_TARGETS],
 })
 export class UploadTargetModule {}
