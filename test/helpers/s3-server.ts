@@ -48,7 +48,7 @@ export async function startS3Server(): Promise<S3Server> {
   if (!started) throw new Error(`radosgw did not start: ${lastError}`);
   const { dir, rgwPort } = started;
   const endpoint = `http://127.0.0.1:${rgwPort}`;
-  return {
+  const server: S3Server = {
     endpoint,
     accessKeyId: 'TESTKEY',
     secretAccessKey: 'TESTSECRET',
@@ -58,4 +58,38 @@ export async function startS3Server(): Promise<S3Server> {
       await fs.rm(dir, { recursive: true, force: true });
     },
   };
+  serverDirs.set(server, dir);
+  return server;
+}
+
+const serverDirs = new WeakMap<S3Server, string>();
+
+/** Another radosgw user with keys of its own (as start.sh makes the first): what a second customer's account is. */
+export async function createS3User(server: S3Server, uid: string, accessKeyId: string, secretAccessKey: string): Promise<void> {
+  const dir = serverDirs.get(server);
+  if (!dir) throw new Error('not a server startS3Server started');
+  await run('radosgw-admin', ['-c', 'ceph.conf', '-n', 'client.rgw', 'user', 'create', `--uid=${uid}`, `--display-name=${uid}`, `--access-key=${accessKeyId}`, `--secret-key=${secretAccessKey}`], { cwd: dir, timeout: 60_000 });
+}
+
+/**
+ * Makes radosgw take a storage class besides STANDARD (AWS's REDUCED_REDUNDANCY, say), stored in
+ * the same pool. radosgw reads its placement only at start, so it is restarted (≈1 s).
+ */
+export async function addStorageClass(server: S3Server, storageClass: string): Promise<void> {
+  const dir = serverDirs.get(server);
+  if (!dir) throw new Error('not a server startS3Server started');
+  const admin = (...args: string[]) => run('radosgw-admin', ['-c', 'ceph.conf', '-n', 'client.rgw', ...args], { cwd: dir, timeout: 60_000 });
+  await admin('zonegroup', 'placement', 'add', '--rgw-zonegroup', 'default', '--placement-id', 'default-placement', '--storage-class', storageClass);
+  await admin('zone', 'placement', 'add', '--rgw-zone', 'default', '--placement-id', 'default-placement', '--storage-class', storageClass, '--data-pool', 'default.rgw.buckets.data');
+  const pidFile = path.join(dir, 'run', 'client.rgw.pid');
+  const pid = Number(await fs.readFile(pidFile, 'utf8'));
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && (await fs.stat(`/proc/${pid}`).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+  await fs.rm(path.join(dir, 'run', 'client.rgw.asok'), { force: true });
+  await run('radosgw', ['-c', 'ceph.conf', '-n', 'client.rgw'], { cwd: dir, timeout: 60_000 });
+  for (let i = 0; i < 120; i++) {
+    if (await fetch(server.endpoint).then(() => true, () => false)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error('radosgw did not come back after its restart');
 }

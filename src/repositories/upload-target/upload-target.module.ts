@@ -1,8 +1,11 @@
 import { Module } from '@nestjs/common';
 import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
+import { AzureUploadTarget } from './azure.target';
 import { FacebookUploadTarget } from './facebook.target';
 import { FtpUploadTarget } from './ftp.target';
+import { HttpUploadTarget } from './http.target';
 import { DestinationType, UPLOAD_TARGETS } from './port';
+import { S3UploadTarget } from './s3.target';
 import { SftpUploadTarget } from './sftp.target';
 import { YouTubeUploadTarget } from './youtube.target';
 
@@ -12,6 +15,9 @@ import { YouTubeUploadTarget } from './youtube.target';
     {
       provide: UPLOAD_TARGETS,
       useFactory: (config: MontageConfig) => ({
+        [DestinationType.S3]: new S3UploadTarget(),
+        [DestinationType.Http]: new HttpUploadTarget(),
+        [DestinationType.Azure]: new AzureUploadTarget(),
         [DestinationType.Ftp]: new FtpUploadTarget(),
         [DestinationType.Sftp]: new SftpUploadTarget(),
         [DestinationType.YouTube]: new YouTubeUploadTarget(config.deliveries),
