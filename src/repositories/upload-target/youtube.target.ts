@@ -75,6 +75,7 @@ export class YouTubeUploadTarget implements UploadTarget<DestinationType.YouTube
         const state = await this.ask(session, source.size, await bearer(), call);
         if (state.video) return finished(state.video, source, ctx);
         if (state.gone) session = undefined;
+        else if (state.next >= source.size) throw new Error('YouTube has every byte but did not finish the video');
         else start = state.next;
       }
       if (!session) {
