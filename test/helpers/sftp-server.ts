@@ -13,6 +13,9 @@ export interface SftpTestServer {
   port: number;
   username: string;
   password: string;
+  /** A client key the server also accepts (OpenSSH format, encrypted with `clientKeyPassphrase`). */
+  clientPrivateKey: string;
+  clientKeyPassphrase: string;
   /** The host key's SHA-256 fingerprint, as `ssh-keygen -l` prints it after `SHA256:`. */
   hostFingerprint: string;
   /** The directory the user's "/" (and home) is. */
@@ -26,7 +29,7 @@ export interface SftpTestServer {
 }
 
 /**
- * A real SSH server on 127.0.0.1 (ssh2's Server) with password authentication and an SFTP
+ * A real SSH server on 127.0.0.1 (ssh2's Server) with password (or one client key) authentication and an SFTP
  * subsystem over a fresh temporary directory: the requests ssh2-sftp-client's put, mkdir,
  * rename, delete and stat make. Like OpenSSH's, RENAME refuses an existing target.
  */
@@ -37,6 +40,9 @@ export async function startSftpServer(): Promise<SftpTestServer> {
   const keys = utils.generateKeyPairSync('ed25519');
   const hostKey = utils.parseKey(keys.private) as ParsedKey;
   const hostFingerprint = createHash('sha256').update(hostKey.getPublicSSH()).digest('base64').replace(/=+$/, '');
+  const clientKeyPassphrase = `key-pass-${randomInt(1e9)}`;
+  const clientKeys = utils.generateKeyPairSync('ed25519', { passphrase: clientKeyPassphrase, cipher: 'aes256-ctr', rounds: 16 });
+  const clientKey = utils.parseKey(clientKeys.public) as ParsedKey;
   const clients = new Set<Connection>();
 
   const server = new Server({ hostKeys: [keys.private] }, (client) => {
@@ -44,8 +50,13 @@ export async function startSftpServer(): Promise<SftpTestServer> {
     client.on('close', () => clients.delete(client));
     client.on('error', () => undefined); // a client that vanishes mid-way is no test failure
     client.on('authentication', (auth) => {
-      if (auth.method === 'password' && auth.username === username && auth.password === password) auth.accept();
-      else auth.reject(['password']);
+      if (auth.username === username && auth.method === 'password' && auth.password === password) return auth.accept();
+      if (auth.username === username && auth.method === 'publickey' && auth.key.algo === clientKey.type && clientKey.equals(auth.key.data)) {
+        // Without a signature the client only asks whether the key would do; with one, it proves it holds it.
+        if (!auth.signature) return auth.accept();
+        if (auth.blob && clientKey.verify(auth.blob, auth.signature, auth.hashAlgo)) return auth.accept();
+      }
+      auth.reject(['password', 'publickey']);
     });
     client.on('ready', () => {
       client.on('session', (accept) => {
@@ -64,6 +75,8 @@ export async function startSftpServer(): Promise<SftpTestServer> {
     port,
     username,
     password,
+    clientPrivateKey: clientKeys.private,
+    clientKeyPassphrase,
     hostFingerprint,
     root,
     read: async (remotePath) => fsp.readFile(local(root, remotePath)).catch(() => undefined),
