@@ -1,14 +1,15 @@
 import * as net from 'node:net';
+import { pipeline, Transform } from 'node:stream';
 import { FtpUploadTarget } from '../../src/repositories/upload-target/ftp.target';
 import { FacebookUploadTarget } from '../../src/repositories/upload-target/facebook.target';
-import { DestinationType, type FacebookDestination, type FtpDestination, type SftpDestination, UploadRefused, type YouTubeDestination } from '../../src/repositories/upload-target/port';
+import { DestinationType, type FacebookDestination, type FtpDestination, type SftpDestination, type UploadSource, type UploadTarget, UploadRefused, type YouTubeDestination } from '../../src/repositories/upload-target/port';
 import { SftpUploadTarget } from '../../src/repositories/upload-target/sftp.target';
 import { YouTubeUploadTarget } from '../../src/repositories/upload-target/youtube.target';
 import { type FacebookTestServer, startFacebookServer } from '../helpers/facebook-server';
 import { type FtpTestServer, startFtpServer } from '../helpers/ftp-server';
 import { type SftpTestServer, startSftpServer } from '../helpers/sftp-server';
 import { startYouTubeServer, type YouTubeTestServer } from '../helpers/youtube-server';
-import { freshName, generatedSource, sha256, testContext, uploadTargetContract } from '../helpers/upload-target-contract';
+import { freshName, type GeneratedSource, generatedSource, sha256, testContext, uploadTargetContract } from '../helpers/upload-target-contract';
 
 let ftp: FtpTestServer;
 let sftp: SftpTestServer;
@@ -114,29 +115,98 @@ uploadTargetContract('Facebook', () => ({
   atomic: true,
 }));
 
+/** A source that stops after `pauseAt` bytes until released: the upload can be looked at mid-way. */
+function pausingSource(size: number, pauseAt: number, options: { failAfter?: number } = {}) {
+  const inner = generatedSource(size, options);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let reached!: () => void;
+  const paused = new Promise<void>((resolve) => (reached = resolve));
+  const source: GeneratedSource = {
+    ...inner,
+    open: async (start) => {
+      const stream = await inner.open(start);
+      let seen = 0;
+      const gate = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          seen += chunk.length;
+          if (seen < pauseAt || seen - chunk.length >= pauseAt) return done(null, chunk);
+          reached();
+          void released.then(() => done(null, chunk));
+        },
+      });
+      pipeline(stream, gate, () => undefined);
+      return gate;
+    },
+  };
+  return { source, paused, release };
+}
+
+/** FTP and SFTP share the temporary-name-then-rename design: the same cases for both. */
+function fileDriverCases(label: string, target: () => UploadTarget<DestinationType.Ftp> | UploadTarget<DestinationType.Sftp>, destination: (name: string) => FtpDestination | SftpDestination, server: () => FtpTestServer | SftpTestServer) {
+  const upload = (name: string, source: UploadSource, ctx = testContext()) => (target() as UploadTarget).upload(destination(name) as never, source, ctx);
+
+  describe(`${label}: a temporary name, then a rename`, () => {
+    it('makes missing nested directories and replaces an earlier upload of the same name', async () => {
+      const name = `deep/er/${freshName('bin')}`;
+      const first = generatedSource(300 * KiB);
+      const result = await upload(name, first);
+      expect(result.url).toBe(`${label.toLowerCase()}://127.0.0.1:${server().port}/${name}`);
+      expect(sha256((await server().read(name))!)).toBe(first.sha256);
+      const second = generatedSource(200 * KiB);
+      await upload(name, second);
+      const stored = await server().read(name);
+      expect(stored?.length).toBe(second.size);
+      expect(sha256(stored!)).toBe(second.sha256);
+      expect((await server().files()).filter((f) => f.startsWith('deep/er/'))).toEqual([name]);
+    });
+
+    it('mid-way only a hidden .part file exists; after the stream fails neither it nor the final name does', async () => {
+      const name = `atomic/${freshName('bin')}`;
+      const before = await server().files();
+      const { source, paused, release } = pausingSource(4 * MiB, MiB, { failAfter: 2 * MiB });
+      const attempt = failure(upload(name, source));
+      await paused;
+      const during = (await server().files()).filter((f) => !before.includes(f));
+      expect(during).toHaveLength(1);
+      expect(during[0]).toMatch(new RegExp(`^atomic/\\.${name.slice('atomic/'.length).replace(/\./g, '\\.')}\\.[0-9a-f]{12}\\.part$`));
+      expect(await server().read(name)).toBeUndefined();
+      release();
+      const err = await attempt;
+      expect(err).not.toBeInstanceOf(UploadRefused);
+      expect(err.message).toContain('could not be read');
+      expect(await server().read(name)).toBeUndefined();
+      expect(await server().files()).toEqual(before);
+    });
+
+    it('refuses a host name that resolves to loopback when private addresses are not allowed', async () => {
+      const source = generatedSource(1024);
+      const err = await failure((target() as UploadTarget).upload({ ...destination(freshName()), host: 'localhost' } as never, source, testContext({ allowPrivateAddresses: false })));
+      expect(err).toBeInstanceOf(UploadRefused);
+      expect(err.message).toMatch(/^localhost resolves to a private, loopback or link-local address/);
+      expect(source.opens).toEqual([]);
+    });
+
+    it('an abort mid-way stops the attempt and leaves nothing behind', async () => {
+      const name = `aborted/${freshName('bin')}`;
+      const before = await server().files();
+      const { source, paused, release } = pausingSource(4 * MiB, MiB);
+      const ctx = testContext();
+      const attempt = failure(upload(name, source, ctx));
+      await paused;
+      ctx.controller.abort();
+      release();
+      const err = await attempt;
+      expect(err.message).toBe('the upload was aborted');
+      expect(await server().files()).toEqual(before);
+    });
+  });
+}
+
+fileDriverCases('FTP', () => new FtpUploadTarget(), ftpDestination, () => ftp);
+fileDriverCases('SFTP', () => new SftpUploadTarget(), sftpDestination, () => sftp);
+
 describe('FTP driver', () => {
-  it('makes missing nested directories and overwrites an earlier upload of the same name', async () => {
-    const name = `deep/er/${freshName('bin')}`;
-    const first = generatedSource(300 * 1024);
-    const result = await new FtpUploadTarget().upload(ftpDestination(name), first, testContext());
-    expect(result.url).toBe(`ftp://${ftp.host}:${ftp.port}/${name}`);
-    const second = generatedSource(200 * 1024);
-    await new FtpUploadTarget().upload(ftpDestination(name), second, testContext());
-    const stored = await ftp.read(name);
-    expect(stored?.length).toBe(second.size);
-    expect(sha256(stored!)).toBe(second.sha256);
-  });
-
-  it('never shows a partial file under the final name, and removes its temporary file after a failed stream', async () => {
-    const name = `atomic/${freshName('bin')}`;
-    const before = await ftp.files();
-    const err = await failure(new FtpUploadTarget().upload(ftpDestination(name), generatedSource(4 * 1024 * 1024, { failAfter: 2 * 1024 * 1024 }), testContext()));
-    expect(err).not.toBeInstanceOf(UploadRefused);
-    expect(err.message).toContain('could not be read');
-    expect(await ftp.read(name)).toBeUndefined();
-    expect(await ftp.files()).toEqual(before.concat().sort()); // no .part left either
-  });
-
   it('keeps the password out of the refusal', async () => {
     const err = await failure(new FtpUploadTarget().upload({ ...ftpDestination(freshName()), password: 'Sekr1t-pass' }, generatedSource(1024), testContext()));
     expect(err).toBeInstanceOf(UploadRefused);
@@ -146,27 +216,6 @@ describe('FTP driver', () => {
 });
 
 describe('SFTP driver', () => {
-  it('makes missing nested directories and overwrites an earlier upload of the same name', async () => {
-    const name = `deep/er/${freshName('bin')}`;
-    const first = generatedSource(300 * 1024);
-    const result = await new SftpUploadTarget().upload(sftpDestination(name), first, testContext());
-    expect(result.url).toBe(`sftp://${sftp.host}:${sftp.port}/${name}`);
-    const second = generatedSource(200 * 1024);
-    await new SftpUploadTarget().upload(sftpDestination(name), second, testContext());
-    const stored = await sftp.read(name);
-    expect(stored?.length).toBe(second.size);
-    expect(sha256(stored!)).toBe(second.sha256);
-  });
-
-  it('never shows a partial file under the final name, and removes its temporary file after a failed stream', async () => {
-    const name = `atomic/${freshName('bin')}`;
-    const before = await sftp.files();
-    const err = await failure(new SftpUploadTarget().upload(sftpDestination(name), generatedSource(4 * 1024 * 1024, { failAfter: 2 * 1024 * 1024 }), testContext()));
-    expect(err).not.toBeInstanceOf(UploadRefused);
-    expect(await sftp.read(name)).toBeUndefined();
-    expect(await sftp.files()).toEqual(before);
-  });
-
   it('refuses a server whose host key does not match host_fingerprint, before sending anything', async () => {
     const name = freshName('bin');
     const source = generatedSource(1024);
@@ -186,6 +235,19 @@ describe('SFTP driver', () => {
     await new SftpUploadTarget().upload(unchecked, source, testContext());
     expect(sha256((await sftp.read(name))!)).toBe(source.sha256);
     expect(sha256((await sftp.read(`${name}.2`))!)).toBe(source.sha256);
+  });
+
+  it('logs in with a private key and its passphrase; a wrong passphrase is refused for good, without the passphrase in the message', async () => {
+    const name = freshName('bin');
+    const source = generatedSource(128 * KiB);
+    const { password: _password, ...withKey } = { ...sftpDestination(name), private_key: sftp.clientPrivateKey, passphrase: sftp.clientKeyPassphrase };
+    await new SftpUploadTarget().upload(withKey, source, testContext());
+    expect(sha256((await sftp.read(name))!)).toBe(source.sha256);
+
+    const wrong = await failure(new SftpUploadTarget().upload({ ...withKey, filename: `${name}.2`, passphrase: 'Sekr1t-phrase' }, source, testContext()));
+    expect(wrong).toBeInstanceOf(UploadRefused);
+    expect(wrong.message).not.toContain('Sekr1t-phrase');
+    expect(await sftp.read(`${name}.2`)).toBeUndefined();
   });
 
   it('keeps the password out of the refusal and closes its connections', async () => {
@@ -281,6 +343,14 @@ describe('YouTube driver', () => {
     expect(wrongClient).toBeInstanceOf(UploadRefused);
     expect(wrongClient.message).toMatch(/HTTP 401 invalid_client/);
     expect(wrongClient.message).not.toMatch(/Sekr1t-client|refresh-|\n\s+at /);
+
+    // A name that resolves to loopback is judged at connection time, through google-auth-library's transport too.
+    const tokens = yt.tokensIssued();
+    const byName = new YouTubeUploadTarget({ youtubeApiUrl: yt.apiUrl.replace('127.0.0.1', 'localhost'), youtubeOauthUrl: yt.oauthUrl.replace('127.0.0.1', 'localhost') });
+    const privateName = await failure(byName.upload(youtubeDestination(freshName()), source, testContext({ allowPrivateAddresses: false })));
+    expect(privateName).toBeInstanceOf(UploadRefused);
+    expect(privateName.message).toMatch(/^localhost resolves to a private, loopback or link-local address/);
+    expect(yt.tokensIssued()).toBe(tokens);
 
     const noTitle = await failure(youtube().upload({ ...youtubeDestination(''), snippet: { title: '' } }, source, testContext()));
     expect(noTitle).toBeInstanceOf(UploadRefused);
@@ -399,6 +469,12 @@ describe('Facebook driver', () => {
     const badPage = await failure(facebook().upload({ ...facebookDestination(freshName()), page_id: '42' }, source, testContext()));
     expect(badPage).toBeInstanceOf(UploadRefused);
     expect(badPage.message).toContain("'42' does not exist");
+    const sessions = fb.sessionsStarted();
+    const byName = new FacebookUploadTarget({ facebookGraphUrl: fb.graphUrl.replace('127.0.0.1', 'localhost') });
+    const privateName = await failure(byName.upload(facebookDestination(freshName()), source, testContext({ allowPrivateAddresses: false })));
+    expect(privateName).toBeInstanceOf(UploadRefused);
+    expect(privateName.message).toMatch(/^localhost resolves to a private, loopback or link-local address/);
+    expect(fb.sessionsStarted()).toBe(sessions);
     expect(source.opens).toEqual([]);
   });
 });
