@@ -12,6 +12,8 @@ import { DIRECT, type WebhookAttempt, type WebhookEndpointDoc, type WebhookMessa
 
 /** A message nobody has looked at for this long past its due time has lost its job: the sweep queues it again. */
 export const SWEEP_AFTER_MS = 120_000;
+/** Delivered and failed messages (the delivery log) are kept this long. */
+export const LOG_RETENTION_MS = 30 * 24 * 3600_000;
 /** A gated message notes that it is alive at most this often. */
 const TOUCH_EVERY_MS = 60_000;
 /** What a worker holds a message for beyond the request's own timeout. */
@@ -201,5 +203,10 @@ export class WebhookSender {
     }
     if (queued > 0) this.logger.log(`queued ${queued} webhook message${queued === 1 ? '' : 's'} again (their jobs were lost)`);
     return queued;
+  }
+
+  /** Drops delivered and failed messages older than LOG_RETENTION_MS (pending ones stay whatever their age). Returns how many. */
+  prune(nowMs = Date.now()): Promise<number> {
+    return this.store.messages.deleteMany({ status: { $in: ['delivered', 'failed'] }, createdAt: { $lt: new Date(nowMs - LOG_RETENTION_MS).toISOString() } });
   }
 }

@@ -15,13 +15,14 @@ import { WebhooksService } from './webhooks.service';
 /**
  * With DELIVERY_WORKERS (the default), this API process sends webhook messages: workers on
  * the webhook queue, and a sweep every SWEEP_AFTER_MS / 2 that queues again the messages whose
- * job was lost.
+ * job was lost and, once an hour, drops delivery-log entries past their retention.
  */
 @Injectable()
 class WebhookWorkers implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Webhooks');
   private timer?: NodeJS.Timeout;
   private sweeping = false;
+  private prunedAt = 0;
 
   constructor(
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
@@ -41,6 +42,10 @@ class WebhookWorkers implements OnApplicationBootstrap, OnApplicationShutdown {
     this.sweeping = true;
     try {
       await this.sender.sweep();
+      if (Date.now() - this.prunedAt > 3600_000) {
+        this.prunedAt = Date.now();
+        await this.sender.prune();
+      }
     } catch (err) {
       this.logger.warn(`webhook sweep: ${(err as Error).message}`);
     } finally {

@@ -195,6 +195,18 @@ describe('WebhooksService.emit', () => {
     expect(await s.sender.sweep(later)).toBe(0);
   });
 
+  it('prunes delivered and failed messages past the log’s retention, never pending ones', async () => {
+    const s = setup();
+    const e = await s.endpoint(['*']);
+    for (let i = 0; i < 3; i++) await s.service.emit('t', 'upload.started', { i }, { eventId: `p${i}` });
+    const [a, b, c] = s.messagesOf(e.id);
+    await s.sender.handle({ message: a._id });
+    Object.assign(s.store.messages.docs.get(b._id)!, { status: 'failed' });
+    expect(await s.sender.prune(Date.now())).toBe(0);
+    expect(await s.sender.prune(Date.now() + 31 * 24 * 3600_000)).toBe(2);
+    expect(s.messagesOf(e.id).map((m) => m._id)).toEqual([c._id]);
+  });
+
   it('sends direct targets with the given secret, sealed at rest; refuses a bad URL or secret', async () => {
     const s = setup();
     const secret = s.service.newSecret();
