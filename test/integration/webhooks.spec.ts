@@ -180,7 +180,7 @@ describe('a render’s events', () => {
 });
 
 describe('delivery', () => {
-  it('a receiver down (connection refused) for a few seconds, then up, gets every message, in order per key, none twice', async () => {
+  it('a receiver down (connection refused) for a few seconds, then up, gets every message (a render’s too), in order per token, none twice', async () => {
     const r = await receiver();
     const { id: endpoint } = await register(r);
     await r.down();
@@ -194,19 +194,26 @@ describe('delivery', () => {
         await webhooks.emit('t', types[i], { token: key, step: i }, { eventId: ids[k][i], orderKey: key });
       }
     }
-    await new Promise((res) => setTimeout(res, 3000));
-    const failing = await deliveries(endpoint, '?status=pending');
-    expect(failing).toHaveLength(9);
-    expect(failing.filter((m) => m.attemptCount > 0).length).toBe(3); // the first of each key: later ones wait for it
+    // And a real render's three events.
+    const started = Date.now();
+    const { token } = (await request(api.url).post('/v2/render/t').set(auth()).send({ movie: 'colors', params: { label: `outage ${started}` } }).expect(200)).body;
+    await request(api.url).get(`/v2/get/${token}.png`).expect(200);
+    await new Promise((res) => setTimeout(res, Math.max(0, started + 3000 - Date.now())));
+    const failing = await until('the render’s three messages', async () => {
+      const pending = await deliveries(endpoint, '?status=pending');
+      return pending.length === 12 ? pending : undefined;
+    });
+    expect(failing.filter((m) => m.attemptCount > 0).length).toBe(4); // the first of each key: later ones wait for it
     expect(failing.find((m) => m.attemptCount > 0)!.attempts[0].error).toMatch(/refused/);
     await r.up();
-    await r.waitFor('nine deliveries', () => r.delivered.length >= 9, 30_000);
+    await r.waitFor('twelve deliveries', () => r.delivered.length >= 12, 30_000);
     await new Promise((res) => setTimeout(res, 1000));
-    expect(r.delivered).toHaveLength(9);
-    expect(new Set(r.delivered.map((m) => m.id)).size).toBe(9);
+    expect(r.delivered).toHaveLength(12);
+    expect(new Set(r.delivered.map((m) => m.id)).size).toBe(12);
     for (const key of keys) {
       expect(r.delivered.filter((m) => m.payload.data.token === key).map((m) => m.payload.data.step)).toEqual([0, 1, 2]);
     }
+    expect(r.delivered.filter((m) => m.payload.data.token === token).map((m) => m.payload.type)).toEqual(['render.pending', 'render.processing', 'render.completed']);
     expect(r.delivered.every((m) => m.verified)).toBe(true);
     const log = await deliveries(endpoint);
     expect(log.every((m) => m.status === 'delivered')).toBe(true);
