@@ -2,8 +2,10 @@
  * `npm run bench`: Montage against an equivalent hand-written ffmpeg command, interleaved on
  * the same machine in the same run, so the ratio holds even when the machine is noisy; the
  * token API; the farm (farm.ts: API and node processes, Chromium, two APIs with 100 viewers);
- * scaling over pinned nodes; operations (operations.ts). BENCH_ONLY=renderer, api, farm,
- * scaling or operations (comma-separated for several) runs those parts only; BENCH_RUNS (3)
+ * scaling over pinned nodes; operations (operations.ts); deliveries (deliveries.ts: a batch,
+ * 200 MB uploads, an upload cut by SIGKILL; and webhooks.ts, a receiver down for 60 s).
+ * BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries or webhooks (comma-separated
+ * for several) runs those parts only; BENCH_RUNS (3)
  * runs of each, BENCH_FARM_RUNS (2) for the farm part.
  * Prints a table, the figures with their targets, and the JSON it writes to bench/results/latest.json.
  */
@@ -24,6 +26,8 @@ import { ConfigModule } from '../src/config/config.module';
 import { RenderService } from '../src/render/render.service';
 import { benchFarm, type FarmRow, farmRows, foreignLoad, loadMark } from './farm';
 import { benchShutdown, benchSweeper } from './operations';
+import { benchDeliveries, deliveryRows } from './deliveries';
+import { benchWebhooks } from './webhooks';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** The farm part starts real processes and Chromium for each figure: 2 runs unless BENCH_FARM_RUNS says otherwise. */
@@ -295,6 +299,9 @@ async function main() {
   const farm = part('farm') ? await benchFarm(FARM_RUNS) : undefined;
   const scaling = process.env.BENCH_SKIP_SCALING || !part('scaling') ? undefined : await benchScaling(RUNS);
   const operations = part('operations') ? { shutdown: await benchShutdown(RUNS), sweeper: await benchSweeper(RUNS) } : undefined;
+  const deliveries = part('deliveries') ? await benchDeliveries() : undefined;
+  // The webhook outage figure belongs to deliveries; BENCH_ONLY=webhooks runs it alone.
+  const webhooks = part('deliveries') || part('webhooks') ? await benchWebhooks().catch((err: Error) => ({ error: err.message })) : undefined;
 
   const result = {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
@@ -323,6 +330,11 @@ async function main() {
       ...operations,
       targets: 'SIGTERM to exit ≤ grace + 1 s (render in flight; Redis gone); a sweeper pass over 10,000 cached files ≤ 2 s with stored-output p99 during it ≤ 2× idle',
     },
+    deliveries: deliveries && {
+      ...deliveries,
+      targets: 'a 1,000-item batch: every key in exactly one webhook item, API RSS < 300 MB; a 200 MB output to S3 and to HTTP: RSS growth of the uploading API ≤ 64 MB; an API killed mid-upload: the upload completes after restart, one whole object, no multipart upload left',
+    },
+    webhooks,
   };
   const rows: string[][] = [['', 'median', 'runs']];
   if (renderer && result.montage) {
@@ -372,6 +384,9 @@ async function main() {
   if (scaling) {
     targets.push({ figure: '5. scaling, parallel 2: 1 node / 2 pinned nodes', value: `${scaling.speedup}× (${scaling.oneNodeMs} / ${scaling.twoNodesMs} ms)`, target: '≥ 1.8×', met: scaling.speedup >= 1.8 });
   }
+  if (deliveries) targets.push(...deliveryRows(deliveries));
+  if (webhooks && 'error' in webhooks) targets.push({ figure: '10. webhooks: receiver down 60 s then up', value: `not measured: ${webhooks.error}`, target: 'every event, in order per token, none twice', met: false });
+  else if (webhooks) targets.push(...webhooks.targets.map((t) => ({ ...t, figure: `10. ${t.figure}` })));
   if (renderer && result.ratio !== undefined) {
     targets.push({ figure: '8. renderer / hand-written ffmpeg, welcome', value: `${result.ratio}×`, target: '≤ 0.8×', met: result.ratio <= 0.8 });
   }
