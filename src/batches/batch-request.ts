@@ -17,6 +17,7 @@ const webhookUrl = z
 
 /** An item: ImageFactory's `{key, …inputs}`, or `{key, params: {…}}`. */
 const item = z
+  // eslint-disable-next-line no-control-regex -- control characters are what this refuses
   .object({ key: z.string().min(1).max(256).regex(/^[^\u0000-\u001f\u007f]*$/, 'control characters are not allowed'), params: z.record(z.string(), z.unknown()).optional() })
   .catchall(z.unknown())
   .transform(({ key, params, ...rest }) => ({ key, params: params ?? rest, mixed: params !== undefined && Object.keys(rest).length > 0 }));

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from
 import { randomUUID } from 'node:crypto';
 import { MontageError, notFound } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import { BATCH_QUEUE, type FlushBatchPayload, type JobContext, JobName, QueueKind, type RenderBatchItemPayload, RetryLater } from '../jobs/job.types';
+import { BATCH_FLUSH_QUEUE, BATCH_QUEUE, type FlushBatchPayload, type JobContext, JobName, QueueKind, type RenderBatchItemPayload, RetryLater } from '../jobs/job.types';
 import { JOB_QUEUE } from '../jobs/queue.module';
 import { RateLimitsService } from '../limits/rate-limits.service';
 import { hashKey, ProjectsService } from '../projects/projects.service';
@@ -56,9 +56,10 @@ export class BatchesService implements OnModuleInit, OnApplicationBootstrap {
     this.queue.startWorkers(
       QueueKind.Batch,
       [BATCH_QUEUE],
-      { [JobName.RenderBatchItem]: (payload, ctx) => this.renderItem(payload, ctx), [JobName.FlushBatch]: (payload) => this.flush(payload) },
+      { [JobName.RenderBatchItem]: (payload, ctx) => this.renderItem(payload, ctx) },
       { concurrency: this.config.deliveries.batchConcurrency },
     );
+    this.queue.startWorkers(QueueKind.BatchFlush, [BATCH_FLUSH_QUEUE], { [JobName.FlushBatch]: (payload) => this.flush(payload) }, { concurrency: 2 });
   }
 
   /** POST /v2/batch/:project → `{uuid, webhook_url, total}` (and the webhook's secret, shown once). */
@@ -181,10 +182,10 @@ export class BatchesService implements OnModuleInit, OnApplicationBootstrap {
   private async scheduleFlush(batchId: string, finished: number, total: number): Promise<void> {
     const { batchWebhookSize: size, batchWebhookDelayMs: delay } = this.config.deliveries;
     if (finished === total || finished % size === 0) {
-      await this.queue.enqueue(BATCH_QUEUE, JobName.FlushBatch, { batch: batchId }, `${batchId}-f${finished}`);
+      await this.queue.enqueue(BATCH_FLUSH_QUEUE, JobName.FlushBatch, { batch: batchId }, `${batchId}-f${finished}`);
     } else {
       const window = delay > 0 ? Math.floor(Date.now() / delay) : Date.now();
-      await this.queue.enqueue(BATCH_QUEUE, JobName.FlushBatch, { batch: batchId }, `${batchId}-w${window}`, { delayMs: delay });
+      await this.queue.enqueue(BATCH_FLUSH_QUEUE, JobName.FlushBatch, { batch: batchId }, `${batchId}-w${window}`, { delayMs: delay });
     }
   }
 

@@ -28,6 +28,8 @@ export enum QueueKind {
   Upload = 'upload',
   Webhook = 'webhook',
   Batch = 'batch',
+  /** Batch groups to webhooks: their own queue, so a flush never waits behind item jobs that wait for renders. */
+  BatchFlush = 'batch-flush',
 }
 
 export const JOB_QUEUE_KIND = {
@@ -37,7 +39,7 @@ export const JOB_QUEUE_KIND = {
   [JobName.Upload]: QueueKind.Upload,
   [JobName.SendWebhook]: QueueKind.Webhook,
   [JobName.RenderBatchItem]: QueueKind.Batch,
-  [JobName.FlushBatch]: QueueKind.Batch,
+  [JobName.FlushBatch]: QueueKind.BatchFlush,
 } as const satisfies Record<JobName, QueueKind>;
 
 /** Assembly only copies video and mixes sound: light work, taken by every node beside its renders. */
@@ -45,6 +47,7 @@ export const ASSEMBLY_QUEUE = 'montage.assembly';
 export const UPLOAD_QUEUE = 'montage.uploads';
 export const WEBHOOK_QUEUE = 'montage.webhooks';
 export const BATCH_QUEUE = 'montage.batches';
+export const BATCH_FLUSH_QUEUE = 'montage.batch-flush';
 
 /** What every job of a render carries: nodes never read the database. */
 export interface RenderTarget {

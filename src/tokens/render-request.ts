@@ -52,9 +52,9 @@ export const renderRequestSchema = z
     params: z.record(z.string(), z.unknown()).default({}),
     parallel: z.number().int().min(1).max(MAX_PARALLEL).default(1),
     routingkey: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lower-case letters, digits, - and _').default('default'),
+    // One task or a list: a lone task is read as a list of one, so errors name `upload.0.<field>`.
     upload: z
-      .union([uploadTask, z.array(uploadTask).max(MAX_UPLOAD_TASKS, `at most ${MAX_UPLOAD_TASKS} upload tasks`)])
-      .transform((u) => (Array.isArray(u) ? u : [u]))
+      .preprocess((u) => (u !== null && typeof u === 'object' && !Array.isArray(u) ? [u] : u), z.array(uploadTask).max(MAX_UPLOAD_TASKS, `at most ${MAX_UPLOAD_TASKS} upload tasks`))
       .default([]),
     /** The caller's own data, returned in every webhook about this token. */
     metadata: z

@@ -6,7 +6,7 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 // eslint-disable-next-line no-control-regex -- the same refusal, as a ZodString that more rules can follow
 const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
 const text = (max: number) => z.string().min(1).max(max).regex(NO_CONTROL, 'control characters are not allowed');
-const freeText = (max: number) => z.string().max(max).refine((s) => !/\u0000/.test(s), 'NUL is not allowed');
+const freeText = (max: number) => z.string().max(max).refine((s) => !s.includes('\u0000'), 'NUL is not allowed');
 const host = text(255).regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, 'a host name or address, optionally with :port');
 const httpUrl = text(2048).refine((s) => {
   try {
