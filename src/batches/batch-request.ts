@@ -1,19 +1,8 @@
 import { z } from 'zod';
 import { badInput, type ErrorDetail } from '../common/errors';
 import { OUTPUT_FORMATS } from '../formats/output-formats';
-import { MAX_METADATA_BYTES, MAX_PARALLEL } from '../tokens/render-request';
-
-const webhookUrl = z
-  .string()
-  .max(2048)
-  .refine((s) => {
-    try {
-      const u = new URL(s);
-      return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password;
-    } catch {
-      return false;
-    }
-  }, 'an absolute http(s) URL without user:password@');
+import { MAX_METADATA_BYTES, MAX_PARALLEL, requestIssueDetails } from '../tokens/render-request';
+import { httpUrl } from '../uploads/destinations';
 
 /** An item: ImageFactory's `{key, …inputs}`, or `{key, params: {…}}`. */
 const item = z
@@ -27,7 +16,7 @@ export const batchRequestSchema = z
     movie: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'a movie name'),
     requests: z.array(z.unknown()).min(1, 'at least one request'),
     formats: z.array(z.enum(OUTPUT_FORMATS)).min(1).max(OUTPUT_FORMATS.length).default(['mp4']),
-    webhook_url: webhookUrl.optional(),
+    webhook_url: httpUrl.optional(),
     metadata: z
       .record(z.string(), z.unknown())
       .refine((m) => JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes of JSON`)
@@ -55,10 +44,7 @@ export interface BatchRequest {
 export function parseBatchRequest(body: unknown, maxItems: number): BatchRequest {
   const parsed = batchRequestSchema.safeParse(body ?? {});
   if (!parsed.success) {
-    const details = parsed.error.issues.map((i) => ({
-      field: i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(body)'),
-      message: i.code === 'unrecognized_keys' ? `unknown field${i.keys.length > 1 ? 's' : ''}: ${i.keys.join(', ')}` : i.message,
-    }));
+    const details = requestIssueDetails(parsed.error.issues);
     throw badInput(`invalid batch request: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`, details);
   }
   const { requests, ...rest } = parsed.data;

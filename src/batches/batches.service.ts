@@ -5,7 +5,7 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { BATCH_FLUSH_QUEUE, BATCH_QUEUE, type FlushBatchPayload, type JobContext, JobName, QueueKind, type RenderBatchItemPayload, RetryLater } from '../jobs/job.types';
 import { JOB_QUEUE } from '../jobs/queue.module';
 import { RateLimitsService } from '../limits/rate-limits.service';
-import { hashKey, ProjectsService } from '../projects/projects.service';
+import { keyIdOf, ProjectsService } from '../projects/projects.service';
 import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../repositories/document-store/port';
 import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
 import { RenderRunner } from '../renders/render-runner.service';
@@ -65,7 +65,7 @@ export class BatchesService implements OnModuleInit, OnApplicationBootstrap {
   /** POST /v2/batch/:project → `{uuid, webhook_url, total}` (and the webhook's secret, shown once). */
   async create(projectId: string, apiKey: string | undefined, body: unknown, baseUrl: string) {
     const project = await this.projects.authenticate(projectId, apiKey);
-    const keyId = hashKey(apiKey!).slice(0, 16);
+    const keyId = keyIdOf(apiKey!);
     await this.limits.countRequest(project, keyId);
     const request = parseBatchRequest(body, this.config.deliveries.batchMaxItems);
     const id = randomUUID();

@@ -8,6 +8,8 @@ import { verify } from './url-signing';
 const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 export const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
+/** A short, stable id of an API key (never the key): whose limits a request spends. */
+export const keyIdOf = (apiKey: string) => hashKey(apiKey).slice(0, 16);
 
 /** Projects, their API keys (stored hashed) and URL-signing secrets. */
 @Injectable()

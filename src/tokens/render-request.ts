@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { badInput } from '../common/errors';
 import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
-import { taskDestination } from '../uploads/destinations';
+import { httpUrl, taskDestination } from '../uploads/destinations';
 
 const movieName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'a movie name');
 
@@ -14,18 +14,6 @@ const movieSpec = z.union([
     .refine((m) => Object.keys(m).every((k) => k === '*' || isOutputFormat(k)), 'keys must be output extensions (mp4, webm, gif, png, jpg, webp) or "*"'),
 ]);
 
-const callbackUrl = z
-  .string()
-  .max(2048)
-  .refine((s) => {
-    try {
-      const u = new URL(s);
-      return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password;
-    } catch {
-      return false;
-    }
-  }, 'an absolute http(s) URL without user:password@');
-
 /** An upload task (Impossible's upload task definition): which output, when, where, and whom to tell. */
 const uploadTask = z
   .object({
@@ -34,8 +22,8 @@ const uploadTask = z
     /** false: uploaded as soon as the first viewer's render is stored; true: rendered and uploaded in the background now. */
     async: z.boolean().default(false),
     /** Called (GET, `?msg=`) when the upload is done, or failed for good. */
-    onsuccess: callbackUrl.optional(),
-    onerror: callbackUrl.optional(),
+    onsuccess: httpUrl.optional(),
+    onerror: httpUrl.optional(),
     destination: taskDestination,
   })
   .strict();
@@ -72,13 +60,18 @@ export const renderRequestSchema = z
 export type RenderRequestBody = z.infer<typeof renderRequestSchema>;
 export type MovieSpec = z.infer<typeof movieSpec>;
 
+/** Zod's issues as error details: each bad field by its path, unknown fields by name. */
+export function requestIssueDetails(issues: z.ZodIssue[]): Array<{ field: string; message: string }> {
+  return issues.map((i) => ({
+    field: i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(body)'),
+    message: i.code === 'unrecognized_keys' ? `unknown field${i.keys.length > 1 ? 's' : ''}: ${i.keys.join(', ')}` : i.message,
+  }));
+}
+
 export function parseRenderRequest(body: unknown): RenderRequestBody {
   const parsed = renderRequestSchema.safeParse(body ?? {});
   if (!parsed.success) {
-    const details = parsed.error.issues.map((i) => ({
-      field: i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(body)'),
-      message: i.code === 'unrecognized_keys' ? `unknown field${i.keys.length > 1 ? 's' : ''}: ${i.keys.join(', ')}` : i.message,
-    }));
+    const details = requestIssueDetails(parsed.error.issues);
     throw badInput(`invalid render request: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`, details);
   }
   return parsed.data;

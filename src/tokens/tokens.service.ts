@@ -7,7 +7,7 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { isOutputFormat, isStillFormat, isStreamable, type OutputFormat } from '../formats/output-formats';
 import { RateLimitsService } from '../limits/rate-limits.service';
 import { effectiveLimits, type ProjectDoc } from '../projects/project.types';
-import { hashKey, ProjectsService } from '../projects/projects.service';
+import { keyIdOf, ProjectsService } from '../projects/projects.service';
 import { RenderService } from '../render/render.service';
 import { type Collection, DOCUMENT_STORE, type DocumentStore, DuplicateKeyError } from '../repositories/document-store/port';
 import { renderKey } from '../renders/render-key';
@@ -309,11 +309,6 @@ export class TokensService implements OnModuleInit {
 
 function now(): string {
   return new Date().toISOString();
-}
-
-/** A short, stable id of an API key (never the key): whose limits a token spends. */
-function keyIdOf(apiKey: string): string {
-  return hashKey(apiKey).slice(0, 16);
 }
 
 /** Decimal digits only: `0x10`, `1e1`, ` 16` and `16.0` are not frame numbers. */

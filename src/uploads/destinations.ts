@@ -8,7 +8,8 @@ const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
 const text = (max: number) => z.string().min(1).max(max).regex(NO_CONTROL, 'control characters are not allowed');
 const freeText = (max: number) => z.string().max(max).refine((s) => !s.includes('\u0000'), 'NUL is not allowed');
 const host = text(255).regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, 'a host name or address, optionally with :port');
-const httpUrl = text(2048).refine((s) => {
+/** An absolute http(s) URL without user:password@: destinations, callbacks, batch webhooks. */
+export const httpUrl = text(2048).refine((s) => {
   try {
     const u = new URL(s);
     return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password;
