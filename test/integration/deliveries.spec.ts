@@ -114,6 +114,14 @@ describe('upload tasks', () => {
     expect(up.stored('/retried.mp4')!.length).toBeGreaterThan(1000);
   });
 
+  it('a bad connection is a 400 naming the field or the name, and nothing is saved', async () => {
+    const bad = await request(api.url).put('/v2/connections/t/ftp').set(auth()).send({ type: 'ftp', host: 'ftp example', user: 'u' }).expect(400);
+    expect(bad.body.details.map((d: { field: string }) => d.field)).toEqual(expect.arrayContaining(['host', 'password']));
+    const badName = await request(api.url).put('/v2/connections/t/..%2Fx').set(auth()).send({ type: 'ftp', host: 'ftp.example.com', user: 'u', password: 'p' }).expect(400);
+    expect(badName.body.details).toEqual([{ field: 'name', message: expect.any(String) }]);
+    expect((await request(api.url).get('/v2/connections/t').set(auth()).expect(200)).body.map((c: { name: string }) => c.name)).not.toContain('ftp');
+  });
+
   it('bad tasks are 400s naming the field, and nothing is stored', async () => {
     const res = await post({
       movie: 'badge',
