@@ -2,6 +2,8 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import * as os from 'node:os';
 import {
   ASSEMBLY_QUEUE,
+  type EngineCapabilities,
+  EngineName,
   EngineRegistry,
   JOB_QUEUE,
   type JobHandlers,
@@ -47,8 +49,17 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
       [JobName.RenderOutput]: (payload, ctx) => this.outputs.run(payload, ctx),
       [JobName.RenderSegment]: (payload, ctx) => this.segments.run(payload, ctx),
     };
-    // One queue per routing key and engine this node has: it never takes a job it cannot run.
-    const queues = this.engines.names().flatMap((engine) => this.config.routingKeys.map((key) => queueName(key, engine)));
+    // One queue per routing key, engine and device this node has: it never takes a job it cannot run
+    // (a Blender job for a GPU waits in its own queue for a node that sees that GPU).
+    const capabilities = new Map<EngineName, EngineCapabilities>();
+    for (const engine of this.engines.names()) {
+      const found = await this.engines.get(engine).capabilities();
+      capabilities.set(engine, found);
+      if (found.devices.length === 0) this.logger.warn(`no ${engine} engine on this node: ${found.error ?? 'not available'}`);
+    }
+    const usable = this.engines.names().filter((engine) => capabilities.get(engine)!.devices.length > 0);
+    const queues = usable.flatMap((engine) => capabilities.get(engine)!.devices.flatMap((device) => this.config.routingKeys.map((key) => queueName(key, engine, device))));
+    const blender = capabilities.get(EngineName.Blender);
     this.queue.startWorkers(QueueKind.Render, queues, render, {
       concurrency: this.config.concurrency,
       lockDurationMs: this.config.segmentLockMs,
@@ -72,7 +83,8 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
         version: this.config.version,
         routingKeys: this.config.routingKeys,
         concurrency: this.config.concurrency,
-        engines: this.engines.names(),
+        engines: usable,
+        ...(blender && blender.devices.length > 0 ? { blender: { version: blender.version, devices: blender.devices } } : {}),
         encoders,
         cpus: os.cpus().length,
         load: os.loadavg(),
@@ -85,7 +97,7 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
     };
     await beat();
     this.timer = setInterval(() => void beat(), 3000);
-    this.logger.log(`render node ${this.node.nodeId} (${this.engines.names().join(', ')}) takes ${queues.join(', ')} (concurrency ${this.config.concurrency}) and ${ASSEMBLY_QUEUE}`);
+    this.logger.log(`render node ${this.node.nodeId} (${usable.join(', ')}${blender?.version ? ` — Blender ${blender.version} on ${blender.devices.join(', ')}` : ''}) takes ${queues.join(', ')} (concurrency ${this.config.concurrency}) and ${ASSEMBLY_QUEUE}`);
   }
 
   async onModuleDestroy(): Promise<void> {

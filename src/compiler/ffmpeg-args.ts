@@ -67,7 +67,9 @@ export function buildRenderArgs(
   // Opus takes 20 ms frames; a graph without inputs is not cut to the encoder's frame size (ffmpeg 5.1).
   const audio = withAudio ? graph.audio(profile.format === 'webm' ? 960 : undefined) : undefined;
 
-  const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y'];
+  // Frames of another engine come on stdin; otherwise ffmpeg must not read it.
+  const framesOnStdin = plan.scenes.some((scene) => scene.layers.some((layer) => layer.source.kind === 'frames'));
+  const args = ['-hide_banner', ...(framesOnStdin ? [] : ['-nostdin']), '-loglevel', 'error', '-y'];
   if (options.progress) args.push('-progress', 'pipe:1', '-nostats');
   for (const input of graph.inputs) args.push(...input);
 
@@ -276,6 +278,10 @@ class GraphBuilder {
       // Convert once, then repeat the same frame: the PNG is decoded a single time.
       head = `[${idx}:v]${TO_YUV},format=yuva420p,loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
       if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec));
+    } else if (src.kind === 'frames') {
+      // One PNG per frame of the range, in order: numbered from the range's first frame like every other stream.
+      const idx = this.input(['-f', 'png_pipe', '-framerate', String(this.fps), '-i', 'pipe:0']);
+      head = `[${idx}:v]${TO_YUV},format=yuva420p,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
     } else {
       const offsetSec = (first - layer.startFrame) / this.fps;
       const position = src.loop ? (src.trimStartSec + offsetSec) % src.clipSec : src.trimStartSec + offsetSec;

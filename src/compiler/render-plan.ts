@@ -18,7 +18,9 @@ export interface PreparedMedia {
 export type LayerSource =
   | { kind: 'color'; color: string }
   | { kind: 'still'; path: string }
-  | { kind: 'video'; path: string; trimStartSec: number; loop: boolean; clipSec: number };
+  | { kind: 'video'; path: string; trimStartSec: number; loop: boolean; clipSec: number }
+  /** Frames made by another engine (Blender), PNG after PNG on the encoder's stdin, one per movie frame of the range. */
+  | { kind: 'frames' };
 
 export interface KenBurns {
   from: { zoom: number; x: number; y: number };
@@ -202,4 +204,27 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
 /** yuv420p needs even sizes. */
 export function even(n: number): number {
   return Math.max(2, Math.round(n / 2) * 2);
+}
+
+/**
+ * A movie whose picture comes whole from another engine (Blender): one scene with one layer,
+ * the frames on stdin, over the canvas background (which shows where a frame is transparent).
+ * `sound` is the movie's sound plan (or a plan without audio for video-only outputs).
+ */
+export function framesPlan(sound: RenderPlan): RenderPlan {
+  const layer: PlannedLayer = {
+    id: 'frames',
+    startFrame: 0,
+    endFrame: sound.totalFrames,
+    x: 0,
+    y: 0,
+    width: sound.width,
+    height: sound.height,
+    opacity: 1,
+    source: { kind: 'frames' },
+    fit: 'fill',
+    animIn: [],
+    animOut: [],
+  };
+  return { ...sound, scenes: [{ index: 0, startFrame: 0, endFrame: sound.totalFrames, background: sound.background, layers: [layer] }] };
 }

@@ -5,6 +5,7 @@ import { explainIssue, resolvedAudioSchema, resolvedSceneSchema } from '../templ
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import type { ParamValue, Params } from './params';
+import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
 
 /** Where a layer's or track's media comes from: a URL to fetch, or a file shipped with the template. */
 export type MediaRef = { kind: 'url'; url: string } | { kind: 'file'; path: string };
@@ -61,6 +62,9 @@ export interface ResolvedMovie {
   posterFrame: number;
   scenes: ResolvedScene[];
   audio: ResolvedAudio[];
+  /** What renders the picture; a Blender movie has no scenes but its scene and bindings. */
+  engine?: 'ffmpeg-composite' | 'blender';
+  blender?: ResolvedBlenderScene;
 }
 
 /**
@@ -182,7 +186,8 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
     previousEnd = endFrame;
   });
 
-  if (expanded.length === 0 && errors.length === 0) errors.push({ field: at(['scenes']), message: 'the movie has no scenes after applying params' });
+  const blender = spec.engine === 'blender' && spec.blender ? resolveBlenderScene(template, spec.blender, hb, params, errors) : undefined;
+  if (expanded.length === 0 && !blender && errors.length === 0) errors.push({ field: at(['scenes']), message: 'the movie has no scenes after applying params' });
   const totalFrames = declaredTotal ?? previousEnd;
   if (declaredTotal !== undefined && previousEnd > declaredTotal && errors.length === 0) {
     errors.push({
@@ -220,11 +225,13 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
     posterFrame: Math.min(Math.max(0, poster), totalFrames - 1),
     scenes,
     audio,
+    engine: spec.engine,
+    ...(blender ? { blender } : {}),
   };
 }
 
 /** Handlebars on every string leaf; keys and structure are never templated. */
-function applyHandlebars(
+export function applyHandlebars(
   value: unknown,
   hb: TemplateFunctions,
   context: unknown,
@@ -251,7 +258,7 @@ function applyHandlebars(
 }
 
 /** A media src after Handlebars: an http(s) URL, or a file inside the template folder. */
-function mediaRef(template: LoadedTemplate, src: string): MediaRef | string {
+export function mediaRef(template: LoadedTemplate, src: string): MediaRef | string {
   if (/^https?:\/\//i.test(src)) return { kind: 'url', url: src };
   if (/^[a-z][a-z0-9+.-]*:/i.test(src)) return `unsupported media source "${src.slice(0, 80)}": use an http(s) URL or a file of the template`;
   if (src.trim() === '') return 'media source is empty (is a media variable missing?)';

@@ -50,6 +50,21 @@ export interface MontageConfig {
   trustProxy: boolean;
   /** An ffmpeg process whose frame count (or output size) has not moved for this long is killed. */
   stallTimeoutMs: number;
+  /** Blender on render nodes (the `blender` engine). */
+  blender: {
+    /** The binary (BLENDER_PATH): Debian's renders on CPU; a blender.org build has CUDA, OptiX and HIP. */
+    path: string;
+    /** Render threads per Blender (0: every core); pin a node to its cores with taskset and set this to match. */
+    threads: number;
+    /** A frame that takes longer than this stops the render (a template may set its own `frameTimeout`). */
+    frameTimeoutMs: number;
+    /** Frames per chunk before a scene's time per frame is known. */
+    chunkFrames: number;
+    /** What a chunk should take once the time per frame is known. */
+    chunkSeconds: number;
+    /** Off: the node takes no Blender jobs even where Blender is installed. */
+    enabled: boolean;
+  };
   /** How long a fetched media file may take to prove it decodes (a few frames), before it is refused. */
   mediaCheckTimeoutMs: number;
   /** After SIGTERM/SIGINT: how long running renders and segments get to finish before they are handed back. */
@@ -204,6 +219,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     maxOutputsPerToken: int(env, 'MAX_OUTPUTS_PER_TOKEN', 64, 1),
     trustProxy: bool(env, 'TRUST_PROXY', false),
     stallTimeoutMs: int(env, 'FFMPEG_STALL_TIMEOUT_MS', 20_000, 1000),
+    blender: {
+      path: env.BLENDER_PATH || 'blender',
+      threads: int(env, 'BLENDER_THREADS', 0, 0),
+      frameTimeoutMs: int(env, 'BLENDER_FRAME_TIMEOUT_MS', 300_000, 1000),
+      chunkFrames: int(env, 'BLENDER_CHUNK_FRAMES', 12, 1),
+      chunkSeconds: int(env, 'BLENDER_CHUNK_SECONDS', 10, 1),
+      enabled: bool(env, 'BLENDER_ENABLED', true),
+    },
     mediaCheckTimeoutMs: int(env, 'MEDIA_CHECK_TIMEOUT_MS', 15_000, 500),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0),
     startupTimeoutMs: int(env, 'STARTUP_TIMEOUT_MS', 0, 0),

@@ -5,6 +5,17 @@ import type { OutputProfile } from '../compiler/output-profiles';
 export enum EngineName {
   /** Layers rasterised once with sharp, composited and encoded by ffmpeg. */
   FfmpegComposite = 'ffmpeg-composite',
+  /** A Blender scene with the params bound into it, rendered frame by frame and encoded by ffmpeg. */
+  Blender = 'blender',
+}
+
+/** What an engine can do on this machine: the devices it renders on (none: it cannot run here). */
+export interface EngineCapabilities {
+  /** `CPU` and any GPU types (CUDA, OPTIX, HIP) this node takes jobs for. */
+  devices: string[];
+  version?: string;
+  /** Why the engine cannot run here. */
+  error?: string;
 }
 
 /** What an engine renders: a movie of a template version with validated params, as a profile. */
@@ -37,8 +48,10 @@ export interface EngineRenderOptions {
  */
 export interface RenderEngine {
   readonly name: EngineName;
-  /** Frame ranges for `parallel` lanes (pure): the first short, so a stream starts soon. */
-  planRanges(totalFrames: number, fps: number, parallel: number): FrameRange[];
+  /** Whether and on what this engine renders on this machine (asked once, at a node's start). */
+  capabilities(): Promise<EngineCapabilities>;
+  /** Frame ranges for `parallel` lanes (pure); `secondsPerFrame`: what this movie's frames took before. */
+  planRanges(totalFrames: number, fps: number, parallel: number, secondsPerFrame?: number): FrameRange[];
   /** Renders `request` into `output`; resolves with the bytes written. */
   render(request: EngineRequest, output: string, options?: EngineRenderOptions): Promise<{ bytes: number; frames: number }>;
   /**

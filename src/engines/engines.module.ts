@@ -2,6 +2,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { renderFailed } from '../common/errors';
 import { RenderModule } from '../render/render.module';
 import type { EngineName, RenderEngine } from './engine';
+import { BlenderEngine } from './blender/blender.engine';
 import { FfmpegCompositeEngine } from './ffmpeg-composite/ffmpeg-composite.engine';
 
 /** The engines this process has, by name. A second engine is one more constructor argument here. */
@@ -9,8 +10,8 @@ import { FfmpegCompositeEngine } from './ffmpeg-composite/ffmpeg-composite.engin
 export class EngineRegistry {
   private readonly engines: Map<EngineName, RenderEngine>;
 
-  constructor(composite: FfmpegCompositeEngine) {
-    this.engines = new Map([composite].map((e) => [e.name, e]));
+  constructor(composite: FfmpegCompositeEngine, blender: BlenderEngine) {
+    this.engines = new Map([composite, blender].map((e) => [e.name, e]));
   }
 
   get(name: EngineName): RenderEngine {
@@ -27,7 +28,7 @@ export class EngineRegistry {
 
 @Module({
   imports: [RenderModule],
-  providers: [FfmpegCompositeEngine, EngineRegistry],
+  providers: [FfmpegCompositeEngine, BlenderEngine, EngineRegistry],
   exports: [EngineRegistry],
 })
 export class EnginesModule {}

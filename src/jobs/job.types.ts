@@ -52,6 +52,8 @@ export const BATCH_FLUSH_QUEUE = 'montage.batch-flush';
 /** What every job of a render carries: nodes never read the database. */
 export interface RenderTarget {
   engine: EngineName;
+  /** The device the engine renders on (Blender: CPU, CUDA, OPTIX, HIP): it picks the queue. */
+  device?: string;
   renderKey: string;
   /** The render's run (one per claim): channels and job ids of another run never mix with it. */
   run: string;
@@ -192,8 +194,10 @@ export interface FlowJob<N extends JobName = JobName> {
 }
 
 /** One queue per routing key: dedicated pools of nodes (GPU nodes, say) take their own key. */
-export const queueName = (routingKey: string, engine: EngineName = EngineName.FfmpegComposite) =>
-  engine === EngineName.FfmpegComposite ? `render.${routingKey}` : `render.${routingKey}.${engine}`; // the compositor keeps the short name
+export const queueName = (routingKey: string, engine: EngineName = EngineName.FfmpegComposite, device = 'CPU') =>
+  engine === EngineName.FfmpegComposite
+    ? `render.${routingKey}` // the compositor keeps the short name
+    : `render.${routingKey}.${engine}${device === 'CPU' ? '' : `.${device.toLowerCase()}`}`; // a GPU job waits for a node with that GPU
 
 /** Deterministic job ids deduplicate: the same segment of the same render is one job. */
 export const segmentJobId = (renderKey: string, run: string, range: FrameRange) => `${renderKey}-r${run}-${range.from}-${range.to}`;
@@ -208,6 +212,8 @@ export interface NodeHeartbeat {
   routingKeys: string[];
   concurrency: number;
   engines: string[];
+  /** Blender on this node: its version and the Cycles device types it renders on. */
+  blender?: { version?: string; devices: string[] };
   encoders: string[];
   cpus: number;
   load: number[];

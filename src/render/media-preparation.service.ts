@@ -160,6 +160,11 @@ export class MediaPreparationService {
   /** The sweeper evicts least recently used rasters first: a hit marks the raster used. */
   private readonly usage = new UsedMarker((file) => this.work.touch(file));
 
+  /** A media param or template file as a local path (URLs through the asset cache and its URL policy): for engines that read files themselves. */
+  async localPath(ref: MediaRef, kind: MediaKind): Promise<string> {
+    return (await this.local(ref, kind)).path;
+  }
+
   private async local(ref: MediaRef, kind: MediaKind): Promise<LocalMedia> {
     if (ref.kind === 'url') {
       const asset = await this.assets.fetch(ref.url, kind);

@@ -10,6 +10,8 @@ import { RasterRepository } from '../repositories/raster.repository';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
 import { TemplatesService } from '../templates/templates.service';
+import { BlenderRepository } from '../repositories/blender.repository';
+import { BlenderScenesService } from '../engines/blender/blender-scenes.service';
 import { MediaPreparationService } from './media-preparation.service';
 import { RenderService } from './render.service';
 
@@ -29,10 +31,12 @@ import { RenderService } from './render.service';
     MediaVerifier,
     { provide: MEDIA_PROBE, useExisting: MediaVerifier },
     AssetCacheService,
+    BlenderRepository,
+    BlenderScenesService,
     TemplatesService,
     MediaPreparationService,
     RenderService,
   ],
-  exports: [TemplatesService, RenderService, MediaRepository, WorkFilesRepository],
+  exports: [TemplatesService, RenderService, MediaRepository, WorkFilesRepository, MediaPreparationService, BlenderRepository, BlenderScenesService],
 })
 export class RenderModule {}

@@ -97,7 +97,7 @@ export class RenderService {
   }
 
   /** The resolved movie (memoised by `resolve`), refused if the template changed since it was planned. */
-  private async resolveForRender(request: Omit<RenderRequest, 'profile'>): Promise<ResolvedMovie> {
+  async resolveForRender(request: Omit<RenderRequest, 'profile'>): Promise<ResolvedMovie> {
     const { template, movie } = await this.resolve(request.project, request.movie, request.params);
     if (request.templateVersion && template.version !== request.templateVersion) {
       throw renderFailed('the template changed while this output was being made; request it again for the new version');
@@ -113,7 +113,7 @@ export class RenderService {
     request: RenderRequest,
     output: string,
     onProgress?: (p: RenderProgress) => void,
-    options: { inPlace?: boolean; plan?: RenderPlan; signal?: AbortSignal } = {},
+    options: { inPlace?: boolean; plan?: RenderPlan; signal?: AbortSignal; frames?: AsyncIterable<Buffer> } = {},
   ): Promise<RenderResult> {
     // A part without sound (a segment) needs only the media of the layers seen in it.
     const part = request.range && request.profile.videoOnly ? { from: request.range.from ?? 0, to: request.range.to ?? Infinity } : undefined;
@@ -128,7 +128,9 @@ export class RenderService {
     const converted = still && request.profile.format !== 'png' ? await this.work.tempFor(output) : undefined;
     try {
       const args = buildRenderArgs(plan, range, request.profile, temp, { progress: true, threads: this.config.ffmpegThreads });
-      await this.media.run(args, {
+      // Another engine's frames (a `frames` layer) come on stdin; that engine reports progress.
+      if (options.frames) await this.media.runWithInput(args, options.frames, options.signal);
+      else await this.media.run(args, {
         signal: options.signal,
         // A palette GIF writes nothing until it has seen every frame: its watchdog waits longer.
         stallTimeoutMs: request.profile.format === 'gif' ? this.config.stallTimeoutMs * 6 : undefined,
@@ -186,7 +188,7 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promis
   });
 }
 
-function stillRange(plan: RenderPlan, frame: number | undefined): FrameRange {
+export function stillRange(plan: RenderPlan, frame: number | undefined): FrameRange {
   const f = frame ?? plan.posterFrame;
   if (!Number.isInteger(f) || f < 0 || f >= plan.totalFrames) {
     throw badInput(`frame must be a whole number from 0 to ${plan.totalFrames - 1}, got ${frame}`, [
@@ -196,7 +198,7 @@ function stillRange(plan: RenderPlan, frame: number | undefined): FrameRange {
   return { from: f, to: f + 1 };
 }
 
-function videoRange(plan: RenderPlan, range: Partial<FrameRange> | undefined): FrameRange {
+export function videoRange(plan: RenderPlan, range: Partial<FrameRange> | undefined): FrameRange {
   const from = range?.from ?? 0;
   const to = range?.to ?? plan.totalFrames;
   if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to > plan.totalFrames || to <= from) {

@@ -60,7 +60,7 @@ export function isDistributed(format: OutputFormat, parallel: number, ranges: Fr
  */
 export function planRenderJobs(input: RenderJobsInput): RenderJobs {
   const { target, format, routingKey } = input;
-  const queue = queueName(routingKey, target.engine);
+  const queue = queueName(routingKey, target.engine, target.device);
   const channel = liveChannel(target.renderKey, target.run);
   const progress = progressKey(target.renderKey, target.run);
   const runId = runJobId(target.renderKey, target.run);

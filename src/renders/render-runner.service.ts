@@ -232,10 +232,11 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
 
   private planJobs(located: LocatedOutput, run: string): RenderJobs {
     const { token } = located;
-    const engine = this.engines.get(EngineName.FfmpegComposite);
+    const engine = this.engines.get(located.engine ?? EngineName.FfmpegComposite);
     return planRenderJobs({
       target: {
         engine: engine.name,
+        ...(located.device ? { device: located.device } : {}),
         renderKey: located.key,
         run,
         project: token.project,

@@ -1,3 +1,4 @@
+import type { EngineName } from '../engines/engine';
 import type { OutputProfile } from '../compiler/output-profiles';
 import type { OutputFormat } from '../formats/output-formats';
 import type { RunWatch } from './render-jobs';
@@ -73,4 +74,7 @@ export interface LocatedOutput {
   totalFrames: number;
   /** Width × height × seconds of this output: what it costs of a daily quota. */
   pixelSeconds: number;
+  /** What renders it (default the compositor), and on which device (Blender: CPU or a GPU type). */
+  engine?: EngineName;
+  device?: string;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { blenderBlockSchema } from '../engines/blender/blender.schema';
 
 /**
  * The movie file format (v1). Designers write it by hand in YAML or JSON.
@@ -257,9 +258,22 @@ export const movieSchema = z
     poster: z.number().min(0).optional(),
     variables: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are identifiers'), variableSchema).default({}),
     audio: z.array(audioTrack).default([]),
-    scenes: z.array(sceneSchema).min(1, 'a movie needs at least one scene'),
+    /** What renders the picture: the compositor (scenes of layers) or Blender (the `blender` block). */
+    engine: z.enum(['ffmpeg-composite', 'blender']).default('ffmpeg-composite'),
+    scenes: z.array(sceneSchema).default([]),
+    blender: blenderBlockSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((movie, ctx) => {
+    if (movie.engine === 'blender') {
+      if (!movie.blender) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['engine'], message: 'a Blender movie needs a `blender` block (scene, settings, bindings)' });
+      if (movie.scenes.length > 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['scenes'], message: 'a Blender movie has no scenes: its picture is the Blender scene' });
+      if (movie.duration === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['engine'], message: 'a Blender movie needs a `duration` (seconds)' });
+    } else {
+      if (movie.scenes.length === 0) ctx.addIssue({ code: z.ZodIssueCode.too_small, minimum: 1, inclusive: true, type: 'array', path: ['scenes'], message: 'a movie needs at least one scene' });
+      if (movie.blender) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['blender'], message: 'a `blender` block needs `engine: blender`' });
+    }
+  });
 
 export type MovieFile = z.infer<typeof movieSchema>;
 

@@ -8,6 +8,7 @@ import { resolveMovie } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { FontsRepository } from '../repositories/fonts.repository';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
+import { BlenderScenesService } from '../engines/blender/blender-scenes.service';
 import { explainIssue, type MovieFile, movieSchema, type Variable } from './movie.schema';
 import type { LoadedTemplate } from './template.types';
 import { parseSource } from './yaml-source';
@@ -29,6 +30,7 @@ export class TemplatesService {
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
     private readonly files: TemplateFilesRepository,
     private readonly fonts: FontsRepository,
+    private readonly blenderScenes: BlenderScenesService,
   ) {}
 
   async listProjects(): Promise<string[]> {
@@ -148,6 +150,8 @@ export class TemplatesService {
         errors.push({ field: at(p), message: `Handlebars: ${handlebarsMessage(err)}` });
       }
     });
+    // A Blender scene's bindings against what the scene has (Blender is asked once per version).
+    if (errors.length === 0 && spec.engine === 'blender') errors.push(...(await this.blenderScenes.check(template)));
     if (errors.length === 0) {
       try {
         resolveMovie(template, sampleParams(spec));

@@ -1,3 +1,4 @@
+import { EngineName } from '../engines/engine';
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { createHmac, randomBytes } from 'node:crypto';
 import { canonicalJson } from '../common/canonical-json';
@@ -193,7 +194,9 @@ export class TokensService implements OnModuleInit {
     }
     const frames = isStillFormat(ext) ? 1 : resolved.totalFrames;
     const pixelSeconds = resolved.width * resolved.height * (frames / resolved.fps);
-    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: frames, pixelSeconds };
+    const engine = resolved.engine === 'blender' ? EngineName.Blender : EngineName.FfmpegComposite;
+    const device = resolved.blender?.settings.device;
+    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: frames, pixelSeconds, engine, ...(device ? { device } : {}) };
   }
 
   async progress(tokenId: string) {

@@ -1,3 +1,4 @@
+import type { BlenderScenesService } from '../../src/engines/blender/blender-scenes.service';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -353,7 +354,7 @@ describe('resolveMovie: svg layers, partials and fonts (fixture folder ok/card)'
   beforeAll(() => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-resolve-'));
     const config = loadConfig({ MONTAGE_TEMPLATES_DIR: FIXTURES, MONTAGE_DATA_DIR: dataDir }, process.cwd());
-    service = new TemplatesService(config, new TemplateFilesRepository(), { installedFamilies: async () => new Set(['dejavu sans']) } as unknown as FontsRepository);
+    service = new TemplatesService(config, new TemplateFilesRepository(), { installedFamilies: async () => new Set(["dejavu sans"]) } as unknown as FontsRepository, { check: async () => [] } as unknown as BlenderScenesService);
   });
   afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 

@@ -1,3 +1,4 @@
+import type { BlenderScenesService } from '../../src/engines/blender/blender-scenes.service';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,7 +17,7 @@ beforeAll(() => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-check-'));
   const config = loadConfig({ MONTAGE_TEMPLATES_DIR: FIXTURES, MONTAGE_DATA_DIR: dataDir }, process.cwd());
   const fonts = { installedFamilies: async () => new Set(['dejavu sans']) } as unknown as FontsRepository;
-  service = new TemplatesService(config, new TemplateFilesRepository(), fonts);
+  service = new TemplatesService(config, new TemplateFilesRepository(), fonts, { check: async () => [] } as unknown as BlenderScenesService);
 });
 
 afterAll(() => {

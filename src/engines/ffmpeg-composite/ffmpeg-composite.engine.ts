@@ -3,7 +3,7 @@ import type { FrameRange } from '../../compiler/ffmpeg-args';
 import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
 import { RenderService } from '../../render/render.service';
 import { distributedPlanOptions, planSegments } from '../../streaming/segment-planner';
-import { EngineName, type EngineRenderOptions, type EngineRequest, type RenderEngine } from '../engine';
+import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRequest, type RenderEngine } from '../engine';
 
 /** The compositor: templates → sharp rasters → one ffmpeg filter graph per range. */
 @Injectable()
@@ -14,6 +14,10 @@ export class FfmpegCompositeEngine implements RenderEngine {
     private readonly renderer: RenderService,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
   ) {}
+
+  capabilities(): Promise<EngineCapabilities> {
+    return Promise.resolve({ devices: ['CPU'] });
+  }
 
   planRanges(totalFrames: number, fps: number, parallel: number): FrameRange[] {
     return planSegments(totalFrames, distributedPlanOptions(fps, parallel, this.config.segmentsPerLane));

@@ -1,0 +1,65 @@
+import { Injectable } from '@nestjs/common';
+import * as path from 'node:path';
+import type { ErrorDetail } from '../../common/errors';
+import { BlenderRepository } from '../../repositories/blender.repository';
+import type { LoadedTemplate } from '../../templates/template.types';
+import { blenderQueryArgs } from './blender-args';
+import { checkBindings, type SceneInventory } from './binding-check';
+
+/** Montage's script that Blender runs beside every scene (bindings, inventory, devices). */
+export const SCENE_SCRIPT = path.join(__dirname, 'python', 'montage_scene.py');
+
+/** What this machine's Blender is and which Cycles devices it sees; `devices` is empty when it cannot run. */
+export interface BlenderCapabilities {
+  version?: string;
+  devices: string[];
+  error?: string;
+}
+
+/**
+ * What Blender says about itself and about a template's scene, asked once and remembered:
+ * its version and devices (per process), a scene's inventory (per template version).
+ */
+@Injectable()
+export class BlenderScenesService {
+  private capabilitiesOnce?: Promise<BlenderCapabilities>;
+  private readonly inventories = new Map<string, Promise<{ inventory?: SceneInventory; error?: string }>>();
+
+  constructor(private readonly blender: BlenderRepository) {}
+
+  capabilities(): Promise<BlenderCapabilities> {
+    this.capabilitiesOnce ??= this.blender.query(blenderQueryArgs(SCENE_SCRIPT, 'devices'), 'MONTAGE_DEVICES').then(({ value, error }) => {
+      const v = value as { version?: string; devices?: Record<string, string[]> } | undefined;
+      if (!v) return { devices: [], error };
+      return { version: v.version, devices: Object.keys(v.devices ?? {}) };
+    });
+    return this.capabilitiesOnce;
+  }
+
+  /** The scene's objects, materials, images…: Blender is asked once per template version. */
+  inventory(template: LoadedTemplate): Promise<{ inventory?: SceneInventory; error?: string }> {
+    const scene = template.spec.blender!.scene;
+    const key = `${template.file}\0${template.version}`;
+    let known = this.inventories.get(key);
+    if (!known) {
+      const file = path.join(template.dir, scene);
+      known = this.blender
+        .query(blenderQueryArgs(SCENE_SCRIPT, 'inventory', { kind: scene.endsWith('.py') ? 'script' : 'blend', path: file }), 'MONTAGE_INVENTORY', 120_000)
+        .then(({ value, error }) => (value ? { inventory: value as SceneInventory } : { error }));
+      this.inventories.set(key, known);
+      if (this.inventories.size > 200) this.inventories.delete(this.inventories.keys().next().value!);
+    }
+    return known;
+  }
+
+  /** `templates check` of a Blender movie: its bindings against its scene, as `file:line` errors. */
+  async check(template: LoadedTemplate): Promise<ErrorDetail[]> {
+    const block = template.spec.blender;
+    if (!block) return [];
+    const at = (p: Array<string | number>) => `${template.file}:${template.lineOf(p)}`;
+    if (!template.files.includes(block.scene)) return [{ field: at(['blender', 'scene']), message: `scene file "${block.scene}" not found in the template folder` }];
+    const { inventory, error } = await this.inventory(template);
+    if (!inventory) return [{ field: at(['blender', 'scene']), message: `Blender could not read the scene: ${error ?? 'no answer'}` }];
+    return checkBindings(block, inventory, at);
+  }
+}

@@ -1,0 +1,97 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { renderFailed } from '../../common/errors';
+import type { FrameRange } from '../../compiler/ffmpeg-args';
+import { framesPlan, planRender } from '../../compiler/render-plan';
+import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
+import { isStillFormat } from '../../formats/output-formats';
+import { MediaPreparationService } from '../../render/media-preparation.service';
+import { RenderService, stillRange, videoRange } from '../../render/render.service';
+import { BlenderRepository } from '../../repositories/blender.repository';
+import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRequest, type RenderEngine } from '../engine';
+import { blenderJob, blenderRenderArgs } from './blender-args';
+import { BlenderScenesService, SCENE_SCRIPT } from './blender-scenes.service';
+import { planFrameChunks } from './frame-chunks';
+
+/** Blender's start-up allowance before its first frame (loading the program and the scene). */
+const STARTUP_MS = 120_000;
+
+/**
+ * Blender scenes: the params are bound into the scene (text, materials, images, objects,
+ * properties, camera, view layer) by one script of ours, Blender renders the frames of the
+ * range as PNGs, and each one goes to ffmpeg as soon as it is saved, which encodes it like a
+ * composite's frames: the same fragments, sound, stills and GIFs, so the farm, the stream and
+ * storage do not know which engine made them.
+ */
+@Injectable()
+export class BlenderEngine implements RenderEngine {
+  readonly name = EngineName.Blender;
+
+  constructor(
+    private readonly renderer: RenderService,
+    private readonly preparation: MediaPreparationService,
+    private readonly blender: BlenderRepository,
+    private readonly scenes: BlenderScenesService,
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+  ) {}
+
+  async capabilities(): Promise<EngineCapabilities> {
+    if (!this.config.blender.enabled) return { devices: [], error: 'BLENDER_ENABLED=0' };
+    return this.scenes.capabilities();
+  }
+
+  planRanges(totalFrames: number, _fps: number, parallel: number, secondsPerFrame?: number): FrameRange[] {
+    return planFrameChunks(totalFrames, { parallel, defaultChunkFrames: this.config.blender.chunkFrames, targetChunkSeconds: this.config.blender.chunkSeconds, secondsPerFrame });
+  }
+
+  async render(request: EngineRequest, output: string, options: EngineRenderOptions = {}): Promise<{ bytes: number; frames: number }> {
+    const movie = await this.renderer.resolveForRender(request);
+    const scene = movie.blender;
+    if (!scene) throw renderFailed(`${request.project}/${request.movie} is not a Blender movie`);
+    const { profile } = request;
+    const withSound = (profile.format === 'mp4' || profile.format === 'webm') && !profile.videoOnly;
+    const plan = framesPlan(withSound ? await this.renderer.planSound(request) : planRender({ ...movie, scenes: [], audio: [] }, { visuals: {}, audio: {} }));
+    const range = isStillFormat(profile.format) ? stillRange(plan, request.frame) : videoRange(plan, request.range);
+    const images: Record<number, string> = {};
+    for (const [i, binding] of scene.bindings.entries()) {
+      if (binding.type === 'image') images[i] = await this.preparation.localPath(binding.src, 'image');
+    }
+    const job = blenderJob(scene, { width: movie.width, height: movie.height, fps: movie.fps }, images);
+    const dir = await this.blender.framesDir(`${request.project}-${request.movie}-${range.from}`);
+    const expected = range.to - range.from;
+    const frameTimeoutMs = scene.settings.frameTimeout !== undefined ? scene.settings.frameTimeout * 1000 : this.config.blender.frameTimeoutMs;
+    const args = blenderRenderArgs({
+      scene: scene.scene,
+      script: SCENE_SCRIPT,
+      outputDir: dir,
+      frames: { start: scene.settings.frameStart + range.from, end: scene.settings.frameStart + range.to - 1 },
+      device: scene.settings.device,
+      threads: this.config.blender.threads,
+      job,
+    });
+    const blender = this.blender;
+    // Frames in the order Blender saves them, each read and removed as the encoder takes it; progress counts `Saved:` lines.
+    async function* frames(): AsyncGenerator<Buffer> {
+      let saved = 0;
+      for await (const file of blender.render(args, { signal: options.signal, frameTimeoutMs, firstFrameTimeoutMs: frameTimeoutMs + STARTUP_MS })) {
+        saved++;
+        options.onFrames?.(saved);
+        yield await blender.takeFrame(file);
+      }
+      if (saved !== expected) throw renderFailed(`Blender saved ${saved} frames of ${expected}`);
+    }
+    try {
+      const result = await this.renderer.render({ ...request, range }, output, undefined, { inPlace: options.inPlace, plan, signal: options.signal, frames: frames() });
+      return { bytes: result.bytes, frames: expected };
+    } finally {
+      await this.blender.removeDir(dir);
+    }
+  }
+
+  async muxSound(request: Omit<EngineRequest, 'profile'>, video: AsyncIterable<Buffer>, output: string, format: 'mp4' | 'webm', signal?: AbortSignal): Promise<void> {
+    await this.renderer.assembleLive(await this.renderer.planSound(request), video, output, format, signal);
+  }
+
+  remux(input: string, output: string, format: 'mp4' | 'webm'): Promise<number> {
+    return this.renderer.remux(input, output, format);
+  }
+}

@@ -1,0 +1,256 @@
+"""Montage's side of a Blender render: applies a render job's settings and bindings to the
+loaded scene. Run by Blender with `-P` after the scene is loaded (or built); the job comes as
+JSON, the last argument after `--`. Bindings are data: names of the scene's objects,
+materials and images, and values. Nothing in the job is ever run as code.
+
+Any binding that does not fit the scene is reported on one `MONTAGE_ERROR {json}` line per
+problem, and the script raises: with `--python-exit-code` Blender then exits with that code
+instead of rendering a scene that is not what was asked for.
+
+The same file answers two other questions, chosen by the job's "mode":
+- "inventory": prints `MONTAGE_INVENTORY {json}` (objects, materials and their node inputs,
+  images, cameras, view layers) for `templates check`, and renders nothing;
+- "devices": prints `MONTAGE_DEVICES {json}` (Blender's version, Cycles devices by type).
+"""
+import json
+import math
+import sys
+
+import bpy
+
+
+class BindingError(Exception):
+    pass
+
+
+def job_from_argv():
+    args = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
+    for arg in reversed(args):
+        if arg.startswith("{"):
+            return json.loads(arg)
+    raise BindingError("no job JSON after --")
+
+
+def report(tag, payload):
+    print(tag + " " + json.dumps(payload, separators=(",", ":")), flush=True)
+
+
+def srgb_to_linear(c):
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def hex_rgba(value):
+    h = value.lstrip("#")
+    rgb = [srgb_to_linear(int(h[i : i + 2], 16) / 255) for i in (0, 2, 4)]
+    alpha = int(h[6:8], 16) / 255 if len(h) == 8 else 1.0
+    return rgb + [alpha]
+
+
+def cycles_devices():
+    """Cycles devices by type, as this Blender build sees them (no GPU build: only CPU)."""
+    found = {"CPU": ["CPU"]}
+    addon = bpy.context.preferences.addons.get("cycles")
+    if addon is None:
+        return found
+    prefs = addon.preferences
+    for kind in ("CUDA", "OPTIX", "HIP", "ONEAPI", "METAL"):
+        try:
+            prefs.compute_device_type = kind
+        except TypeError:
+            continue  # not compiled into this build
+        try:
+            prefs.get_devices()
+        except Exception:  # noqa: BLE001 - a driver that fails to answer is no device
+            continue
+        names = [d.name for d in prefs.devices if d.type == kind]
+        if names:
+            found[kind] = names
+    return found
+
+
+def use_device(scene, device):
+    """Renders on `device` or fails: Blender would otherwise fall back to the CPU silently."""
+    if scene.render.engine != "CYCLES" or device == "CPU":
+        if scene.render.engine == "CYCLES":
+            scene.cycles.device = "CPU"
+        report("MONTAGE_DEVICE", {"type": "CPU", "devices": ["CPU"]})
+        return
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    try:
+        prefs.compute_device_type = device
+    except TypeError:
+        raise BindingError(f"this Blender build has no {device} support (a blender.org build has CUDA, OptiX and HIP)")
+    prefs.get_devices()
+    used = []
+    for d in prefs.devices:
+        d.use = d.type == device
+        if d.use:
+            used.append(d.name)
+    if not used:
+        raise BindingError(f"no {device} device found by Cycles on this node")
+    scene.cycles.device = "GPU"
+    report("MONTAGE_DEVICE", {"type": device, "devices": used})
+
+
+def find(collection, name, what):
+    item = collection.get(name)
+    if item is None:
+        known = ", ".join(sorted(i.name for i in collection)[:20])
+        raise BindingError(f'{what} "{name}" is not in the scene (it has: {known or "none"})')
+    return item
+
+
+def principled(material):
+    if not material.use_nodes or material.node_tree is None:
+        raise BindingError(f'material "{material.name}" does not use nodes')
+    for node in material.node_tree.nodes:
+        if node.type == "BSDF_PRINCIPLED":
+            return node
+    raise BindingError(f'material "{material.name}" has no Principled BSDF: name the node')
+
+
+def apply_binding(scene, b):
+    kind = b["type"]
+    if kind == "text":
+        obj = find(bpy.data.objects, b["object"], "object")
+        if obj.type != "FONT":
+            raise BindingError(f'object "{obj.name}" is a {obj.type.lower()}, not a text object')
+        obj.data.body = b["body"]
+    elif kind == "material":
+        mat = find(bpy.data.materials, b["material"], "material")
+        node = find(mat.node_tree.nodes, b["node"], f'node of material "{mat.name}"') if b.get("node") else principled(mat)
+        socket = node.inputs.get(b["input"])
+        if socket is None:
+            names = ", ".join(i.name for i in node.inputs if i.enabled)
+            raise BindingError(f'node "{node.name}" of material "{mat.name}" has no input "{b["input"]}" (it has: {names})')
+        value = b["value"]
+        if socket.type == "RGBA":
+            if not isinstance(value, str):
+                raise BindingError(f'input "{socket.name}" of material "{mat.name}" is a colour: give #rrggbb')
+            socket.default_value = hex_rgba(value)
+        elif socket.type in ("VALUE", "INT"):
+            if isinstance(value, str):
+                raise BindingError(f'input "{socket.name}" of material "{mat.name}" is a number, not a colour')
+            socket.default_value = value
+        else:
+            raise BindingError(f'input "{socket.name}" of material "{mat.name}" is a {socket.type.lower()}: only colours and numbers are bound')
+    elif kind == "image":
+        image = find(bpy.data.images, b["image"], "image")
+        image.source = "FILE"
+        image.filepath = b["path"]
+        image.reload()
+        if not image.has_data and image.size[0] == 0:
+            raise BindingError(f'image "{image.name}" could not be loaded from its source')
+    elif kind == "object":
+        obj = find(bpy.data.objects, b["object"], "object")
+        if "visible" in b:
+            obj.hide_render = not b["visible"]
+            obj.hide_viewport = not b["visible"]
+        if "location" in b:
+            obj.location = b["location"]
+        if "rotation" in b:
+            obj.rotation_mode = "XYZ"
+            obj.rotation_euler = [math.radians(a) for a in b["rotation"]]
+        if "scale" in b:
+            s = b["scale"]
+            obj.scale = s if isinstance(s, list) else [s, s, s]
+    elif kind == "property":
+        holder = find(bpy.data.objects, b["object"], "object") if b.get("object") else scene
+        holder[b["name"]] = b["value"]
+    else:
+        raise BindingError(f'unknown binding type "{kind}"')
+
+
+def apply_settings(scene, s):
+    if s.get("camera"):
+        camera = find(bpy.data.objects, s["camera"], "camera")
+        if camera.type != "CAMERA":
+            raise BindingError(f'object "{camera.name}" is not a camera')
+        scene.camera = camera
+    if scene.camera is None:
+        raise BindingError("the scene has no camera")
+    if s.get("viewLayer"):
+        find(scene.view_layers, s["viewLayer"], "view layer")
+        for layer in scene.view_layers:
+            layer.use = layer.name == s["viewLayer"]
+    render = scene.render
+    render.engine = s["engine"]
+    render.resolution_x = s["width"]
+    render.resolution_y = s["height"]
+    render.resolution_percentage = 100
+    render.pixel_aspect_x = render.pixel_aspect_y = 1
+    render.fps = s["fps"]
+    render.fps_base = 1
+    render.film_transparent = bool(s["transparent"])
+    render.use_file_extension = True
+    render.image_settings.file_format = "PNG"
+    render.image_settings.color_mode = "RGBA" if s["transparent"] else "RGB"
+    render.image_settings.color_depth = "8"
+    render.image_settings.compression = 15  # frames are read once by the encoder: write fast
+    render.use_overwrite = True
+    render.use_placeholder = False
+    if s["engine"] == "CYCLES":
+        scene.cycles.samples = s["samples"]
+        scene.cycles.use_adaptive_sampling = False  # the same frame renders the same on every node
+        scene.cycles.seed = 0
+        scene.cycles.use_denoising = bool(s["denoise"])
+        try:
+            scene.cycles.use_animated_seed = False
+        except AttributeError:
+            pass
+    else:
+        scene.eevee.taa_render_samples = s["samples"]
+    use_device(scene, s["device"])
+
+
+def inventory():
+    def inputs(node):
+        return {i.name: i.type for i in node.inputs if i.enabled}
+
+    materials = {}
+    for mat in bpy.data.materials:
+        nodes = {}
+        if mat.use_nodes and mat.node_tree:
+            for node in mat.node_tree.nodes:
+                nodes[node.name] = {"type": node.type, "inputs": inputs(node)}
+        materials[mat.name] = {"nodes": nodes}
+    scene = bpy.context.scene
+    return {
+        "version": bpy.app.version_string,
+        "objects": {o.name: o.type for o in bpy.data.objects},
+        "materials": materials,
+        "images": sorted(i.name for i in bpy.data.images),
+        "viewLayers": [v.name for v in scene.view_layers],
+        "camera": scene.camera.name if scene.camera else None,
+        "frameStart": scene.frame_start,
+        "frameEnd": scene.frame_end,
+    }
+
+
+def main():
+    job = job_from_argv()
+    mode = job.get("mode", "render")
+    if mode == "devices":
+        report("MONTAGE_DEVICES", {"version": bpy.app.version_string, "devices": cycles_devices()})
+        return
+    if mode == "inventory":
+        report("MONTAGE_INVENTORY", inventory())
+        return
+    scene = bpy.context.scene
+    problems = []
+    for i, binding in enumerate(job.get("bindings", [])):
+        try:
+            apply_binding(scene, binding)
+        except BindingError as err:
+            problems.append({"binding": i, "message": str(err)})
+    try:
+        apply_settings(scene, job["settings"])
+    except BindingError as err:
+        problems.append({"setting": True, "message": str(err)})
+    for problem in problems:
+        report("MONTAGE_ERROR", problem)
+    if problems:
+        raise SystemExit(3)
+
+
+main()

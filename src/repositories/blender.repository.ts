@@ -1,0 +1,140 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { badInput, renderFailed } from '../common/errors';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { blenderErrorSummary, type BlenderLogEvent, LineSplitter, parseBlenderLine } from '../engines/blender/blender-log';
+import { cannotExecute, runTied, spawnTied } from './child-processes';
+
+export interface BlenderRunOptions {
+  signal?: AbortSignal;
+  /** A frame (after the first) that takes longer than this stops the render. */
+  frameTimeoutMs: number;
+  /** The first frame may also take Blender's start-up and the scene's loading. */
+  firstFrameTimeoutMs: number;
+  onEvent?: (event: BlenderLogEvent) => void;
+}
+
+/** Blender's process: the one place that starts it, reads what it prints and owns its frame files. */
+@Injectable()
+export class BlenderRepository {
+  private readonly logger = new Logger('Blender');
+
+  constructor(@Inject(MONTAGE_CONFIG) private readonly config: MontageConfig) {}
+
+  /** Runs a query (`blenderQueryArgs`) and returns the tagged JSON it printed; undefined when Blender cannot run here. */
+  async query(args: string[], tag: 'MONTAGE_INVENTORY' | 'MONTAGE_DEVICES', timeoutMs = 60_000): Promise<{ value?: unknown; error?: string }> {
+    let result;
+    try {
+      result = await runTied(this.config.blender.path, args, { timeoutMs });
+    } catch (err) {
+      return { error: `Blender could not be started (${this.config.blender.path}): ${(err as Error).message}` };
+    }
+    const lines = result.stdout.toString('utf8').split('\n').concat(result.stderr.split('\n'));
+    for (const line of lines) {
+      const event = parseBlenderLine(line);
+      if (event?.kind === 'json' && event.tag === tag) return { value: event.value };
+    }
+    if (cannotExecute(result.code, result.stderr)) return { error: `Blender could not be started (${this.config.blender.path})` };
+    return { error: result.timedOut ? `Blender did not answer within ${Math.round(timeoutMs / 1000)} s` : blenderErrorSummary(lines) };
+  }
+
+  /**
+   * Runs a render (`blenderRenderArgs`) and yields each frame's file as Blender saves it.
+   * Throws Blender's own error text when it fails, a 400 naming the bindings that do not fit
+   * the scene, or a time-out when a frame takes too long. Leaving the loop early kills Blender.
+   */
+  async *render(args: string[], options: BlenderRunOptions): AsyncGenerator<string> {
+    if (options.signal?.aborted) throw renderFailed('render cancelled');
+    const child = spawnTied(this.config.blender.path, args, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL' });
+    const saved: string[] = [];
+    const log: string[] = [];
+    const bindingErrors: string[] = [];
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let spawnError: Error | undefined;
+    let timedOut = false;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      wake?.();
+      wake = undefined;
+    };
+    let watchdog: NodeJS.Timeout | undefined;
+    const arm = (ms: number) => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, ms);
+    };
+    arm(options.firstFrameTimeoutMs);
+    const onLine = (line: string) => {
+      if (line && !line.startsWith('Fra:')) log.push(line.slice(0, 500));
+      if (log.length > 200) log.splice(0, log.length - 200);
+      const event = parseBlenderLine(line);
+      if (!event) return;
+      options.onEvent?.(event);
+      if (event.kind === 'saved') {
+        arm(options.frameTimeoutMs);
+        saved.push(event.path);
+        notify();
+      } else if (event.kind === 'binding-error') bindingErrors.push(event.binding !== undefined ? `bindings.${event.binding}: ${event.message}` : event.message);
+    };
+    const out = new LineSplitter();
+    const err = new LineSplitter();
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => out.push(chunk).forEach(onLine));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => err.push(chunk).forEach(onLine));
+    child.once('error', (e) => {
+      spawnError = e;
+      notify();
+    });
+    child.once('close', (code, signal) => {
+      [...out.end(), ...err.end()].forEach(onLine);
+      clearTimeout(watchdog);
+      exit = { code, signal };
+      notify();
+    });
+    const abort = () => child.kill('SIGKILL');
+    options.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      for (;;) {
+        while (saved.length > 0) yield saved.shift()!;
+        if (spawnError) throw renderFailed('Blender could not be started on this render node', [], { internal: `${this.config.blender.path}: ${spawnError.message}` });
+        if (exit) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      if (options.signal?.aborted) throw renderFailed('render cancelled');
+      if (bindingErrors.length > 0) {
+        throw badInput(`the scene does not fit the template's bindings: ${bindingErrors.slice(0, 3).join('; ')}`, bindingErrors.map((message) => ({ field: 'blender', message })));
+      }
+      if (timedOut) throw renderFailed(`a Blender frame took longer than ${Math.round(options.frameTimeoutMs / 1000)} s and the render was stopped`, [], { internal: blenderErrorSummary(log) });
+      if (cannotExecute(exit!.code, log.join('\n'))) throw renderFailed('Blender could not be started on this render node', [], { internal: this.config.blender.path });
+      if (exit!.code !== 0) throw renderFailed(`Blender failed (${exit!.signal ?? `exit ${exit!.code}`}): ${blenderErrorSummary(log)}`);
+    } finally {
+      clearTimeout(watchdog);
+      options.signal?.removeEventListener('abort', abort);
+      if (!exit) {
+        child.kill('SIGKILL');
+        await new Promise((resolve) => child.once('close', resolve));
+      }
+    }
+  }
+
+  /** A fresh folder for one render's frames, under the node's work area. */
+  async framesDir(name: string): Promise<string> {
+    const dir = path.join(this.config.dataDir, 'work', 'blender', `${name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120)}-${process.pid}-${Date.now().toString(36)}`);
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** A saved frame, read once and removed: the encoder has it, the disk does not keep it. */
+  async takeFrame(file: string): Promise<Buffer> {
+    const data = await fs.readFile(file);
+    await fs.rm(file, { force: true });
+    return data;
+  }
+
+  async removeDir(dir: string): Promise<void> {
+    await fs.rm(dir, { recursive: true, force: true }).catch((e: Error) => this.logger.warn(`could not remove ${dir}: ${e.message}`));
+  }
+}
