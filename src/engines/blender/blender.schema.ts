@@ -21,6 +21,7 @@ const NAME = z
   .string()
   .min(1, 'expected a name')
   .max(63, 'Blender names are at most 63 characters')
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
   .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'control characters are not allowed in names');
 
 function blenderSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
