@@ -1,7 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import * as os from 'node:os';
 import {
+  EngineName,
+  type EngineRenderResult,
   type EngineRequest,
+  JOB_QUEUE,
+  type JobQueueRepository,
+  RetryLater,
   LIVE_STREAM,
   type LiveStreamRepository,
   isPermanent,
@@ -23,18 +28,24 @@ export class NodeJobs {
   constructor(
     @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
     @Inject(LIVE_STREAM) private readonly live: LiveStreamRepository,
+    @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
   ) {}
 
   /**
    * Runs one job: counted while it runs; a failure that is the render's for good (no attempt
    * left, or bad input) is published on the job's channel, so every viewer sees it at once.
    */
-  async run<T>(target: RenderTarget, ctx: JobContext, work: () => Promise<T>): Promise<T> {
+  async run<T>(target: RenderTarget, ctx: JobContext, work: () => Promise<T>, piece?: string): Promise<T> {
+    const retriedElsewhere = piece !== undefined && target.engine === EngineName.Blender;
+    if (retriedElsewhere) await this.declineIfFailedHere(target, piece);
     this.running++;
     try {
       await this.checkStorage(target.storageId);
       return await work();
     } catch (err) {
+      if (retriedElsewhere && !ctx.signal.aborted && !isPermanent(err)) {
+        await this.queue.noteRenderFailure(runKeyOf(target), piece, this.nodeId).catch(() => undefined);
+      }
       const final = !ctx.signal.aborted && (ctx.lastAttempt || isPermanent(err));
       if (final) {
         const entry =
@@ -47,6 +58,34 @@ export class NodeJobs {
     } finally {
       this.running--;
     }
+  }
+
+  /**
+   * Flamenco's rules for jobs that fail on a node: one this node failed before, or any job of a
+   * run of which this node failed three, goes back (no attempt spent) to another live node that
+   * can take it, if there is one; with no other node, this one tries again.
+   */
+  private async declineIfFailedHere(target: RenderTarget, piece: string): Promise<void> {
+    const failures = await this.queue.renderFailures(runKeyOf(target), piece).catch(() => undefined);
+    if (!failures) return;
+    const blocked = (node: string) => failures.jobNodes.includes(node) || (failures.runFailures[node] ?? 0) >= FAILURES_PER_NODE;
+    if (!blocked(this.nodeId)) return;
+    const device = target.device ?? 'CPU';
+    const others = (await this.queue.liveNodes().catch(() => []))
+      .filter((n) => n.id !== this.nodeId && !blocked(n.id) && n.engines.includes(target.engine))
+      .filter((n) => !target.routingKey || n.routingKeys.includes(target.routingKey))
+      .filter((n) => device === 'CPU' || (n.blender?.devices ?? []).includes(device));
+    if (others.length > 0) throw new RetryLater(1000, `failed on ${this.nodeId} before: left to ${others.map((n) => n.id).join(', ')}`);
+  }
+
+  /** What a scene's frames took: the next render of it is cut into chunks of about the target time. */
+  noteTiming(target: RenderTarget, what: string, timing: EngineRenderResult['timing']): void {
+    if (!timing) return;
+    const share = timing.totalSeconds > 0 ? Math.round((timing.startupSeconds / timing.totalSeconds) * 100) : 0;
+    this.logger.log(
+      `${target.engine} ${what}: ${timing.secondsPerFrame.toFixed(3)} s per frame, start-up ${timing.startupSeconds.toFixed(2)} s of ${timing.totalSeconds.toFixed(2)} s (${share} %)`,
+    );
+    void this.queue.recordTiming(timing.key, timing.secondsPerFrame).catch(() => undefined);
   }
 
   /** Progress of one piece of work (`field`), a few writes a second at most. */
@@ -75,6 +114,11 @@ export class NodeJobs {
     throw new MontageError('render_failed', "a render node's storage is not the API's: give the API and every node the same STORAGE_URL (the node's log says more)", [], { permanent: true });
   }
 }
+
+/** A node that failed this many jobs of a run is given no more of it. */
+const FAILURES_PER_NODE = 3;
+
+const runKeyOf = (target: RenderTarget) => `${target.renderKey}-r${target.run}`;
 
 /** The engine's request of a job. */
 export function requestOf(target: RenderTarget, extra: Partial<EngineRequest> = {}): EngineRequest {

@@ -45,7 +45,9 @@ export class OutputJob {
         try {
           const rendering = engine.render(request, file, { inPlace: true, onFrames, signal: stop.signal });
           await this.publisher.publishWhileWriting(file, spec.fragments!, payload.channel, ctx.attempt, rendering, undefined, stop);
-          frames = (await rendering).frames;
+          const rendered = await rendering;
+          frames = rendered.frames;
+          this.node.noteTiming(payload, 'output', rendered.timing);
           await this.live.append(payload.channel, { kind: 'written', attempt: ctx.attempt });
           bytes = await this.storage.storeOutput(payload.renderKey, format, (out) => engine.remux(file, out, format as 'mp4' | 'webm'));
         } finally {
@@ -57,6 +59,6 @@ export class OutputJob {
       }
       await this.live.append(payload.channel, { kind: 'end', attempt: ctx.attempt, frames, bytes });
       return { bytes, frames, node: this.node.nodeId };
-    });
+    }, 'output');
   }
 }

@@ -46,12 +46,13 @@ export class SegmentJob {
         const { pieces } = await this.publisher.publishWhileWriting(file, kind, payload.channel, ctx.attempt, rendering, (piece) => (frames += framesInPiece(kind, piece)), stop);
         // Counted in what was published: a short segment would corrupt the stream.
         if (frames !== expected) throw renderFailed(`segment ${payload.range.from}-${payload.range.to} has ${frames} frames, expected ${expected}`);
+        this.node.noteTiming(payload, `frames ${payload.range.from}-${payload.range.to}`, (await rendering).timing);
         await this.live.setProgress(payload.progressKey, `f${payload.index}`, frames).catch(() => undefined);
         await this.live.append(payload.channel, { kind: 'end', attempt: ctx.attempt, frames, bytes: 0 }, 'segment');
         return { frames, pieces, node: this.node.nodeId };
       } finally {
         await this.files.remove(file);
       }
-    });
+    }, String(payload.index));
   }
 }

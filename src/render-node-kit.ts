@@ -7,7 +7,7 @@ export { isPermanent, MontageError, renderFailed, unavailable } from './common/e
 export { loadConfig, MONTAGE_CONFIG, type MontageConfig } from './config/config';
 export { ConfigModule } from './config/config.module';
 export { EngineRegistry, EnginesModule } from './engines/engines.module';
-export { type EngineCapabilities, EngineName, type EngineRequest } from './engines/engine';
+export { type EngineCapabilities, EngineName, type EngineRenderResult, type EngineRequest } from './engines/engine';
 export { formatSpec, type FragmentKind } from './formats/output-formats';
 export {
   ASSEMBLY_QUEUE,
@@ -19,6 +19,7 @@ export {
   type NodeHeartbeat,
   QueueKind,
   queueName,
+  RetryLater,
   type RenderOutputPayload,
   type RenderOutputResult,
   type RenderSegmentPayload,

@@ -32,6 +32,13 @@ export interface EngineRequest {
   range?: FrameRange;
 }
 
+export interface EngineRenderResult {
+  bytes: number;
+  frames: number;
+  /** Blender: seconds per frame once running and the start-up before the first frame, under `key` (the scene and its settings). */
+  timing?: { key: string; secondsPerFrame: number; startupSeconds: number; totalSeconds: number };
+}
+
 export interface EngineRenderOptions {
   /** Write straight into `output` (readers follow it as it grows) rather than through a temporary file. */
   inPlace?: boolean;
@@ -52,8 +59,8 @@ export interface RenderEngine {
   capabilities(): Promise<EngineCapabilities>;
   /** Frame ranges for `parallel` lanes (pure); `secondsPerFrame`: what this movie's frames took before. */
   planRanges(totalFrames: number, fps: number, parallel: number, secondsPerFrame?: number): FrameRange[];
-  /** Renders `request` into `output`; resolves with the bytes written. */
-  render(request: EngineRequest, output: string, options?: EngineRenderOptions): Promise<{ bytes: number; frames: number }>;
+  /** Renders `request` into `output`; resolves with the bytes written (and what the frames took, where the engine times them). */
+  render(request: EngineRequest, output: string, options?: EngineRenderOptions): Promise<EngineRenderResult>;
   /**
    * A distributed render's last step: the joined video (fragmented MP4 or IVF) comes in
    * as it arrives, the movie's sound is mixed once, out comes the streamable output.

@@ -54,6 +54,8 @@ export interface RenderTarget {
   engine: EngineName;
   /** The device the engine renders on (Blender: CPU, CUDA, OPTIX, HIP): it picks the queue. */
   device?: string;
+  /** The routing key of its queue (a node that hands a job on looks for another node taking it). */
+  routingKey?: string;
   renderKey: string;
   /** The render's run (one per claim): channels and job ids of another run never mix with it. */
   run: string;

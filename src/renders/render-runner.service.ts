@@ -217,7 +217,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
         if (ACTIVE.includes(doc.status) && doc.run) continue;
       }
       const run = `${doc.attempts + 1}${randomBytes(3).toString('hex')}`;
-      const jobs = this.planJobs(located, run);
+      const jobs = await this.planJobs(located, run);
       const claimed = await this.renders.findOneAndUpdate(
         { _id: key, status: doc.status, updatedAt: doc.updatedAt, attempts: doc.attempts },
         { $set: { status: 'queued', run, watch: jobs.watch, framesDone: 0, totalFrames: located.totalFrames, updatedAt: now() }, $unset: { error: 1 }, $inc: { attempts: 1 } },
@@ -230,13 +230,16 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     throw unavailable('this output is being claimed by several requests at once; request it again', 1);
   }
 
-  private planJobs(located: LocatedOutput, run: string): RenderJobs {
+  private async planJobs(located: LocatedOutput, run: string): Promise<RenderJobs> {
     const { token } = located;
     const engine = this.engines.get(located.engine ?? EngineName.FfmpegComposite);
+    // What this scene's frames took last time sizes its chunks (Blender); unknown: the engine's default.
+    const secondsPerFrame = located.timingKey && token.parallel > 1 ? await this.queue.timing(located.timingKey).catch(() => undefined) : undefined;
     return planRenderJobs({
       target: {
         engine: engine.name,
         ...(located.device ? { device: located.device } : {}),
+        routingKey: token.routingkey,
         renderKey: located.key,
         run,
         project: token.project,
@@ -252,7 +255,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       parallel: token.parallel,
       totalFrames: located.totalFrames,
       fps: located.fps,
-      ranges: token.parallel > 1 ? engine.planRanges(located.totalFrames, located.fps, token.parallel) : [],
+      ranges: token.parallel > 1 ? engine.planRanges(located.totalFrames, located.fps, token.parallel, secondsPerFrame) : [],
     });
   }
 

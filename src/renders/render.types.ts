@@ -77,4 +77,6 @@ export interface LocatedOutput {
   /** What renders it (default the compositor), and on which device (Blender: CPU or a GPU type). */
   engine?: EngineName;
   device?: string;
+  /** Where the nodes record what this scene's frames take (Blender's adaptive chunks). */
+  timingKey?: string;
 }

@@ -1,3 +1,4 @@
+import { sceneTimingKey } from '../engines/blender/frame-chunks';
 import { EngineName } from '../engines/engine';
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -195,8 +196,8 @@ export class TokensService implements OnModuleInit {
     const frames = isStillFormat(ext) ? 1 : resolved.totalFrames;
     const pixelSeconds = resolved.width * resolved.height * (frames / resolved.fps);
     const engine = resolved.engine === 'blender' ? EngineName.Blender : EngineName.FfmpegComposite;
-    const device = resolved.blender?.settings.device;
-    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: frames, pixelSeconds, engine, ...(device ? { device } : {}) };
+    const blender = resolved.blender ? { device: resolved.blender.settings.device, timingKey: sceneTimingKey(resolved.templateId, resolved.version, resolved.blender.settings, resolved) } : {};
+    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: frames, pixelSeconds, engine, ...blender };
   }
 
   async progress(tokenId: string) {

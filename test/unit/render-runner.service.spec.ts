@@ -281,6 +281,7 @@ describe('RenderRunner', () => {
       JobName.RenderOutput,
       {
         engine: EngineName.FfmpegComposite,
+        routingKey: 'default',
         renderKey: 'rk1',
         run,
         project: 'acme',
@@ -496,7 +497,7 @@ describe('RenderRunner', () => {
     const doc = (await w.renders.findOne({ _id: 'rk1' }))!;
     const run = doc.run!;
     expect(doc.watch).toEqual(runWatch('rk1', run, 'montage.assembly'));
-    expect(w.planRanges).toHaveBeenCalledWith(90, 30, 2);
+    expect(w.planRanges).toHaveBeenCalledWith(90, 30, 2, undefined); // no timing known for a composite
     expect(w.queue.addFlows).toHaveBeenCalledTimes(1);
     const lanes = w.queue.addFlows.mock.calls[0][0] as Array<{ jobId: string; children?: Array<{ jobId: string }> }>;
     expect(lanes.map((l) => [l.jobId, l.children?.map((c) => c.jobId)])).toEqual([

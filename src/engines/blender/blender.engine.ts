@@ -7,10 +7,11 @@ import { isStillFormat } from '../../formats/output-formats';
 import { MediaPreparationService } from '../../render/media-preparation.service';
 import { RenderService, stillRange, videoRange } from '../../render/render.service';
 import { BlenderRepository } from '../../repositories/blender.repository';
-import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRequest, type RenderEngine } from '../engine';
+import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRenderResult, type EngineRequest, type RenderEngine } from '../engine';
 import { blenderJob, blenderRenderArgs } from './blender-args';
 import { BlenderScenesService, SCENE_SCRIPT } from './blender-scenes.service';
-import { planFrameChunks } from './frame-chunks';
+import type { BlenderLogEvent } from './blender-log';
+import { chunkTiming, planFrameChunks, sceneTimingKey } from './frame-chunks';
 
 /** Blender's start-up allowance before its first frame (loading the program and the scene). */
 const STARTUP_MS = 120_000;
@@ -43,7 +44,7 @@ export class BlenderEngine implements RenderEngine {
     return planFrameChunks(totalFrames, { parallel, defaultChunkFrames: this.config.blender.chunkFrames, targetChunkSeconds: this.config.blender.chunkSeconds, secondsPerFrame });
   }
 
-  async render(request: EngineRequest, output: string, options: EngineRenderOptions = {}): Promise<{ bytes: number; frames: number }> {
+  async render(request: EngineRequest, output: string, options: EngineRenderOptions = {}): Promise<EngineRenderResult> {
     const movie = await this.renderer.resolveForRender(request);
     const scene = movie.blender;
     if (!scene) throw renderFailed(`${request.project}/${request.movie} is not a Blender movie`);
@@ -69,10 +70,13 @@ export class BlenderEngine implements RenderEngine {
       job,
     });
     const blender = this.blender;
+    const startedAt = Date.now();
+    const savedAt: number[] = [];
+    const onEvent = (event: BlenderLogEvent) => event.kind === 'saved' && savedAt.push(Date.now());
     // Frames in the order Blender saves them, each read and removed as the encoder takes it; progress counts `Saved:` lines.
     async function* frames(): AsyncGenerator<Buffer> {
       let saved = 0;
-      for await (const file of blender.render(args, { signal: options.signal, frameTimeoutMs, firstFrameTimeoutMs: frameTimeoutMs + STARTUP_MS })) {
+      for await (const file of blender.render(args, { signal: options.signal, frameTimeoutMs, firstFrameTimeoutMs: frameTimeoutMs + STARTUP_MS, onEvent })) {
         saved++;
         options.onFrames?.(saved);
         yield await blender.takeFrame(file);
@@ -81,7 +85,9 @@ export class BlenderEngine implements RenderEngine {
     }
     try {
       const result = await this.renderer.render({ ...request, range }, output, undefined, { inPlace: options.inPlace, plan, signal: options.signal, frames: frames() });
-      return { bytes: result.bytes, frames: expected };
+      const timing = chunkTiming(startedAt, savedAt);
+      const key = sceneTimingKey(movie.templateId, movie.version, scene.settings, movie);
+      return { bytes: result.bytes, frames: expected, ...(timing ? { timing: { key, ...timing } } : {}) };
     } finally {
       await this.blender.removeDir(dir);
     }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FrameRange } from '../../compiler/ffmpeg-args';
 
 export interface FrameChunkOptions {
@@ -30,4 +31,24 @@ export function planFrameChunks(totalFrames: number, options: FrameChunkOptions)
     chunks[chunks.length - 1].to = last.to;
   }
   return chunks;
+}
+
+/** Which timings are alike: one template version, one set of render settings and size (pure). */
+export function sceneTimingKey(templateId: string, version: string, settings: object, canvas: { width: number; height: number }): string {
+  const hash = createHash('sha256').update(JSON.stringify([settings, canvas.width, canvas.height])).digest('hex').slice(0, 12);
+  return `blender:${templateId}@${version}:${hash}`;
+}
+
+/**
+ * What a chunk's frames took (pure): the steady time per frame (the median gap between saved
+ * frames) and the start-up before the first (loading Blender and the scene, building it).
+ */
+export function chunkTiming(startedAt: number, savedAt: number[]): { secondsPerFrame: number; startupSeconds: number; totalSeconds: number } | undefined {
+  if (savedAt.length === 0) return undefined;
+  const total = (savedAt[savedAt.length - 1] - startedAt) / 1000;
+  const first = (savedAt[0] - startedAt) / 1000;
+  if (savedAt.length === 1) return { secondsPerFrame: first, startupSeconds: 0, totalSeconds: total };
+  const gaps = savedAt.slice(1).map((t, i) => (t - savedAt[i]) / 1000).sort((a, b) => a - b);
+  const median = gaps[Math.floor(gaps.length / 2)];
+  return { secondsPerFrame: median, startupSeconds: Math.max(0, first - median), totalSeconds: total };
 }

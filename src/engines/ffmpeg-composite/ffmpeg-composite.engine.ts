@@ -3,7 +3,7 @@ import type { FrameRange } from '../../compiler/ffmpeg-args';
 import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
 import { RenderService } from '../../render/render.service';
 import { distributedPlanOptions, planSegments } from '../../streaming/segment-planner';
-import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRequest, type RenderEngine } from '../engine';
+import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRenderResult, type EngineRequest, type RenderEngine } from '../engine';
 
 /** The compositor: templates → sharp rasters → one ffmpeg filter graph per range. */
 @Injectable()
@@ -23,7 +23,7 @@ export class FfmpegCompositeEngine implements RenderEngine {
     return planSegments(totalFrames, distributedPlanOptions(fps, parallel, this.config.segmentsPerLane));
   }
 
-  async render(request: EngineRequest, output: string, options: EngineRenderOptions = {}): Promise<{ bytes: number; frames: number }> {
+  async render(request: EngineRequest, output: string, options: EngineRenderOptions = {}): Promise<EngineRenderResult> {
     const result = await this.renderer.render(request, output, (p) => options.onFrames?.(p.framesDone), { inPlace: options.inPlace, signal: options.signal });
     return { bytes: result.bytes, frames: result.range.to - result.range.from };
   }

@@ -11,6 +11,10 @@ import {
   Worker,
 } from 'bullmq';
 import IORedis, { type RedisOptions } from 'ioredis';
+
+/** Failures of a run's jobs are remembered this long (a run lasts minutes). */
+const FAILURES_TTL_SEC = 24 * 3600;
+const TIMINGS_KEY = 'montage:engine-timings';
 import { isPermanent, MontageError, unavailable } from '../../common/errors';
 import {
   type FlowJob,
@@ -493,6 +497,42 @@ export class JobQueueRepository {
       if (keys.length === 0) return [];
       const values = await this.redis.mget(...keys);
       return values.filter((v): v is string => !!v).map((v) => JSON.parse(v) as NodeHeartbeat);
+    });
+  }
+
+  /**
+   * A render job failed on `node` (Flamenco's rules): remembered for the job (it goes to
+   * another node next) and counted for the run (a node that failed three of its jobs gets no more).
+   */
+  async noteRenderFailure(runKey: string, jobKey: string, node: string): Promise<void> {
+    await this.guard('note a render failure', async () => {
+      const jobSet = `montage:failures:job:${runKey}:${jobKey}`;
+      const runHash = `montage:failures:run:${runKey}`;
+      await this.redis.multi().sadd(jobSet, node).expire(jobSet, FAILURES_TTL_SEC).hincrby(runHash, node, 1).expire(runHash, FAILURES_TTL_SEC).exec();
+    });
+  }
+
+  /** The nodes that failed this job, and how many jobs of the run each node failed. */
+  async renderFailures(runKey: string, jobKey: string): Promise<{ jobNodes: string[]; runFailures: Record<string, number> }> {
+    return this.guard('read render failures', async () => {
+      const [jobNodes, run] = await Promise.all([this.redis.smembers(`montage:failures:job:${runKey}:${jobKey}`), this.redis.hgetall(`montage:failures:run:${runKey}`)]);
+      return { jobNodes, runFailures: Object.fromEntries(Object.entries(run).map(([k, v]) => [k, Number(v)])) };
+    });
+  }
+
+  /** Observed seconds per frame of a scene and its settings (adaptive chunks); a running average. */
+  async recordTiming(key: string, secondsPerFrame: number): Promise<void> {
+    await this.guard('record a timing', async () => {
+      const previous = Number(await this.redis.hget(TIMINGS_KEY, key));
+      const next = Number.isFinite(previous) && previous > 0 ? previous * 0.5 + secondsPerFrame * 0.5 : secondsPerFrame;
+      await this.redis.hset(TIMINGS_KEY, key, next.toFixed(4));
+    });
+  }
+
+  async timing(key: string): Promise<number | undefined> {
+    return this.guard('read a timing', async () => {
+      const value = Number(await this.redis.hget(TIMINGS_KEY, key));
+      return Number.isFinite(value) && value > 0 ? value : undefined;
     });
   }
 
