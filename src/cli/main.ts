@@ -5,7 +5,9 @@ import { Command, CommanderError, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { badInput, MontageError } from '../common/errors';
-import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
+import { isOutputFormat, isStillFormat, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
+import { EngineName } from '../engines/engine';
+import { EngineRegistry, EnginesModule } from '../engines/engines.module';
 import { CliProjectsModule } from '../projects/cli-projects.module';
 import { ProjectsService } from '../projects/projects.service';
 import { effectiveLimits, type ProjectLimits, SETTABLE_LIMITS } from '../projects/project.types';
@@ -81,8 +83,34 @@ async function main(argv: string[]): Promise<number> {
       }
       const params = mergeCliParams((opts.param as string[]) ?? [], fileParams);
       const progress = createProgressReporter(process.stderr, `${project}/${movie} → ${format}`);
-      await withContext(RenderModule, async (app) => {
+      await withContext(EnginesModule, async (app) => {
         const started = Date.now();
+        const template = await app.get(TemplatesService).load(project, movie);
+        if (template.spec.engine === 'blender') {
+          // Blender's picture comes from its engine; the frames count from Blender's saved frames.
+          const { canvas } = template.spec;
+          const total = Math.round((template.spec.duration ?? 0) * canvas.fps);
+          const from = intOption(opts.from, '--from', 0) ?? 0;
+          const to = intOption(opts.to, '--to', 1) ?? total;
+          const still = isStillFormat(format);
+          const result = await app.get(EngineRegistry).get(EngineName.Blender).render(
+            {
+              project,
+              movie,
+              params,
+              profile: { format, quality: intOption(opts.quality, '--quality', 1, 100) },
+              frame: intOption(opts.frame, '--frame', 0),
+              range: { from, to },
+            },
+            out,
+            { onFrames: (done) => progress.update(done, still ? 1 : to - from) },
+          );
+          progress.stop();
+          process.stderr.write(
+            `wrote ${path.relative(process.cwd(), out) || out} (${format}, ${canvas.width}×${canvas.height}, ${result.frames} frame${result.frames === 1 ? '' : 's'}, Blender, ${(result.bytes / 1024).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+          );
+          return;
+        }
         const result = await app.get(RenderService).render(
           {
             project,

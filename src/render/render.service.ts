@@ -77,7 +77,7 @@ export class RenderService {
 
   /** Everything up to the render plan: validation, params, downloads, rasters. */
   async plan(request: Omit<RenderRequest, 'profile'>): Promise<RenderPlan> {
-    const movie = await this.resolveForRender(request);
+    const movie = this.composite(await this.resolveForRender(request));
     return planRender(movie, await this.preparation.prepare(movie));
   }
 
@@ -92,8 +92,14 @@ export class RenderService {
 
   /** The plan of frames [from, to) without sound: only the layers seen there are prepared. */
   async planPicture(request: Omit<RenderRequest, 'profile'>, range: FrameRange): Promise<RenderPlan> {
-    const movie = pictureOf(await this.resolveForRender(request), range);
+    const movie = pictureOf(this.composite(await this.resolveForRender(request)), range);
     return planRender(movie, await this.preparation.prepare(movie));
+  }
+
+  /** A movie whose picture is composited here: another engine's movie would come out as its background only. */
+  private composite(movie: ResolvedMovie): ResolvedMovie {
+    if (movie.engine === 'blender') throw renderFailed(`${movie.templateId} is a Blender movie: the blender engine renders its picture`);
+    return movie;
   }
 
   /** The resolved movie (memoised by `resolve`), refused if the template changed since it was planned. */
