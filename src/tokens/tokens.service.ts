@@ -1,3 +1,4 @@
+import { BlenderScenesService } from '../engines/blender/blender-scenes.service';
 import { sceneTimingKey } from '../engines/blender/frame-chunks';
 import { EngineName } from '../engines/engine';
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
@@ -51,6 +52,7 @@ export class TokensService implements OnModuleInit {
     private readonly runner: RenderRunner,
     private readonly uploadTasks: UploadTasksService,
     private readonly events: RenderEvents,
+    private readonly blenderScenes: BlenderScenesService,
   ) {
     this.tokens = store.collection<TokenDoc>('tokens');
     this.renders = store.collection<RenderDoc>('renders');
@@ -278,7 +280,12 @@ export class TokensService implements OnModuleInit {
     if (project.limits.maxParamsBytes && paramsBytes > project.limits.maxParamsBytes) {
       throw tooLarge(`params are ${paramsBytes} bytes; this project allows ${project.limits.maxParamsBytes}`, [{ field: 'params', message: 'too large' }]);
     }
-    const { movie: resolved } = await this.resolveFor(project._id, movie, params, prefix);
+    const { movie: resolved, template } = await this.resolveFor(project._id, movie, params, prefix);
+    if (resolved.blender) {
+      // Bindings that do not fit the scene: a 400 now rather than a failed render later (where this API has Blender to ask).
+      const problems = await this.blenderScenes.checkWhereAvailable(template, resolved.blender);
+      if (problems.length > 0) throw badInput(`${prefix ? `${movie}: ` : ''}the template's bindings do not fit its Blender scene: ${problems[0].field}: ${problems[0].message}`, problems);
+    }
     const pixelSeconds = resolved.width * resolved.height * (resolved.totalFrames / resolved.fps);
     if (project.limits.maxPixelSeconds && pixelSeconds > project.limits.maxPixelSeconds) {
       throw tooLarge(

@@ -3,7 +3,9 @@ import * as path from 'node:path';
 import type { ErrorDetail } from '../../common/errors';
 import { BlenderRepository } from '../../repositories/blender.repository';
 import type { LoadedTemplate } from '../../templates/template.types';
+import type { ResolvedBlenderScene } from '../../compiler/resolve-blender';
 import { blenderQueryArgs } from './blender-args';
+import type { BlenderBlock } from './blender.schema';
 import { checkBindings, type SceneInventory } from './binding-check';
 
 /** Montage's script that Blender runs beside every scene (bindings, inventory, devices). */
@@ -50,6 +52,20 @@ export class BlenderScenesService {
       if (this.inventories.size > 200) this.inventories.delete(this.inventories.keys().next().value!);
     }
     return known;
+  }
+
+  /**
+   * The same check at request time, where this process has Blender (an API without it leaves
+   * the check to the node, whose render then fails with the same 400).
+   */
+  async checkWhereAvailable(template: LoadedTemplate, resolved: ResolvedBlenderScene): Promise<ErrorDetail[]> {
+    const block = template.spec.blender;
+    if (!block || (await this.capabilities()).devices.length === 0) return [];
+    const { inventory } = await this.inventory(template);
+    if (!inventory) return [];
+    // The names after params (a binding may name its object with a param): same indexes, same lines.
+    const bindings = resolved.bindings.map((b) => (b.type === 'image' ? { ...b, src: '' } : b));
+    return checkBindings({ ...block, ...resolved.settings, bindings } as BlenderBlock, inventory, (p) => `${template.file}:${template.lineOf(p)}`);
   }
 
   /** `templates check` of a Blender movie: its bindings against its scene, as `file:line` errors. */

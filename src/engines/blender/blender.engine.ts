@@ -72,7 +72,13 @@ export class BlenderEngine implements RenderEngine {
     const blender = this.blender;
     const startedAt = Date.now();
     const savedAt: number[] = [];
-    const onEvent = (event: BlenderLogEvent) => event.kind === 'saved' && savedAt.push(Date.now());
+    // Cycles falls back to the CPU without a word when a GPU is missing: the scene script says which device it set up.
+    const expectedDevice = scene.settings.engine === 'CYCLES' ? scene.settings.device : 'CPU';
+    let device: string | undefined;
+    const onEvent = (event: BlenderLogEvent) => {
+      if (event.kind === 'saved') savedAt.push(Date.now());
+      else if (event.kind === 'device') device = event.type;
+    };
     // Frames in the order Blender saves them, each read and removed as the encoder takes it; progress counts `Saved:` lines.
     async function* frames(): AsyncGenerator<Buffer> {
       let saved = 0;
@@ -81,6 +87,7 @@ export class BlenderEngine implements RenderEngine {
         options.onFrames?.(saved);
         yield await blender.takeFrame(file);
       }
+      if (device !== expectedDevice) throw renderFailed(`Blender did not confirm rendering on ${expectedDevice} (it reported ${device ?? 'no device'})`);
       if (saved !== expected) throw renderFailed(`Blender saved ${saved} frames of ${expected}`);
     }
     try {
