@@ -54,7 +54,7 @@ const uniqueName = (what: string) => `${what} ${process.pid}-${Date.now().toStri
 /** An error `until` does not wait out: the thing waited for will not come. */
 class Fatal extends Error {}
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 50): Promise<T> {
+export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 50): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < end) {
@@ -172,7 +172,7 @@ export function foreignLoad(from: LoadMark, to: LoadMark): { seconds: number; fo
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-interface Proc {
+export interface Proc {
   name: string;
   child: ChildProcess;
   pid: number;
@@ -281,7 +281,7 @@ interface Api {
 }
 
 /** Everything one setup runs: Redis, maybe CongoDB, API processes and nodes, on one shared storage directory. */
-class Farm {
+export class Farm {
   readonly procs: Processes;
   readonly storage: string;
   readonly nodeData: string;
@@ -392,7 +392,7 @@ class Farm {
   }
 }
 
-interface Answer {
+export interface Answer {
   status: number;
   /** The body, when asked for (`keep`); otherwise only counted. */
   body: Buffer;
@@ -409,7 +409,7 @@ interface Answer {
  * closed while this process was busy rendering would fail the next request), timed from the
  * request to the first and the last byte of its body. Rejects when the body is cut short.
  */
-function request(url: string, opts: { method?: string; body?: unknown; headers?: Record<string, string>; keep?: boolean } = {}): Promise<Answer> {
+export function request(url: string, opts: { method?: string; body?: unknown; headers?: Record<string, string>; keep?: boolean } = {}): Promise<Answer> {
   const data = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
@@ -435,7 +435,7 @@ function request(url: string, opts: { method?: string; body?: unknown; headers?:
   });
 }
 
-async function getJson<T>(url: string): Promise<T> {
+export async function getJson<T>(url: string): Promise<T> {
   const res = await request(url, { keep: true });
   if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${res.body.toString('utf8').slice(0, 300)}`);
   return JSON.parse(res.body.toString('utf8')) as T;
@@ -454,7 +454,7 @@ async function fetchTimed(url: string): Promise<Answer> {
 type Browser = import('playwright-core').Browser;
 type BrowserKit = typeof import('./browser');
 
-async function withFarm<T>(name: string, work: string, fn: (farm: Farm) => Promise<T>): Promise<T> {
+export async function withFarm<T>(name: string, work: string, fn: (farm: Farm) => Promise<T>): Promise<T> {
   const farm = new Farm(fs.mkdtempSync(path.join(work, `${name}-`)));
   try {
     return await fn(farm);

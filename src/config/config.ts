@@ -64,6 +64,8 @@ export interface MontageConfig {
     chunkSeconds: number;
     /** Off: the node takes no Blender jobs even where Blender is installed. */
     enabled: boolean;
+    /** How long a Blender keeps a scene loaded for the next chunk of it (0: one Blender per chunk). */
+    keepAliveMs: number;
   };
   /** How long a fetched media file may take to prove it decodes (a few frames), before it is refused. */
   mediaCheckTimeoutMs: number;
@@ -226,6 +228,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       chunkFrames: int(env, 'BLENDER_CHUNK_FRAMES', 12, 1),
       chunkSeconds: int(env, 'BLENDER_CHUNK_SECONDS', 10, 1),
       enabled: bool(env, 'BLENDER_ENABLED', true),
+      keepAliveMs: int(env, 'BLENDER_KEEP_ALIVE_MS', 30_000, 0),
     },
     mediaCheckTimeoutMs: int(env, 'MEDIA_CHECK_TIMEOUT_MS', 15_000, 500),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0),

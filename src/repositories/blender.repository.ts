@@ -1,10 +1,11 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { badInput, renderFailed } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { blenderErrorSummary, type BlenderLogEvent, LineSplitter, parseBlenderLine } from '../engines/blender/blender-log';
 import { cannotExecute, runTied, spawnTied } from './child-processes';
+import { ServingBlender } from './serving-blender';
 
 export interface BlenderRunOptions {
   signal?: AbortSignal;
@@ -17,8 +18,11 @@ export interface BlenderRunOptions {
 
 /** Blender's process: the one place that starts it, reads what it prints and owns its frame files. */
 @Injectable()
-export class BlenderRepository {
+export class BlenderRepository implements OnModuleDestroy {
   private readonly logger = new Logger('Blender');
+  /** Blenders keeping a scene loaded between chunks. */
+  private serving: ServingBlender[] = [];
+  private idleTimer?: NodeJS.Timeout;
 
   constructor(@Inject(MONTAGE_CONFIG) private readonly config: MontageConfig) {}
 
@@ -117,6 +121,55 @@ export class BlenderRepository {
         await new Promise((resolve) => child.once('close', resolve));
       }
     }
+  }
+
+  /**
+   * Renders a chunk on a Blender that already has this scene loaded (`key`: the scene, its
+   * version, bindings and settings), or on a new one started with `serveArgs`; the process
+   * stays for the next chunk of the same scene for BLENDER_KEEP_ALIVE_MS.
+   */
+  async *renderServed(key: string, serveArgs: string[], chunkLine: string, options: BlenderRunOptions): AsyncGenerator<string> {
+    let blender = this.serving.find((b) => b.key === key && !b.busy && b.alive);
+    if (!blender) {
+      this.trimServing();
+      blender = new ServingBlender(key, this.config.blender.path, serveArgs);
+      this.serving.push(blender);
+    }
+    blender.busy = true;
+    try {
+      yield* blender.render(chunkLine, options);
+    } finally {
+      if (!blender.alive) this.serving = this.serving.filter((b) => b !== blender);
+      this.scheduleIdleClose();
+    }
+  }
+
+  /** Idle Blenders beyond the node's concurrency go first, oldest first: each holds a scene in memory. */
+  private trimServing(): void {
+    this.serving = this.serving.filter((b) => b.alive);
+    const idle = this.serving.filter((b) => !b.busy).sort((a, b) => a.lastUsed - b.lastUsed);
+    while (this.serving.length >= Math.max(1, this.config.concurrency) && idle.length > 0) {
+      const oldest = idle.shift()!;
+      oldest.close();
+      this.serving = this.serving.filter((b) => b !== oldest);
+    }
+  }
+
+  private scheduleIdleClose(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      const now = Date.now();
+      for (const b of this.serving.filter((s) => !s.busy && now - s.lastUsed >= this.config.blender.keepAliveMs)) b.close();
+      this.serving = this.serving.filter((b) => b.alive && (b.busy || now - b.lastUsed < this.config.blender.keepAliveMs));
+      if (this.serving.length > 0) this.scheduleIdleClose();
+    }, this.config.blender.keepAliveMs + 50);
+    this.idleTimer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearTimeout(this.idleTimer);
+    for (const b of this.serving) b.kill();
+    this.serving = [];
   }
 
   /** A fresh folder for one render's frames, under the node's work area. */

@@ -2,7 +2,7 @@ import type { ResolvedBlenderScene } from '../../compiler/resolve-blender';
 import type { BlenderDevice } from './blender.schema';
 
 /** What the scene script (`python/montage_scene.py`) is asked to do. */
-export type BlenderMode = 'render' | 'inventory' | 'devices';
+export type BlenderMode = 'render' | 'serve' | 'inventory' | 'devices';
 
 /** The JSON after `--`: settings and bindings with every media param a local file. Data only. */
 export interface BlenderJob {
@@ -85,6 +85,20 @@ export function blenderRenderArgs(c: BlenderRenderCommand): string[] {
     '--cycles-device', c.device,
     jobArg(c.job),
   ];
+}
+
+/**
+ * A Blender that keeps the scene loaded and renders chunks sent on its stdin (pure): the
+ * scene's bindings applied once, `-t` before the script (the script renders), the job after `--`.
+ */
+export function blenderServeArgs(c: Omit<BlenderRenderCommand, 'frames' | 'outputDir'>): string[] {
+  return [...head(c.scene), '-t', String(c.threads), '-P', c.script, '--', '--cycles-device', c.device, jobArg({ ...c.job, mode: 'serve' })];
+}
+
+/** One chunk for a serving Blender: scene frames `start`–`end` (inclusive) into `dir`. */
+export function serveChunkLine(frames: { start: number; end: number }, dir: string): string {
+  if (!Number.isInteger(frames.start) || !Number.isInteger(frames.end) || frames.end < frames.start) throw new Error(`invalid frame range ${frames.start}–${frames.end}`);
+  return `${JSON.stringify({ start: frames.start, end: frames.end, dir })}\n`;
 }
 
 /** Asks the scene script about a scene (`inventory`) or about this Blender (`devices`): renders nothing. */

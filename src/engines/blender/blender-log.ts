@@ -6,10 +6,12 @@ export type BlenderLogEvent =
   | { kind: 'saved'; path: string }
   | { kind: 'device'; type: string; devices: string[] }
   | { kind: 'binding-error'; binding?: number; message: string }
+  /** A serving Blender finished a chunk. */
+  | { kind: 'chunk-done' }
   | { kind: 'json'; tag: 'MONTAGE_INVENTORY' | 'MONTAGE_DEVICES'; value: unknown };
 
 const SAVED = /^Saved: '(.+)'\s*$/;
-const TAGGED = /^(MONTAGE_ERROR|MONTAGE_DEVICE|MONTAGE_INVENTORY|MONTAGE_DEVICES) (\{.*\})\s*$/;
+const TAGGED = /^(MONTAGE_ERROR|MONTAGE_DEVICE|MONTAGE_CHUNK|MONTAGE_INVENTORY|MONTAGE_DEVICES) (\{.*\})\s*$/;
 
 export function parseBlenderLine(line: string): BlenderLogEvent | undefined {
   const saved = SAVED.exec(line);
@@ -25,6 +27,8 @@ export function parseBlenderLine(line: string): BlenderLogEvent | undefined {
   switch (tagged[1]) {
     case 'MONTAGE_ERROR':
       return { kind: 'binding-error', ...(typeof value.binding === 'number' ? { binding: value.binding } : {}), message: String(value.message ?? 'a binding does not fit the scene') };
+    case 'MONTAGE_CHUNK':
+      return { kind: 'chunk-done' };
     case 'MONTAGE_DEVICE':
       return { kind: 'device', type: String(value.type), devices: Array.isArray(value.devices) ? value.devices.map(String) : [] };
     default:

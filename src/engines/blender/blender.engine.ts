@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { renderFailed } from '../../common/errors';
 import type { FrameRange } from '../../compiler/ffmpeg-args';
 import { framesPlan, planRender } from '../../compiler/render-plan';
@@ -6,9 +7,9 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
 import { isStillFormat } from '../../formats/output-formats';
 import { MediaPreparationService } from '../../render/media-preparation.service';
 import { RenderService, stillRange, videoRange } from '../../render/render.service';
-import { BlenderRepository } from '../../repositories/blender.repository';
+import { BlenderRepository, type BlenderRunOptions } from '../../repositories/blender.repository';
 import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRenderResult, type EngineRequest, type RenderEngine } from '../engine';
-import { blenderJob, blenderRenderArgs } from './blender-args';
+import { blenderJob, blenderRenderArgs, blenderServeArgs, serveChunkLine } from './blender-args';
 import { BlenderScenesService, SCENE_SCRIPT } from './blender-scenes.service';
 import type { BlenderLogEvent } from './blender-log';
 import { chunkTiming, planFrameChunks, sceneTimingKey } from './frame-chunks';
@@ -60,16 +61,16 @@ export class BlenderEngine implements RenderEngine {
     const dir = await this.blender.framesDir(`${request.project}-${request.movie}-${range.from}`);
     const expected = range.to - range.from;
     const frameTimeoutMs = scene.settings.frameTimeout !== undefined ? scene.settings.frameTimeout * 1000 : this.config.blender.frameTimeoutMs;
-    const args = blenderRenderArgs({
-      scene: scene.scene,
-      script: SCENE_SCRIPT,
-      outputDir: dir,
-      frames: { start: scene.settings.frameStart + range.from, end: scene.settings.frameStart + range.to - 1 },
-      device: scene.settings.device,
-      threads: this.config.blender.threads,
-      job,
-    });
+    const frameSpan = { start: scene.settings.frameStart + range.from, end: scene.settings.frameStart + range.to - 1 };
+    const command = { scene: scene.scene, script: SCENE_SCRIPT, device: scene.settings.device, threads: this.config.blender.threads, job };
     const blender = this.blender;
+    // A Blender that keeps the scene loaded serves the next chunk of it without starting again;
+    // BLENDER_KEEP_ALIVE_MS=0 starts one per chunk (`-a`, the classic call).
+    const keyOfScene = `${movie.templateId}@${movie.version}:${createHash('sha256').update(JSON.stringify(command)).digest('hex').slice(0, 16)}`;
+    const run = (runOptions: BlenderRunOptions) =>
+      this.config.blender.keepAliveMs > 0
+        ? blender.renderServed(keyOfScene, blenderServeArgs(command), serveChunkLine(frameSpan, dir), runOptions)
+        : blender.render(blenderRenderArgs({ ...command, outputDir: dir, frames: frameSpan }), runOptions);
     const startedAt = Date.now();
     const savedAt: number[] = [];
     // Cycles falls back to the CPU without a word when a GPU is missing: the scene script says which device it set up.
@@ -82,7 +83,7 @@ export class BlenderEngine implements RenderEngine {
     // Frames in the order Blender saves them, each read and removed as the encoder takes it; progress counts `Saved:` lines.
     async function* frames(): AsyncGenerator<Buffer> {
       let saved = 0;
-      for await (const file of blender.render(args, { signal: options.signal, frameTimeoutMs, firstFrameTimeoutMs: frameTimeoutMs + STARTUP_MS, onEvent })) {
+      for await (const file of run({ signal: options.signal, frameTimeoutMs, firstFrameTimeoutMs: frameTimeoutMs + STARTUP_MS, onEvent })) {
         saved++;
         options.onFrames?.(saved);
         yield await blender.takeFrame(file);

@@ -7,6 +7,12 @@ Any binding that does not fit the scene is reported on one `MONTAGE_ERROR {json}
 problem, and the script raises: with `--python-exit-code` Blender then exits with that code
 instead of rendering a scene that is not what was asked for.
 
+With mode "serve", the scene stays loaded: chunks come on stdin, one JSON line each
+(`{"start": a, "end": b, "dir": "/frames"}`), each frame is rendered and saved as
+`<dir>/f_#####.png` (Blender prints `Saved: '…'` as with -a) and `MONTAGE_CHUNK {"done": true}`
+ends the chunk; the process leaves when stdin closes. A node keeps it for the next chunk of
+the same scene instead of starting Blender again.
+
 The same file answers two other questions, chosen by the job's "mode":
 - "inventory": prints `MONTAGE_INVENTORY {json}` (objects, materials and their node inputs,
   images, cameras, view layers) for `templates check`, and renders nothing;
@@ -14,6 +20,7 @@ The same file answers two other questions, chosen by the job's "mode":
 """
 import json
 import math
+import os
 import sys
 
 import bpy
@@ -251,6 +258,21 @@ def main():
         report("MONTAGE_ERROR", problem)
     if problems:
         raise SystemExit(3)
+    if mode == "serve":
+        serve(scene)
+
+
+def serve(scene):
+    """Renders chunks read from stdin, one JSON line each, until stdin closes."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        chunk = json.loads(line)
+        for frame in range(int(chunk["start"]), int(chunk["end"]) + 1):
+            scene.frame_set(frame)
+            scene.render.filepath = os.path.join(chunk["dir"], "f_%05d" % frame)
+            bpy.ops.render.render(write_still=True)
+        report("MONTAGE_CHUNK", {"done": True})
 
 
 main()

@@ -1,0 +1,141 @@
+import type { ChildProcess } from 'node:child_process';
+import { badInput, renderFailed } from '../common/errors';
+import { blenderErrorSummary, type BlenderLogEvent, LineSplitter, parseBlenderLine } from '../engines/blender/blender-log';
+import { spawnTied } from './child-processes';
+
+export interface ChunkOptions {
+  signal?: AbortSignal;
+  frameTimeoutMs: number;
+  firstFrameTimeoutMs: number;
+  onEvent?: (event: BlenderLogEvent) => void;
+}
+
+/**
+ * One Blender process that keeps a scene loaded and renders the chunks it is sent on stdin
+ * (`montage_scene.py` in mode "serve"), so the next chunk of the same scene on this node does
+ * not pay for Blender's start-up and the scene's loading again. One chunk at a time; a failed,
+ * timed-out or aborted chunk kills it (its state is then unknown).
+ */
+export class ServingBlender {
+  busy = false;
+  lastUsed = Date.now();
+  private readonly child: ChildProcess;
+  private exit?: { code: number | null; signal: NodeJS.Signals | null };
+  private spawnError?: Error;
+  private device?: BlenderLogEvent;
+  private readonly log: string[] = [];
+  private readonly bindingErrors: string[] = [];
+  private listener?: (event: BlenderLogEvent) => void;
+  private wake?: () => void;
+  private served = 0;
+
+  constructor(
+    readonly key: string,
+    private readonly command: string,
+    args: string[],
+  ) {
+    this.child = spawnTied(command, args, { stdio: ['pipe', 'pipe', 'pipe'], deathSignal: 'KILL' });
+    this.child.stdin!.on('error', () => undefined); // a Blender that died is reported by its exit
+    const out = new LineSplitter();
+    const err = new LineSplitter();
+    this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => out.push(chunk).forEach((l) => this.onLine(l)));
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => err.push(chunk).forEach((l) => this.onLine(l)));
+    this.child.once('error', (e) => {
+      this.spawnError = e;
+      this.notify();
+    });
+    this.child.once('close', (code, signal) => {
+      [...out.end(), ...err.end()].forEach((l) => this.onLine(l));
+      this.exit = { code, signal };
+      this.notify();
+    });
+  }
+
+  get alive(): boolean {
+    return !this.exit && !this.spawnError;
+  }
+
+  /** Renders one chunk (`line` from serveChunkLine) and yields each frame's file as Blender saves it. */
+  async *render(line: string, options: ChunkOptions): AsyncGenerator<string> {
+    this.busy = true;
+    const saved: string[] = [];
+    let done = false;
+    let timedOut = false;
+    let failed = true;
+    this.listener = (event) => {
+      options.onEvent?.(event);
+      if (event.kind === 'saved') {
+        arm(options.frameTimeoutMs);
+        saved.push(event.path);
+        this.notify();
+      } else if (event.kind === 'chunk-done') {
+        done = true;
+        this.notify();
+      }
+    };
+    if (this.device) options.onEvent?.(this.device); // said once, when the scene was set up
+    let watchdog: NodeJS.Timeout | undefined;
+    const arm = (ms: number) => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => {
+        timedOut = true;
+        this.kill();
+      }, ms);
+    };
+    // The first chunk of this process also waits for Blender's start-up.
+    arm(this.served === 0 ? options.firstFrameTimeoutMs : options.frameTimeoutMs);
+    const abort = () => this.kill();
+    options.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      if (options.signal?.aborted) throw renderFailed('render cancelled');
+      if (this.alive) this.child.stdin!.write(line);
+      for (;;) {
+        while (saved.length > 0) yield saved.shift()!;
+        if (done || !this.alive) break;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+      while (saved.length > 0) yield saved.shift()!;
+      if (options.signal?.aborted) throw renderFailed('render cancelled');
+      if (this.spawnError) throw renderFailed('Blender could not be started on this render node', [], { internal: `${this.command}: ${this.spawnError.message}` });
+      if (this.bindingErrors.length > 0) {
+        throw badInput(`the scene does not fit the template's bindings: ${this.bindingErrors.slice(0, 3).join('; ')}`, this.bindingErrors.map((message) => ({ field: 'blender', message })));
+      }
+      if (timedOut) throw renderFailed(`a Blender frame took longer than ${Math.round(options.frameTimeoutMs / 1000)} s and the render was stopped`, [], { internal: blenderErrorSummary(this.log) });
+      if (!done) throw renderFailed(`Blender failed (${this.exit?.signal ?? `exit ${this.exit?.code}`}): ${blenderErrorSummary(this.log)}`);
+      failed = false;
+      this.served++;
+    } finally {
+      clearTimeout(watchdog);
+      options.signal?.removeEventListener('abort', abort);
+      this.listener = undefined;
+      // Left early (the encoder stopped), failed or aborted: what this Blender is doing is not known any more.
+      if (failed || !done) this.kill();
+      this.busy = false;
+      this.lastUsed = Date.now();
+    }
+  }
+
+  /** No more chunks: Blender leaves when its stdin closes. */
+  close(): void {
+    if (this.alive) this.child.stdin!.end();
+  }
+
+  kill(): void {
+    if (this.alive) this.child.kill('SIGKILL');
+  }
+
+  private onLine(line: string): void {
+    if (line && !line.startsWith('Fra:')) this.log.push(line.slice(0, 500));
+    if (this.log.length > 200) this.log.splice(0, this.log.length - 200);
+    const event = parseBlenderLine(line);
+    if (!event) return;
+    if (event.kind === 'device') this.device = event;
+    else if (event.kind === 'binding-error') this.bindingErrors.push(event.binding !== undefined ? `bindings.${event.binding}: ${event.message}` : event.message);
+    this.listener?.(event);
+  }
+
+  private notify(): void {
+    this.wake?.();
+    this.wake = undefined;
+  }
+}
