@@ -2,7 +2,11 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { brightPixels, frameAt, meanVolume, near, pixel, probe } from '../helpers/media';
+import { Test } from '@nestjs/testing';
+import { ConfigModule } from '../../src/config/config.module';
+import { EngineName } from '../../src/engines/engine';
+import { EngineRegistry, EnginesModule } from '../../src/engines/engines.module';
+import { brightPixels, type Frame, frameAt, meanVolume, near, pixel, probe } from '../helpers/media';
 import { DEMO_TEMPLATES, renderContext } from '../helpers/render-context';
 
 // The three sample templates, rendered in full as a new user would, with their own params.
@@ -73,4 +77,52 @@ it('slideshow: four slides from URLs with captions; duration follows the list', 
   // slide 4 (from its URL) is on screen at the end with its caption
   const last = await frameAt(out, 350, 1280, 720);
   expect(brightPixels(last, 60, 620, 500, 80)).toBeGreaterThan(300);
+});
+
+describe('title-3d (Blender, built by its scene.py)', () => {
+  let engines: Awaited<ReturnType<typeof blenderContext>>;
+  async function blenderContext() {
+    const moduleRef = await Test.createTestingModule({ imports: [ConfigModule.forRoot(ctx.config), EnginesModule] }).compile();
+    return { engine: moduleRef.get(EngineRegistry).get(EngineName.Blender), close: () => moduleRef.close() };
+  }
+  beforeAll(async () => (engines = await blenderContext()));
+  afterAll(async () => engines.close());
+
+  /** Pixels of a rectangle near a colour. */
+  const count = (frame: Frame, [x0, y0, w, h]: number[], test: (p: [number, number, number]) => boolean) => {
+    let n = 0;
+    for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) if (test(pixel(frame, x, y))) n++;
+    return n;
+  };
+  const TITLE = [170, 175, 300, 60];
+  const LOGO = [270, 60, 100, 100];
+
+  it('the title carries the name in the colour param; the logo shows or not; mp4 with its frames', async () => {
+    const render = async (name: string, params: Record<string, unknown>) => {
+      const out = ctx.out(name);
+      fs.mkdirSync(path.dirname(out), { recursive: true });
+      const result = await engines.engine.render(
+        { project: 'demo', movie: 'title-3d', params: { samples: 2, ...params }, profile: { format: 'mp4' }, range: { from: 0, to: 4 } },
+        out,
+      );
+      expect(result.frames).toBe(4);
+      return out;
+    };
+    const green = await render('title-green.mp4', { name: 'Zoë', color: '#00ff00' });
+    const noLogo = await render('title-nologo.mp4', { name: 'Zoë', color: '#ff00ff', showLogo: false });
+    const probed = await probe(green);
+    expect(probed.video).toMatchObject({ codec_name: 'h264', width: 640, height: 360, nb_read_frames: '4' });
+    expect(probed.audio?.codec_name).toBe('aac'); // the movie's sound (silence here), as for composites
+    const a = await frameAt(green, 2, 640, 360);
+    const b = await frameAt(noLogo, 2, 640, 360);
+    const greenish = (p: [number, number, number]) => p[1] > 90 && p[1] > p[0] * 1.6 && p[1] > p[2] * 1.6;
+    const magenta = (p: [number, number, number]) => p[0] > 90 && p[2] > 90 && p[1] * 1.6 < Math.min(p[0], p[2]);
+    expect(count(a, TITLE, greenish)).toBeGreaterThan(500);
+    expect(count(b, TITLE, magenta)).toBeGreaterThan(500);
+    expect(count(a, TITLE, magenta)).toBe(0);
+    // The logo is blue where it shows, and gone (the dark backdrop) where it is hidden.
+    const blue = (p: [number, number, number]) => p[2] > 110 && p[2] > p[0] * 1.5;
+    expect(count(a, LOGO, blue)).toBeGreaterThan(300);
+    expect(count(b, LOGO, blue)).toBeLessThan(20);
+  }, 120_000);
 });
