@@ -3,10 +3,12 @@
  * the same machine in the same run, so the ratio holds even when the machine is noisy; the
  * token API; the farm (farm.ts: API and node processes, Chromium, two APIs with 100 viewers);
  * scaling over pinned nodes; operations (operations.ts); deliveries (deliveries.ts: a batch,
- * 200 MB uploads, an upload cut by SIGKILL; and webhooks.ts, a receiver down for 60 s).
- * BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries or webhooks (comma-separated
- * for several) runs those parts only; BENCH_RUNS (3)
- * runs of each, BENCH_FARM_RUNS (2) for the farm part.
+ * 200 MB uploads, an upload cut by SIGKILL; and webhooks.ts, a receiver down for 60 s); Blender
+ * (blender.ts: the sample 3D title on one pinned node against two, Blender's start-up share of a
+ * chunk, the stream's first byte against the first chunk, adaptive chunk sizes).
+ * BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks or blender
+ * (comma-separated for several) runs those parts only; BENCH_RUNS (3)
+ * runs of each, BENCH_FARM_RUNS (2) for the farm part, BENCH_BLENDER_RUNS (2) for the Blender part.
  * Prints a table, the figures with their targets, and the JSON it writes to bench/results/latest.json.
  */
 import 'reflect-metadata';
@@ -28,10 +30,13 @@ import { benchFarm, type FarmRow, farmRows, foreignLoad, loadMark } from './farm
 import { benchShutdown, benchSweeper } from './operations';
 import { benchDeliveries, deliveryRows } from './deliveries';
 import { benchWebhooks } from './webhooks';
+import { benchBlender, blenderRows, blenderTableRows } from './blender';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** The farm part starts real processes and Chromium for each figure: 2 runs unless BENCH_FARM_RUNS says otherwise. */
 const FARM_RUNS = Number(process.env.BENCH_FARM_RUNS ?? Math.min(RUNS, 2));
+/** The Blender part renders 48 frames of Cycles per run on one core or two: 2 runs of each case unless BENCH_BLENDER_RUNS says otherwise. */
+const BLENDER_RUNS = Number(process.env.BENCH_BLENDER_RUNS ?? Math.min(RUNS, 2));
 const root = path.resolve(__dirname, '..', '..');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-bench-'));
 process.env.MONTAGE_TEMPLATES_DIR ??= path.join(root, 'templates');
@@ -266,7 +271,7 @@ async function benchScaling(runs: number) {
 }
 
 async function main() {
-  // BENCH_ONLY=renderer, api, farm, scaling or operations (or several, comma-separated) runs just those parts.
+  // BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks or blender (or several, comma-separated) runs just those parts.
   const only = process.env.BENCH_ONLY?.split(',').map((p) => p.trim()).filter(Boolean);
   const part = (name: string) => !only || only.includes(name);
   const machineAtStart = loadMark();
@@ -302,6 +307,7 @@ async function main() {
   const deliveries = part('deliveries') ? await benchDeliveries() : undefined;
   // The webhook outage figure belongs to deliveries; BENCH_ONLY=webhooks runs it alone.
   const webhooks = part('deliveries') || part('webhooks') ? await benchWebhooks().catch((err: Error) => ({ error: err.message })) : undefined;
+  const blender = part('blender') ? await benchBlender(BLENDER_RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
 
   const result = {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
@@ -335,6 +341,10 @@ async function main() {
       targets: 'a 1,000-item batch: every key in exactly one webhook item, API RSS < 300 MB; a 200 MB output to S3 and to HTTP: RSS growth of the uploading API ≤ 64 MB; an API killed mid-upload: the upload completes after restart, one whole object, no multipart upload left',
     },
     webhooks,
+    blender: blender && {
+      ...blender,
+      targets: 'demo/title-3d, 48 frames at 640×360: 2 pinned nodes ≥ 1.85× 1 node; Blender start-up ≤ 15 % of a chunk at the default chunk size; first byte of the stream ≤ the first chunk\'s render time + 0.5 s',
+    },
   };
   const rows: string[][] = [['', 'median', 'runs']];
   if (renderer && result.montage) {
@@ -379,12 +389,14 @@ async function main() {
       ['stored output p99, idle / during a pass', `${sweeper.idleP99Ms} / ${sweeper.duringP99Ms} ms`, `${sweeper.p99Ratio}×; target ≤ 2×: ${met(sweeper.p99Ratio <= 2)}`],
     );
   }
+  if (blender && !('error' in blender)) rows.push(...blenderTableRows(blender));
   // The figures with targets, one row each: measured, target, met.
   const targets: FarmRow[] = farm ? farmRows(farm) : [];
   if (scaling) {
     targets.push({ figure: '5. scaling, parallel 2: 1 node / 2 pinned nodes', value: `${scaling.speedup}× (${scaling.oneNodeMs} / ${scaling.twoNodesMs} ms)`, target: '≥ 1.8×', met: scaling.speedup >= 1.8 });
   }
   if (deliveries) targets.push(...deliveryRows(deliveries));
+  if (blender) targets.push(...blenderRows(blender));
   if (webhooks && 'error' in webhooks) targets.push({ figure: '10. webhooks: receiver down 60 s then up', value: `not measured: ${webhooks.error}`, target: 'every event, in order per token, none twice', met: false });
   else if (webhooks) targets.push(...webhooks.targets.map((t) => ({ ...t, figure: `10. ${t.figure}` })));
   if (renderer && result.ratio !== undefined) {

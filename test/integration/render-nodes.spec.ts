@@ -35,7 +35,9 @@ async function nodes(): Promise<NodeHeartbeat[]> {
 it('the embedded node and a separate render-node process announce themselves; a segment job runs on the node of its routing key', async () => {
   const embedded = await nodes();
   expect(embedded).toHaveLength(1);
-  expect(embedded[0]).toMatchObject({ routingKeys: ['default'], engines: ['ffmpeg-composite'], pid: process.pid });
+  expect(embedded[0]).toMatchObject({ routingKeys: ['default'], engines: ['ffmpeg-composite', 'blender'], pid: process.pid });
+  // Blender (Debian's, CPU only here) is advertised with its version and the Cycles devices it sees.
+  expect(embedded[0].blender).toEqual({ version: expect.stringMatching(/^\d+\.\d+/), devices: ['CPU'] });
   expect(embedded[0].encoders).toEqual(expect.arrayContaining(['libx264', 'libvpx-vp9']));
 
   node = spawn('node', [NODE], {
@@ -50,6 +52,7 @@ it('the embedded node and a separate render-node process announce themselves; a 
   });
   const external = await until('the render node', async () => (await nodes()).find((n) => n.pid === node!.pid));
   expect(external.routingKeys).toEqual(['gpu']);
+  expect(external.engines).toEqual(['ffmpeg-composite', 'blender']);
 
   const queue = api.app.get<JobQueueRepository>(JOB_QUEUE);
   const live = api.app.get<LiveStreamRepository>(LIVE_STREAM);
