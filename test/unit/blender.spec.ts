@@ -8,7 +8,7 @@ import { resolveMovie } from '../../src/compiler/resolve';
 import type { ResolvedBlenderScene } from '../../src/compiler/resolve-blender';
 import { loadConfig } from '../../src/config/config';
 import { checkBindings, type SceneInventory } from '../../src/engines/blender/binding-check';
-import { type BlenderJob, blenderJob, blenderQueryArgs, blenderRenderArgs, MAX_JOB_BYTES } from '../../src/engines/blender/blender-args';
+import { type BlenderJob, blenderJob, blenderQueryArgs, blenderRenderArgs, blenderServeArgs, MAX_JOB_BYTES, serveChunkLine } from '../../src/engines/blender/blender-args';
 import { blenderErrorSummary, LineSplitter, parseBlenderLine } from '../../src/engines/blender/blender-log';
 import { BlenderScenesService, SCENE_SCRIPT } from '../../src/engines/blender/blender-scenes.service';
 import { type BlenderBlock, blenderBlockSchema } from '../../src/engines/blender/blender.schema';
@@ -161,6 +161,55 @@ describe('blenderQueryArgs', () => {
   });
 });
 
+describe('blenderServeArgs and serveChunkLine (a Blender kept for the next chunk)', () => {
+  const command = () => {
+    const { frames: _frames, outputDir: _outputDir, ...rest } = renderCommand({ device: 'OPTIX', threads: 8 });
+    return rest;
+  };
+
+  it('the scene, -t before our script (it renders), the job in mode serve after --; no -o/-s/-e/-a', () => {
+    const c = command();
+    expect(blenderServeArgs(c)).toEqual([
+      ...HEAD,
+      '/templates/p/m/scene.blend',
+      '-t', '8',
+      '-P', SCRIPT,
+      '--',
+      '--cycles-device', 'OPTIX',
+      JSON.stringify({ ...c.job, mode: 'serve' }),
+    ]);
+    const args = blenderServeArgs(c);
+    for (const renderOnly of ['-o', '-a', '-s', '-e']) expect(args).not.toContain(renderOnly);
+    expect(c.job.mode).toBe('render'); // the caller's job is not changed
+  });
+
+  it('a .py scene runs before -t and our script', () => {
+    const args = blenderServeArgs({ ...command(), scene: { kind: 'script', path: '/t/scene.py' } });
+    expect(args.slice(0, 11)).toEqual([...HEAD, '-P', '/t/scene.py', '-t', '8', '-P', SCRIPT]);
+  });
+
+  it('the job is held to MAX_JOB_BYTES like a render', () => {
+    const job: BlenderJob = { mode: 'render', bindings: [{ type: 'text', object: 'T', body: 'x'.repeat(MAX_JOB_BYTES) }] };
+    expect(() => blenderServeArgs({ ...command(), job })).toThrow(/too long to pass to Blender/);
+  });
+
+  it('a chunk is one JSON line: scene frames (inclusive) and the folder', () => {
+    expect(serveChunkLine({ start: 5, end: 16 }, '/tmp/f')).toBe('{"start":5,"end":16,"dir":"/tmp/f"}\n');
+    expect(JSON.parse(serveChunkLine({ start: 1, end: 1 }, '/tmp/f'))).toEqual({ start: 1, end: 1, dir: '/tmp/f' });
+    const odd = serveChunkLine({ start: 1, end: 2 }, '/tmp/a\nb"c');
+    expect(odd.split('\n')).toEqual([expect.any(String), '']); // a newline in the folder cannot end the line early
+    expect(JSON.parse(odd).dir).toBe('/tmp/a\nb"c');
+  });
+
+  it.each([
+    { start: 5, end: 4 },
+    { start: 1.5, end: 4 },
+    { start: 1, end: Number.NaN },
+  ])('an invalid chunk %p throws', (frames) => {
+    expect(() => serveChunkLine(frames, '/tmp/f')).toThrow(/invalid frame range/);
+  });
+});
+
 describe('blenderJob', () => {
   const images = { 1: '/data/cache/ab12.png', 3: '/templates/p/m/logo.png' };
 
@@ -209,6 +258,7 @@ describe('parseBlenderLine', () => {
     ],
     ['MONTAGE_DEVICE {"type":"CUDA","devices":["NVIDIA H200"]}', { kind: 'device', type: 'CUDA', devices: ['NVIDIA H200'] }],
     ['MONTAGE_DEVICE {"type":"CPU"}', { kind: 'device', type: 'CPU', devices: [] }],
+    ['MONTAGE_CHUNK {"done":true}', { kind: 'chunk-done' }],
     [
       'MONTAGE_INVENTORY {"version":"4.2.0","objects":{"Title":"FONT"},"images":[],"viewLayers":["ViewLayer"],"camera":null}',
       { kind: 'json', tag: 'MONTAGE_INVENTORY', value: { version: '4.2.0', objects: { Title: 'FONT' }, images: [], viewLayers: ['ViewLayer'], camera: null } },
@@ -241,6 +291,7 @@ describe('parseBlenderLine', () => {
     ['no payload', 'MONTAGE_ERROR'],
     ['a tag not at the start of the line', 'Info: MONTAGE_ERROR {"message":"x"}'],
     ['an unknown tag', 'MONTAGE_OTHER {"a":1}'],
+    ['a chunk end without JSON', 'MONTAGE_CHUNK done'],
     ['an unquoted Saved path', 'Saved: /tmp/x/f_00001.png'],
     ['an empty line', ''],
   ])('%s → undefined', (_what, line) => {
@@ -345,20 +396,23 @@ const lengths = (chunks: Array<{ from: number; to: number }>) => chunks.map((c) 
 describe('planFrameChunks', () => {
   const base = { parallel: 2, defaultChunkFrames: 12, targetChunkSeconds: 60 };
 
-  it('before any timing: chunks of the default size, a tiny last chunk merged into the one before', () => {
-    const chunks = planFrameChunks(100, base);
-    expect(lengths(chunks)).toEqual([12, 12, 12, 12, 12, 12, 12, 16]); // 96..100 (4 < 6) joined 84..96
-    expect(chunks.at(-1)).toEqual({ from: 84, to: 100 });
+  it('before any timing: about the default size, as many chunks as that gives (rounded), sizes within one frame', () => {
+    expect(lengths(planFrameChunks(96, base))).toEqual([12, 12, 12, 12, 12, 12, 12, 12]);
+    // 100 / 12 = 8.3 → 8 chunks of 12–13: no tiny last chunk that costs a whole start-up
+    expect(lengths(planFrameChunks(100, base))).toEqual([12, 13, 12, 13, 12, 13, 12, 13]);
+    expect(planFrameChunks(100, base).at(-1)).toEqual({ from: 87, to: 100 });
   });
 
-  it('a last chunk of at least half the size stays on its own', () => {
-    expect(lengths(planFrameChunks(102, base))).toEqual([12, 12, 12, 12, 12, 12, 12, 12, 6]);
+  it('never fewer chunks than lanes while frames allow: no lane left without work', () => {
+    expect(lengths(planFrameChunks(9, { ...base, parallel: 4, defaultChunkFrames: 100 }))).toEqual([2, 2, 2, 3]);
+    expect(planFrameChunks(48, { ...base, parallel: 14 })).toHaveLength(14);
+    expect(lengths(planFrameChunks(7, { ...base, parallel: 3, defaultChunkFrames: 100 }))).toEqual([2, 2, 3]);
+    expect(lengths(planFrameChunks(3, { ...base, parallel: 8 }))).toEqual([1, 1, 1]);
   });
 
   it('adaptive: targetChunkSeconds / secondsPerFrame frames, rounded', () => {
-    expect(lengths(planFrameChunks(100, { ...base, secondsPerFrame: 2 }))).toEqual([30, 30, 40]); // 90..100 (10 < 15) merged
-    expect(lengths(planFrameChunks(200, { ...base, parallel: 1, secondsPerFrame: 2.9 }))).toEqual([21, 21, 21, 21, 21, 21, 21, 21, 21, 11]); // round(20.69); 11 ≥ 10.5 stays
-    expect(lengths(planFrameChunks(190, { ...base, parallel: 1, secondsPerFrame: 2.9 }))).toEqual([21, 21, 21, 21, 21, 21, 21, 21, 22]); // 1 < 10.5 merged
+    expect(lengths(planFrameChunks(100, { ...base, secondsPerFrame: 2 }))).toEqual([33, 33, 34]); // 30 wanted: round(3.33) = 3 chunks
+    expect(planFrameChunks(200, { ...base, parallel: 1, secondsPerFrame: 2.9 })).toHaveLength(10); // round(20.69) = 21 wanted: round(9.5) = 10
     expect(lengths(planFrameChunks(5, { ...base, secondsPerFrame: 100 }))).toEqual([1, 1, 1, 1, 1]); // round(0.6) = 1: never 0
   });
 
@@ -407,20 +461,14 @@ describe('planFrameChunks', () => {
               for (let f = Math.max(0, c.from); f < Math.min(total, c.to); f++) seen[f]++;
             });
             if (seen.some((n) => n !== 1)) bad('a frame not covered exactly once');
-            // every chunk but the last has one size, never above the fair share; the last less than 1.5 × that
-            const fair = Math.ceil(total / parallel);
-            const size = chunks[0].to - chunks[0].from;
-            const last = chunks[chunks.length - 1].to - chunks[chunks.length - 1].from;
-            if (size > fair) bad(`a chunk above the fair share ${fair}`);
-            if (chunks.slice(0, -1).some((c) => c.to - c.from !== size)) bad('chunks of different sizes');
-            if (last >= size * 1.5) bad('a last chunk of 1.5 × the size or more');
-            // a tiny last chunk is merged unless that would leave a lane without work
-            if (chunks.length > Math.max(1, parallel) && last < size / 2) bad('a tiny last chunk not merged');
-            // as many chunks as that size gives (one fewer when the tiny last one is merged, never below `parallel` then)
-            const unmerged = Math.ceil(total / size);
-            if (!(chunks.length === unmerged || (chunks.length === unmerged - 1 && chunks.length >= parallel))) bad(`${chunks.length} chunks for ${unmerged} of size ${size}`);
-            // frames that divide evenly among the lanes and no smaller wanted size: exactly `parallel` chunks
-            if (total % parallel === 0 && size === fair && chunks.length !== parallel) bad('not one chunk per lane');
+            // sizes within one frame of each other; at least min(parallel, total) chunks (every lane has work)
+            const sizes = chunks.map((c) => c.to - c.from);
+            if (Math.max(...sizes) - Math.min(...sizes) > 1) bad('sizes more than a frame apart');
+            if (chunks.length < Math.min(Math.max(1, parallel), total)) bad('fewer chunks than lanes');
+            // no more chunks than the wanted size gives (rounded), unless lanes need them
+            const wanted = secondsPerFrame ? Math.round(60 / secondsPerFrame) : defaultChunkFrames;
+            const byWanted = Math.round(total / Math.max(1, wanted));
+            if (chunks.length > Math.max(parallel, byWanted, 1)) bad(`${chunks.length} chunks, more than ${Math.max(parallel, byWanted)}`);
           }
         }
       }
@@ -437,7 +485,7 @@ describe('chunkTiming', () => {
 
   it('an even number of gaps takes the upper median; an outlier does not move it', () => {
     expect(chunkTiming(0, [3000, 4000, 6000, 7000, 9000])).toEqual({ secondsPerFrame: 2, startupSeconds: 1, totalSeconds: 9 });
-    expect(chunkTiming(0, [5000, 6000, 7000, 8000, 38000]).secondsPerFrame).toBe(1);
+    expect(chunkTiming(0, [5000, 6000, 7000, 8000, 38000])?.secondsPerFrame).toBe(1);
   });
 
   it('one frame: all of its time is the frame, no start-up can be told apart', () => {
@@ -469,6 +517,7 @@ describe('sceneTimingKey', () => {
       sceneTimingKey('p/m', 'v1', { ...SETTINGS, device: 'CUDA' }, canvas),
       sceneTimingKey('p/m', 'v1', SETTINGS, { width: 1280, height: 720 }),
       sceneTimingKey('p/m', 'v1', SETTINGS, { width: 360, height: 640 }),
+      sceneTimingKey('p/m', 'v1', SETTINGS, { width: 640, height: 480 }),
       sceneTimingKey('p/m', 'v2', SETTINGS, canvas),
       sceneTimingKey('p/n', 'v1', SETTINGS, canvas),
     ];
@@ -477,7 +526,8 @@ describe('sceneTimingKey', () => {
 
   it('only the width and height of the canvas count (a whole movie may be passed)', () => {
     const movie = { width: 640, height: 360, fps: 24, totalFrames: 48 };
-    expect(sceneTimingKey('p/m', 'v1', SETTINGS, movie)).toBe(sceneTimingKey('p/m', 'v1', SETTINGS, { ...movie, fps: 60, totalFrames: 9 }));
+    const other = { ...movie, fps: 60, totalFrames: 9 };
+    expect(sceneTimingKey('p/m', 'v1', SETTINGS, movie)).toBe(sceneTimingKey('p/m', 'v1', SETTINGS, other));
   });
 });
 
@@ -692,6 +742,29 @@ const MOVIES: Record<string, Record<string, string>> = {
     'movie.yaml': 'engine: blender\ncanvas: { width: 640, height: 360 }\nduration: 1\nvariables:\n  mood: { type: enum }\nblender:\n  scene: scene.py\n',
     'scene.py': '',
   },
+  'templated-names': {
+    'movie.yaml': [
+      'engine: blender',
+      'canvas: { width: 640, height: 360 }',
+      'duration: 1',
+      'variables:',
+      '  which: { type: string, default: Title }',
+      '  cam: { type: string, default: Camera }',
+      '  img: { type: string, default: Poster }',
+      'blender:',
+      '  scene: scene.py',
+      '  camera: "{{cam}}"',
+      '  bindings:',
+      '    - type: text',
+      '      object: "{{which}}"',
+      '      body: hi',
+      '    - type: image',
+      '      image: "{{img}}"',
+      '      src: https://example.com/a.png',
+      '',
+    ].join('\n'),
+    'scene.py': '',
+  },
   composite: { 'movie.yaml': 'canvas: { width: 640, height: 360 }\nscenes:\n  - duration: 1\n    layers: [{ type: solid, color: "#112233" }]\n' },
 };
 
@@ -853,6 +926,43 @@ describe('Blender movies through TemplatesService and resolveMovie', () => {
         { field: 'b/scene-missing/movie.yaml:5', message: 'scene file "scene.blend" not found in the template folder' },
       ]);
       expect(blender.query).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('BlenderScenesService.checkWhereAvailable (at request time, Blender mocked)', () => {
+    const withBlender = (devices: Record<string, string[]> | undefined) => ({
+      query: jest.fn(async (_args: string[], tag: string) =>
+        tag === 'MONTAGE_DEVICES' ? (devices ? { value: { version: '4.2.0', devices } } : { error: 'Blender could not be started' }) : { value: INVENTORY },
+      ),
+    });
+
+    it('checks the names after params, at the lines of the templated fields', async () => {
+      const t = await service.load('b', 'templated-names');
+      const blender = withBlender({ CPU: ['CPU'] });
+      const scenes = new BlenderScenesService(blender as unknown as BlenderRepository);
+      expect(await scenes.check(t)).toEqual([]); // templated names: nothing to say before params
+      const resolve = (params: Record<string, unknown>) => resolveMovie(t, service.validateParams(t, params)).blender!;
+      expect(await scenes.checkWhereAvailable(t, resolve({ which: 'Logo', cam: 'Key' }))).toEqual([
+        { field: 'b/templated-names/movie.yaml:13', message: 'object "Logo" is a mesh, not a text object' },
+        { field: 'b/templated-names/movie.yaml:10', message: 'object "Key" is a light, not a camera' },
+      ]);
+      expect(await scenes.checkWhereAvailable(t, resolve({ which: 'Backdrop', cam: 'Side', img: 'Backdrop' }))).toEqual([
+        { field: 'b/templated-names/movie.yaml:13', message: expect.stringMatching(/^text object "Backdrop" is not in the scene/) },
+        { field: 'b/templated-names/movie.yaml:16', message: 'image "Backdrop" is not in the scene (it has: Poster, Logo)' },
+      ]);
+      expect(await scenes.checkWhereAvailable(t, resolve({}))).toEqual([]); // the defaults fit
+      expect(blender.query.mock.calls.filter((c) => c[1] === 'MONTAGE_INVENTORY')).toHaveLength(1); // asked once per version
+    });
+
+    it('a process without Blender leaves the check to the node: no errors, no inventory asked', async () => {
+      const t = await service.load('b', 'templated-names');
+      for (const devices of [undefined, {}]) {
+        const blender = withBlender(devices);
+        const scenes = new BlenderScenesService(blender as unknown as BlenderRepository);
+        expect(await scenes.checkWhereAvailable(t, resolveMovie(t, service.validateParams(t, { which: 'Logo', cam: 'Key' })).blender!)).toEqual([]);
+        expect(blender.query).toHaveBeenCalledTimes(1);
+        expect(blender.query.mock.calls[0][1]).toBe('MONTAGE_DEVICES');
+      }
     });
   });
 });

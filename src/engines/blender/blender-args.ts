@@ -102,6 +102,6 @@ export function serveChunkLine(frames: { start: number; end: number }, dir: stri
 }
 
 /** Asks the scene script about a scene (`inventory`) or about this Blender (`devices`): renders nothing. */
-export function blenderQueryArgs(script: string, mode: Exclude<BlenderMode, 'render'>, scene?: BlenderRenderCommand['scene']): string[] {
+export function blenderQueryArgs(script: string, mode: Exclude<BlenderMode, 'render' | 'serve'>, scene?: BlenderRenderCommand['scene']): string[] {
   return [...head(scene), '-P', script, '--', jobArg({ mode })];
 }

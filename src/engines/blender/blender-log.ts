@@ -47,7 +47,7 @@ export class LineSplitter {
   end(): string[] {
     const last = this.rest;
     this.rest = '';
-    return last ? [last] : [];
+    return last ? [last.replace(/\r$/, '')] : [];
   }
 }
 
@@ -60,7 +60,7 @@ export function blenderErrorSummary(lines: string[], max = 4): string {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (!line) continue;
-    if (/^(Error|ERROR|Fatal|Traceback)|Error:|error:|^[A-Za-z]*Error\b|Found no Cycles device|Segmentation fault|Killed|Unable to open|Cannot read file|not a blend file|Warning: Unable/.test(line)) {
+    if (/^(Error|ERROR|Fatal|Traceback)|Error:|error:|^[A-Za-z]*(Error|Exception)\b|Found no Cycles device|Segmentation fault|Killed|Unable to open|Cannot read file|not a blend file|Warning: Unable/.test(line)) {
       if (!line.startsWith('Traceback') && !/^File "/.test(line)) picked.push(line);
     }
   }

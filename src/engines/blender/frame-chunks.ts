@@ -19,17 +19,14 @@ export interface FrameChunkOptions {
  */
 export function planFrameChunks(totalFrames: number, options: FrameChunkOptions): FrameRange[] {
   if (!Number.isInteger(totalFrames) || totalFrames < 1) return [];
-  const fair = Math.ceil(totalFrames / Math.max(1, options.parallel));
+  const parallel = Math.max(1, options.parallel);
   const wanted =
     options.secondsPerFrame && options.secondsPerFrame > 0 ? Math.round(options.targetChunkSeconds / options.secondsPerFrame) : options.defaultChunkFrames;
-  const size = Math.max(1, Math.min(fair, wanted));
+  // As many chunks as the wanted size gives (rounded: no tiny last chunk that costs a whole
+  // start-up), never fewer than the lanes while there are frames enough; sizes within a frame.
+  const count = Math.min(totalFrames, Math.max(parallel, Math.round(totalFrames / Math.max(1, wanted))));
   const chunks: FrameRange[] = [];
-  for (let from = 0; from < totalFrames; from += size) chunks.push({ from, to: Math.min(totalFrames, from + size) });
-  // A last chunk of a frame or two costs a whole start-up: it joins the one before.
-  if (chunks.length > Math.max(1, options.parallel) && chunks[chunks.length - 1].to - chunks[chunks.length - 1].from < size / 2) {
-    const last = chunks.pop()!;
-    chunks[chunks.length - 1].to = last.to;
-  }
+  for (let i = 0; i < count; i++) chunks.push({ from: Math.floor((i * totalFrames) / count), to: Math.floor(((i + 1) * totalFrames) / count) });
   return chunks;
 }
 
