@@ -5,13 +5,15 @@
 #   BLENDER_PATH=/opt/blender-4.2/blender GPU_CHECK_OUT=/tmp/gpu-check scripts/blender-gpu-check.sh
 #
 # Renders frames of the sample 3D title (templates/demo/title-3d/scene.py, bound by Montage's own
-# src/engines/blender/python/montage_scene.py) at 640×360 with the engine's exact argument order,
-# once on the CPU as a reference and once per GPU device type (CUDA, OPTIX). For each it reports
+# src/engines/blender/python/montage_scene.py) at 640×360 with the engine's exact argument order
+# (blenderRenderArgs: the `-a` call of BLENDER_KEEP_ALIVE_MS=0; a kept Blender sets up its device
+# with the same script), once on the CPU as a reference and once per GPU device type (CUDA, OPTIX). For each it reports
 # Blender's exit code, the `MONTAGE_DEVICE` line (the device Cycles really used: Blender would
 # otherwise fall back to the CPU without saying so), the frames saved, the time, and the GPU
 # render against the CPU one (speed, SSIM of the frames). Then it encodes the frames with
 # ffmpeg's h264_nvenc and probes the result. It ends with a summary and exits 0 only when at
-# least one GPU device rendered every frame on that device (1: none did; 2: Blender missing).
+# least one GPU device rendered every frame on that device (1: none did; 2: no Blender, after
+# reporting nvidia-smi and NVENC on a test pattern).
 #
 # Settings (environment): BLENDER_PATH (blender), FFMPEG_PATH (ffmpeg), FFPROBE_PATH (ffprobe),
 # GPU_CHECK_FRAMES (12), GPU_CHECK_TIMEOUT (300 s per Blender run), GPU_CHECK_DEVICES
@@ -57,7 +59,7 @@ if command -v setpriv >/dev/null 2>&1 && setpriv --pdeathsig KILL -- true 2>/dev
 limited() {
   local log=$1 seconds=$2
   shift 2
-  timeout -k 10 "$seconds" "${TIED[@]}" "$@" >"$log" 2>&1 &
+  timeout -k 10 "$seconds" ${TIED[@]+"${TIED[@]}"} "$@" >"$log" 2>&1 &
   CHILD=$!
   local rc=0
   wait "$CHILD" || rc=$?
@@ -92,18 +94,23 @@ blender_error() {
   printf '%s' "${said:-no output}"
 }
 
-declare -A RC DEVICE_LINE DEVICE_USED SAVED SECONDS MEDIAN REASON RESULT
+declare -A RC DEVICE_LINE DEVICE_USED SAVED TOOK MEDIAN REASON RESULT
 
 # Renders frames 1..FRAMES of the sample on a device, exactly as blenderRenderArgs orders it.
 render() {
   local device=$1 dir=$WORK/$1 log=$WORK/$1.log
   rm -rf "$dir"
   mkdir -p "$dir"
+  if [ "$HAVE_BLENDER" != 1 ]; then
+    RC[$device]=127 TOOK[$device]=0 SAVED[$device]=0 MEDIAN[$device]=? DEVICE_LINE[$device]= DEVICE_USED[$device]=
+    REASON[$device]="Blender not found ($BLENDER)" RESULT[$device]="NOT FOUND"
+    return
+  fi
   local start rc=0
   start=$(now)
   limited "$log" "$LIMIT" "$BLENDER" --factory-startup -b -Y --python-exit-code 3 -P "$SCENE" -P "$SCRIPT" \
     -t 0 -o "$dir/f_#####" -F PNG -x 1 -s 1 -e "$FRAMES" -a -- --cycles-device "$device" "$(job_json "$device")" || rc=$?
-  SECONDS[$device]=$(elapsed "$start" "$(now)")
+  TOOK[$device]=$(elapsed "$start" "$(now)")
   RC[$device]=$rc
   DEVICE_LINE[$device]=$({ grep -m 1 '^MONTAGE_DEVICE ' "$log" || true; })
   DEVICE_USED[$device]=$(printf '%s' "${DEVICE_LINE[$device]}" | sed -nE 's/.*"type":"([A-Z]+)".*/\1/p')
@@ -131,10 +138,14 @@ report() {
   echo "exit code:     ${RC[$device]}"
   echo "device used:   ${DEVICE_LINE[$device]:-none (no MONTAGE_DEVICE line)}"
   echo "frames saved:  ${SAVED[$device]} of $FRAMES"
-  echo "seconds:       ${SECONDS[$device]} (median frame ${MEDIAN[$device]} s, from Blender's Time: lines)"
+  if [ "${SAVED[$device]}" = 0 ]; then
+    echo "seconds:       ${TOOK[$device]}"
+  else
+    echo "seconds:       ${TOOK[$device]} (median frame ${MEDIAN[$device]} s, from Blender's Time: lines)"
+  fi
   if [ -n "${REASON[$device]}" ]; then
     echo "Blender said:  ${REASON[$device]}"
-    echo "log:           $WORK/$device.log"
+    if [ -f "$WORK/$device.log" ]; then echo "log:           $WORK/$device.log"; fi
   fi
 }
 
@@ -151,14 +162,21 @@ line() { printf '\n-- %s\n' "$*"; }
 
 say "== Montage: Blender GPU check =="
 say "repository:    $(pwd)"
-if ! command -v "$BLENDER" >/dev/null 2>&1; then
-  say "Blender:       not found ($BLENDER): install Blender, or set BLENDER_PATH to a blender.org build"
-  exit 2
-fi
 for f in "$SCENE" "$SCRIPT"; do
   if [ ! -f "$f" ]; then say "missing:       $f (run this from a Montage checkout)"; exit 2; fi
 done
-say "Blender:       $(command -v "$BLENDER") — $({ "$BLENDER" --version 2>/dev/null || true; } | head -n 1)"
+# Without Blender the GPU and NVENC facts are still worth having: the renders are reported
+# NOT FOUND and NVENC encodes a test pattern instead of the sample's frames.
+HAVE_BLENDER=0
+if command -v "$BLENDER" >/dev/null 2>&1; then HAVE_BLENDER=1; fi
+blender_version() {
+  if [ "$HAVE_BLENDER" = 1 ]; then
+    printf '%s (%s)' "$({ "$BLENDER" --version 2>/dev/null || true; } | head -n 1)" "$(command -v "$BLENDER")"
+  else
+    printf 'not found (%s): install Blender, or set BLENDER_PATH to a blender.org build' "$BLENDER"
+  fi
+}
+say "Blender:       $(blender_version)"
 if command -v "$FFMPEG" >/dev/null 2>&1; then
   say "ffmpeg:        $({ "$FFMPEG" -hide_banner -version 2>/dev/null || true; } | head -n 1)"
 else
@@ -171,9 +189,11 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 else
   say "nvidia-smi -L: nvidia-smi not installed (no NVIDIA driver on this machine)"
 fi
-rc=0
-limited "$WORK/devices.log" 120 "$BLENDER" --factory-startup -b -Y --python-exit-code 3 -P "$SCRIPT" -- '{"mode":"devices"}' || rc=$?
-say "Cycles sees:   $({ grep -m 1 '^MONTAGE_DEVICES ' "$WORK/devices.log" || true; } | sed 's/^MONTAGE_DEVICES //')$([ "$rc" = 0 ] || printf ' (exit %s: %s)' "$rc" "$(blender_error "$WORK/devices.log")")"
+if [ "$HAVE_BLENDER" = 1 ]; then
+  rc=0
+  limited "$WORK/devices.log" 120 "$BLENDER" --factory-startup -b -Y --python-exit-code 3 -P "$SCRIPT" -- '{"mode":"devices"}' || rc=$?
+  say "Cycles sees:   $({ grep -m 1 '^MONTAGE_DEVICES ' "$WORK/devices.log" || true; } | sed 's/^MONTAGE_DEVICES //')$([ "$rc" = 0 ] || printf ' (exit %s: %s)' "$rc" "$(blender_error "$WORK/devices.log")")"
+fi
 say "render:        frames 1–$FRAMES of $SCENE at ${WIDTH}×${HEIGHT}, Cycles, $SAMPLES samples, no denoising"
 say "work folder:   $WORK$([ "$KEEP" = 1 ] || printf ' (removed at the end; GPU_CHECK_KEEP=1 keeps it)')"
 
@@ -187,15 +207,15 @@ for device in "${DEVICES[@]}"; do
   report "$device"
   if [ "${RESULT[$device]}" = FOUND ]; then
     if [ "${RESULT[CPU]}" = FOUND ]; then
-      speed=$(awk -v g="${SECONDS[$device]}" -v c="${SECONDS[CPU]}" 'BEGIN { if (g > 0) printf "%.1f", c / g; else printf "?" }')
+      speed=$(awk -v g="${TOOK[$device]}" -v c="${TOOK[CPU]}" 'BEGIN { if (g > 0) printf "%.1f", c / g; else printf "?" }')
       ssim=$(ssim_vs_cpu "$device")
-      say "vs CPU:        ${SECONDS[$device]} s against ${SECONDS[CPU]} s (${speed}× the CPU's speed, start-up included); median frame ${MEDIAN[$device]} s against ${MEDIAN[CPU]} s; SSIM of the frames against the CPU's ${ssim:-?}"
+      say "vs CPU:        ${TOOK[$device]} s against ${TOOK[CPU]} s (${speed}× the CPU's speed, start-up included); median frame ${MEDIAN[$device]} s against ${MEDIAN[CPU]} s; SSIM of the frames against the CPU's ${ssim:-?}"
     else
       say "vs CPU:        no CPU reference to compare with (the CPU render failed)"
     fi
     say "result:        FOUND: Cycles rendered every frame on $device"
   else
-    say "result:        NOT FOUND: no $device device found ($([ "$device" = OPTIX ] && echo "OptiX" || echo "$device") on this node: ${REASON[$device]})"
+    say "result:        NOT FOUND: no $device device found"
   fi
 done
 
@@ -210,13 +230,19 @@ if ! command -v "$FFMPEG" >/dev/null 2>&1; then
   NVENC_WHY="ffmpeg not found ($FFMPEG)"
 elif ! { "$FFMPEG" -hide_banner -encoders 2>/dev/null || true; } | grep -q ' h264_nvenc '; then
   NVENC_WHY="this ffmpeg has no h264_nvenc encoder"
-elif [ "${SAVED[$source]}" = 0 ]; then
-  NVENC_WHY="no frames to encode (no render saved any)"
 else
+  # No render saved a frame (no Blender, or it failed): the same number of frames of a test pattern.
+  if [ "${SAVED[$source]}" = 0 ]; then
+    source="test pattern"
+    SAVED[$source]=$FRAMES
+    input=(-f lavfi -i "testsrc2=size=${WIDTH}x${HEIGHT}:rate=$FPS")
+  else
+    input=(-framerate "$FPS" -start_number 1 -i "$WORK/$source/f_%05d.png")
+  fi
   say "frames:        ${SAVED[$source]} of $source"
   rc=0
   start=$(now)
-  limited "$WORK/nvenc.log" 120 "$FFMPEG" -hide_banner -nostdin -y -framerate "$FPS" -start_number 1 -i "$WORK/$source/f_%05d.png" \
+  limited "$WORK/nvenc.log" 120 "$FFMPEG" -hide_banner -nostdin -y "${input[@]}" \
     -c:v h264_nvenc -pix_fmt yuv420p -frames:v "${SAVED[$source]}" "$WORK/nvenc.mp4" || rc=$?
   say "exit code:     $rc ($(elapsed "$start" "$(now)") s)"
   if [ "$rc" = 0 ]; then
@@ -224,7 +250,7 @@ else
     say "ffprobe:       ${probe:-nothing} (codec, frames)"
     if [ "$probe" = "h264,${SAVED[$source]}" ]; then NVENC=ok; else NVENC_WHY="the output is not ${SAVED[$source]} frames of H.264 (ffprobe: ${probe:-nothing})"; fi
   else
-    NVENC_WHY=$({ grep -E 'nvenc|NVENC|Cannot|No device|not found|Error|error' "$WORK/nvenc.log" || true; } | head -n 2 | sed -E 's/^\[[^]]*\] //' | paste -sd '|' - | sed 's/|/; /g')
+    NVENC_WHY=$({ grep -E '^\[h264_nvenc|Cannot|No device|No NVENC|not found|Error|error' "$WORK/nvenc.log" || true; } | grep -v -E '^ *Stream #' | head -n 1 | sed -E 's/^\[[^]]*\] //' | paste -sd '|' - | sed 's/|/; /g')
     NVENC_WHY=${NVENC_WHY:-ffmpeg exited $rc}
     say "log:           $WORK/nvenc.log"
   fi
@@ -233,17 +259,17 @@ if [ "$NVENC" = ok ]; then say "result:        NVENC ok"; else say "result:     
 
 summary() {
   say "== Summary =="
-  say "Blender:  $({ "$BLENDER" --version 2>/dev/null || true; } | head -n 1) ($(command -v "$BLENDER"))"
-  say "CPU       ${RESULT[CPU]/FOUND/ok}: ${SAVED[CPU]} of $FRAMES frames in ${SECONDS[CPU]} s$([ -z "${REASON[CPU]}" ] || printf ' (%s)' "${REASON[CPU]}")"
+  say "Blender:  $(blender_version)"
+  say "CPU       $([ "${RESULT[CPU]}" = FOUND ] && echo ok || echo failed): ${SAVED[CPU]} of $FRAMES frames in ${TOOK[CPU]} s$([ -z "${REASON[CPU]}" ] || printf ' (%s)' "${REASON[CPU]}")"
   local device
   for device in "${DEVICES[@]}"; do
     if [ "${RESULT[$device]}" = FOUND ]; then
-      printf '%-9s FOUND: %s of %s frames in %s s on %s\n' "$device" "${SAVED[$device]}" "$FRAMES" "${SECONDS[$device]}" "${DEVICE_LINE[$device]#MONTAGE_DEVICE }"
+      printf '%-9s FOUND: %s of %s frames in %s s on %s\n' "$device" "${SAVED[$device]}" "$FRAMES" "${TOOK[$device]}" "${DEVICE_LINE[$device]#MONTAGE_DEVICE }"
     else
-      printf '%-9s NOT FOUND: no %s device found (%s)\n' "$device" "$device" "${REASON[$device]}"
+      printf '%-9s NOT FOUND: no %s device found (Blender: %s)\n' "$device" "$device" "${REASON[$device]}"
     fi
   done
-  if [ "$NVENC" = ok ]; then say "NVENC     ok: h264_nvenc encoded ${SAVED[$source]} frames"; else say "NVENC     failed: $NVENC_WHY"; fi
+  if [ "$NVENC" = ok ]; then say "NVENC     ok: h264_nvenc encoded ${SAVED[$source]} frames of $source"; else say "NVENC     failed: $NVENC_WHY"; fi
 }
 printf '\n'
 summary | tee "$WORK/summary.txt"
@@ -251,5 +277,6 @@ summary | tee "$WORK/summary.txt"
 for device in "${DEVICES[@]}"; do
   if [ "${RESULT[$device]}" = FOUND ]; then exit 0; fi
 done
+if [ "$HAVE_BLENDER" != 1 ]; then say "no Blender: exit 2"; exit 2; fi
 say "no GPU device rendered: exit 1"
 exit 1

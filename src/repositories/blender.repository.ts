@@ -54,6 +54,7 @@ export class BlenderRepository implements OnModuleDestroy {
     const saved: string[] = [];
     const log: string[] = [];
     const bindingErrors: string[] = [];
+    let deviceError: string | undefined;
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     let spawnError: Error | undefined;
     let timedOut = false;
@@ -81,7 +82,8 @@ export class BlenderRepository implements OnModuleDestroy {
         arm(options.frameTimeoutMs);
         saved.push(event.path);
         notify();
-      } else if (event.kind === 'binding-error') bindingErrors.push(event.binding !== undefined ? `bindings.${event.binding}: ${event.message}` : event.message);
+      } else if (event.kind === 'device-error') deviceError = event.message;
+      else if (event.kind === 'binding-error') bindingErrors.push(event.binding !== undefined ? `bindings.${event.binding}: ${event.message}` : event.message);
     };
     const out = new LineSplitter();
     const err = new LineSplitter();
@@ -107,6 +109,8 @@ export class BlenderRepository implements OnModuleDestroy {
         await new Promise<void>((resolve) => (wake = resolve));
       }
       if (options.signal?.aborted) throw renderFailed('render cancelled');
+      // Not the template's fault: retried (on another node first).
+      if (deviceError) throw renderFailed(`Blender on this render node cannot render here: ${deviceError}`);
       if (bindingErrors.length > 0) {
         throw badInput(`the scene does not fit the template's bindings: ${bindingErrors.slice(0, 3).join('; ')}`, bindingErrors.map((message) => ({ field: 'blender', message })));
       }

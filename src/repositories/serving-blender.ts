@@ -25,6 +25,7 @@ export class ServingBlender {
   private device?: BlenderLogEvent;
   private readonly log: string[] = [];
   private readonly bindingErrors: string[] = [];
+  private deviceError?: string;
   private listener?: (event: BlenderLogEvent) => void;
   private wake?: () => void;
   private served = 0;
@@ -97,6 +98,8 @@ export class ServingBlender {
       while (saved.length > 0) yield saved.shift()!;
       if (options.signal?.aborted) throw renderFailed('render cancelled');
       if (this.spawnError) throw renderFailed('Blender could not be started on this render node', [], { internal: `${this.command}: ${this.spawnError.message}` });
+      // Not the template's fault: retried (on another node first).
+      if (this.deviceError) throw renderFailed(`Blender on this render node cannot render here: ${this.deviceError}`);
       if (this.bindingErrors.length > 0) {
         throw badInput(`the scene does not fit the template's bindings: ${this.bindingErrors.slice(0, 3).join('; ')}`, this.bindingErrors.map((message) => ({ field: 'blender', message })));
       }
@@ -130,6 +133,7 @@ export class ServingBlender {
     const event = parseBlenderLine(line);
     if (!event) return;
     if (event.kind === 'device') this.device = event;
+    else if (event.kind === 'device-error') this.deviceError = event.message;
     else if (event.kind === 'binding-error') this.bindingErrors.push(event.binding !== undefined ? `bindings.${event.binding}: ${event.message}` : event.message);
     this.listener?.(event);
   }

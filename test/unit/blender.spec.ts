@@ -1093,3 +1093,12 @@ describe('queueName', () => {
     expect(queueName(...args)).toBe(name);
   });
 });
+
+describe('a device this node lacks', () => {
+  it('is the node’s problem (MONTAGE_DEVICE_ERROR), not a binding error', () => {
+    expect(parseBlenderLine('MONTAGE_DEVICE_ERROR {"message":"no CUDA device found by Cycles on this node"}')).toEqual({
+      kind: 'device-error',
+      message: 'no CUDA device found by Cycles on this node',
+    });
+  });
+});

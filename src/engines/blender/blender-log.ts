@@ -6,12 +6,14 @@ export type BlenderLogEvent =
   | { kind: 'saved'; path: string }
   | { kind: 'device'; type: string; devices: string[] }
   | { kind: 'binding-error'; binding?: number; message: string }
+  /** This node's Blender cannot use the device asked for (a node's problem: another node may). */
+  | { kind: 'device-error'; message: string }
   /** A serving Blender finished a chunk. */
   | { kind: 'chunk-done' }
   | { kind: 'json'; tag: 'MONTAGE_INVENTORY' | 'MONTAGE_DEVICES'; value: unknown };
 
 const SAVED = /^Saved: '(.+)'\s*$/;
-const TAGGED = /^(MONTAGE_ERROR|MONTAGE_DEVICE|MONTAGE_CHUNK|MONTAGE_INVENTORY|MONTAGE_DEVICES) (\{.*\})\s*$/;
+const TAGGED = /^(MONTAGE_ERROR|MONTAGE_DEVICE_ERROR|MONTAGE_DEVICE|MONTAGE_CHUNK|MONTAGE_INVENTORY|MONTAGE_DEVICES) (\{.*\})\s*$/;
 
 export function parseBlenderLine(line: string): BlenderLogEvent | undefined {
   const saved = SAVED.exec(line);
@@ -27,6 +29,8 @@ export function parseBlenderLine(line: string): BlenderLogEvent | undefined {
   switch (tagged[1]) {
     case 'MONTAGE_ERROR':
       return { kind: 'binding-error', ...(typeof value.binding === 'number' ? { binding: value.binding } : {}), message: String(value.message ?? 'a binding does not fit the scene') };
+    case 'MONTAGE_DEVICE_ERROR':
+      return { kind: 'device-error', message: String(value.message ?? 'the device asked for is not available') };
     case 'MONTAGE_CHUNK':
       return { kind: 'chunk-done' };
     case 'MONTAGE_DEVICE':

@@ -30,6 +30,10 @@ class BindingError(Exception):
     pass
 
 
+class DeviceError(Exception):
+    """This node's Blender cannot render on the device asked for: the node's problem, not the template's."""
+
+
 def job_from_argv():
     args = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
     for arg in reversed(args):
@@ -86,7 +90,7 @@ def use_device(scene, device):
     try:
         prefs.compute_device_type = device
     except TypeError:
-        raise BindingError(f"this Blender build has no {device} support (a blender.org build has CUDA, OptiX and HIP)")
+        raise DeviceError(f"this Blender build has no {device} support (a blender.org build has CUDA, OptiX and HIP)")
     prefs.get_devices()
     used = []
     for d in prefs.devices:
@@ -94,7 +98,7 @@ def use_device(scene, device):
         if d.use:
             used.append(d.name)
     if not used:
-        raise BindingError(f"no {device} device found by Cycles on this node")
+        raise DeviceError(f"no {device} device found by Cycles on this node")
     scene.cycles.device = "GPU"
     report("MONTAGE_DEVICE", {"type": device, "devices": used})
 
@@ -254,6 +258,9 @@ def main():
         apply_settings(scene, job["settings"])
     except BindingError as err:
         problems.append({"setting": True, "message": str(err)})
+    except DeviceError as err:
+        report("MONTAGE_DEVICE_ERROR", {"message": str(err)})
+        raise SystemExit(3)
     for problem in problems:
         report("MONTAGE_ERROR", problem)
     if problems:
