@@ -30,23 +30,24 @@ export class MetricsService {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 4, 8],
     registers: [this.registry],
   });
-  private readonly routingKeys = new Set<string>();
+  /** Queue name → its routing key. */
+  private readonly queues = new Map<string, string>();
 
   constructor(
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     @Inject(MONTAGE_CONFIG) config: MontageConfig,
     disk: DiskUsage,
   ) {
-    for (const key of config.routingKeys) this.routingKeys.add(key);
-    const routingKeys = this.routingKeys;
+    for (const key of config.routingKeys) this.queues.set(queueName(key), key);
+    const queues = this.queues;
     const jobs = this.queue;
     new Gauge({
       name: 'montage_queue_waiting_jobs',
-      help: 'Segment jobs waiting for a render node, by routing key',
-      labelNames: ['routing_key'] as const,
+      help: 'Render jobs waiting for a render node, by routing key and queue (render.<key> composites, render.<key>.blender[.<gpu>] Blender)',
+      labelNames: ['routing_key', 'queue'] as const,
       registers: [this.registry],
       async collect() {
-        for (const key of routingKeys) this.set({ routing_key: key }, await jobs.waiting(queueName(key)).catch(() => 0));
+        for (const [queue, key] of queues) this.set({ routing_key: key, queue }, await jobs.waiting(queue).catch(() => 0));
       },
     });
     // What each area of the disk and storage holds, as the last sweep found it, and what sweeps removed.
@@ -83,8 +84,8 @@ export class MetricsService {
     collectDefaultMetrics({ register: this.registry, prefix: 'montage_' });
   }
 
-  /** Routing keys that requests have used, so their queues are reported too. */
-  seenRoutingKey(key: string): void {
-    this.routingKeys.add(key);
+  /** Queues that requests have used (routing keys, engines, devices), so they are reported too. */
+  seenQueue(routingKey: string, queue: string): void {
+    this.queues.set(queue, routingKey);
   }
 }

@@ -7,7 +7,7 @@ import type { Delivery, StoredDelivery } from '../delivery/delivery.types';
 import { EngineName } from '../engines/engine';
 import { EngineRegistry } from '../engines/engines.module';
 import { contentTypeOf, isStreamable } from '../formats/output-formats';
-import { JobName } from '../jobs/job.types';
+import { JobName, type NodeHeartbeat } from '../jobs/job.types';
 import { JOB_QUEUE, LIVE_STREAM } from '../jobs/queue.module';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { RateLimitsService } from '../limits/rate-limits.service';
@@ -266,7 +266,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     try {
       const project = await this.projects.get(token.project);
       release = await this.limits.admitRender(project, token.keyId, key, located.pixelSeconds);
-      this.metrics.seenRoutingKey(token.routingkey);
+      this.metrics.seenQueue(token.routingkey, jobs.kind === 'output' ? jobs.job.queue : jobs.lanes[0].queue);
       if (jobs.kind === 'output') {
         await this.queue.enqueue(jobs.job.queue, JobName.RenderOutput, jobs.job.payload, jobs.job.jobId);
       } else {
@@ -289,8 +289,13 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     this.counters.started++;
     this.metrics.rendersRunning.inc();
     const endTimer = this.metrics.renderSeconds.startTimer({ routing_key: token.routingkey, format: located.format });
-    if (!(await this.queue.liveNodes().catch(() => [])).some((n) => n.routingKeys.includes(token.routingkey))) {
-      this.logger.warn(`no live render node takes routing key "${token.routingkey}": render ${key} stays queued until one starts`);
+    const engine = located.engine ?? EngineName.FfmpegComposite;
+    const device = located.device ?? 'CPU';
+    const takes = (n: NodeHeartbeat) =>
+      n.routingKeys.includes(token.routingkey) && (n.engines ?? [EngineName.FfmpegComposite]).includes(engine) && (device === 'CPU' || (n.blender?.devices ?? []).includes(device));
+    if (!(await this.queue.liveNodes().catch(() => [])).some(takes)) {
+      const what = engine === EngineName.FfmpegComposite ? '' : ` with ${engine}${device === 'CPU' ? '' : ` on ${device}`}`;
+      this.logger.warn(`no live render node takes routing key "${token.routingkey}"${what}: render ${key} stays queued until one starts`);
     }
     // The claimer follows the run to its end even with no viewer: the record, the limits and the metrics.
     const follow = this.follow(doc);

@@ -315,7 +315,7 @@ describe('metrics', () => {
     expect(res.text).toMatch(/^montage_renders_total\{status="done",format="mp4"\} [1-9]\d*$/m);
     expect(res.text).toMatch(/^montage_renders_running 0$/m);
     expect(res.text).toMatch(/^montage_time_to_first_byte_seconds_count [1-9]\d*$/m);
-    expect(res.text).toMatch(/^montage_queue_waiting_jobs\{routing_key="default"\} 0$/m);
+    expect(res.text).toMatch(/^montage_queue_waiting_jobs\{routing_key="default",queue="render.default"\} 0$/m);
   });
 });
 

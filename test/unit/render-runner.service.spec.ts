@@ -116,7 +116,7 @@ interface World {
   release: jest.Mock;
   projects: { get: jest.Mock };
   access: { noteAccess: jest.Mock };
-  metrics: { seenRoutingKey: jest.Mock; endTimer: jest.Mock; rendersRunning: { inc: jest.Mock; dec: jest.Mock }; rendersFinished: { inc: jest.Mock } };
+  metrics: { seenQueue: jest.Mock; endTimer: jest.Mock; rendersRunning: { inc: jest.Mock; dec: jest.Mock }; rendersFinished: { inc: jest.Mock } };
   lifecycle: { draining: boolean };
   planRanges: jest.Mock;
   storage: OutputStorage;
@@ -167,7 +167,7 @@ async function newRunner(shared?: { store: NedbDocumentStore; streams: MemoryStr
   const access = { noteAccess: jest.fn() };
   const endTimer = jest.fn();
   const metrics = {
-    seenRoutingKey: jest.fn(),
+    seenQueue: jest.fn(),
     endTimer,
     firstByteSeconds: { startTimer: jest.fn(() => endTimer) },
     renderSeconds: { startTimer: jest.fn(() => jest.fn()) },
@@ -300,7 +300,7 @@ describe('RenderRunner', () => {
     expect(w.planRanges).not.toHaveBeenCalled(); // parallel 1: no ranges
     expect(w.projects.get).toHaveBeenCalledWith('acme');
     expect(w.limits.admitRender).toHaveBeenCalledWith({ _id: 'acme' }, 'key-a', 'rk1', 1234);
-    expect(w.metrics.seenRoutingKey).toHaveBeenCalledWith('default');
+    expect(w.metrics.seenQueue).toHaveBeenCalledWith('default', 'render.default');
     expect(w.metrics.rendersRunning.inc).toHaveBeenCalledTimes(1);
     expect(w.runner.counters.started).toBe(1);
 
