@@ -52,7 +52,7 @@ let unique = 0;
 const uniqueName = (what: string) => `${what} ${process.pid}-${Date.now().toString(36)}-${++unique}`;
 
 /** An error `until` does not wait out: the thing waited for will not come. */
-class Fatal extends Error {}
+export class Fatal extends Error {}
 
 export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 50): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -111,7 +111,7 @@ export function cpuSeconds(pid: number | 'self'): number {
 }
 
 /** Live (not zombie) children of `pid`, and theirs. */
-function descendants(pid: number): number[] {
+export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

@@ -28,6 +28,7 @@ export class BlenderRepository implements OnModuleDestroy {
 
   /** Runs a query (`blenderQueryArgs`) and returns the tagged JSON it printed; undefined when Blender cannot run here. */
   async query(args: string[], tag: 'MONTAGE_INVENTORY' | 'MONTAGE_DEVICES', timeoutMs = 60_000): Promise<{ value?: unknown; error?: string }> {
+    if (!this.config.blender.enabled) return { error: 'Blender is switched off on this machine (BLENDER_ENABLED=0)' };
     let result;
     try {
       result = await runTied(this.config.blender.path, args, { timeoutMs });

@@ -411,9 +411,12 @@ describe('planFrameChunks', () => {
   });
 
   it('adaptive: targetChunkSeconds / secondsPerFrame frames, rounded', () => {
-    expect(lengths(planFrameChunks(100, { ...base, secondsPerFrame: 2 }))).toEqual([33, 33, 34]); // 30 wanted: round(3.33) = 3 chunks
+    expect(lengths(planFrameChunks(100, { ...base, secondsPerFrame: 2 }))).toEqual([25, 25, 25, 25]); // 30 wanted: round(3.33) = 3, to the nearest multiple of 2 lanes: 4
+    expect(lengths(planFrameChunks(120, { ...base, parallel: 3, secondsPerFrame: 2 }))).toEqual([40, 40, 40]); // 4 → 3 (the nearest multiple of 3 lanes)
+    // 48 frames at 0.954 s each, 10 s chunks: 10 frames wanted, 5 chunks → 6 (3 per lane), not 28/20 frames per lane
+    expect(lengths(planFrameChunks(48, { ...base, targetChunkSeconds: 10, secondsPerFrame: 0.954 }))).toEqual([8, 8, 8, 8, 8, 8]);
     expect(planFrameChunks(200, { ...base, parallel: 1, secondsPerFrame: 2.9 })).toHaveLength(10); // round(20.69) = 21 wanted: round(9.5) = 10
-    expect(lengths(planFrameChunks(5, { ...base, secondsPerFrame: 100 }))).toEqual([1, 1, 1, 1, 1]); // round(0.6) = 1: never 0
+    expect(lengths(planFrameChunks(5, { ...base, secondsPerFrame: 100 }))).toEqual([1, 1, 1, 2]); // round(0.6) = 1 wanted, never 0; 4 chunks: a multiple of 2 lanes
   });
 
   it('fast frames: no more than total / parallel per chunk, so every lane has work', () => {
@@ -465,10 +468,13 @@ describe('planFrameChunks', () => {
             const sizes = chunks.map((c) => c.to - c.from);
             if (Math.max(...sizes) - Math.min(...sizes) > 1) bad('sizes more than a frame apart');
             if (chunks.length < Math.min(Math.max(1, parallel), total)) bad('fewer chunks than lanes');
-            // no more chunks than the wanted size gives (rounded), unless lanes need them
+            // a multiple of the lanes (every lane the same share) while frames allow, near what the wanted size gives
+            const lanes = Math.max(1, parallel);
+            if (total >= lanes && chunks.length % lanes !== 0) bad(`${chunks.length} chunks on ${lanes} lanes`);
             const wanted = secondsPerFrame ? Math.round(60 / secondsPerFrame) : defaultChunkFrames;
             const byWanted = Math.round(total / Math.max(1, wanted));
-            if (chunks.length > Math.max(parallel, byWanted, 1)) bad(`${chunks.length} chunks, more than ${Math.max(parallel, byWanted)}`);
+            const clamped = chunks.length + lanes > total; // no room for another round of lanes
+            if (total >= lanes && !clamped && Math.abs(chunks.length - byWanted) > Math.max(lanes / 2, lanes - byWanted)) bad(`${chunks.length} chunks, far from ${byWanted}`);
           }
         }
       }

@@ -37,8 +37,7 @@ export class BlenderEngine implements RenderEngine {
   ) {}
 
   async capabilities(): Promise<EngineCapabilities> {
-    if (!this.config.blender.enabled) return { devices: [], error: 'BLENDER_ENABLED=0' };
-    return this.scenes.capabilities();
+    return this.scenes.capabilities(); // none where BLENDER_ENABLED=0
   }
 
   planRanges(totalFrames: number, _fps: number, parallel: number, secondsPerFrame?: number): FrameRange[] {

@@ -22,9 +22,13 @@ export function planFrameChunks(totalFrames: number, options: FrameChunkOptions)
   const parallel = Math.max(1, options.parallel);
   const wanted =
     options.secondsPerFrame && options.secondsPerFrame > 0 ? Math.round(options.targetChunkSeconds / options.secondsPerFrame) : options.defaultChunkFrames;
-  // As many chunks as the wanted size gives (rounded: no tiny last chunk that costs a whole
-  // start-up), never fewer than the lanes while there are frames enough; sizes within a frame.
-  const count = Math.min(totalFrames, Math.max(parallel, Math.round(totalFrames / Math.max(1, wanted))));
+  // About as many chunks as the wanted size gives (rounded: no tiny last chunk that costs a
+  // whole start-up), a multiple of the lanes (each lane runs every `parallel`-th chunk: 5 chunks
+  // on 2 lanes would leave one lane 50 % more to do), never fewer than the lanes while there
+  // are frames enough; sizes within a frame.
+  const byWanted = Math.round(totalFrames / Math.max(1, wanted));
+  const rounds = Math.min(Math.max(1, Math.round(byWanted / parallel)), Math.max(1, Math.floor(totalFrames / parallel)));
+  const count = Math.min(totalFrames, rounds * parallel);
   const chunks: FrameRange[] = [];
   for (let i = 0; i < count; i++) chunks.push({ from: Math.floor((i * totalFrames) / count), to: Math.floor(((i + 1) * totalFrames) / count) });
   return chunks;
