@@ -36,14 +36,14 @@ export class NodeJobs {
    * left, or bad input) is published on the job's channel, so every viewer sees it at once.
    */
   async run<T>(target: RenderTarget, ctx: JobContext, work: () => Promise<T>, piece?: string): Promise<T> {
-    const retriedElsewhere = piece !== undefined && target.engine === EngineName.Blender;
-    if (retriedElsewhere) await this.declineIfFailedHere(target, piece);
+    const flamencoRules = piece !== undefined && target.engine === EngineName.Blender;
+    if (flamencoRules) await this.declineIfFailedHere(target, piece);
     this.running++;
     try {
       await this.checkStorage(target.storageId);
       return await work();
     } catch (err) {
-      if (retriedElsewhere && !ctx.signal.aborted && !isPermanent(err)) {
+      if (flamencoRules && !ctx.signal.aborted && !isPermanent(err)) {
         await this.queue.noteRenderFailure(runKeyOf(target), piece, this.nodeId).catch(() => undefined);
       }
       const final = !ctx.signal.aborted && (ctx.lastAttempt || isPermanent(err));
@@ -75,7 +75,11 @@ export class NodeJobs {
       .filter((n) => n.id !== this.nodeId && !blocked(n.id) && n.engines.includes(target.engine))
       .filter((n) => !target.routingKey || n.routingKeys.includes(target.routingKey))
       .filter((n) => device === 'CPU' || (n.blender?.devices ?? []).includes(device));
-    if (others.length > 0) throw new RetryLater(1000, `failed on ${this.nodeId} before: left to ${others.map((n) => n.id).join(', ')}`);
+    if (others.length === 0) return;
+    // Handed on for long (the other nodes busy with newer work: a delayed job goes back behind them): run it here.
+    const since = await this.queue.handedOnSince(runKeyOf(target), piece).catch(() => Date.now());
+    if (Date.now() - since > HAND_ON_FOR_MS) return;
+    throw new RetryLater(1000, `failed on ${this.nodeId} before: left to ${others.map((n) => n.id).join(', ')}`);
   }
 
   /** What a scene's frames took: the next render of it is cut into chunks of about the target time. */
@@ -117,6 +121,8 @@ export class NodeJobs {
 
 /** A node that failed this many jobs of a run is given no more of it. */
 const FAILURES_PER_NODE = 3;
+/** How long a failed job waits for another node before the one that failed it tries again. */
+const HAND_ON_FOR_MS = 30_000;
 
 const runKeyOf = (target: RenderTarget) => `${target.renderKey}-r${target.run}`;
 

@@ -281,7 +281,8 @@ class GraphBuilder {
     } else if (src.kind === 'frames') {
       // One PNG per frame of the range, in order: numbered from the range's first frame like every other stream.
       const idx = this.input(['-f', 'png_pipe', '-framerate', String(this.fps), '-i', 'pipe:0']);
-      head = `[${idx}:v]${TO_YUV},format=yuva420p,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
+      // Scaled to the layer's box: a frame of another size (a .blend's own border or scale) never shifts the picture.
+      head = `[${idx}:v]scale=${layer.width}:${layer.height}:out_color_matrix=bt709:out_range=tv,format=yuva420p,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
     } else {
       const offsetSec = (first - layer.startFrame) / this.fps;
       const position = src.loop ? (src.trimStartSec + offsetSec) % src.clipSec : src.trimStartSec + offsetSec;

@@ -217,7 +217,9 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
         if (ACTIVE.includes(doc.status) && doc.run) continue;
       }
       const run = `${doc.attempts + 1}${randomBytes(3).toString('hex')}`;
-      const jobs = await this.planJobs(located, run);
+      // What this scene's frames took last time sizes its chunks (Blender); unknown: the engine's default.
+      const secondsPerFrame = located.timingKey && located.token.parallel > 1 ? await this.queue.timing(located.timingKey).catch(() => undefined) : undefined;
+      const jobs = this.planJobs(located, run, secondsPerFrame);
       const claimed = await this.renders.findOneAndUpdate(
         { _id: key, status: doc.status, updatedAt: doc.updatedAt, attempts: doc.attempts },
         { $set: { status: 'queued', run, watch: jobs.watch, framesDone: 0, totalFrames: located.totalFrames, updatedAt: now() }, $unset: { error: 1 }, $inc: { attempts: 1 } },
@@ -230,11 +232,9 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     throw unavailable('this output is being claimed by several requests at once; request it again', 1);
   }
 
-  private async planJobs(located: LocatedOutput, run: string): Promise<RenderJobs> {
+  private planJobs(located: LocatedOutput, run: string, secondsPerFrame: number | undefined): RenderJobs {
     const { token } = located;
     const engine = this.engines.get(located.engine ?? EngineName.FfmpegComposite);
-    // What this scene's frames took last time sizes its chunks (Blender); unknown: the engine's default.
-    const secondsPerFrame = located.timingKey && token.parallel > 1 ? await this.queue.timing(located.timingKey).catch(() => undefined) : undefined;
     return planRenderJobs({
       target: {
         engine: engine.name,

@@ -1,11 +1,35 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { badInput, renderFailed } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { blenderErrorSummary, type BlenderLogEvent, LineSplitter, parseBlenderLine } from '../engines/blender/blender-log';
 import { cannotExecute, runTied, spawnTied } from './child-processes';
 import { ServingBlender } from './serving-blender';
+
+/** This host, in frame folders' names: nodes on several hosts may share a data dir. */
+const HOST = createHash('sha1').update(os.hostname()).digest('hex').slice(0, 8);
+
+/**
+ * What Blender (and a template's scene.py, which is the template's own code) sees of the
+ * environment: what it needs to run and find a GPU, none of Montage's secrets (database URLs,
+ * storage keys, MONTAGE_SECRET_KEY).
+ */
+export function blenderEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const keep = /^(PATH|HOME|USER|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|DISPLAY|XDG_RUNTIME_DIR|CUDA_[A-Z_]+|NVIDIA_[A-Z_]+|HIP_[A-Z_]+|ROCR_[A-Z_]+|GPU_[A-Z_]+|OCIO|BLENDER_[A-Z_]+|PYTHONHASHSEED|__EGL_[A-Z_]+|EGL_PLATFORM|MESA_[A-Z_]+|LIBGL_[A-Z_]+)$/;
+  return Object.fromEntries(Object.entries(env).filter(([k, v]) => v !== undefined && keep.test(k)));
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export interface BlenderRunOptions {
   signal?: AbortSignal;
@@ -31,7 +55,7 @@ export class BlenderRepository implements OnModuleDestroy {
     if (!this.config.blender.enabled) return { error: 'Blender is switched off on this machine (BLENDER_ENABLED=0)' };
     let result;
     try {
-      result = await runTied(this.config.blender.path, args, { timeoutMs });
+      result = await runTied(this.config.blender.path, args, { timeoutMs, env: blenderEnv() });
     } catch (err) {
       return { error: `Blender could not be started (${this.config.blender.path}): ${(err as Error).message}` };
     }
@@ -51,7 +75,7 @@ export class BlenderRepository implements OnModuleDestroy {
    */
   async *render(args: string[], options: BlenderRunOptions): AsyncGenerator<string> {
     if (options.signal?.aborted) throw renderFailed('render cancelled');
-    const child = spawnTied(this.config.blender.path, args, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL' });
+    const child = spawnTied(this.config.blender.path, args, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL', env: blenderEnv() });
     const saved: string[] = [];
     const log: string[] = [];
     const bindingErrors: string[] = [];
@@ -137,7 +161,7 @@ export class BlenderRepository implements OnModuleDestroy {
     let blender = this.serving.find((b) => b.key === key && !b.busy && b.alive);
     if (!blender) {
       this.trimServing();
-      blender = new ServingBlender(key, this.config.blender.path, serveArgs);
+      blender = new ServingBlender(key, this.config.blender.path, serveArgs, blenderEnv());
       this.serving.push(blender);
     }
     blender.busy = true;
@@ -160,29 +184,48 @@ export class BlenderRepository implements OnModuleDestroy {
     }
   }
 
+  /** Closes Blenders idle for BLENDER_KEEP_ALIVE_MS; an armed timer is left alone (a busy node does not keep pushing it back). */
   private scheduleIdleClose(): void {
-    clearTimeout(this.idleTimer);
+    if (this.idleTimer || this.serving.length === 0) return;
+    const idle = this.serving.filter((b) => !b.busy);
+    const next = idle.length > 0 ? Math.min(...idle.map((b) => b.lastUsed)) + this.config.blender.keepAliveMs : Date.now() + this.config.blender.keepAliveMs;
     this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
       const now = Date.now();
       for (const b of this.serving.filter((s) => !s.busy && now - s.lastUsed >= this.config.blender.keepAliveMs)) b.close();
-      this.serving = this.serving.filter((b) => b.alive && (b.busy || now - b.lastUsed < this.config.blender.keepAliveMs));
-      if (this.serving.length > 0) this.scheduleIdleClose();
-    }, this.config.blender.keepAliveMs + 50);
+      this.serving = this.serving.filter((b) => b.alive);
+      this.scheduleIdleClose();
+    }, Math.max(50, next - Date.now() + 50));
     this.idleTimer.unref();
   }
 
   onModuleDestroy(): void {
     clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     for (const b of this.serving) b.kill();
     this.serving = [];
   }
 
-  /** A fresh folder for one render's frames, under the node's work area. */
+  /** A fresh folder for one render's frames, under the node's work area, named after its writer (this process on this host). */
   async framesDir(name: string): Promise<string> {
-    const dir = path.join(this.config.dataDir, 'work', 'blender', `${name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120)}-${process.pid}-${Date.now().toString(36)}`);
-    await fs.rm(dir, { recursive: true, force: true });
-    await fs.mkdir(dir, { recursive: true });
-    return dir;
+    await this.removeOrphanFrames();
+    await fs.mkdir(this.framesRoot(), { recursive: true });
+    // mkdtemp: two renders starting together never share (or wipe) a folder.
+    return fs.mkdtemp(path.join(this.framesRoot(), `${name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120)}-${process.pid}-${HOST}-`));
+  }
+
+  private framesRoot(): string {
+    return path.join(this.config.dataDir, 'work', 'blender');
+  }
+
+  /** Frame folders of a node of this host that died (SIGKILL, a crash) go with the next render here (a listing of a few names). */
+  private async removeOrphanFrames(): Promise<void> {
+    const names = await fs.readdir(this.framesRoot()).catch(() => [] as string[]);
+    for (const name of names) {
+      const m = /-(\d+)-([0-9a-f]{8})-[0-9A-Za-z]+$/.exec(name);
+      if (!m || m[2] !== HOST || processAlive(Number(m[1]))) continue; // another host's, or a live writer's
+      await fs.rm(path.join(this.framesRoot(), name), { recursive: true, force: true }).catch(() => undefined);
+    }
   }
 
   /** A saved frame, read once and removed: the encoder has it, the disk does not keep it. */

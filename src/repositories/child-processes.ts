@@ -86,10 +86,10 @@ export interface RunResult {
 }
 
 /** Runs a short command to completion (a probe, a version check), tied to this process, killed after `timeoutMs`. */
-export function runTied(command: string, args: string[], options: { timeoutMs: number; maxBuffer?: number }): Promise<RunResult> {
+export function runTied(command: string, args: string[], options: { timeoutMs: number; maxBuffer?: number; env?: NodeJS.ProcessEnv }): Promise<RunResult> {
   const max = options.maxBuffer ?? 16 * 1024 * 1024;
   return new Promise((resolve, reject) => {
-    const child = spawnTied(command, args, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL' });
+    const child = spawnTied(command, args, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL', env: options.env });
     const out: Buffer[] = [];
     let outBytes = 0;
     let stderr = '';

@@ -34,8 +34,9 @@ export class ServingBlender {
     readonly key: string,
     private readonly command: string,
     args: string[],
+    env: NodeJS.ProcessEnv,
   ) {
-    this.child = spawnTied(command, args, { stdio: ['pipe', 'pipe', 'pipe'], deathSignal: 'KILL' });
+    this.child = spawnTied(command, args, { stdio: ['pipe', 'pipe', 'pipe'], deathSignal: 'KILL', env });
     this.child.stdin!.on('error', () => undefined); // a Blender that died is reported by its exit
     const out = new LineSplitter();
     const err = new LineSplitter();
@@ -52,13 +53,17 @@ export class ServingBlender {
     });
   }
 
+  /** Killed or closed: never handed another chunk, even before its exit is seen. */
+  private retired = false;
+
   get alive(): boolean {
-    return !this.exit && !this.spawnError;
+    return !this.exit && !this.spawnError && !this.retired;
   }
 
   /** Renders one chunk (`line` from serveChunkLine) and yields each frame's file as Blender saves it. */
   async *render(line: string, options: ChunkOptions): AsyncGenerator<string> {
     this.busy = true;
+    this.log.length = 0; // this chunk's words only, not an earlier chunk's
     const saved: string[] = [];
     let done = false;
     let timedOut = false;
@@ -71,6 +76,7 @@ export class ServingBlender {
         this.notify();
       } else if (event.kind === 'chunk-done') {
         done = true;
+        clearTimeout(watchdog); // every frame is saved: the encoder's pace is not Blender's
         this.notify();
       }
     };
@@ -90,6 +96,7 @@ export class ServingBlender {
     try {
       if (options.signal?.aborted) throw renderFailed('render cancelled');
       if (this.alive) this.child.stdin!.write(line);
+      else if (!this.exit && !this.spawnError) throw renderFailed('this Blender was stopped before the chunk started');
       for (;;) {
         while (saved.length > 0) yield saved.shift()!;
         if (done || !this.alive) break;
@@ -118,13 +125,18 @@ export class ServingBlender {
     }
   }
 
-  /** No more chunks: Blender leaves when its stdin closes. */
+  /** No more chunks: Blender leaves when its stdin closes (killed if it has not within 10 s). */
   close(): void {
-    if (this.alive) this.child.stdin!.end();
+    if (!this.alive) return;
+    this.retired = true;
+    this.child.stdin!.end();
+    setTimeout(() => this.exit || this.child.kill('SIGKILL'), 10_000).unref();
   }
 
   kill(): void {
-    if (this.alive) this.child.kill('SIGKILL');
+    if (this.exit || this.spawnError) return;
+    this.retired = true;
+    this.child.kill('SIGKILL');
   }
 
   private onLine(line: string): void {

@@ -1,12 +1,12 @@
-import { BlenderScenesService } from '../engines/blender/blender-scenes.service';
-import { sceneTimingKey } from '../engines/blender/frame-chunks';
-import { EngineName } from '../engines/engine';
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { createHmac, randomBytes } from 'node:crypto';
 import { canonicalJson } from '../common/canonical-json';
 import { badInput, type ErrorDetail, MontageError, notFound, tooLarge } from '../common/errors';
 import { DEFAULTS, type OutputProfile } from '../compiler/output-profiles';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { BlenderScenesService } from '../engines/blender/blender-scenes.service';
+import { sceneTimingKey } from '../engines/blender/frame-chunks';
+import { EngineName } from '../engines/engine';
 import { isOutputFormat, isStillFormat, isStreamable, type OutputFormat } from '../formats/output-formats';
 import { RateLimitsService } from '../limits/rate-limits.service';
 import { effectiveLimits, type ProjectDoc } from '../projects/project.types';

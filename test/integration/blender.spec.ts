@@ -452,6 +452,8 @@ describe('an API without Blender and two render-node processes on one Redis', ()
     await expectEveryFrameOnceInOrder(stored.file);
     // The chunk the dead node had was rendered again, by the survivor.
     expect(chunksIn(survivor.output().slice(survivorLogBefore))).toContainEqual([from, from + CHUNK]);
+    // And the dead node's half-written frames folder went with the survivor's next chunk (same host, writer gone).
+    expect(fs.readdirSync(frames).filter((name) => name.includes(`-${victim.pid}-`))).toEqual([]);
   }, 180_000);
 });
 

@@ -49,7 +49,7 @@ function heartbeat(id: string, overrides: Partial<NodeHeartbeat> = {}): NodeHear
 
 type Failures = { jobNodes: string[]; runFailures: Record<string, number> };
 
-function setup(failures: Failures = { jobNodes: [], runFailures: {} }, nodes: NodeHeartbeat[] = []) {
+function setup(failures: Failures = { jobNodes: [], runFailures: {} }, nodes: NodeHeartbeat[] = [], handedOnSince = Date.now()) {
   const storage = { identity: jest.fn(async () => 'store-1'), description: 'test storage' };
   const live = { append: jest.fn(async () => undefined), setProgress: jest.fn(async () => undefined) };
   const queue = {
@@ -57,6 +57,7 @@ function setup(failures: Failures = { jobNodes: [], runFailures: {} }, nodes: No
     liveNodes: jest.fn(async () => [heartbeat(THIS_NODE), ...nodes]),
     noteRenderFailure: jest.fn(async (_run: string, _job: string, _node: string) => undefined),
     recordTiming: jest.fn(async (_key: string, _spf: number) => undefined),
+    handedOnSince: jest.fn(async (_run: string, _job: string) => handedOnSince),
   };
   const jobs = new NodeJobs(storage as unknown as OutputStorage, live as unknown as LiveStreamRepository, queue as unknown as JobQueueRepository);
   return { jobs, storage, live, queue };
@@ -287,5 +288,21 @@ describe('NodeJobs.noteTiming', () => {
     expect(() => jobs.noteTiming(target(), 'frames 0–12', { ...timing, totalSeconds: 0 })).not.toThrow();
     await new Promise((resolve) => setImmediate(resolve)); // an unhandled rejection would fail the run
     expect(queue.recordTiming).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('a chunk handed on for long', () => {
+  it('runs on the node that failed it once it has waited 30 s for another (a delayed job goes back behind newer ones)', async () => {
+    const { jobs, queue } = setup({ jobNodes: [THIS_NODE], runFailures: {} }, [heartbeat('node-b')], Date.now() - 31_000);
+    const work = jest.fn(async () => 'rendered');
+    await expect(jobs.run(target(), context(), work, PIECE)).resolves.toBe('rendered');
+    expect(queue.handedOnSince).toHaveBeenCalledWith('rk-abc-r1', PIECE);
+  });
+
+  it('within those 30 s it is still handed on', async () => {
+    const { jobs } = setup({ jobNodes: [THIS_NODE], runFailures: {} }, [heartbeat('node-b')], Date.now() - 29_000);
+    const work = jest.fn(async () => 'rendered');
+    await expect(jobs.run(target(), context(), work, PIECE)).rejects.toBeInstanceOf(RetryLater);
+    expect(work).not.toHaveBeenCalled();
   });
 });

@@ -1,3 +1,5 @@
+import { frameFile } from '../../src/engines/blender/blender-args';
+import { blenderEnv } from '../../src/repositories/blender.repository';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -494,8 +496,8 @@ describe('chunkTiming', () => {
     expect(chunkTiming(0, [5000, 6000, 7000, 8000, 38000])?.secondsPerFrame).toBe(1);
   });
 
-  it('one frame: all of its time is the frame, no start-up can be told apart', () => {
-    expect(chunkTiming(10_000, [12_500])).toEqual({ secondsPerFrame: 2.5, startupSeconds: 0, totalSeconds: 2.5 });
+  it('one frame (a still): no timing, its frame cannot be told from the start-up', () => {
+    expect(chunkTiming(10_000, [12_500])).toBeUndefined();
   });
 
   it('a first frame faster than the median: start-up 0, never negative', () => {
@@ -1030,7 +1032,7 @@ describe('buildRenderArgs with framesPlan', () => {
     expect(args).not.toContain('-nostdin');
     expect(args.slice(0, 10)).toEqual(['-hide_banner', '-loglevel', 'error', '-y', ...PNG_PIPE]);
     const filter = args[args.indexOf('-filter_complex') + 1];
-    expect(filter).toContain('[0:v]scale=out_color_matrix=bt709:out_range=tv,format=yuva420p,trim=end_frame=30,settb=expr=1/30,setpts=N+30[');
+    expect(filter).toContain('[0:v]scale=320:180:out_color_matrix=bt709:out_range=tv,format=yuva420p,trim=end_frame=30,settb=expr=1/30,setpts=N+30[');
     expect(filter).toMatch(/^color=c=0x102030:s=320x180:r=30,.*trim=end_frame=30,settb=expr=1\/30,setpts=N\+30\[bg0\];/);
     // the whole movie has its sound
     expect(args.filter((a) => a === '-map')).toHaveLength(2);
@@ -1056,7 +1058,7 @@ describe('buildRenderArgs with framesPlan', () => {
       '-filter_complex',
       [
         `color=c=0x102030:s=320x180:r=30,format=rgb24,${toYuv},format=yuv420p,loop=loop=-1:size=1:start=0,trim=end_frame=30,settb=expr=1/30,setpts=N+15[bg0]`,
-        `[0:v]${toYuv},format=yuva420p,trim=end_frame=30,settb=expr=1/30,setpts=N+15[l1]`,
+        `[0:v]scale=320:180:out_color_matrix=bt709:out_range=tv,format=yuva420p,trim=end_frame=30,settb=expr=1/30,setpts=N+15[l1]`,
         "[bg0][l1]overlay=x='0':y='0':eof_action=pass[o2]",
         '[o2]setpts=PTS-STARTPTS,format=yuv420p,setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709[v3]',
       ].join(';'),
@@ -1106,5 +1108,30 @@ describe('a device this node lacks', () => {
       kind: 'device-error',
       message: 'no CUDA device found by Cycles on this node',
     });
+  });
+});
+
+describe('blenderEnv: what Blender and a scene.py see of the environment', () => {
+  it('keeps what running and finding a GPU need, drops Montage\'s secrets', () => {
+    const env = blenderEnv({
+      PATH: '/usr/bin',
+      HOME: '/home/m',
+      LANG: 'C.UTF-8',
+      CUDA_VISIBLE_DEVICES: '0',
+      NVIDIA_DRIVER_CAPABILITIES: 'all',
+      MONTAGE_SECRET_KEY: 'k',
+      MONGODB_URI: 'mongodb://u:p@db',
+      STORAGE_URL: 's3://key:secret@host/bucket',
+      AWS_SECRET_ACCESS_KEY: 's',
+      REDIS_URL: 'redis://:pw@r',
+    });
+    expect(env).toEqual({ PATH: '/usr/bin', HOME: '/home/m', LANG: 'C.UTF-8', CUDA_VISIBLE_DEVICES: '0', NVIDIA_DRIVER_CAPABILITIES: 'all' });
+  });
+});
+
+describe('frameFile', () => {
+  it('names a frame as Blender saves it with -o <dir>/f_#####', () => {
+    expect(frameFile('/d', 7)).toBe('/d/f_00007.png');
+    expect(frameFile('/d', 123456)).toBe('/d/f_123456.png');
   });
 });

@@ -42,6 +42,11 @@ export function blenderJob(scene: ResolvedBlenderScene, canvas: { width: number;
   return { mode: 'render', settings: { ...scene.settings, ...canvas }, bindings };
 }
 
+/** Where Blender saves scene frame `frame` of a render into `dir` (`-o <dir>/f_#####`, and the serving script's name). */
+export function frameFile(dir: string, frame: number): string {
+  return `${dir}/f_${String(frame).padStart(5, '0')}.png`;
+}
+
 /** The part every call shares: no user preferences or add-ons, no scripts stored in the .blend, a failing script fails Blender. */
 function head(scene: BlenderRenderCommand['scene'] | undefined): string[] {
   return [

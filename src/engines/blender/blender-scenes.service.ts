@@ -30,7 +30,7 @@ export class BlenderScenesService {
   constructor(private readonly blender: BlenderRepository) {}
 
   capabilities(): Promise<BlenderCapabilities> {
-    this.capabilitiesOnce ??= this.blender.query(blenderQueryArgs(SCENE_SCRIPT, 'devices'), 'MONTAGE_DEVICES').then(({ value, error }) => {
+    this.capabilitiesOnce ??= this.blender.query(blenderQueryArgs(SCENE_SCRIPT, 'devices'), 'MONTAGE_DEVICES', 30_000).then(({ value, error }) => {
       const v = value as { version?: string; devices?: Record<string, string[]> } | undefined;
       if (!v) return { devices: [], error };
       return { version: v.version, devices: Object.keys(v.devices ?? {}) };
@@ -47,7 +47,11 @@ export class BlenderScenesService {
       const file = path.join(template.dir, scene);
       known = this.blender
         .query(blenderQueryArgs(SCENE_SCRIPT, 'inventory', { kind: scene.endsWith('.py') ? 'script' : 'blend', path: file }), 'MONTAGE_INVENTORY', 120_000)
-        .then(({ value, error }) => (value ? { inventory: value as SceneInventory } : { error }));
+        .then(({ value, error }) => {
+          // A failure (Blender busy, killed, missing for a moment) is asked again next time, not remembered.
+          if (!value) this.inventories.delete(key);
+          return value ? { inventory: value as SceneInventory } : { error };
+        });
       this.inventories.set(key, known);
       if (this.inventories.size > 200) this.inventories.delete(this.inventories.keys().next().value!);
     }

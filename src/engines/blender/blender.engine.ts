@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { renderFailed } from '../../common/errors';
+import { badInput, renderFailed } from '../../common/errors';
 import type { FrameRange } from '../../compiler/ffmpeg-args';
 import { framesPlan, planRender } from '../../compiler/render-plan';
 import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
@@ -9,7 +9,7 @@ import { MediaPreparationService } from '../../render/media-preparation.service'
 import { RenderService, stillRange, videoRange } from '../../render/render.service';
 import { BlenderRepository, type BlenderRunOptions } from '../../repositories/blender.repository';
 import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRenderResult, type EngineRequest, type RenderEngine } from '../engine';
-import { blenderJob, blenderRenderArgs, blenderServeArgs, serveChunkLine } from './blender-args';
+import { blenderJob, blenderRenderArgs, blenderServeArgs, frameFile, MAX_JOB_BYTES, serveChunkLine } from './blender-args';
 import { BlenderScenesService, SCENE_SCRIPT } from './blender-scenes.service';
 import type { BlenderLogEvent } from './blender-log';
 import { chunkTiming, planFrameChunks, sceneTimingKey } from './frame-chunks';
@@ -57,6 +57,9 @@ export class BlenderEngine implements RenderEngine {
       if (binding.type === 'image') images[i] = await this.preparation.localPath(binding.src, 'image');
     }
     const job = blenderJob(scene, { width: movie.width, height: movie.height, fps: movie.fps }, images);
+    if (Buffer.byteLength(JSON.stringify(job)) > MAX_JOB_BYTES) {
+      throw badInput(`the bindings of ${movie.templateId} are too long to pass to Blender (at most ${MAX_JOB_BYTES} bytes of JSON): shorten the text params`, [{ field: 'params', message: 'too long for Blender' }]);
+    }
     const dir = await this.blender.framesDir(`${request.project}-${request.movie}-${range.from}`);
     const expected = range.to - range.from;
     const frameTimeoutMs = scene.settings.frameTimeout !== undefined ? scene.settings.frameTimeout * 1000 : this.config.blender.frameTimeoutMs;
@@ -83,6 +86,8 @@ export class BlenderEngine implements RenderEngine {
     async function* frames(): AsyncGenerator<Buffer> {
       let saved = 0;
       for await (const file of run({ signal: options.signal, frameTimeoutMs, firstFrameTimeoutMs: frameTimeoutMs + STARTUP_MS, onEvent })) {
+        // Only the frame that comes next, in this render's folder: nothing else is read (or removed).
+        if (file !== frameFile(dir, frameSpan.start + saved)) throw renderFailed(`Blender saved an unexpected file (frame ${frameSpan.start + saved} was next)`, [], { internal: file });
         saved++;
         options.onFrames?.(saved);
         yield await blender.takeFrame(file);

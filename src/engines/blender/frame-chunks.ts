@@ -45,10 +45,10 @@ export function sceneTimingKey(templateId: string, version: string, settings: ob
  * frames) and the start-up before the first (loading Blender and the scene, building it).
  */
 export function chunkTiming(startedAt: number, savedAt: number[]): { secondsPerFrame: number; startupSeconds: number; totalSeconds: number } | undefined {
-  if (savedAt.length === 0) return undefined;
+  // One frame (a still) cannot tell its frame from the start-up: no timing, or it would size the next video's chunks.
+  if (savedAt.length < 2) return undefined;
   const total = (savedAt[savedAt.length - 1] - startedAt) / 1000;
   const first = (savedAt[0] - startedAt) / 1000;
-  if (savedAt.length === 1) return { secondsPerFrame: first, startupSeconds: 0, totalSeconds: total };
   const gaps = savedAt.slice(1).map((t, i) => (t - savedAt[i]) / 1000).sort((a, b) => a - b);
   const median = gaps[Math.floor(gaps.length / 2)];
   return { secondsPerFrame: median, startupSeconds: Math.max(0, first - median), totalSeconds: total };

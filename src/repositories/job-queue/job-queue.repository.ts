@@ -12,9 +12,6 @@ import {
 } from 'bullmq';
 import IORedis, { type RedisOptions } from 'ioredis';
 
-/** Failures of a run's jobs are remembered this long (a run lasts minutes). */
-const FAILURES_TTL_SEC = 24 * 3600;
-const TIMINGS_KEY = 'montage:engine-timings';
 import { isPermanent, MontageError, unavailable } from '../../common/errors';
 import {
   type FlowJob,
@@ -30,6 +27,10 @@ import {
   type EnqueueOptions,
   RetryLater,
 } from '../../jobs/job.types';
+
+/** Failures of a run's jobs are remembered this long (a run lasts minutes). */
+const FAILURES_TTL_SEC = 24 * 3600;
+const TIMINGS_KEY = 'montage:engine-timings';
 
 /**
  * `redis://…`, `rediss://…` or `unix:///path/redis.sock` → ioredis options. Reconnects every
@@ -517,6 +518,15 @@ export class JobQueueRepository {
     return this.guard('read render failures', async () => {
       const [jobNodes, run] = await Promise.all([this.redis.smembers(`montage:failures:job:${runKey}:${jobKey}`), this.redis.hgetall(`montage:failures:run:${runKey}`)]);
       return { jobNodes, runFailures: Object.fromEntries(Object.entries(run).map(([k, v]) => [k, Number(v)])) };
+    });
+  }
+
+  /** When a job was first handed on (the first call sets it): a job handed on for too long runs where it is. */
+  async handedOnSince(runKey: string, jobKey: string): Promise<number> {
+    return this.guard('read a hand-on time', async () => {
+      const key = `montage:failures:handed-on:${runKey}`;
+      const [, , since] = (await this.redis.multi().hsetnx(key, jobKey, String(Date.now())).expire(key, FAILURES_TTL_SEC).hget(key, jobKey).exec()) ?? [];
+      return Number(since?.[1]) || Date.now();
     });
   }
 

@@ -167,7 +167,12 @@ def apply_binding(scene, b):
             obj.scale = s if isinstance(s, list) else [s, s, s]
     elif kind == "property":
         holder = find(bpy.data.objects, b["object"], "object") if b.get("object") else scene
-        holder[b["name"]] = b["value"]
+        name = b["name"]
+        existing = holder.get(name)
+        # Only the designer's own values: never a group of add-on settings (scene["cycles"]) or Blender's own property.
+        if name.startswith("_") or name in holder.bl_rna.properties.keys() or (existing is not None and not isinstance(existing, (int, float, str, bool))):
+            raise BindingError(f'"{name}" is not a custom property that a binding may set')
+        holder[name] = b["value"]
     else:
         raise BindingError(f'unknown binding type "{kind}"')
 
@@ -200,6 +205,11 @@ def apply_settings(scene, s):
     render.image_settings.compression = 15  # frames are read once by the encoder: write fast
     render.use_overwrite = True
     render.use_placeholder = False
+    # One whole frame per movie frame, whatever the .blend says: no step, no border crop, no stereo views.
+    scene.frame_step = 1
+    render.use_border = False
+    render.use_crop_to_border = False
+    render.use_multiview = False
     if s["engine"] == "CYCLES":
         scene.cycles.samples = s["samples"]
         scene.cycles.use_adaptive_sampling = False  # the same frame renders the same on every node
@@ -254,6 +264,9 @@ def main():
             apply_binding(scene, binding)
         except BindingError as err:
             problems.append({"binding": i, "message": str(err)})
+        except (TypeError, ValueError, AttributeError, KeyError, RuntimeError) as err:
+            # Blender refusing a value (a float for a whole-number input, a linked datablock): the binding's fault.
+            problems.append({"binding": i, "message": f"Blender refused it: {err}"})
     try:
         apply_settings(scene, job["settings"])
     except BindingError as err:
