@@ -1,3 +1,4 @@
+import { resolvedBlenderBlockSchema } from '../../src/engines/blender/blender.schema';
 import { frameFile } from '../../src/engines/blender/blender-args';
 import { blenderEnv } from '../../src/repositories/blender.repository';
 import * as fs from 'node:fs';
@@ -1133,5 +1134,16 @@ describe('frameFile', () => {
   it('names a frame as Blender saves it with -o <dir>/f_#####', () => {
     expect(frameFile('/d', 7)).toBe('/d/f_00007.png');
     expect(frameFile('/d', 123456)).toBe('/d/f_123456.png');
+  });
+});
+
+describe('object transforms are bounded', () => {
+  it('a location or scale beyond ±1e6 scene units is refused after params', () => {
+    const ok = resolvedBlenderBlockSchema.safeParse({ scene: 'scene.py', bindings: [{ type: 'object', object: 'Logo', location: [0, 1e6, -1e6], scale: 2 }] });
+    expect(ok.success).toBe(true);
+    const far = resolvedBlenderBlockSchema.safeParse({ scene: 'scene.py', bindings: [{ type: 'object', object: 'Logo', location: [0, 1e308, 0] }] });
+    expect(far.success).toBe(false);
+    const huge = resolvedBlenderBlockSchema.safeParse({ scene: 'scene.py', bindings: [{ type: 'object', object: 'Logo', scale: -2e6 }] });
+    expect(huge.success).toBe(false);
   });
 });

@@ -33,7 +33,9 @@ function blenderSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
   const boolLike = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean({ invalid_type_error: 'expected true or false' }));
   const name = tpl(NAME);
   const num = tpl(numberLike);
-  const vec3 = z.array(num).length(3, 'expected [x, y, z]');
+  // Scene units and degrees: bounded, so a param cannot throw an object (or the scene's maths) to 1e308.
+  const coord = tpl(numberLike.pipe(z.number().min(-1e6, 'must be ≥ -1000000').max(1e6, 'must be ≤ 1000000')));
+  const vec3 = z.array(coord).length(3, 'expected [x, y, z]');
   const color = tpl(z.string().regex(HEX, 'expected a colour like #rrggbb or #rrggbbaa'));
 
   const text = z
@@ -74,7 +76,7 @@ function blenderSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
       location: vec3.optional(),
       /** Degrees, XYZ Euler. */
       rotation: vec3.optional(),
-      scale: z.union([vec3, num]).optional(),
+      scale: z.union([vec3, coord]).optional(),
     })
     .strict();
   const property = z
