@@ -3,9 +3,11 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { badInput, renderFailed } from '../common/errors';
+import { renderFailed } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { blenderErrorSummary, type BlenderLogEvent, LineSplitter, parseBlenderLine } from '../engines/blender/blender-log';
+import { blenderFailure } from './blender-failure';
+import { signalable } from './processes.repository';
 import { cannotExecute, runTied, spawnTied } from './child-processes';
 import { ServingBlender } from './serving-blender';
 
@@ -20,15 +22,6 @@ const HOST = createHash('sha1').update(os.hostname()).digest('hex').slice(0, 8);
 export function blenderEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const keep = /^(PATH|HOME|USER|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|DISPLAY|XDG_RUNTIME_DIR|CUDA_[A-Z_]+|NVIDIA_[A-Z_]+|HIP_[A-Z_]+|ROCR_[A-Z_]+|GPU_[A-Z_]+|OCIO|BLENDER_[A-Z_]+|PYTHONHASHSEED|__EGL_[A-Z_]+|EGL_PLATFORM|MESA_[A-Z_]+|LIBGL_[A-Z_]+)$/;
   return Object.fromEntries(Object.entries(env).filter(([k, v]) => v !== undefined && keep.test(k)));
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export interface BlenderRunOptions {
@@ -129,19 +122,22 @@ export class BlenderRepository implements OnModuleDestroy {
     try {
       for (;;) {
         while (saved.length > 0) yield saved.shift()!;
-        if (spawnError) throw renderFailed('Blender could not be started on this render node', [], { internal: `${this.config.blender.path}: ${spawnError.message}` });
-        if (exit) break;
+        if (spawnError || exit) break;
         await new Promise<void>((resolve) => (wake = resolve));
       }
-      if (options.signal?.aborted) throw renderFailed('render cancelled');
-      // Not the template's fault: retried (on another node first).
-      if (deviceError) throw renderFailed(`Blender on this render node cannot render here: ${deviceError}`);
-      if (bindingErrors.length > 0) {
-        throw badInput(`the scene does not fit the template's bindings: ${bindingErrors.slice(0, 3).join('; ')}`, bindingErrors.map((message) => ({ field: 'blender', message })));
-      }
-      if (timedOut) throw renderFailed(`a Blender frame took longer than ${Math.round(options.frameTimeoutMs / 1000)} s and the render was stopped`, [], { internal: blenderErrorSummary(log) });
-      if (cannotExecute(exit!.code, log.join('\n'))) throw renderFailed('Blender could not be started on this render node', [], { internal: this.config.blender.path });
-      if (exit!.code !== 0) throw renderFailed(`Blender failed (${exit!.signal ?? `exit ${exit!.code}`}): ${blenderErrorSummary(log)}`);
+      const failure = blenderFailure({
+        command: this.config.blender.path,
+        aborted: !!options.signal?.aborted,
+        spawnError,
+        exit,
+        finished: exit?.code === 0,
+        timedOut,
+        frameTimeoutMs: options.frameTimeoutMs,
+        deviceError,
+        bindingErrors,
+        log,
+      });
+      if (failure) throw failure;
     } finally {
       clearTimeout(watchdog);
       options.signal?.removeEventListener('abort', abort);
@@ -223,7 +219,7 @@ export class BlenderRepository implements OnModuleDestroy {
     const names = await fs.readdir(this.framesRoot()).catch(() => [] as string[]);
     for (const name of names) {
       const m = /-(\d+)-([0-9a-f]{8})-[0-9A-Za-z]+$/.exec(name);
-      if (!m || m[2] !== HOST || processAlive(Number(m[1]))) continue; // another host's, or a live writer's
+      if (!m || m[2] !== HOST || signalable(Number(m[1]))) continue; // another host's, or a live writer's
       await fs.rm(path.join(this.framesRoot(), name), { recursive: true, force: true }).catch(() => undefined);
     }
   }

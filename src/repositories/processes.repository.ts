@@ -29,7 +29,8 @@ async function readStat(pid: number) {
   }
 }
 
-function signalable(pid: number): boolean {
+/** A process with this pid exists (one of another user's counts too). */
+export function signalable(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

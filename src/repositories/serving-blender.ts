@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { badInput, renderFailed } from '../common/errors';
-import { blenderErrorSummary, type BlenderLogEvent, LineSplitter, parseBlenderLine } from '../engines/blender/blender-log';
+import { renderFailed } from '../common/errors';
+import { type BlenderLogEvent, LineSplitter, parseBlenderLine } from '../engines/blender/blender-log';
+import { blenderFailure } from './blender-failure';
 import { spawnTied } from './child-processes';
 
 export interface ChunkOptions {
@@ -103,15 +104,19 @@ export class ServingBlender {
         await new Promise<void>((resolve) => (this.wake = resolve));
       }
       while (saved.length > 0) yield saved.shift()!;
-      if (options.signal?.aborted) throw renderFailed('render cancelled');
-      if (this.spawnError) throw renderFailed('Blender could not be started on this render node', [], { internal: `${this.command}: ${this.spawnError.message}` });
-      // Not the template's fault: retried (on another node first).
-      if (this.deviceError) throw renderFailed(`Blender on this render node cannot render here: ${this.deviceError}`);
-      if (this.bindingErrors.length > 0) {
-        throw badInput(`the scene does not fit the template's bindings: ${this.bindingErrors.slice(0, 3).join('; ')}`, this.bindingErrors.map((message) => ({ field: 'blender', message })));
-      }
-      if (timedOut) throw renderFailed(`a Blender frame took longer than ${Math.round(options.frameTimeoutMs / 1000)} s and the render was stopped`, [], { internal: blenderErrorSummary(this.log) });
-      if (!done) throw renderFailed(`Blender failed (${this.exit?.signal ?? `exit ${this.exit?.code}`}): ${blenderErrorSummary(this.log)}`);
+      const failure = blenderFailure({
+        command: this.command,
+        aborted: !!options.signal?.aborted,
+        spawnError: this.spawnError,
+        exit: this.exit,
+        finished: done,
+        timedOut,
+        frameTimeoutMs: options.frameTimeoutMs,
+        deviceError: this.deviceError,
+        bindingErrors: this.bindingErrors,
+        log: this.log,
+      });
+      if (failure) throw failure;
       failed = false;
       this.served++;
     } finally {

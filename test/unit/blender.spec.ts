@@ -1,3 +1,5 @@
+import { blenderFailure, type BlenderRunEnd } from '../../src/repositories/blender-failure';
+import { isPermanent } from '../../src/common/errors';
 import { resolvedBlenderBlockSchema } from '../../src/engines/blender/blender.schema';
 import { frameFile } from '../../src/engines/blender/blender-args';
 import { blenderEnv } from '../../src/repositories/blender.repository';
@@ -1145,5 +1147,43 @@ describe('object transforms are bounded', () => {
     expect(far.success).toBe(false);
     const huge = resolvedBlenderBlockSchema.safeParse({ scene: 'scene.py', bindings: [{ type: 'object', object: 'Logo', scale: -2e6 }] });
     expect(huge.success).toBe(false);
+  });
+});
+
+describe('blenderFailure: how a Blender run that failed is told to the user and the queue', () => {
+  const end = (overrides: Partial<BlenderRunEnd> = {}): BlenderRunEnd => ({
+    command: '/usr/bin/blender',
+    aborted: false,
+    exit: { code: 0, signal: null },
+    finished: true,
+    timedOut: false,
+    frameTimeoutMs: 300_000,
+    bindingErrors: [],
+    log: [],
+    ...overrides,
+  });
+
+  it('a run that saved every frame did not fail', () => {
+    expect(blenderFailure(end())).toBeUndefined();
+  });
+
+  it('bindings that do not fit are the template’s: a 400 naming them, never retried', () => {
+    const failure = blenderFailure(end({ exit: { code: 3, signal: null }, finished: false, bindingErrors: ['bindings.0: object "X" is not in the scene'] }))!;
+    expect(failure.httpStatus).toBe(400);
+    expect(isPermanent(failure)).toBe(true);
+    expect(failure.message).toContain('bindings.0: object "X" is not in the scene');
+  });
+
+  it('a device this node lacks is the node’s: retried, not a 400', () => {
+    const failure = blenderFailure(end({ exit: { code: 3, signal: null }, finished: false, deviceError: 'no CUDA device found by Cycles on this node' }))!;
+    expect(failure.kind).toBe('render_failed');
+    expect(isPermanent(failure)).toBe(false);
+  });
+
+  it('a time-out, a crash with Blender’s own words, a binary that cannot run', () => {
+    expect(blenderFailure(end({ timedOut: true, finished: false, exit: { code: null, signal: 'SIGKILL' } }))!.message).toBe('a Blender frame took longer than 300 s and the render was stopped');
+    expect(blenderFailure(end({ finished: false, exit: { code: 1, signal: null }, log: ['Fra:1', 'Error: simulated GPU driver crash'] }))!.message).toBe('Blender failed (exit 1): Error: simulated GPU driver crash');
+    expect(blenderFailure(end({ finished: false, exit: { code: 127, signal: null }, log: ['setpriv: failed to execute /nope: No such file or directory'] }))!.message).toBe('Blender could not be started on this render node');
+    expect(blenderFailure(end({ aborted: true, finished: false }))!.message).toBe('render cancelled');
   });
 });

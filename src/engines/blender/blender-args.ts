@@ -1,3 +1,4 @@
+import { badInput } from '../../common/errors';
 import type { ResolvedBlenderScene } from '../../compiler/resolve-blender';
 import type { BlenderDevice } from './blender.schema';
 
@@ -63,7 +64,9 @@ function head(scene: BlenderRenderCommand['scene'] | undefined): string[] {
 
 function jobArg(job: BlenderJob): string {
   const json = JSON.stringify(job);
-  if (Buffer.byteLength(json) > MAX_JOB_BYTES) throw new Error(`the bindings are too long to pass to Blender (${Buffer.byteLength(json)} bytes, at most ${MAX_JOB_BYTES})`);
+  const bytes = Buffer.byteLength(json);
+  // Long text params are the user's to shorten: a 400, not a failed render.
+  if (bytes > MAX_JOB_BYTES) throw badInput(`the bindings are too long to pass to Blender (${bytes} bytes, at most ${MAX_JOB_BYTES}): shorten the text params`, [{ field: 'params', message: 'too long for Blender' }]);
   return json;
 }
 

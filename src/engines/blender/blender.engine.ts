@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { badInput, renderFailed } from '../../common/errors';
+import { renderFailed } from '../../common/errors';
 import type { FrameRange } from '../../compiler/ffmpeg-args';
 import { framesPlan, planRender } from '../../compiler/render-plan';
 import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
@@ -9,7 +9,7 @@ import { MediaPreparationService } from '../../render/media-preparation.service'
 import { RenderService, stillRange, videoRange } from '../../render/render.service';
 import { BlenderRepository, type BlenderRunOptions } from '../../repositories/blender.repository';
 import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRenderResult, type EngineRequest, type RenderEngine } from '../engine';
-import { blenderJob, blenderRenderArgs, blenderServeArgs, frameFile, MAX_JOB_BYTES, serveChunkLine } from './blender-args';
+import { blenderJob, blenderRenderArgs, blenderServeArgs, frameFile, serveChunkLine } from './blender-args';
 import { BlenderScenesService, SCENE_SCRIPT } from './blender-scenes.service';
 import type { BlenderLogEvent } from './blender-log';
 import { chunkTiming, planFrameChunks, sceneTimingKey } from './frame-chunks';
@@ -57,21 +57,20 @@ export class BlenderEngine implements RenderEngine {
       if (binding.type === 'image') images[i] = await this.preparation.localPath(binding.src, 'image');
     }
     const job = blenderJob(scene, { width: movie.width, height: movie.height, fps: movie.fps }, images);
-    if (Buffer.byteLength(JSON.stringify(job)) > MAX_JOB_BYTES) {
-      throw badInput(`the bindings of ${movie.templateId} are too long to pass to Blender (at most ${MAX_JOB_BYTES} bytes of JSON): shorten the text params`, [{ field: 'params', message: 'too long for Blender' }]);
-    }
+    const command = { scene: scene.scene, script: SCENE_SCRIPT, device: scene.settings.device, threads: this.config.blender.threads, job };
+    // Built before anything starts: a job too long for Blender's arguments is a 400 with no folder made and no encoder started.
+    const serveArgs = blenderServeArgs(command);
     const dir = await this.blender.framesDir(`${request.project}-${request.movie}-${range.from}`);
     const expected = range.to - range.from;
     const frameTimeoutMs = scene.settings.frameTimeout !== undefined ? scene.settings.frameTimeout * 1000 : this.config.blender.frameTimeoutMs;
     const frameSpan = { start: scene.settings.frameStart + range.from, end: scene.settings.frameStart + range.to - 1 };
-    const command = { scene: scene.scene, script: SCENE_SCRIPT, device: scene.settings.device, threads: this.config.blender.threads, job };
     const blender = this.blender;
     // A Blender that keeps the scene loaded serves the next chunk of it without starting again;
     // BLENDER_KEEP_ALIVE_MS=0 starts one per chunk (`-a`, the classic call).
     const keyOfScene = `${movie.templateId}@${movie.version}:${createHash('sha256').update(JSON.stringify(command)).digest('hex').slice(0, 16)}`;
     const run = (runOptions: BlenderRunOptions) =>
       this.config.blender.keepAliveMs > 0
-        ? blender.renderServed(keyOfScene, blenderServeArgs(command), serveChunkLine(frameSpan, dir), runOptions)
+        ? blender.renderServed(keyOfScene, serveArgs, serveChunkLine(frameSpan, dir), runOptions)
         : blender.render(blenderRenderArgs({ ...command, outputDir: dir, frames: frameSpan }), runOptions);
     const startedAt = Date.now();
     const savedAt: number[] = [];
