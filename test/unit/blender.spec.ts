@@ -1,12 +1,11 @@
 import { blenderFailure, type BlenderRunEnd } from '../../src/repositories/blender-failure';
-import { isPermanent } from '../../src/common/errors';
 import { resolvedBlenderBlockSchema } from '../../src/engines/blender/blender.schema';
 import { frameFile } from '../../src/engines/blender/blender-args';
 import { blenderEnv } from '../../src/repositories/blender.repository';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MontageError } from '../../src/common/errors';
+import { isPermanent, MontageError } from '../../src/common/errors';
 import { buildRenderArgs } from '../../src/compiler/ffmpeg-args';
 import { framesPlan, type PlannedLayer, type RenderPlan } from '../../src/compiler/render-plan';
 import { resolveMovie } from '../../src/compiler/resolve';
