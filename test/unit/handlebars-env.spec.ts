@@ -216,6 +216,12 @@ describe('helpers never throw on hostile values', () => {
     '{{eq v v}}',
     '{{#if (eq v 1)}}a{{/if}}',
     '{{truncate (upper v) (add v 1)}}',
+    '{{sub v 1}}{{mul v v}}{{div v 0}}{{div 1 v}}{{mod v v}}{{min v 1 v}}{{max v}}',
+    '{{round v}}{{round v v}}{{floor v}}{{ceil v}}{{abs v}}{{round}}{{min}}',
+    '{{ne v 1}}{{gt v 1}}{{gte v v}}{{lt 1 v}}{{lte v "a"}}',
+    '{{and v v}}{{or v}}{{not v}}{{#if (and (or v 1) (not v))}}y{{/if}}',
+    '{{#each (range v 3)}}{{this}}{{/each}}{{#each (range 1 v v)}}{{this}},{{/each}}',
+    '{{length v}}{{#each (range 1 (length v))}}.{{/each}}',
   ];
   const values: Array<[string, unknown]> = [
     ['undefined', undefined],
@@ -270,5 +276,64 @@ describe('helpers never throw on hostile values', () => {
   });
   it('{{date}} without a value does not throw', () => {
     expect(() => text('{{date}}', {})).not.toThrow();
+  });
+});
+
+describe('logic helpers', () => {
+  it('arithmetic: sub mul div mod min max', () => {
+    expect(text('{{sub 10 @index}}', {}, { index: 3 })).toBe('7');
+    expect(text('{{mul n 1.5}}', { n: '4' })).toBe('6');
+    expect(text('{{div 7 2}}|{{mod 7 3}}|{{mod -7 3}}', {})).toBe('3.5|1|-1');
+    expect(text('{{min 4 a 9}}|{{max 4 a 9}}', { a: -2 })).toBe('-2|9');
+  });
+
+  it('div and mod by zero, and arithmetic on non-numbers, give an empty string (never NaN or Infinity)', () => {
+    expect(text('[{{div 1 0}}][{{mod 5 0}}][{{div 0 0}}]', {})).toBe('[][][]');
+    expect(text('[{{sub v 1}}][{{mul v 2}}][{{min v 1}}][{{max}}][{{abs v}}][{{round v}}]', { v: 'abc' })).toBe('[][][][][][]');
+    expect(text('[{{mul v v}}]', { v: 1e308 })).toBe('[]'); // overflow
+    expect(text('[{{sub v 1}}]', { v: { valueOf: () => 5 } })).toBe('[]'); // objects are not numbers
+  });
+
+  it('round (with decimals), floor, ceil, abs', () => {
+    expect(text('{{round 2.5}}|{{round 2.345 2}}|{{round 1234.5 -3}}', {})).toBe('3|2.35|1235');
+    expect(text('{{floor -1.5}}|{{ceil 1.2}}|{{abs -3}}', {})).toBe('-2|2|3');
+  });
+
+  it('comparisons: numbers numerically (numeric strings too), other strings as text, anything else false', () => {
+    expect(text('{{gt 10 9}} {{gt "10" "9"}} {{lt 2 10}} {{gte 3 3}} {{lte 4 3}}', {})).toBe('true true true true false');
+    expect(text('{{lt "apple" "banana"}} {{gt "b" "a"}}', {})).toBe('true true');
+    expect(text('{{gt v 1}} {{lt v 1}} {{gte v v}}', { v: { a: 1 } })).toBe('false false false');
+    expect(text('{{ne 1 2}} {{ne "a" "a"}}', {})).toBe('true false');
+  });
+
+  it('and / or are variadic, not negates; empty lists are false as in {{#if}}', () => {
+    expect(text('{{and 1 "x" true}} {{and 1 0 true}} {{and}}', {})).toBe('true false false');
+    expect(text('{{or 0 "" false}} {{or 0 "" 1}} {{or}}', {})).toBe('false true false');
+    expect(text('{{not v}} {{not ""}} {{not "x"}}', { v: [] })).toBe('true true false');
+    expect(text('{{#if (and (gt n 5) (not off))}}big{{else}}small{{/if}}', { n: 9, off: false })).toBe('big');
+  });
+
+  it('range: inclusive, counts up or down, optional step', () => {
+    expect(text('{{#each (range 10 1)}}{{this}} {{/each}}', {})).toBe('10 9 8 7 6 5 4 3 2 1 ');
+    expect(text('{{#each (range 1 3)}}{{this}}{{#unless @last}},{{/unless}}{{/each}}', {})).toBe('1,2,3');
+    expect(text('{{#each (range 0 10 5)}}{{this}};{{/each}}', {})).toBe('0;5;10;');
+    expect(text('{{#each (range 10 0 -4)}}{{this}};{{/each}}', {})).toBe('10;6;2;'); // the step's sign follows the direction
+    expect(text('{{#each (range 0 0.3 0.1)}}{{this}};{{/each}}', {})).toBe('0;0.1;0.2;0.3;'); // no float drift
+    expect(text('{{#each (range 5 5)}}{{this}}{{/each}}', {})).toBe('5');
+  });
+
+  it('range: a bad bound or step gives nothing; at most 1000 numbers', () => {
+    expect(text('[{{#each (range "a" 3)}}{{this}}{{/each}}]', {})).toBe('[]');
+    expect(text('[{{#each (range 1 3 0)}}{{this}}{{/each}}]', {})).toBe('[]');
+    expect(text('{{length (range 1 1000000)}}', {})).toBe('1000');
+    expect(text('{{length (range 0 1 s)}}', { s: 1e-300 })).toBe('1000');
+    expect(text('{{length (range -1e308 1e308)}}', {})).toBe('1000');
+  });
+
+  it('length: list items, string graphemes, object keys, 0 otherwise', () => {
+    expect(text('{{length v}}', { v: [1, 2, 3] })).toBe('3');
+    expect(text('{{length v}}', { v: 'e\u0301👩‍💻🇫🇷ab' })).toBe('5');
+    expect(text('{{length v}}', { v: { a: 1, b: 2 } })).toBe('2');
+    expect(text('{{length v}}|{{length}}', { v: 42 })).toBe('0|0');
   });
 });
