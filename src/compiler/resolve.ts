@@ -2,6 +2,8 @@ import * as path from 'node:path';
 import { badInput, type ErrorDetail } from '../common/errors';
 import type { Direction, Easing, ResolvedAudioSpec, ResolvedLayerSpec } from '../templates/movie.schema';
 import { explainIssue, resolvedAudioSchema, resolvedSceneSchema } from '../templates/movie.schema';
+import { FONT_FILE } from '../templates/font-names';
+import { xmlProblem } from '../templates/svg-check';
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import type { ParamValue, Params } from './params';
@@ -80,14 +82,18 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
   const at = (p: Array<string | number>) => `${template.file}:${template.lineOf(p)}`;
   const toFrames = (seconds: number) => Math.round(seconds * fps);
 
+  // Constants last: no param can stand in for one (validateParams refuses their names anyway).
+  const root: Record<string, unknown> = { ...params, ...spec.constants };
+
   type Expanded = { sourceIndex: number; context: Record<string, unknown>; data: Record<string, unknown> };
   const expanded: Expanded[] = [];
   spec.scenes.forEach((scene, sourceIndex) => {
     if (!scene.each) {
-      expanded.push({ sourceIndex, context: { ...params }, data: {} });
+      expanded.push({ sourceIndex, context: { ...root }, data: {} });
       return;
     }
-    const list = params[scene.each];
+    const list = typeof scene.each === 'string' ? params[scene.each] : eachRange(scene.each.range, hb, root, (message) => errors.push({ field: at(['scenes', sourceIndex, 'each', 'range']), message }));
+    if (list === undefined) return;
     if (!Array.isArray(list)) {
       errors.push({ field: at(['scenes', sourceIndex, 'each']), message: `"each: ${scene.each}" needs a list variable` });
       return;
@@ -95,7 +101,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
     list.forEach((item: ParamValue, index) =>
       expanded.push({
         sourceIndex,
-        context: { ...params, item },
+        context: { ...root, item },
         data: { index, first: index === 0, last: index === list.length - 1, count: list.length },
       }),
     );
@@ -159,6 +165,9 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
         else {
           try {
             timed.svg = hb.markup(template.svgSources[rel])(context, data);
+            // librsvg would only say "could not be read": name the file and the line instead.
+            const broken = xmlProblem(timed.svg);
+            if (broken) errors.push({ field: `${template.project}/${template.movie}/${rel}:${broken.line}`, message: `not well-formed XML (after applying params): ${broken.message}` });
           } catch (err) {
             errors.push({ field: `${template.project}/${template.movie}/${rel}:1`, message: `Handlebars: ${(err as Error).message.split('\n')[0]}` });
           }
@@ -166,8 +175,14 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
       }
       if (layer.type === 'text' && layer.font.file) {
         const rel = templateFile(template, layer.font.file);
-        if (rel.startsWith('!')) errors.push({ field: at([...layerPath, 'font', 'file']), message: rel.slice(1) });
-        else timed.fontFile = path.join(template.dir, rel);
+        const given = (spec.scenes[sourceIndex].layers[li] as { font?: { family?: string } }).font?.family;
+        const font = rel.startsWith('!') ? rel.slice(1) : fontOfFile(template, rel, given === undefined ? undefined : layer.font.family);
+        if (typeof font === 'string') errors.push({ field: at([...layerPath, 'font', 'file']), message: font });
+        else {
+          timed.fontFile = path.join(template.dir, rel);
+          // Pango picks by family: the file's own, so the text is never set in another font.
+          timed.spec = { ...layer, font: { ...layer.font, family: font.family } };
+        }
       }
       layers.push(timed);
     });
@@ -186,7 +201,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
     previousEnd = endFrame;
   });
 
-  const blender = spec.engine === 'blender' && spec.blender ? resolveBlenderScene(template, spec.blender, hb, params, errors) : undefined;
+  const blender = spec.engine === 'blender' && spec.blender ? resolveBlenderScene(template, spec.blender, hb, root as Params, errors) : undefined;
   if (expanded.length === 0 && !blender && errors.length === 0) errors.push({ field: at(['scenes']), message: 'the movie has no scenes after applying params' });
   const totalFrames = declaredTotal ?? previousEnd;
   if (declaredTotal !== undefined && previousEnd > declaredTotal && errors.length === 0) {
@@ -198,7 +213,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
 
   const audio: ResolvedAudio[] = [];
   spec.audio.forEach((track, i) => {
-    const rendered = applyHandlebars(track, hb, { ...params }, {}, (p, message) => errors.push({ field: at(['audio', i, ...p]), message }));
+    const rendered = applyHandlebars(track, hb, { ...root }, {}, (p, message) => errors.push({ field: at(['audio', i, ...p]), message }));
     const checked = resolvedAudioSchema.safeParse(rendered);
     if (!checked.success) {
       for (const raw of checked.error.issues) {
@@ -264,6 +279,45 @@ export function mediaRef(template: LoadedTemplate, src: string): MediaRef | stri
   if (src.trim() === '') return 'media source is empty (is a media variable missing?)';
   const rel = templateFile(template, src);
   return rel.startsWith('!') ? rel.slice(1) : { kind: 'file', path: path.join(template.dir, rel) };
+}
+
+/** The most scenes one `each: { range }` may make. */
+export const MAX_EACH_RANGE = 1000;
+
+/** `each: { range: [from, to, step?] }` → the numbers, inclusive, up or down; undefined after an error. */
+function eachRange(bounds: Array<string | number>, hb: TemplateFunctions, context: unknown, onError: (message: string) => void): number[] | undefined {
+  const texts = bounds.map((b) => {
+    try {
+      return typeof b === 'string' ? hb.text(b)(context).trim() : String(b);
+    } catch {
+      return ''; // a Handlebars error: reported as not a number, at the line
+    }
+  });
+  const numbers = texts.map((t) => (t === '' ? NaN : Number(t)));
+  const bad = numbers.findIndex((n, i) => !Number.isFinite(n) || (i === 2 && n === 0));
+  if (bad >= 0) {
+    onError(`each: range ${['from', 'to', 'step'][bad]} "${String(bounds[bad]).slice(0, 40)}" is not ${bad === 2 ? 'a non-zero' : 'a'} number (after applying params)`);
+    return undefined;
+  }
+  const [from, to, step = 1] = numbers;
+  const count = Math.floor(Math.abs(to - from) / Math.abs(step) + 1e-9) + 1;
+  if (count > MAX_EACH_RANGE) {
+    onError(`each: range [${from}, ${to}] makes ${count} scenes; at most ${MAX_EACH_RANGE}`);
+    return undefined;
+  }
+  const sign = to >= from ? 1 : -1;
+  return Array.from({ length: count }, (_, i) => Number((from + sign * i * Math.abs(step)).toPrecision(12)));
+}
+
+/** The family to ask Pango for: the font file's own (the one given must be among its names). */
+function fontOfFile(template: LoadedTemplate, rel: string, family: string | undefined): { family: string } | string {
+  if (!FONT_FILE.test(rel)) return `font file "${rel.slice(0, 80)}" is not a .ttf, .otf or .ttc font`;
+  const names = template.fonts?.[rel];
+  if (!names) return `font file "${rel.slice(0, 80)}" was not read with the template`;
+  if ('problem' in names) return `font file "${rel.slice(0, 80)}" ${names.problem}`;
+  if (family === undefined) return { family: names.families[0] };
+  const match = names.families.find((f) => f.toLowerCase() === family.toLowerCase());
+  return match ? { family: match } : `font file "${rel.slice(0, 80)}" is the family "${names.families.join('", "')}", not "${family.slice(0, 80)}"`;
 }
 
 /** Normalises a template-relative path; a leading `!` marks an error message. Never leaves the folder. */

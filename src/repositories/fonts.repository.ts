@@ -1,5 +1,9 @@
 import { Injectable } from '@nestjs/common';
+import { readFile, stat } from 'node:fs/promises';
+import { fontFamilies, type FontNames } from '../templates/font-names';
 import { runTied } from './child-processes';
+
+const MAX_FONT_BYTES = 64 << 20;
 
 /** Font families installed on this machine, as fontconfig (and so Pango and librsvg) sees them. */
 @Injectable()
@@ -12,5 +16,18 @@ export class FontsRepository {
       () => new Set<string>(), // no fontconfig: every family check will fail with a clear message
     );
     return this.families;
+  }
+
+  /** The families a font file declares (its `name` table), or why it is not a usable font. */
+  async familiesOf(file: string): Promise<FontNames> {
+    let bytes: Buffer;
+    try {
+      // Fonts are a few MB; a huge file is not read into memory to find out it is not one.
+      if ((await stat(file)).size > MAX_FONT_BYTES) return { problem: `is over ${MAX_FONT_BYTES >> 20} MB` };
+      bytes = await readFile(file);
+    } catch (err) {
+      return { problem: `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
+    }
+    return fontFamilies(bytes);
   }
 }

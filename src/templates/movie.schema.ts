@@ -17,6 +17,8 @@ const numberLike = z.preprocess(
   (v) => (typeof v === 'string' && v.trim() !== '' && !TEMPLATED.test(v) && Number.isFinite(Number(v)) ? Number(v) : v),
   z.number({ invalid_type_error: 'expected a number' }),
 );
+/** The family of a text layer without a family or a font file. */
+export const DEFAULT_FONT_FAMILY = 'DejaVu Sans';
 export const HEX_COLOR = /^#([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$/;
 export const EASINGS = ['linear', 'easeIn', 'easeOut', 'easeInOut'] as const;
 export const DIRECTIONS = ['left', 'right', 'up', 'down'] as const;
@@ -30,7 +32,7 @@ const boolLike = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? fals
  * templated string, and after Handlebars, where every value must be final.
  */
 // `as never` on defaults: TypeScript cannot see through the generic member of the union.
-function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
+function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTemplated: S, fontFamily: F) {
   const tpl = <T extends z.ZodTypeAny>(schema: T) => z.union([schema, stillTemplated]);
 
   const color = tpl(z.string().regex(HEX_COLOR, 'expected a colour like #rrggbb or #rrggbbaa'));
@@ -98,8 +100,9 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
     .strict();
   const fontSpec = z
     .object({
-      family: z.string().min(1).default('DejaVu Sans' as never),
-      /** A .ttf/.otf shipped in the template folder; takes precedence over family lookup. */
+      /** Default: the font file's own family (resolve puts it in), or DejaVu Sans without a file. */
+      family: fontFamily,
+      /** A .ttf/.otf/.ttc shipped in the template folder; its family is read from the file. */
       file: z.string().optional(),
       size: positive.default(48 as never),
       weight: tpl(z.enum(['normal', 'bold', 'light', 'medium', 'semibold', 'heavy'])).default('normal' as never),
@@ -159,8 +162,12 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
   const sceneSchema = z
     .object({
       name: z.string().optional(),
-      /** Repeat this scene once per item of a list variable; `{{item.field}}` and `{{@index}}` inside. */
-      each: z.string().optional(),
+      /**
+       * Repeat this scene once per item of a list variable (`each: slides`), or once per number
+       * of an inclusive range (`each: { range: [10, 1] }`, optional step third); `{{item}}` and
+       * `{{@index}}` inside.
+       */
+      each: z.union([z.string(), z.object({ range: z.array(tpl(numberLike)).min(2, 'range: [from, to] or [from, to, step]').max(3, 'range: [from, to] or [from, to, step]') }).strict()]).optional(),
       /** Seconds; may be left out on the last scene, which then fills the movie's duration. */
       duration: positive.optional(),
       background: color.optional(),
@@ -188,8 +195,8 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
   return { layerSchema, sceneSchema, audioTrack, animation };
 }
 
-const templateTimeline = timelineSchemas(templated);
-const resolvedTimeline = timelineSchemas(z.never());
+const templateTimeline = timelineSchemas(templated, z.string().min(1).optional());
+const resolvedTimeline = timelineSchemas(z.never(), z.string().min(1).default(DEFAULT_FONT_FAMILY));
 export const layerSchema = templateTimeline.layerSchema;
 export const sceneSchema = templateTimeline.sceneSchema;
 export const resolvedLayerSchema = resolvedTimeline.layerSchema;
@@ -239,6 +246,9 @@ export type ListVariable = z.infer<typeof listVariable>;
 export const variableSchema = z.discriminatedUnion('type', [scalarVariable, listVariable]);
 export type Variable = ScalarVariable | ListVariable;
 
+/** Names the engine gives a meaning to inside templates. */
+const RESERVED_NAMES = new Set(['item', 'this']);
+
 export const movieSchema = z
   .object({
     version: z.literal(1).default(1),
@@ -257,6 +267,8 @@ export const movieSchema = z
     /** Seconds into the movie of the representative still (poster). */
     poster: z.number().min(0).optional(),
     variables: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are identifiers'), variableSchema).default({}),
+    /** Literal values for Handlebars (`{{brand.accent}}`) that no request can set or see. */
+    constants: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'constant names are identifiers'), z.unknown()).default({}),
     audio: z.array(audioTrack).default([]),
     /** What renders the picture: the compositor (scenes of layers) or Blender (the `blender` block). */
     engine: z.enum(['ffmpeg-composite', 'blender']).default('ffmpeg-composite'),
@@ -265,6 +277,12 @@ export const movieSchema = z
   })
   .strict()
   .superRefine((movie, ctx) => {
+    for (const name of Object.keys(movie.constants)) {
+      if (Object.hasOwn(movie.variables, name)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['constants', name], message: `"${name}" is both a constant and a variable: rename one` });
+      }
+      if (RESERVED_NAMES.has(name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['constants', name], message: `"${name}" is reserved (each scenes' item)` });
+    }
     if (movie.engine === 'blender') {
       if (!movie.blender) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['engine'], message: 'a Blender movie needs a `blender` block (scene, settings, bindings)' });
       if (movie.scenes.length > 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['scenes'], message: 'a Blender movie has no scenes: its picture is the Blender scene' });

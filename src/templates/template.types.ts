@@ -1,3 +1,4 @@
+import type { FontNames } from './font-names';
 import type { MovieFile } from './movie.schema';
 
 /** A movie template loaded from disk and checked at template level (Handlebars not yet applied). */
@@ -17,6 +18,8 @@ export interface LoadedTemplate {
   partials: Record<string, string>;
   /** Every file in the movie folder, relative to `dir` with forward slashes. */
   files: string[];
+  /** The `.ttf`/`.otf`/`.ttc` files of the folder, with the families each declares (read at load). */
+  fonts?: Record<string, FontNames>;
   /** Line of a value in the movie file, for error messages. */
   lineOf(path: ReadonlyArray<string | number>): number;
 }

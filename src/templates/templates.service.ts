@@ -9,7 +9,10 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { FontsRepository } from '../repositories/fonts.repository';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { BlenderScenesService } from '../engines/blender/blender-scenes.service';
+import { FONT_FILE, type FontNames } from './font-names';
 import { explainIssue, type MovieFile, movieSchema, type Variable } from './movie.schema';
+import { GENERIC_FAMILIES, svgFontFamilies } from './svg-check';
+import { type PartialUse, unknownReferences } from './template-references';
 import type { LoadedTemplate } from './template.types';
 import { parseSource } from './yaml-source';
 
@@ -88,6 +91,9 @@ export class TemplatesService {
     const svgSources: Record<string, string> = {};
     for (const f of files.filter((f) => f.endsWith('.svg.hbs'))) svgSources[f] = await this.files.readText(path.join(dir, f));
 
+    const fonts: Record<string, FontNames> = {};
+    for (const f of files.filter((f) => FONT_FILE.test(f))) fonts[f] = await this.fonts.familiesOf(path.join(dir, f));
+
     const template: LoadedTemplate = {
       project,
       movie,
@@ -98,15 +104,25 @@ export class TemplatesService {
       svgSources,
       partials,
       files,
+      fonts,
       lineOf: doc.lineOf,
     };
+    // A misspelt name would render as empty text: refused here, so a render fails with a 400 naming it.
+    const unknown = referenceErrors(template, createHandlebarsEnv().helpers);
+    if (unknown.length) throw badInput(`${unknown[0].field}: ${unknown[0].message}`, unknown);
     this.loaded.set(rel, template);
     return template;
   }
 
   /** Params validated against the movie's variables: 400 naming every bad field. */
   validateParams(template: LoadedTemplate, raw: Record<string, unknown>): Params {
-    const result = validateParams(template.spec.variables, raw);
+    // A constant is the template's own: a param of that name is refused by name, not taken.
+    const constantErrors = Object.keys(raw)
+      .filter((k) => Object.hasOwn(template.spec.constants, k))
+      .map((k) => ({ field: k, message: `"${k}" is a constant of this movie, not a variable: it cannot be set` }));
+    const rest = Object.fromEntries(Object.entries(raw).filter(([k]) => !Object.hasOwn(template.spec.constants, k)));
+    const validated = validateParams(template.spec.variables, rest);
+    const result = constantErrors.length ? { ok: false as const, errors: [...constantErrors, ...(validated.ok ? [] : validated.errors)] } : validated;
     if (!result.ok) {
       const shown = result.errors.slice(0, 5).map((e) => `${e.field.slice(0, 60)}: ${e.message.slice(0, 200)}`);
       const more = result.errors.length > 5 ? `; and ${result.errors.length - 5} more (see details)` : '';
@@ -136,6 +152,7 @@ export class TemplatesService {
     }
     errors.push(...(await this.checkFonts(template, at)));
     const hb = createHandlebarsEnv(template.partials);
+    errors.push(...(await this.checkSvgFonts(template)));
     for (const [file, source] of Object.entries(template.svgSources)) {
       try {
         hb.precompile(source);
@@ -202,14 +219,36 @@ export class TemplatesService {
         if (layer.type !== 'text') return;
         const p = ['scenes', si, 'layers', li, 'font'];
         if (layer.font.file) {
-          if (!template.files.includes(path.posix.normalize(layer.font.file))) {
-            errors.push({ field: at([...p, 'file']), message: `font file "${layer.font.file}" not found in the template folder` });
+          const file = path.posix.normalize(layer.font.file);
+          const names = template.fonts?.[file];
+          if (!template.files.includes(file)) {
+            if (!file.includes('{{')) errors.push({ field: at([...p, 'file']), message: `font file "${layer.font.file}" not found in the template folder` });
+          } else if (!FONT_FILE.test(file)) {
+            errors.push({ field: at([...p, 'file']), message: `font file "${file}" is not a .ttf, .otf or .ttc font` });
+          } else if (names && 'problem' in names) {
+            errors.push({ field: at([...p, 'file']), message: `font file "${file}" ${names.problem}` });
           }
-        } else if (!layer.font.family.includes('{{') && !installed.has(layer.font.family.toLowerCase())) {
+        } else if (layer.font.family !== undefined && !layer.font.family.includes('{{') && !installed.has(layer.font.family.toLowerCase())) {
           errors.push({ field: at([...p, 'family']), message: `font family "${layer.font.family}" is not installed (fc-list lists the installed ones)` });
         }
       }),
     );
+    return errors;
+  }
+
+  /** Families an SVG names must be installed (or generic): librsvg would silently pick another. */
+  private async checkSvgFonts(template: LoadedTemplate): Promise<ErrorDetail[]> {
+    const installed = await this.fonts.installedFamilies();
+    const errors: ErrorDetail[] = [];
+    for (const [file, source] of Object.entries(template.svgSources)) {
+      for (const { line, family } of svgFontFamilies(source)) {
+        if (GENERIC_FAMILIES.has(family.toLowerCase()) || installed.has(family.toLowerCase())) continue;
+        errors.push({
+          field: `${template.project}/${template.movie}/${file}:${line}`,
+          message: `font family "${family.slice(0, 80)}" is not installed (fc-list lists the installed ones; SVGs cannot use the template's font files)`,
+        });
+      }
+    }
     return errors;
   }
 
@@ -260,7 +299,8 @@ function walkStrings(value: unknown, at: Array<string | number>, visit: (s: stri
     if (value.includes('{{')) visit(value, at);
   } else if (Array.isArray(value)) value.forEach((v, i) => walkStrings(v, [...at, i], visit));
   else if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) if (k !== 'variables') walkStrings(v, [...at, k], visit);
+    // Variables and constants are values, never templated.
+    for (const [k, v] of Object.entries(value)) if (at.length > 0 || (k !== 'variables' && k !== 'constants')) walkStrings(v, [...at, k], visit);
   }
 }
 
@@ -294,4 +334,52 @@ export function sampleParams(spec: MovieFile): Params {
     }
   };
   return Object.fromEntries(Object.entries(spec.variables).map(([k, v]) => [k, sample(v)]));
+}
+
+/**
+ * Every name a templated string or graphic reads that is neither a variable, a constant, `item`
+ * (in `each` scenes), a helper, a partial nor a block's own: `file:line` and a suggestion.
+ */
+export function referenceErrors(template: LoadedTemplate, helpers: Record<string, unknown>): ErrorDetail[] {
+  const { spec } = template;
+  const errors: ErrorDetail[] = [];
+  const scope = {
+    roots: new Set([...Object.keys(spec.variables), ...Object.keys(spec.constants)]),
+    helpers: new Set(Object.keys(helpers)),
+    partials: new Set(Object.keys(template.partials)),
+  };
+  const uses: PartialUse[] = [];
+  const anyEach = spec.scenes.some((s) => s.each !== undefined);
+  walkStrings(spec, [], (value, p) => {
+    const inEachScene = p[0] === 'scenes' && typeof p[1] === 'number' && spec.scenes[p[1]]?.each !== undefined && p[2] !== 'each';
+    for (const problem of unknownReferences(value, { ...scope, inEachScene }, uses)) {
+      errors.push({ field: `${template.file}:${template.lineOf(p) + problem.line - 1}`, message: problem.message });
+    }
+  });
+  for (const [file, source] of Object.entries(template.svgSources)) {
+    for (const problem of unknownReferences(source, { ...scope, inEachScene: anyEach }, uses)) {
+      errors.push({ field: `${template.project}/${template.movie}/${file}:${problem.line}`, message: problem.message });
+    }
+  }
+  // A partial is checked as its callers see it: with the root's names and the ones they pass,
+  // unless one calls it with another context (then its paths are that context's).
+  const checked = new Set<string>();
+  for (let i = 0; i < uses.length; i++) {
+    const name = uses[i].name;
+    if (checked.has(name) || template.partials[name] === undefined) continue;
+    checked.add(name);
+    const calls = uses.filter((u) => u.name === name);
+    if (calls.some((u) => !u.rootContext)) continue;
+    const extraRoots = new Set(calls.flatMap((u) => u.hashKeys));
+    for (const problem of unknownReferences(template.partials[name], { ...scope, inEachScene: anyEach, extraRoots }, uses)) {
+      errors.push({ field: `${partialFile(template, name)}:${problem.line}`, message: problem.message });
+    }
+  }
+  return errors;
+}
+
+/** Where a partial came from: the movie's `partials/` or the project's `_partials/`. */
+function partialFile(template: LoadedTemplate, name: string): string {
+  const rel = `${name.replace(/\./g, '/')}.hbs`;
+  return template.files.includes(`partials/${rel}`) ? `${template.project}/${template.movie}/partials/${rel}` : `${template.project}/_partials/${rel}`;
 }

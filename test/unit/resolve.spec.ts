@@ -6,7 +6,7 @@ import { MontageError } from '../../src/common/errors';
 import type { Params } from '../../src/compiler/params';
 import { type ResolvedMovie, resolveMovie } from '../../src/compiler/resolve';
 import { loadConfig } from '../../src/config/config';
-import type { FontsRepository } from '../../src/repositories/fonts.repository';
+import { FontsRepository } from '../../src/repositories/fonts.repository';
 import { TemplateFilesRepository } from '../../src/repositories/template-files.repository';
 import { movieSchema } from '../../src/templates/movie.schema';
 import type { LoadedTemplate } from '../../src/templates/template.types';
@@ -354,7 +354,7 @@ describe('resolveMovie: svg layers, partials and fonts (fixture folder ok/card)'
   beforeAll(() => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-resolve-'));
     const config = loadConfig({ MONTAGE_TEMPLATES_DIR: FIXTURES, MONTAGE_DATA_DIR: dataDir }, process.cwd());
-    service = new TemplatesService(config, new TemplateFilesRepository(), { installedFamilies: async () => new Set(["dejavu sans"]) } as unknown as FontsRepository, { check: async () => [] } as unknown as BlenderScenesService);
+    service = new TemplatesService(config, new TemplateFilesRepository(), Object.assign(new FontsRepository(), { installedFamilies: async () => new Set(['dejavu sans']) }), { check: async () => [] } as unknown as BlenderScenesService);
   });
   afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MontageError } from '../../src/common/errors';
 import { loadConfig } from '../../src/config/config';
-import type { FontsRepository } from '../../src/repositories/fonts.repository';
+import { FontsRepository } from '../../src/repositories/fonts.repository';
 import { TemplateFilesRepository } from '../../src/repositories/template-files.repository';
 import { TemplatesService } from '../../src/templates/templates.service';
 
@@ -16,7 +16,8 @@ let service: TemplatesService;
 beforeAll(() => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-check-'));
   const config = loadConfig({ MONTAGE_TEMPLATES_DIR: FIXTURES, MONTAGE_DATA_DIR: dataDir }, process.cwd());
-  const fonts = { installedFamilies: async () => new Set(['dejavu sans']) } as unknown as FontsRepository;
+  // Installed fonts as on a bare machine; font files are read for real.
+  const fonts = Object.assign(new FontsRepository(), { installedFamilies: async () => new Set(['dejavu sans']) });
   service = new TemplatesService(config, new TemplateFilesRepository(), fonts, { check: async () => [] } as unknown as BlenderScenesService);
 });
 
