@@ -164,11 +164,11 @@ export function svgFontFamilies(source: string): Array<{ line: number; family: s
   const lines = source.split('\n');
   lines.forEach((text, index) => {
     // font-family="a, b" (attribute) or font-family: 'a', b (CSS, ended by ; } < or the attribute's ")
-    for (const m of text.matchAll(/font-family\s*(?:=\s*(["'])(.*?)\1|:\s*([^;}<>"]+))/g)) {
+    for (const m of text.replace(/&quot;|&apos;/g, "'").matchAll(/font-family\s*(?:=\s*(["'])(.*?)\1|:\s*([^;}<>"]+))/g)) {
       const list = m[2] ?? m[3] ?? '';
       if (list.includes('{{')) continue;
       for (const raw of list.split(',')) {
-        const family = raw.trim().replace(/^(["'])(.*)\1$/, '$2').replace(/&quot;|&apos;/g, '').trim();
+        const family = raw.trim().replace(/^(["'])(.*)\1$/, '$2').trim();
         if (family) out.push({ line: index + 1, family });
       }
     }

@@ -163,8 +163,14 @@ function statementText(source: string, node: Node): string {
   const loc = node.loc;
   if (!loc) return '';
   const lines = source.split('\n');
-  if (loc.start.line === loc.end.line) return (lines[loc.start.line - 1] ?? '').slice(loc.start.column, loc.end.column);
-  return `${(lines[loc.start.line - 1] ?? '').slice(loc.start.column)}…`;
+  const first = lines[loc.start.line - 1] ?? '';
+  // A block: its opening tag is enough to find it.
+  if (node.type === 'BlockStatement') {
+    const close = first.indexOf('}}', loc.start.column);
+    return close < 0 ? `${first.slice(loc.start.column)}…` : first.slice(loc.start.column, close + 2);
+  }
+  if (loc.start.line === loc.end.line) return first.slice(loc.start.column, loc.end.column);
+  return `${first.slice(loc.start.column)}…`;
 }
 
 function clip(s: string, max = 60): string {
@@ -181,7 +187,9 @@ export function closest(name: string, candidates: Iterable<string>): string | un
     const d = editDistance(name.toLowerCase(), c.toLowerCase());
     if (d < bestDistance) [best, bestDistance] = [c, d];
   }
-  return best !== undefined && bestDistance <= Math.max(1, Math.min(3, Math.floor(name.length / 3))) ? best : undefined;
+  // One edit in four letters, at most three: "nmae" → "name", but "n" is nobody's typo of "ne".
+  const allowed = name.length < 3 ? 0 : Math.max(1, Math.min(3, Math.floor(name.length / 4)));
+  return best !== undefined && bestDistance <= allowed ? best : undefined;
 }
 
 /** Edits from a to b, a swap of two neighbours (nmae → name) counting as one. */

@@ -3,9 +3,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MontageError } from '../../src/common/errors';
+import { createHandlebarsEnv } from '../../src/compiler/handlebars-env';
 import { loadConfig } from '../../src/config/config';
 import { FontsRepository } from '../../src/repositories/fonts.repository';
 import { TemplateFilesRepository } from '../../src/repositories/template-files.repository';
+import { fontFamilies } from '../../src/templates/font-names';
+import { svgFontFamilies, xmlProblem } from '../../src/templates/svg-check';
+import { type ReferenceScope, unknownReferences } from '../../src/templates/template-references';
 import { TemplatesService } from '../../src/templates/templates.service';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'templates-bad');
@@ -50,6 +54,10 @@ describe('TemplatesService.check: one deliberate mistake per fixture', () => {
     ['hbs-syntax', 10, /^Handlebars: Parse error/],
     ['scene-no-duration', 4, /scene 1 needs a duration/],
     ['each-not-list', 7, /"each: name" needs a list variable/],
+    ['unknown-variable', 10, /^unknown variable "nmae" in \{\{nmae\}\} \(did you mean "name"\?\)$/],
+    ['font-not-a-font', 9, /font file "fonts\/Fake\.ttf" is not a TrueType or OpenType font/],
+    ['constant-clash', 6, /"brand" is both a constant and a variable/],
+    ['each-range-too-long', 5, /each: range \[1, 5000\] makes 5000 scenes; at most 1000/],
   ])('bad/%s → an error at bad/%s/movie.yaml:%i', async (movie, line, message) => {
     const errors = await service.check('bad', movie);
     expect(errors.length).toBeGreaterThanOrEqual(1);
@@ -101,7 +109,64 @@ describe('TemplatesService.check: one deliberate mistake per fixture', () => {
   });
 });
 
+describe('TemplatesService.check: graphics', () => {
+  it('an .svg.hbs that is not well-formed XML: its file and line, with what is wrong', async () => {
+    expect(await service.check('bad', 'svg-broken')).toEqual([
+      { field: 'bad/svg-broken/badge.svg.hbs:3', message: expect.stringMatching(/not well-formed XML.*end tag <\/txt> does not match <text> \(line 3\)/) },
+    ]);
+  });
+
+  it('an .svg.hbs naming a font family that is not installed: its file and line; installed and generic families pass', async () => {
+    expect(await service.check('bad', 'svg-font')).toEqual([
+      { field: 'bad/svg-font/badge.svg.hbs:2', message: expect.stringMatching(/font family "Comic Neue Ultra" is not installed/) },
+    ]);
+  });
+});
+
+describe('template logic (fixture ok/countdown: constants, a range, helpers, a partial, an SVG per item)', () => {
+  it('passes check()', async () => {
+    await expect(service.check('ok', 'countdown')).resolves.toEqual([]);
+  });
+
+  it('constants are not variables: not in the variables, and a param of that name is refused by name', async () => {
+    const t = await service.load('ok', 'countdown');
+    expect(Object.keys(t.spec.variables)).toEqual(['from', 'label']);
+    expect(t.spec.constants).toEqual({ brand: { accent: '#e94e1b', name: 'Acme' }, sizes: [48, 64] });
+    const err = await rejection(Promise.resolve().then(() => service.validateParams(t, { brand: { accent: '#000000' }, from: 3 })));
+    expect(err.kind).toBe('bad_input');
+    expect(err.details).toEqual([{ field: 'brand', message: '"brand" is a constant of this movie, not a variable: it cannot be set' }]);
+  });
+});
+
+describe('existing templates still load (no unknown names in them)', () => {
+  const roots: Array<[string, string]> = [
+    ['templates', path.join(__dirname, '..', '..', 'templates')],
+    ['test/fixtures/templates', path.join(__dirname, '..', 'fixtures', 'templates')],
+  ];
+  it.each(roots)('every movie of %s', async (_name, dir) => {
+    const config = loadConfig({ MONTAGE_TEMPLATES_DIR: dir, MONTAGE_DATA_DIR: dataDir }, process.cwd());
+    const fonts = Object.assign(new FontsRepository(), { installedFamilies: async () => new Set(['dejavu sans', 'dejavu serif']) });
+    const other = new TemplatesService(config, new TemplateFilesRepository(), fonts, { check: async () => [] } as unknown as BlenderScenesService);
+    let movies = 0;
+    for (const project of await other.listProjects()) {
+      for (const movie of await other.listMovies(project)) {
+        await expect(other.load(project, movie)).resolves.toMatchObject({ project, movie });
+        movies++;
+      }
+    }
+    expect(movies).toBeGreaterThan(3);
+  });
+});
+
 describe('TemplatesService.load', () => {
+  it('an unknown name fails the load (so a render is a 400 naming it, not empty text)', async () => {
+    const err = await rejection(service.load('bad', 'unknown-variable'));
+    expect(err.kind).toBe('bad_input');
+    expect(err.httpStatus).toBe(400);
+    expect(err.details).toEqual([{ field: 'bad/unknown-variable/movie.yaml:10', message: 'unknown variable "nmae" in {{nmae}} (did you mean "name"?)' }]);
+  });
+
+
   it('loads a valid movie with its defaults applied', async () => {
     const t = await service.load('good', 'valid');
     expect(t.project).toBe('good');
@@ -185,5 +250,160 @@ describe('TemplatesService.validateParams', () => {
     const t = await service.load('good', 'valid');
     const fake = { ...t, spec: { ...t.spec, variables: { ...t.spec.variables, photo: { type: 'image' as const, required: false } } } };
     expect(() => service.validateParams(fake, { name: 'x', photo: 'movie.yaml' })).toThrow(MontageError);
+  });
+});
+
+describe('unknownReferences (Handlebars AST)', () => {
+  const scope = (extra: Partial<ReferenceScope> = {}): ReferenceScope => ({
+    roots: new Set(['name', 'slides', 'brand']),
+    helpers: new Set(Object.keys(createHandlebarsEnv().helpers)),
+    partials: new Set(['sig']),
+    inEachScene: false,
+    ...extra,
+  });
+  const messages = (source: string, extra: Partial<ReferenceScope> = {}) => unknownReferences(source, scope(extra)).map((p) => `${p.line}: ${p.message}`);
+
+  it('declared names, constants, helpers, literals and this pass', () => {
+    expect(messages('{{name}} {{brand.accent}} {{upper name}} {{#if (gt (length slides) 2)}}{{add 1 2}}{{/if}} {{"x"}} {{this}}')).toEqual([]);
+  });
+
+  it('an unknown name: the line, the mustache and the nearest declared name', () => {
+    expect(messages('a\nb {{upper nmae}}')).toEqual(['2: unknown variable "nmae" in {{upper nmae}} (did you mean "name"?)']);
+    expect(messages('{{zzz}}')).toEqual(['1: unknown variable "zzz" in {{zzz}}']);
+    expect(messages('{{#if shown}}x{{/if}}')).toEqual(['1: unknown variable "shown" in {{#if shown}}']);
+  });
+
+  it('a value called with arguments must be a helper', () => {
+    expect(messages('{{uper name}}')).toEqual(['1: unknown helper "uper" in {{uper name}} (did you mean "upper"?)']);
+  });
+
+  it('item and @index only inside each scenes', () => {
+    expect(messages('{{item.caption}} {{@index}}', { inEachScene: true })).toEqual([]);
+    expect(messages('{{item}}')).toEqual(['1: unknown variable "item" in {{item}}']);
+    expect(messages('{{@index}}')).toEqual([expect.stringMatching(/^1: unknown data variable "@index" in \{\{@index\}\} \(only `each` scenes/)]);
+    expect(messages('{{@indx}}', { inEachScene: true })).toEqual(['1: unknown data variable "@indx" in {{@indx}}']);
+  });
+
+  it('inside #each and #with, relative paths are the item\'s; ../ and @root are the root\'s', () => {
+    expect(messages('{{#each slides}}{{caption}}{{this.image}}{{@index}}{{@key}}{{/each}}{{#with brand}}{{accent}}{{/with}}')).toEqual([]);
+    expect(messages('{{#each slides}}{{../nmae}}{{@root.nmae}}{{../name}}{{/each}}')).toEqual([
+      '1: unknown variable "nmae" in {{../nmae}} (did you mean "name"?)',
+      '1: unknown variable "nmae" in {{@root.nmae}} (did you mean "name"?)',
+    ]);
+    // ../ inside two levels only reaches the root from the second
+    expect(messages('{{#each slides}}{{#each tags}}{{../caption}}{{../../nope}}{{/each}}{{/each}}')).toEqual(['1: unknown variable "nope" in {{../../nope}}']);
+    // #if does not change the context: an unknown name inside it is still an error
+    expect(messages('{{#if name}}{{nope}}{{/if}}')).toEqual(['1: unknown variable "nope" in {{nope}}']);
+    // {{else}} of #each runs in the outer context
+    expect(messages('{{#each slides}}{{x}}{{else}}{{y}}{{/each}}')).toEqual(['1: unknown variable "y" in {{y}}']);
+  });
+
+  it('block params are known inside their block only', () => {
+    expect(messages('{{#each (range 10 1) as |n i|}}{{n}}/{{i}}{{/each}}')).toEqual([]);
+    expect(messages('{{#each (range 10 1) as |n|}}{{/each}}{{n}}')).toEqual(['1: unknown variable "n" in {{n}}']);
+  });
+
+  it('partials: an unknown one is named; arguments are checked', () => {
+    expect(messages('{{> sig}} {{> sgi}}')).toEqual(['1: unknown partial "sgi" in {{> sgi}} (did you mean "sig"?)']);
+    expect(messages('{{> sig who=nmae}}')).toEqual(['1: unknown variable "nmae" in {{> sig who=nmae}} (did you mean "name"?)']);
+  });
+
+  it('hostile sources: no throw, clipped messages', () => {
+    expect(messages('{{#if}')).toEqual([]); // a syntax error is reported by the syntax check
+    const long = 'x'.repeat(5000);
+    const [m] = messages(`{{${long}}}`);
+    expect(m.length).toBeLessThan(200);
+    expect(messages('{{n\u0000ame}}')).toEqual(['1: unknown variable "n?ame" in {{n?ame}} (did you mean "name"?)']); // control characters shown as ?
+    expect(messages('{{名前}} {{"<script>"}}')).toEqual(['1: unknown variable "名前" in {{名前}}']);
+  });
+});
+
+describe('xmlProblem', () => {
+  it.each<[string, string]>([
+    ['<svg/>', ''],
+    ['<?xml version="1.0"?>\n<!-- c -->\n<svg a="1" b=\'2\'><![CDATA[<&>]]>&amp;&#38;&#x26;<g/></svg>\n', ''],
+    ['<!DOCTYPE svg [<!ENTITY x "y">]><svg>&x;</svg>', ''],
+    ['<svg><g></svg>', '1: end tag </svg> does not match <g> (line 1)'],
+    ['<svg>\n<g>\n', '2: <g> is never closed'],
+    ['<svg>a & b</svg>', '1: a bare "&" (write &amp;)'],
+    ['<svg>&nbsp;</svg>', '1: unknown entity "&nbsp;"'],
+    ['<svg a=1/>', '1: the value of "a" is not in quotes'],
+    ['<svg a="1" a="2"/>', '1: attribute "a" appears twice in <svg>'],
+    ['<svg a="<"/>', '1: a "<" in the value of "a"'],
+    ['<svg checked/>', '1: attribute "checked" has no value (write checked="…")'],
+    ['<svg/><svg/>', '1: a second root element <svg>'],
+    ['hello <svg/>', '1: text before the root element'],
+    ['<svg/>x', '1: text after the root element'],
+    ['<svg>1 < 2</svg>', '1: a "<" that starts no tag (write &lt;)'],
+    ['</svg>', '1: end tag </svg> without a start tag'],
+    ['<svg>\u0001</svg>', '1: control character U+0001 is not allowed in XML'],
+    ['<svg><!-- never', '1: a comment that is never closed (-->)'],
+    ['', '1: no root element'],
+    ['<svg a="1"', '1: tag <svg> is never closed'],
+  ])('%j → %j', (xml, expected) => {
+    const p = xmlProblem(xml);
+    expect(p ? `${p.line}: ${p.message}` : '').toBe(expected);
+  });
+
+  it('is linear on a huge document', () => {
+    const big = `<svg>${'<g a="1">x</g>'.repeat(100_000)}</svg>`;
+    expect(xmlProblem(big)).toBeUndefined();
+    expect(xmlProblem(`<svg>${'<g>'.repeat(50_000)}`)?.message).toBe('<g> is never closed');
+  });
+});
+
+describe('svgFontFamilies', () => {
+  it('attributes and CSS, quoted or not; templated ones are left out', () => {
+    expect(svgFontFamilies('<text font-family="A B, \'C\', serif"/>\n<g style="font-family: &quot;D&quot;; fill: red"/>\n<style>.t { font-family: E, monospace }</style>\n<text font-family="{{f}}"/>')).toEqual([
+      { line: 1, family: 'A B' },
+      { line: 1, family: 'C' },
+      { line: 1, family: 'serif' },
+      { line: 2, family: 'D' },
+      { line: 3, family: 'E' },
+      { line: 3, family: 'monospace' },
+    ]);
+  });
+});
+
+describe('fontFamilies (the name table of a font file)', () => {
+  const brand = fs.readFileSync(path.join(FIXTURES, 'ok', 'card', 'fonts', 'Brand.ttf'));
+
+  it('reads the family of a TrueType file', () => {
+    expect(fontFamilies(brand)).toEqual({ families: ['Montage Test'] });
+  });
+
+  it('the first font of a collection (ttcf header)', () => {
+    const header = Buffer.alloc(16);
+    header.write('ttcf', 0, 'latin1');
+    header.writeUInt32BE(0x00010000, 4);
+    header.writeUInt32BE(1, 8);
+    header.writeUInt32BE(16, 12);
+    // the font's own offsets are from the file's start: shift its table offsets by 16
+    const font = Buffer.from(brand);
+    const tables = font.readUInt16BE(4);
+    for (let i = 0; i < tables; i++) font.writeUInt32BE(font.readUInt32BE(12 + i * 16 + 8) + 16, 12 + i * 16 + 8);
+    expect(fontFamilies(Buffer.concat([header, font]))).toEqual({ families: ['Montage Test'] });
+  });
+
+  it.each<[string, Buffer, RegExp]>([
+    ['empty', Buffer.alloc(0), /not a font/],
+    ['text', Buffer.from('this is not a font'), /not a TrueType or OpenType font/],
+    ['a WOFF', Buffer.from('wOFF\x00\x00\x00\x00', 'latin1'), /web font/],
+    ['a truncated header', brand.subarray(0, 20), /damaged|no name table/],
+    ['a truncated file', brand.subarray(0, 2000), /no name table|names no font family/],
+    ['a TTC pointing past the end', Buffer.from('ttcf\x00\x01\x00\x00\x00\x00\x00\x01\xff\xff\xff\xff', 'latin1'), /damaged font collection/],
+  ])('%s → a reason, never a throw', (_what, bytes, reason) => {
+    const names = fontFamilies(bytes);
+    expect(names).toEqual({ problem: expect.stringMatching(reason) });
+  });
+
+  it('random bytes never throw', () => {
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) & 0xff;
+    for (let n = 0; n < 200; n++) {
+      const bytes = Buffer.from(Array.from({ length: 64 + n * 7 }, random));
+      bytes.writeUInt32BE(0x00010000, 0); // past the signature check, into the tables
+      expect(() => fontFamilies(bytes)).not.toThrow();
+    }
   });
 });
