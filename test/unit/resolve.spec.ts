@@ -266,6 +266,136 @@ describe('resolveMovie: each', () => {
   });
 });
 
+describe('resolveMovie: each over a range', () => {
+  const countdown = (range: string, extra: string[] = []) =>
+    template([
+      'canvas: { width: 640, height: 360, fps: 10 }',
+      'variables:',
+      '  n: { type: number, default: 3 }',
+      'scenes:',
+      '  - duration: 1', // 5
+      `    each: { range: ${range} }`, // 6
+      '    name: "{{item}}/{{@index}}/{{@first}}/{{@last}}/{{@count}}"',
+      '    layers: [{ type: solid, color: "#000000" }]',
+      ...extra,
+    ]);
+
+  it('a countdown from 10 to 1: item is the number; @index, @first, @last and @count as for lists', () => {
+    const m = resolveMovie(countdown('[10, 1]'), {});
+    expect(m.scenes.map((s) => s.name)).toEqual([
+      '10/0/true/false/10',
+      ...[9, 8, 7, 6, 5, 4, 3, 2].map((n, i) => `${n}/${i + 1}/false/false/10`),
+      '1/9/false/true/10',
+    ]);
+    expect(frames(m)).toEqual(Array.from({ length: 10 }, (_, i) => [i * 10, i * 10 + 10]));
+  });
+
+  it('counts up, with a step, and with templated bounds', () => {
+    expect(resolveMovie(countdown('[0, 10, 5]'), {}).scenes.map((s) => s.name.split('/')[0])).toEqual(['0', '5', '10']);
+    expect(resolveMovie(countdown('[10, 0, 4]'), {}).scenes.map((s) => s.name.split('/')[0])).toEqual(['10', '6', '2']);
+    expect(resolveMovie(countdown('["{{n}}", 1]'), { n: 3 }).scenes.map((s) => s.name.split('/')[0])).toEqual(['3', '2', '1']);
+    expect(resolveMovie(countdown('[1, "{{add n 1}}"]'), { n: 2 }).scenes.map((s) => s.name.split('/')[0])).toEqual(['1', '2', '3']);
+  });
+
+  it.each<[string, Params, RegExp]>([
+    ['[1, 5000]', {}, /^each: range \[1, 5000\] makes 5000 scenes; at most 1000$/],
+    ['["{{n}}", 1]', { n: 1e9 }, /makes 1000000000 scenes; at most 1000/],
+    ['["{{n}}", 1]', { n: 'ten' }, /^each: range from "\{\{n\}\}" is not a number \(after applying params\)$/],
+    ['[1, "{{n}}"]', { n: '' }, /range to .* is not a number/],
+    ['[1, 3, 0]', {}, /range step "0" is not a non-zero number/],
+    ['[1, "{{#if}}"]', {}, /range to .* is not a number/],
+  ])('range %s with %j → bad_input at the range line', (range, params, message) => {
+    const err = failure(() => resolveMovie(countdown(range), params));
+    expect(err.kind).toBe('bad_input');
+    expect(err.details[0]).toEqual({ field: 'ok/t/movie.yaml:6', message: expect.stringMatching(message) });
+  });
+
+  it('the shape is checked at load: [from, to] or [from, to, step]', () => {
+    expect(() => countdown('[1]')).toThrow(/from, to/);
+    expect(() => countdown('[1, 2, 3, 4]')).toThrow(/from, to/);
+    expect(() => countdown('[1, "x"]')).toThrow(/number/);
+  });
+});
+
+describe('resolveMovie: constants', () => {
+  const withConstants = () =>
+    template([
+      'canvas: { width: 640, height: 360 }',
+      'variables:',
+      '  name: { type: string, default: Ada }',
+      'constants:',
+      '  brand: { accent: "#e94e1b", names: [Acme, Corp] }',
+      '  tagline: "{{name}} stays literal"',
+      'scenes:',
+      '  - duration: 1',
+      '    background: "{{brand.accent}}"',
+      '    layers: [{ type: text, text: "{{name}} @ {{lookup brand.names 1}}: {{tagline}}" }]',
+      'audio: [{ src: "https://example.com/{{brand.names.[0]}}.m4a" }]',
+    ]);
+
+  it('are read like variables, in scenes and audio; their strings are values, not templates', () => {
+    const m = resolveMovie(withConstants(), { name: 'Bo' });
+    expect(m.scenes[0].background).toBe('#e94e1b');
+    expect((m.scenes[0].layers[0].spec as { text: string }).text).toBe('Bo @ Corp: {{name}} stays literal');
+    expect(m.audio[0].media).toEqual({ kind: 'url', url: 'https://example.com/Acme.m4a' });
+  });
+
+  it('a param cannot stand in for a constant', () => {
+    const m = resolveMovie(withConstants(), { name: 'Bo', brand: { accent: '#000000' } } as unknown as Params);
+    expect(m.scenes[0].background).toBe('#e94e1b');
+  });
+
+  it('a constant named like a variable, or item, is refused at load', () => {
+    expect(() => template(['canvas: { width: 640, height: 360 }', 'variables: { a: { type: string } }', 'constants: { a: 1, item: 2 }', 'scenes: [{ duration: 1 }]'])).toThrow(
+      /\\"a\\" is both a constant and a variable[\s\S]*\\"item\\" is reserved/,
+    );
+  });
+});
+
+describe('resolveMovie: font files', () => {
+  const withFont = (font: string, fonts: LoadedTemplate['fonts']) =>
+    template(['canvas: { width: 640, height: 360 }', 'scenes:', '  - duration: 1', '    layers:', '      - type: text', '        text: Hi', `        font: ${font}`], {
+      files: ['fonts/B.ttf', 'fonts/notes.txt'],
+      fonts,
+    });
+  const brand = { 'fonts/B.ttf': { families: ['Brand Book', 'Brand'] } };
+
+  it('file only: the family is the file\'s own; file and family: the family must be one of its names', () => {
+    const only = resolveMovie(withFont('{ file: fonts/B.ttf }', brand), {});
+    expect(only.scenes[0].layers[0].spec).toMatchObject({ font: { family: 'Brand Book' } });
+    const both = resolveMovie(withFont('{ file: fonts/B.ttf, family: brand }', brand), {});
+    expect(both.scenes[0].layers[0].spec).toMatchObject({ font: { family: 'Brand' } });
+  });
+
+  it('no file, no family: DejaVu Sans', () => {
+    const m = resolveMovie(withFont('{ size: 20 }', {}), {});
+    expect(m.scenes[0].layers[0].spec).toMatchObject({ font: { family: 'DejaVu Sans', size: 20 } });
+    expect(m.scenes[0].layers[0].fontFile).toBeUndefined();
+  });
+
+  it.each<[string, LoadedTemplate['fonts'], RegExp]>([
+    ['{ file: fonts/B.ttf, family: Other }', brand, /font file "fonts\/B\.ttf" is the family "Brand Book", "Brand", not "Other"/],
+    ['{ file: fonts/B.ttf }', { 'fonts/B.ttf': { problem: 'is not a TrueType or OpenType font' } }, /font file "fonts\/B\.ttf" is not a TrueType or OpenType font/],
+    ['{ file: fonts/notes.txt }', brand, /is not a \.ttf, \.otf or \.ttc font/],
+    ['{ file: fonts/B.ttf }', undefined, /was not read with the template/],
+  ])('%s → bad_input at the font line, never another font', (font, fonts, message) => {
+    const err = failure(() => resolveMovie(withFont(font, fonts), {}));
+    expect(err.details).toEqual([{ field: 'ok/t/movie.yaml:7', message: expect.stringMatching(message) }]);
+  });
+});
+
+describe('resolveMovie: SVG markup after params', () => {
+  it('markup that is not well-formed → bad_input naming the svg file and line', () => {
+    const t = template(['canvas: { width: 640, height: 360 }', 'variables: { raw: { type: string } }', 'scenes:', '  - duration: 1', '    layers: [{ type: svg, src: a.svg.hbs }]'], {
+      files: ['a.svg.hbs'],
+      svgSources: { 'a.svg.hbs': '<svg xmlns="http://www.w3.org/2000/svg">\n<text>{{{raw}}}</text>\n</svg>' },
+    });
+    expect(resolveMovie(t, { raw: 'fine' }).scenes[0].layers[0].svg).toContain('<text>fine</text>');
+    const err = failure(() => resolveMovie(t, { raw: '<b>' }));
+    expect(err.details).toEqual([{ field: 'ok/t/a.svg.hbs:2', message: 'not well-formed XML (after applying params): end tag </text> does not match <b> (line 2)' }]);
+  });
+});
+
 describe('resolveMovie: params applied to fields', () => {
   const offsetLines = [
     'canvas: { width: 640, height: 360 }', // 1
@@ -379,10 +509,26 @@ describe('resolveMovie: svg layers, partials and fonts (fixture folder ok/card)'
     expect((m.scenes[0].layers[2].spec as { text: string }).text).toBe('-- A & B');
   });
 
-  it('a font file of the template becomes an absolute path inside the template dir', async () => {
+  it('a font file of the template becomes an absolute path inside the template dir, set in its own family', async () => {
     const t = await service.load('ok', 'card');
     const m = resolveMovie(t, { name: 'x', photo: 'assets/photo.png' });
     expect(m.scenes[0].layers[2].fontFile).toBe(path.join(FIXTURES, 'ok', 'card', 'fonts', 'Brand.ttf'));
+    expect(m.scenes[0].layers[2].spec).toMatchObject({ type: 'text', font: { family: 'Montage Test', file: 'fonts/Brand.ttf' } });
+  });
+
+  it('the countdown fixture: 10 scenes from a range, constants, helpers, an SVG per number', async () => {
+    const t = await service.load('ok', 'countdown');
+    const m = resolveMovie(t, { from: 10, label: 'Go' });
+    expect(m.scenes.map((s) => (s.layers[0].spec as { text: string }).text)).toEqual([
+      ...[10, 9, 8, 7, 6, 5, 4].map((n) => `${n} by Acme\n`),
+      ...[3, 2, 1].map((n) => `${n}! by Acme\n`),
+      'GO (2 letters, 1-2-3)',
+    ]);
+    expect(m.scenes.map((s) => s.background)).toEqual([...Array(9).fill('#000000'), '#e94e1b', '#000000']);
+    expect(m.scenes.slice(0, 3).map((s) => (s.layers[0].spec as { font: { size: number } }).font.size)).toEqual([64, 48, 48]);
+    expect(m.scenes[9].layers[1].svg).toContain('r="22" fill="#e94e1b"');
+    expect(m.scenes[9].layers[1].svg).toContain('>1</text>');
+    expect(m.totalFrames).toBe(10 * 5 + 10);
   });
 
   it('template media → {kind: file} inside the template dir; audio too', async () => {
