@@ -62,6 +62,7 @@ export function fontFamilies(bytes: Uint8Array): FontNames {
       name = String.fromCharCode(...raw); // Mac Roman; family names are ASCII in practice
       rank = language === 0 ? 2 : 3;
     }
+    // eslint-disable-next-line no-control-regex -- removing them is the point
     name = name?.replace(/[\u0000-\u001f\u007f]/g, '').trim();
     if (name) found.push({ id, rank, name });
   }

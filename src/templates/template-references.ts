@@ -174,6 +174,7 @@ function statementText(source: string, node: Node): string {
 }
 
 function clip(s: string, max = 60): string {
+  // eslint-disable-next-line no-control-regex -- replacing them is the point
   const chars = [...s.replace(/[\u0000-\u001f\u007f]/g, '?')];
   return chars.length > max ? `${chars.slice(0, max).join('')}…` : chars.join('');
 }
