@@ -353,7 +353,9 @@ export function referenceErrors(template: LoadedTemplate, helpers: Record<string
   walkStrings(spec, [], (value, p) => {
     const inEachScene = p[0] === 'scenes' && typeof p[1] === 'number' && spec.scenes[p[1]]?.each !== undefined && p[2] !== 'each';
     for (const problem of unknownReferences(value, { ...scope, inEachScene }, uses)) {
-      errors.push({ field: `${template.file}:${template.lineOf(p) + problem.line - 1}`, message: problem.message });
+      // A string with line breaks is a block scalar (`|`), whose first line follows its key's.
+      const first = template.lineOf(p) + (value.includes('\n') ? 1 : 0);
+      errors.push({ field: `${template.file}:${first + problem.line - 1}`, message: problem.message });
     }
   });
   for (const [file, source] of Object.entries(template.svgSources)) {

@@ -109,6 +109,13 @@ describe('TemplatesService.check: one deliberate mistake per fixture', () => {
   });
 });
 
+it('unknown names in a block scalar: each at its own line', async () => {
+  expect(await service.check('bad', 'unknown-in-block')).toEqual([
+    { field: 'bad/unknown-in-block/movie.yaml:12', message: 'unknown variable "nmae" in {{#if nmae}} (did you mean "name"?)' },
+    { field: 'bad/unknown-in-block/movie.yaml:13', message: 'unknown variable "nam" in {{../nam}} (did you mean "name"?)' },
+  ]);
+});
+
 describe('TemplatesService.check: graphics', () => {
   it('an .svg.hbs that is not well-formed XML: its file and line, with what is wrong', async () => {
     expect(await service.check('bad', 'svg-broken')).toEqual([
