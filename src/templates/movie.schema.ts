@@ -273,7 +273,8 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
        * of an inclusive range (`each: { range: [10, 1] }`, optional step third); `{{item}}` and
        * `{{@index}}` inside.
        */
-      each: z.union([z.string(), z.object({ range: z.array(tpl(numberLike)).min(2, 'range: [from, to] or [from, to, step]').max(3, 'range: [from, to] or [from, to, step]') }).strict()]).optional(),
+      // The range first: a misspelt `{ rnage: … }` is then reported as the unknown field it is.
+      each: z.union([z.object({ range: z.array(tpl(numberLike)).min(2, 'range: [from, to] or [from, to, step]').max(3, 'range: [from, to] or [from, to, step]') }).strict(), z.string()]).optional(),
       /** Seconds; may be left out on the last scene, which then fills the movie's duration. */
       duration: positive.optional(),
       background: color.optional(),

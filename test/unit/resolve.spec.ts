@@ -314,6 +314,7 @@ describe('resolveMovie: each over a range', () => {
     expect(() => countdown('[1]')).toThrow(/from, to/);
     expect(() => countdown('[1, 2, 3, 4]')).toThrow(/from, to/);
     expect(() => countdown('[1, "x"]')).toThrow(/number/);
+    expect(() => template(['canvas: { width: 640, height: 360 }', 'scenes: [{ duration: 1, each: { rnage: [1, 2] } }]'])).toThrow(/unrecognized_keys[\s\S]*rnage/);
   });
 });
 
