@@ -191,6 +191,10 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
           else timed.maskMedia = ref;
         }
       }
+      if (layer.type === 'text' && !layer.font.file && template.installedFamilies && !template.installedFamilies.has(layer.font.family.toLowerCase())) {
+        // Pango would quietly set the text in another font.
+        errors.push({ field: at([...layerPath, 'font', 'family']), message: `font family "${layer.font.family.slice(0, 80)}" is not installed (after applying params)` });
+      }
       if (layer.type === 'text' && layer.font.file) {
         const rel = templateFile(template, layer.font.file);
         const given = (spec.scenes[sourceIndex].layers[li] as { font?: { family?: string } }).font?.family;

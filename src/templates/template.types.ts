@@ -20,6 +20,8 @@ export interface LoadedTemplate {
   files: string[];
   /** The `.ttf`/`.otf`/`.ttc` files of the folder, with the families each declares (read at load). */
   fonts?: Record<string, FontNames>;
+  /** Font families installed where the template was loaded (lower case), for families filled in by params. */
+  installedFamilies?: ReadonlySet<string>;
   /** Line of a value in the movie file, for error messages. */
   lineOf(path: ReadonlyArray<string | number>): number;
 }

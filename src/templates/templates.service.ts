@@ -105,6 +105,8 @@ export class TemplatesService {
       partials,
       files,
       fonts,
+      // None known (no fc-list here): renders are not refused for it, `templates check` says so.
+      installedFamilies: await this.fonts.installedFamilies().then((f) => (f.size ? f : undefined)),
       lineOf: doc.lineOf,
     };
     // A misspelt name would render as empty text: refused here, so a render fails with a 400 naming it.

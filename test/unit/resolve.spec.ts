@@ -374,6 +374,16 @@ describe('resolveMovie: font files', () => {
     expect(m.scenes[0].layers[0].fontFile).toBeUndefined();
   });
 
+  it('a family filled in by a param must be installed: an error, not another font', () => {
+    const t = template(
+      ['canvas: { width: 640, height: 360 }', 'variables: { face: { type: string } }', 'scenes:', '  - duration: 1', '    layers:', '      - type: text', '        text: Hi', '        font: { family: "{{face}}" }'],
+      { installedFamilies: new Set(['dejavu sans', 'dejavu serif']) },
+    );
+    expect(resolveMovie(t, { face: 'DejaVu Serif' }).scenes[0].layers[0].spec).toMatchObject({ font: { family: 'DejaVu Serif' } });
+    const err = failure(() => resolveMovie(t, { face: 'Comic Sans' }));
+    expect(err.details).toEqual([{ field: 'ok/t/movie.yaml:8', message: 'font family "Comic Sans" is not installed (after applying params)' }]);
+  });
+
   it.each<[string, LoadedTemplate['fonts'], RegExp]>([
     ['{ file: fonts/B.ttf, family: Other }', brand, /font file "fonts\/B\.ttf" is the family "Brand Book", "Brand", not "Other"/],
     ['{ file: fonts/B.ttf }', { 'fonts/B.ttf': { problem: 'is not a TrueType or OpenType font' } }, /font file "fonts\/B\.ttf" is not a TrueType or OpenType font/],
