@@ -1,10 +1,11 @@
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { badInput, type ErrorDetail } from '../common/errors';
 import type { Direction, Easing, ResolvedAudioSpec, ResolvedLayerSpec } from '../templates/movie.schema';
 import { explainIssue, resolvedAudioSchema, resolvedSceneSchema } from '../templates/movie.schema';
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
-import type { ParamValue, Params } from './params';
+import { LOCAL_FILE_URL, type ParamValue, type Params } from './params';
 import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
 
 /** Where a layer's or track's media comes from: a URL to fetch, or a file shipped with the template. */
@@ -72,7 +73,12 @@ export interface ResolvedMovie {
  * `each` scenes expanded once per list item, every value checked again strictly, every time
  * turned into frames. Pure: no I/O, the same inputs always give the same movie.
  */
-export function resolveMovie(template: LoadedTemplate, params: Params): ResolvedMovie {
+export interface ResolveOptions {
+  /** Media sources may be `file:///` URLs of local files (the CLI's own renders only). */
+  localFiles?: boolean;
+}
+
+export function resolveMovie(template: LoadedTemplate, params: Params, options: ResolveOptions = {}): ResolvedMovie {
   const { spec } = template;
   const fps = spec.canvas.fps;
   const hb = templateFunctions(createHandlebarsEnv(template.partials));
@@ -148,7 +154,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
       }
       const timed: TimedLayer = { id: `s${index}.l${li}`, startFrame: s, endFrame: e, spec: layer };
       if (layer.type === 'image' || layer.type === 'video') {
-        const ref = mediaRef(template, layer.src);
+        const ref = mediaRef(template, layer.src, options.localFiles);
         if (typeof ref === 'string') errors.push({ field: at([...layerPath, 'src']), message: ref });
         else timed.media = ref;
       }
@@ -207,7 +213,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
       }
       return;
     }
-    const ref = mediaRef(template, checked.data.src);
+    const ref = mediaRef(template, checked.data.src, options.localFiles);
     if (typeof ref === 'string') errors.push({ field: at(['audio', i, 'src']), message: ref });
     else audio.push({ id: `a${i}`, media: ref, startFrame: toFrames(checked.data.start), spec: checked.data });
   });
@@ -258,8 +264,9 @@ export function applyHandlebars(
 }
 
 /** A media src after Handlebars: an http(s) URL, or a file inside the template folder. */
-export function mediaRef(template: LoadedTemplate, src: string): MediaRef | string {
+export function mediaRef(template: LoadedTemplate, src: string, localFiles = false): MediaRef | string {
   if (/^https?:\/\//i.test(src)) return { kind: 'url', url: src };
+  if (localFiles && LOCAL_FILE_URL.test(src)) return { kind: 'file', path: fileURLToPath(src) };
   if (/^[a-z][a-z0-9+.-]*:/i.test(src)) return `unsupported media source "${src.slice(0, 80)}": use an http(s) URL or a file of the template`;
   if (src.trim() === '') return 'media source is empty (is a media variable missing?)';
   const rel = templateFile(template, src);

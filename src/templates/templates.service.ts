@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { badInput, type ErrorDetail, MontageError, notFound } from '../common/errors';
 import { createHandlebarsEnv } from '../compiler/handlebars-env';
-import { compilePattern, MEDIA_TYPES, type Params, validateParams } from '../compiler/params';
+import { compilePattern, MEDIA_TYPES, type Params, validateParams, type ValidateOptions } from '../compiler/params';
 import { resolveMovie } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { FontsRepository } from '../repositories/fonts.repository';
@@ -105,8 +105,8 @@ export class TemplatesService {
   }
 
   /** Params validated against the movie's variables: 400 naming every bad field. */
-  validateParams(template: LoadedTemplate, raw: Record<string, unknown>): Params {
-    const result = validateParams(template.spec.variables, raw);
+  validateParams(template: LoadedTemplate, raw: Record<string, unknown>, options: ValidateOptions = {}): Params {
+    const result = validateParams(template.spec.variables, raw, options);
     if (!result.ok) {
       const shown = result.errors.slice(0, 5).map((e) => `${e.field.slice(0, 60)}: ${e.message.slice(0, 200)}`);
       const more = result.errors.length > 5 ? `; and ${result.errors.length - 5} more (see details)` : '';

@@ -342,3 +342,12 @@ describe('per-token output limit', () => {
     }
   });
 });
+
+describe('media params over the API are URLs only', () => {
+  it.each(['@/etc/passwd', 'file:///etc/passwd', '/etc/passwd', '@./movie.yaml'])('a POST with photo %j is a 400 naming the param, and nothing is read', async (photo) => {
+    const res = await post({ movie: 'media', params: { photo } }).expect(400);
+    expect(res.body.message).toMatch(/photo: expected an http\(s\) URL of an image/);
+    expect(res.body.details).toEqual([{ field: 'photo', message: expect.stringMatching(/^expected an http\(s\) URL/) }]);
+    expect(JSON.stringify(res.body)).not.toMatch(/root:/);
+  });
+});
