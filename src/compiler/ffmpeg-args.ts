@@ -1,5 +1,6 @@
 import type { AnimationSpec } from '../templates/movie.schema';
 import { ease, easeExpr, num, progressExpr } from './easing';
+import { keyframedGain } from './audio-envelopes';
 import { keyframesExpr, sendcmdFilter, valueAt } from './keyframes';
 import { type BlendMode, blendModeName, colorFilters, evenUp, hasStaticLook, type PlannedLook, rotatedSize, yuvOf } from './layer-look';
 import { DEFAULTS, type OutputProfile } from './output-profiles';
@@ -262,7 +263,10 @@ class GraphBuilder {
       const d = Math.min(track.fadeOutSec, track.playSec);
       filters.push(`afade=t=out:st=${num(track.playSec - d)}:d=${num(d)}`);
     }
-    if (track.volume !== 1) filters.push(`volume=${num(track.volume)}`);
+    // Before the delay, `t` is seconds from the track's start: the time of its keyframes.
+    if (track.volumeKeyframes) filters.push(...keyframedGain(track.volumeKeyframes));
+    else if (track.volume !== 1) filters.push(`volume=${num(track.volume)}`);
+    if (track.duckKeyframes) filters.push(...keyframedGain(track.duckKeyframes));
     const delayMs = Math.round((track.startFrame / this.fps) * 1000);
     if (delayMs > 0) filters.push(`adelay=delays=${delayMs}:all=1`);
     this.chain(`[${idx}:a]${filters.join(',')}[${label}]`);

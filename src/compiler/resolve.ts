@@ -231,6 +231,16 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
       }
       return;
     }
+    const volume = checked.data.keyframes?.volume;
+    const bad = volume ? unorderedKeyframe(volume) : -1;
+    if (volume && bad >= 0) {
+      errors.push({ field: at(['audio', i, 'keyframes', 'volume', bad]), message: `keyframes of volume must be in time order (at ${volume[bad].at} s comes after ${volume[bad - 1].at} s)` });
+    }
+    const under = checked.data.duck?.under;
+    if (under !== undefined && (under >= spec.audio.length || under === i)) {
+      const message = under === i ? 'a track cannot duck under itself' : `there is no audio track ${under} (tracks are numbered from 0; this movie has ${spec.audio.length})`;
+      errors.push({ field: at(['audio', i, 'duck', 'under']), message });
+    }
     const ref = mediaRef(template, checked.data.src, options.localFiles);
     if (typeof ref === 'string') errors.push({ field: at(['audio', i, 'src']), message: ref });
     else audio.push({ id: `a${i}`, media: ref, startFrame: toFrames(checked.data.start), spec: checked.data });
