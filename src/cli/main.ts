@@ -18,7 +18,7 @@ import { killAllChildren } from '../repositories/child-processes';
 import { RenderModule } from '../render/render.module';
 import { RenderService } from '../render/render.service';
 import { TemplatesService } from '../templates/templates.service';
-import { mergeCliParams, parseMovieId } from './parse-params';
+import { localMediaParams, mergeCliParams, parseMovieId } from './parse-params';
 import { createProgressReporter } from './progress-reporter';
 import { registerWebhookCommands } from './webhooks.commands';
 
@@ -81,11 +81,13 @@ async function main(argv: string[]): Promise<number> {
           throw badInput(`cannot read params file ${opts.paramsFile}: ${(err as Error).message}`, [{ field: '--params-file', message: 'unreadable or not JSON' }]);
         }
       }
-      const params = mergeCliParams((opts.param as string[]) ?? [], fileParams);
+      const given = mergeCliParams((opts.param as string[]) ?? [], fileParams);
       const progress = createProgressReporter(process.stderr, `${project}/${movie} → ${format}`);
       await withContext(EnginesModule, async (app) => {
         const started = Date.now();
         const template = await app.get(TemplatesService).load(project, movie);
+        const isFile = (file: string) => fs.statSync(file, { throwIfNoEntry: false })?.isFile() ?? false;
+        const params = localMediaParams(given, template.spec.variables, process.cwd(), isFile);
         if (template.spec.engine === 'blender') {
           // Blender's picture comes from its engine; the frames count from Blender's saved frames.
           const { canvas } = template.spec;
@@ -106,12 +108,15 @@ async function main(argv: string[]): Promise<number> {
             { onFrames: (done) => progress.update(done, still ? 1 : to - from) },
           );
           progress.stop();
+          const { width, height, frames } = await app.get(RenderService).outputFacts(out);
           process.stderr.write(
-            `wrote ${path.relative(process.cwd(), out) || out} (${format}, ${canvas.width}×${canvas.height}, ${result.frames} frame${result.frames === 1 ? '' : 's'}, Blender, ${(result.bytes / 1024).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+            `wrote ${path.relative(process.cwd(), out) || out} (${format}, ${width}×${height}, ${frames} frame${frames === 1 ? '' : 's'}, Blender, ${(result.bytes / 1024).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
           );
           return;
         }
-        const result = await app.get(RenderService).render(
+        const renders = app.get(RenderService);
+        renders.allowLocalFiles(); // this process's user gave the `@path` files: theirs to read
+        const result = await renders.render(
           {
             project,
             movie,
@@ -124,9 +129,10 @@ async function main(argv: string[]): Promise<number> {
           (p) => p.phase !== 'preparing' && progress.update(p.framesDone, p.totalFrames),
         );
         progress.stop();
-        const frames = result.range.to - result.range.from;
+        // What the file holds, not what the movie asked for: a GIF is scaled down and has fewer frames per second.
+        const { width, height, frames } = await renders.outputFacts(result.output);
         process.stderr.write(
-          `wrote ${path.relative(process.cwd(), out) || out} (${format}, ${result.plan.width}×${result.plan.height}, ${frames} frame${frames === 1 ? '' : 's'}, ${(result.bytes / 1024).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+          `wrote ${path.relative(process.cwd(), out) || out} (${format}, ${width}×${height}, ${frames} frame${frames === 1 ? '' : 's'}, ${(result.bytes / 1024).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
         );
       }).finally(() => progress.stop());
     });

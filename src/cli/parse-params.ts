@@ -1,4 +1,8 @@
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { badInput } from '../common/errors';
+import { MEDIA_TYPES } from '../compiler/params';
+import type { Variable } from '../templates/movie.schema';
 
 /**
  * `--param name=value` pairs (the value may contain `=`) merged over a params file.
@@ -24,4 +28,28 @@ export function parseMovieId(id: string): { project: string; movie: string } {
   const m = /^([^/]+)\/([^/]+)$/.exec(id);
   if (!m) throw badInput(`expected <project>/<movie>, got "${id.slice(0, 80)}"`, [{ field: 'movie', message: 'expected <project>/<movie>' }]);
   return { project: m[1], movie: m[2] };
+}
+
+/**
+ * `--param photo=@./pic.jpg`: the value of a media variable given as `@<path>` is a file of the
+ * person running the CLI, resolved against `cwd`, passed on as a `file://` URL (which only the
+ * CLI's own renders accept). Any other variable keeps its `@` as text (`@handle`).
+ */
+export function localMediaParams(
+  params: Record<string, unknown>,
+  variables: Record<string, Variable>,
+  cwd: string,
+  isFile: (file: string) => boolean,
+): Record<string, unknown> {
+  const out = { ...params };
+  for (const [name, value] of Object.entries(params)) {
+    const variable = Object.prototype.hasOwnProperty.call(variables, name) ? variables[name] : undefined;
+    if (!variable || !MEDIA_TYPES.has(variable.type) || typeof value !== 'string' || !value.startsWith('@')) continue;
+    const file = path.resolve(cwd, value.slice(1));
+    if (value.length === 1 || !isFile(file)) {
+      throw badInput(`--param ${name}: no file ${file}`, [{ field: `--param ${name}`, message: `no file ${file}` }]);
+    }
+    out[name] = pathToFileURL(file).href;
+  }
+  return out;
 }

@@ -1,5 +1,6 @@
 import type { AnimationSpec } from '../templates/movie.schema';
 import { ease, easeExpr, num, progressExpr } from './easing';
+import { keyframedGain } from './audio-envelopes';
 import { keyframesExpr, sendcmdFilter, valueAt } from './keyframes';
 import { type BlendMode, blendModeName, colorFilters, evenUp, hasStaticLook, type PlannedLook, rotatedSize, yuvOf } from './layer-look';
 import { DEFAULTS, type OutputProfile } from './output-profiles';
@@ -28,7 +29,9 @@ const BT709_TAGS = ['-colorspace', 'bt709', '-color_primaries', 'bt709', '-color
 const FLUSH = ['-flush_packets', '1'];
 // A fragment at every keyframe and at least every 0.2 s: a viewer's first picture does not wait
 // for a whole GOP. Cut by time and keyframes only, so every encode of the same frames is cut alike.
-const MP4_FRAGMENTS = ['-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof'];
+// delay_moov: the moov waits for the first fragment so that it can hold edit lists: without them
+// the AAC priming (1024 samples) plays as sound and the video starts at its B-frame delay (2 frames).
+const MP4_FRAGMENTS = ['-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof+delay_moov'];
 // Clusters cut by time only (a size limit would cut where the encoder's bytes fall): every
 // encode of the same frames is cut alike, so a retried render's pieces line up with the first's.
 const LIVE_WEBM = [...FLUSH, '-cluster_time_limit', '1000', '-cluster_size_limit', '1073741824', '-live', '1'];
@@ -135,6 +138,8 @@ export function buildRemuxArgs(input: string, output: string, format: 'mp4' | 'w
   return [
     '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
     '-progress', 'pipe:1', '-nostats', // bytes written: what the stall watchdog watches
+    // The input's own times: shifted to start at 0, the AAC priming (pts < 0) would become sound and push the video late.
+    '-copyts',
     '-i', input,
     '-map', '0', '-c', 'copy',
     ...(format === 'mp4' ? ['-movflags', '+faststart', '-f', 'mp4'] : ['-f', 'webm']),
@@ -246,6 +251,9 @@ class GraphBuilder {
     const label = this.label('at');
     const filters = [
       'aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo',
+      // Time from the samples themselves: a looped AAC source jumps a frame (its priming) at every
+      // loop, which would leave holes in the track and cut it short of its length.
+      'asetpts=N/SR/TB',
       `atrim=start=${num(track.trimSec)}`,
       'asetpts=PTS-STARTPTS',
       `atrim=end=${num(track.playSec)}`,
@@ -255,7 +263,10 @@ class GraphBuilder {
       const d = Math.min(track.fadeOutSec, track.playSec);
       filters.push(`afade=t=out:st=${num(track.playSec - d)}:d=${num(d)}`);
     }
-    if (track.volume !== 1) filters.push(`volume=${num(track.volume)}`);
+    // Before the delay, `t` is seconds from the track's start: the time of its keyframes.
+    if (track.volumeKeyframes) filters.push(...keyframedGain(track.volumeKeyframes));
+    else if (track.volume !== 1) filters.push(`volume=${num(track.volume)}`);
+    if (track.duckKeyframes) filters.push(...keyframedGain(track.duckKeyframes));
     const delayMs = Math.round((track.startFrame / this.fps) * 1000);
     if (delayMs > 0) filters.push(`adelay=delays=${delayMs}:all=1`);
     this.chain(`[${idx}:a]${filters.join(',')}[${label}]`);

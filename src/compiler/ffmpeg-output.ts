@@ -113,3 +113,21 @@ export function ffmpegErrorSummary(stderr: string, maxLines = 6): string {
     .filter(Boolean);
   return lines.slice(-maxLines).join(' | ') || 'ffmpeg exited without an error message';
 }
+
+/** A written picture: its size and how many frames it holds. */
+export interface PictureFacts {
+  width: number;
+  height: number;
+  frames: number;
+}
+
+/**
+ * ffprobe's `-count_packets -show_entries stream=width,height,nb_read_packets` of a file's
+ * first video stream → its size and frame count (one packet per frame for every output format).
+ */
+export function parsePictureFacts(data: { streams?: Array<{ width?: number; height?: number; nb_read_packets?: string | number }> }): PictureFacts | undefined {
+  const stream = data.streams?.[0];
+  const frames = Number(stream?.nb_read_packets);
+  if (!stream?.width || !stream.height || !Number.isInteger(frames) || frames < 1) return undefined;
+  return { width: stream.width, height: stream.height, frames };
+}

@@ -22,7 +22,15 @@ export interface ValidateOptions {
    * designer wrote (defaults); a request's params must be URLs.
    */
   allowTemplateFiles?: boolean;
+  /**
+   * Media values may be `file:///absolute/path` URLs: files of the person running the CLI,
+   * which renders in its own process. Never for a request that came over the network.
+   */
+  allowLocalFiles?: boolean;
 }
+
+/** A local file as a media value (CLI only): an absolute `file://` URL. */
+export const LOCAL_FILE_URL = /^file:\/\/\//i;
 
 export function validateParams(
   variables: Record<string, Variable>,
@@ -159,6 +167,7 @@ function checkScalar(
       }
       if (MEDIA_TYPES.has(variable.type)) {
         if (/^https?:\/\//i.test(s)) return s;
+        if (options.allowLocalFiles && LOCAL_FILE_URL.test(s)) return s;
         if (options.allowTemplateFiles && !/^[a-z][a-z0-9+.-]*:/i.test(s)) return s; // checked against the folder on resolve
         return fail(`expected an http(s) URL of ${variable.type === 'image' ? 'an' : 'a'} ${variable.type}, got ${describe(s)}`);
       }

@@ -1,5 +1,6 @@
 import type { AnimationSpec, ResolvedLayerSpec } from '../templates/movie.schema';
-import type { KeyframeTracks } from './keyframes';
+import type { Keyframe, KeyframeTracks } from './keyframes';
+import { duckKeyframes } from './audio-envelopes';
 import type { PlannedLook } from './layer-look';
 import type { ResolvedMovie, ResolvedTransition } from './resolve';
 
@@ -71,6 +72,10 @@ export interface PlannedAudio {
   fadeInSec: number;
   fadeOutSec: number;
   loop: boolean;
+  /** The track's gain over time, seconds from its start: replaces `volume`. */
+  volumeKeyframes?: Keyframe[];
+  /** Lowered while another track plays (its placement made into keyframes, seconds from this track's start). */
+  duckKeyframes?: Keyframe[];
 }
 
 /** Everything needed to render any frame range of a movie. Pure data, JSON-serialisable. */
@@ -181,7 +186,19 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
       fadeInSec: track.spec.fadeIn,
       fadeOutSec: track.spec.fadeOut,
       loop: track.spec.loop,
+      ...(track.spec.keyframes ? { volumeKeyframes: track.spec.keyframes.volume } : {}),
     };
+  });
+  movie.audio.forEach((track, i) => {
+    const duck = track.spec.duck;
+    const other = duck && audio[duck.under];
+    if (!duck || !other) return;
+    const keyframes = duckKeyframes(
+      track.startFrame / fps,
+      { startSec: other.startFrame / fps, playSec: other.playSec },
+      { under: duck.under, to: duck.to, attackSec: duck.attack, releaseSec: duck.release },
+    );
+    if (keyframes.length) audio[i].duckKeyframes = keyframes;
   });
 
   // The sound of video clips that are not muted joins the mix like any other track.
@@ -201,6 +218,7 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
         fadeInSec: 0,
         fadeOutSec: 0,
         loop: layer.source.loop,
+        ...(spec.keyframes?.volume ? { volumeKeyframes: spec.keyframes.volume } : {}),
       });
     }
   }
@@ -215,11 +233,12 @@ function lookOf(spec: ResolvedLayerSpec, maskPath: string | undefined): { look?:
   if (spec.keyframes && Object.keys(spec.keyframes).length) {
     const tracks: KeyframeTracks = {};
     for (const [name, track] of Object.entries(spec.keyframes)) {
+      if (name === 'volume' || !track) continue; // a clip's sound: its PlannedAudio's
       // x and y keyframes are canvas positions like the layer's own x and y: kept as offsets from them.
       const origin = name === 'x' ? spec.x : name === 'y' ? spec.y : 0;
       tracks[name as keyof KeyframeTracks] = track.map((k) => ({ at: k.at, value: k.value - origin, ...(k.easing ? { easing: k.easing } : {}) }));
     }
-    look.keyframes = tracks;
+    if (Object.keys(tracks).length) look.keyframes = tracks;
   }
   if (spec.rotation) look.rotation = spec.rotation;
   if (spec.blur) look.blur = spec.blur;

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { badInput, type ErrorDetail } from '../common/errors';
 import type { Direction, Easing, ResolvedAudioSpec, ResolvedLayerSpec } from '../templates/movie.schema';
 import { explainIssue, resolvedAudioSchema, resolvedSceneSchema } from '../templates/movie.schema';
@@ -6,7 +7,7 @@ import { FONT_FILE } from '../templates/font-names';
 import { xmlProblem } from '../templates/svg-check';
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
-import type { ParamValue, Params } from './params';
+import { LOCAL_FILE_URL, type ParamValue, type Params } from './params';
 import { unorderedKeyframe } from './keyframes';
 import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
 
@@ -77,7 +78,12 @@ export interface ResolvedMovie {
  * `each` scenes expanded once per list item, every value checked again strictly, every time
  * turned into frames. Pure: no I/O, the same inputs always give the same movie.
  */
-export function resolveMovie(template: LoadedTemplate, params: Params): ResolvedMovie {
+export interface ResolveOptions {
+  /** Media sources may be `file:///` URLs of local files (the CLI's own renders only). */
+  localFiles?: boolean;
+}
+
+export function resolveMovie(template: LoadedTemplate, params: Params, options: ResolveOptions = {}): ResolvedMovie {
   const { spec } = template;
   const fps = spec.canvas.fps;
   const hb = templateFunctions(createHandlebarsEnv(template.partials));
@@ -157,7 +163,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
       }
       const timed: TimedLayer = { id: `s${index}.l${li}`, startFrame: s, endFrame: e, spec: layer };
       if (layer.type === 'image' || layer.type === 'video') {
-        const ref = mediaRef(template, layer.src);
+        const ref = mediaRef(template, layer.src, options.localFiles);
         if (typeof ref === 'string') errors.push({ field: at([...layerPath, 'src']), message: ref });
         else timed.media = ref;
       }
@@ -186,7 +192,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
         if (Boolean(layer.mask.shape) === Boolean(layer.mask.src)) {
           errors.push({ field: at([...layerPath, 'mask']), message: 'a mask is either a shape (rectangle, ellipse) or an image (src), not both or neither' });
         } else if (layer.mask.src) {
-          const ref = mediaRef(template, layer.mask.src);
+          const ref = mediaRef(template, layer.mask.src, options.localFiles);
           if (typeof ref === 'string') errors.push({ field: at([...layerPath, 'mask', 'src']), message: ref });
           else timed.maskMedia = ref;
         }
@@ -244,7 +250,17 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
       }
       return;
     }
-    const ref = mediaRef(template, checked.data.src);
+    const volume = checked.data.keyframes?.volume;
+    const bad = volume ? unorderedKeyframe(volume) : -1;
+    if (volume && bad >= 0) {
+      errors.push({ field: at(['audio', i, 'keyframes', 'volume', bad]), message: `keyframes of volume must be in time order (at ${volume[bad].at} s comes after ${volume[bad - 1].at} s)` });
+    }
+    const under = checked.data.duck?.under;
+    if (under !== undefined && (under >= spec.audio.length || under === i)) {
+      const message = under === i ? 'a track cannot duck under itself' : `there is no audio track ${under} (tracks are numbered from 0; this movie has ${spec.audio.length})`;
+      errors.push({ field: at(['audio', i, 'duck', 'under']), message });
+    }
+    const ref = mediaRef(template, checked.data.src, options.localFiles);
     if (typeof ref === 'string') errors.push({ field: at(['audio', i, 'src']), message: ref });
     else audio.push({ id: `a${i}`, media: ref, startFrame: toFrames(checked.data.start), spec: checked.data });
   });
@@ -295,8 +311,9 @@ export function applyHandlebars(
 }
 
 /** A media src after Handlebars: an http(s) URL, or a file inside the template folder. */
-export function mediaRef(template: LoadedTemplate, src: string): MediaRef | string {
+export function mediaRef(template: LoadedTemplate, src: string, localFiles = false): MediaRef | string {
   if (/^https?:\/\//i.test(src)) return { kind: 'url', url: src };
+  if (localFiles && LOCAL_FILE_URL.test(src)) return { kind: 'file', path: fileURLToPath(src) };
   if (/^[a-z][a-z0-9+.-]*:/i.test(src)) return `unsupported media source "${src.slice(0, 80)}": use an http(s) URL or a file of the template`;
   if (src.trim() === '') return 'media source is empty (is a media variable missing?)';
   const rel = templateFile(template, src);

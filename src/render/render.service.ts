@@ -9,6 +9,7 @@ import { resolveMovie, type ResolvedMovie } from '../compiler/resolve';
 import { canonicalJson } from '../common/canonical-json';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
+import type { PictureFacts } from '../compiler/ffmpeg-output';
 import { RasterRepository } from '../repositories/raster.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
 import { TemplatesService } from '../templates/templates.service';
@@ -55,6 +56,22 @@ export class RenderService {
 
   /** Resolved movies by template version and params: every GET of a token resolves it again. */
   private readonly resolved = new Map<string, { params: Params; movie: ResolvedMovie }>();
+  /** Whether media params may be local files (`file:///…`): only in the CLI's own process. */
+  private localFiles = false;
+
+  /**
+   * Lets media params name local files. The CLI calls this for the files its user gave as
+   * `@path`; the service never does, so a request's params stay http(s) URLs.
+   */
+  allowLocalFiles(): void {
+    this.localFiles = true;
+    this.resolved.clear();
+  }
+
+  /** Size and frame count of a written video or still, read from the file itself. */
+  async outputFacts(file: string): Promise<PictureFacts> {
+    return this.media.pictureFacts(file);
+  }
 
   /** Validation and resolution only (no downloads, no rasters): cheap, for answering a request. */
   /** The movie's template (404 for an unknown project or movie, 400 for a broken one): nothing resolved. */
@@ -67,8 +84,8 @@ export class RenderService {
     const key = `${template.file}\0${template.version}\0${canonicalJson(rawParams)}`;
     let hit = this.resolved.get(key);
     if (!hit) {
-      const params = this.templates.validateParams(template, rawParams);
-      hit = { params, movie: resolveMovie(template, params) };
+      const params = this.templates.validateParams(template, rawParams, { allowLocalFiles: this.localFiles });
+      hit = { params, movie: resolveMovie(template, params, { localFiles: this.localFiles }) };
       this.resolved.set(key, hit);
       if (this.resolved.size > 1000) this.resolved.delete(this.resolved.keys().next().value!); // oldest first
     }

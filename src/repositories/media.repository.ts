@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { access } from 'node:fs/promises';
 import type { MediaKind, MediaProbe, ProbeResult } from '../assets/asset-cache.types';
 import { renderFailed } from '../common/errors';
-import { type FfprobeData, ffmpegErrorSummary, parseProbe, type ProgressBlock, ProgressParser, progressed } from '../compiler/ffmpeg-output';
+import { type FfprobeData, ffmpegErrorSummary, parsePictureFacts, parseProbe, type PictureFacts, type ProgressBlock, ProgressParser, progressed } from '../compiler/ffmpeg-output';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { cannotExecute, runTied, spawnTied } from './child-processes';
 
@@ -61,6 +61,18 @@ export class MediaRepository implements Pick<MediaProbe, 'probe'> {
     } catch {
       return { hasVideo: false, hasAudio: false, isImage: false };
     }
+  }
+
+  /** Size and frame count of a file we wrote (counted packets: no decode). */
+  async pictureFacts(path: string): Promise<PictureFacts> {
+    const { code, stdout, stderr } = await runTied(
+      this.config.ffprobePath,
+      ['-v', 'error', '-protocol_whitelist', 'file', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=width,height,nb_read_packets', '-of', 'json', path],
+      { timeoutMs: 60_000 },
+    );
+    const facts = code === 0 ? parsePictureFacts(JSON.parse(stdout.toString('utf8')) as Parameters<typeof parsePictureFacts>[0]) : undefined;
+    if (!facts) throw renderFailed('the written output has no readable picture', [], { internal: ffmpegErrorSummary(stderr, 3) });
+    return facts;
   }
 
   /**

@@ -66,6 +66,8 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
     .strict();
   const animations = z.union([animation, z.array(animation).max(3)]);
 
+  /** A sound's gain: 1 as recorded, 0 silent, up to 4 (+12 dB). */
+  const gain = tpl(numberLike.pipe(z.number().min(0, 'must be ≥ 0').max(4, 'must be ≤ 4')));
   const bounded = (lo: number, hi: number) => tpl(numberLike.pipe(z.number().min(lo, `must be ≥ ${lo}`).max(hi, `must be ≤ ${hi}`)));
   const keyframeTrack = <V extends z.ZodTypeAny>(value: V) =>
     z.array(z.object({ at: seconds, value, easing: easing.optional() }).strict()).min(1, 'a keyframe track needs at least one keyframe').max(100);
@@ -238,10 +240,12 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
       trim: z.object({ start: seconds.default(0 as never), end: seconds.optional() }).strict().default({} as never),
       loop: tpl(boolLike).default(false as never),
       mute: tpl(boolLike).default(true as never),
-      volume: tpl(numberLike.pipe(z.number().min(0).max(4))).default(1 as never),
+      volume: gain.default(1 as never),
       ...box,
       ...timing,
       ...look,
+      /** The look's keyframes, and `volume`: the clip's sound over time (replaces `volume`). */
+      keyframes: keyframes.extend({ volume: keyframeTrack(gain).optional() }).optional(),
       shadow: dropShadow.optional(),
     })
     .strict();
@@ -291,10 +295,24 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
       start: seconds.default(0 as never),
       /** Seconds into the source where playback starts. */
       trim: seconds.default(0 as never),
-      volume: tpl(numberLike.pipe(z.number().min(0).max(4))).default(1 as never),
+      volume: gain.default(1 as never),
       fadeIn: seconds.default(0 as never),
       fadeOut: seconds.default(0 as never),
       loop: tpl(boolLike).default(false as never),
+      /** `volume` over time, seconds from the track's start (replaces `volume`). */
+      keyframes: z.object({ volume: keyframeTrack(gain) }).strict().optional(),
+      /** Lowered to `to` × its level while the track `under` (its index in `audio`) plays. */
+      duck: z
+        .object({
+          under: tpl(numberLike.pipe(z.number().int('must be a whole number').min(0, 'must be ≥ 0'))),
+          to: unit.default(0.25 as never),
+          /** Seconds the level takes to drop, ending as the other track starts. */
+          attack: seconds.default(0.15 as never),
+          /** Seconds the level takes to come back once the other track ends. */
+          release: seconds.default(0.4 as never),
+        })
+        .strict()
+        .optional(),
     })
     .strict();
 

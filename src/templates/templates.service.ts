@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { badInput, type ErrorDetail, MontageError, notFound } from '../common/errors';
 import { createHandlebarsEnv } from '../compiler/handlebars-env';
-import { compilePattern, MEDIA_TYPES, type Params, validateParams } from '../compiler/params';
+import { compilePattern, MEDIA_TYPES, type Params, validateParams, type ValidateOptions } from '../compiler/params';
 import { resolveMovie } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { FontsRepository } from '../repositories/fonts.repository';
@@ -117,13 +117,13 @@ export class TemplatesService {
   }
 
   /** Params validated against the movie's variables: 400 naming every bad field. */
-  validateParams(template: LoadedTemplate, raw: Record<string, unknown>): Params {
+  validateParams(template: LoadedTemplate, raw: Record<string, unknown>, options: ValidateOptions = {}): Params {
     // A constant is the template's own: a param of that name is refused by name, not taken.
     const constantErrors = Object.keys(raw)
       .filter((k) => Object.hasOwn(template.spec.constants, k))
       .map((k) => ({ field: k, message: `"${k}" is a constant of this movie, not a variable: it cannot be set` }));
     const rest = Object.fromEntries(Object.entries(raw).filter(([k]) => !Object.hasOwn(template.spec.constants, k)));
-    const validated = validateParams(template.spec.variables, rest);
+    const validated = validateParams(template.spec.variables, rest, options);
     const result = constantErrors.length ? { ok: false as const, errors: [...constantErrors, ...(validated.ok ? [] : validated.errors)] } : validated;
     if (!result.ok) {
       const shown = result.errors.slice(0, 5).map((e) => `${e.field.slice(0, 60)}: ${e.message.slice(0, 200)}`);

@@ -162,3 +162,38 @@ export function webmClusters(file: string): number {
   }
   return clusters;
 }
+
+export interface Span {
+  start: number;
+  end: number;
+}
+
+/** Where the video and the audio stream start and end (seconds), from their packets: what a player schedules. */
+export async function streamSpans(file: string): Promise<{ video: Span; audio: Span }> {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'stream=index,codec_type:packet=stream_index,pts_time,duration_time', '-of', 'json', file], { maxBuffer: MAX });
+  const data = JSON.parse(stdout) as { streams: Array<{ index: number; codec_type: string }>; packets: Array<{ stream_index: number; pts_time: string; duration_time?: string }> };
+  const span = (type: string): Span => {
+    const index = data.streams.find((s) => s.codec_type === type)?.index;
+    const packets = data.packets.filter((p) => p.stream_index === index);
+    if (packets.length === 0) throw new Error(`${file}: no ${type} packets`);
+    return {
+      start: Math.min(...packets.map((p) => Number(p.pts_time))),
+      end: Math.max(...packets.map((p) => Number(p.pts_time) + Number(p.duration_time ?? 0))),
+    };
+  };
+  return { video: span('video'), audio: span('audio') };
+}
+
+/** One AAC frame (1024 samples at 48 kHz): the grain of an AAC track's length. */
+export const AAC_FRAME_SEC = 1024 / 48000;
+
+/**
+ * The sound lasts as long as the picture and both start at 0. An audio start before 0 is the
+ * codec's priming (AAC 1024 samples, Opus 312), which the file's edit list / CodecDelay skips.
+ */
+export function expectSoundMatchesPicture(spans: { video: Span; audio: Span }, startTolerance = 0.001): void {
+  expect(Math.abs(spans.video.start)).toBeLessThanOrEqual(startTolerance);
+  expect(spans.audio.start).toBeGreaterThanOrEqual(-AAC_FRAME_SEC - 0.001);
+  expect(spans.audio.start).toBeLessThanOrEqual(startTolerance);
+  expect(Math.abs(spans.audio.end - spans.video.end)).toBeLessThanOrEqual(AAC_FRAME_SEC + 0.001);
+}

@@ -292,7 +292,7 @@ describe('signed direct-render URLs', () => {
 describe('movies', () => {
   it('lists movies and describes one with its variables', async () => {
     const list = await request(api.url).get('/v2/projects/t/movies').expect(200);
-    expect(list.body.movies.map((m: { name: string }) => m.name)).toEqual(['badge', 'colors', 'hostile', 'long', 'media', 'motion', 'slow']);
+    expect(list.body.movies.map((m: { name: string }) => m.name)).toEqual(['badge', 'colors', 'hostile', 'long', 'media', 'motion', 'slow', 'sound']);
     const one = await request(api.url).get('/v2/projects/t/movies/colors').expect(200);
     expect(one.body).toMatchObject({ name: 'colors', width: 320, height: 180, fps: 30, durationSec: 2, variables: { box: { type: 'color', default: '#00ff00' } } });
     expect(one.body.posterUrl).toMatch(/^\/v1\/render\/t\/colors\.jpg\?sig=[0-9a-f]{64}$/);
@@ -340,5 +340,14 @@ describe('per-token output limit', () => {
       await limited.close();
       Object.assign(process.env, { MAX_OUTPUTS_PER_TOKEN: '64' });
     }
+  });
+});
+
+describe('media params over the API are URLs only', () => {
+  it.each(['@/etc/passwd', 'file:///etc/passwd', '/etc/passwd', '@./movie.yaml'])('a POST with photo %j is a 400 naming the param, and nothing is read', async (photo) => {
+    const res = await post({ movie: 'media', params: { photo } }).expect(400);
+    expect(res.body.message).toMatch(/photo: expected an http\(s\) URL of an image/);
+    expect(res.body.details).toEqual([{ field: 'photo', message: expect.stringMatching(/^expected an http\(s\) URL/) }]);
+    expect(JSON.stringify(res.body)).not.toMatch(/root:/);
   });
 });

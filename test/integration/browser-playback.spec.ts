@@ -31,8 +31,8 @@ const picture = (seconds: number) => [
 const FILES: Record<string, string[]> = {
   'static.mp4': [...picture(3), '-c:v', 'libx264', '-preset', 'veryfast', '-c:a', 'aac', '-movflags', '+faststart'],
   'static.webm': [...picture(3), '-c:v', 'libvpx-vp9', '-b:v', '400k', '-deadline', 'realtime', '-cpu-used', '8', '-c:a', 'libopus'],
-  // As Montage streams while rendering: a keyframe (so a fragment) every second, an empty moov up front.
-  'fragmented.mp4': [...picture(4), '-c:v', 'libx264', '-preset', 'veryfast', '-g', '30', '-c:a', 'aac', '-movflags', 'frag_keyframe+empty_moov+default_base_moof'],
+  // As Montage streams while rendering: a keyframe (so a fragment) every second, the moov (with edit lists) before the first fragment.
+  'fragmented.mp4': [...picture(4), '-c:v', 'libx264', '-preset', 'veryfast', '-g', '30', '-c:a', 'aac', '-movflags', 'frag_keyframe+empty_moov+default_base_moof+delay_moov'],
 };
 /** The 4 s fragmented MP4 over 3 s: faster than it plays, so a viewer who starts early never catches up. */
 const TRICKLE_MS = 3_000;

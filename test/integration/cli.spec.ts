@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { probe } from '../helpers/media';
+import sharp from 'sharp';
+import { frameAt, near, pixel, probe } from '../helpers/media';
 import { DEMO_TEMPLATES, FIXTURE_TEMPLATES } from '../helpers/render-context';
 
 // The CLI as a user runs it: the built binary, real processes, exit codes and output.
@@ -79,6 +80,33 @@ describe('montage render', () => {
     });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/\[[█░]{30}\] \d+% \| \d+\/20 frames \| [\d.]+ fps \| ETA/);
+  });
+
+  it('reports the size and frame count of the file it wrote: a GIF is scaled down and has fewer frames per second', async () => {
+    const out = path.join(work, 'small.gif');
+    const r = await montage(['render', 'demo/slideshow', '--from', '0', '--to', '30', '--out', out]);
+    expect(r.code).toBe(0);
+    const p = await probe(out);
+    const reported = /wrote small\.gif \(gif, (\d+)×(\d+), (\d+) frames,/.exec(r.stderr);
+    expect(reported?.slice(1).map(Number)).toEqual([p.video!.width, p.video!.height, Number(p.video!.nb_read_frames)]);
+    expect(p.video!.width).toBeLessThan(1920); // not the canvas
+    expect(Number(p.video!.nb_read_frames)).toBeLessThan(30); // not the movie's frames
+  });
+
+  it('--param photo=@./file: a media param from a local file of the user, resolved against the cwd', async () => {
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: '#ff0000' } }).png().toFile(path.join(work, 'red.png'));
+    const out = path.join(work, 'local.png');
+    const r = await montage(['render', 't/media', '--param', 'photo=@./red.png', '--frame', '0', '--out', out], { MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES });
+    expect(r.stderr).toMatch(/wrote local\.png \(png, 320×180, 1 frame,/);
+    expect(r.code).toBe(0);
+    expect(near(pixel(await frameAt(out, 0, 320, 180), 240, 90), [255, 0, 0])).toBe(true); // the photo's half of the canvas
+  });
+
+  it('--param photo=@missing: exit 2 naming the file', async () => {
+    const r = await montage(['render', 't/media', '--param', 'photo=@pics/missing.png', '--out', 'x.png'], { MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--param photo: no file ${path.join(fs.realpathSync(work), 'pics', 'missing.png')}`);
+    expect(fs.existsSync(path.join(work, 'x.png'))).toBe(false);
   });
 
   it.each([

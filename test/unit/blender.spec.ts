@@ -1068,7 +1068,7 @@ describe('buildRenderArgs with framesPlan', () => {
       '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p',
       '-colorspace', 'bt709', '-color_primaries', 'bt709', '-color_trc', 'bt709', '-color_range', 'tv',
       '-g', '30', '-sc_threshold', '0', '-flush_packets', '1',
-      '-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
+      '-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof+delay_moov',
       '-f', 'mp4',
       'seg.mp4',
     ]);

@@ -1,4 +1,7 @@
-import { mergeCliParams, parseMovieId } from '../../src/cli/parse-params';
+import { localMediaParams, mergeCliParams, parseMovieId } from '../../src/cli/parse-params';
+import { parsePictureFacts } from '../../src/compiler/ffmpeg-output';
+import { validateParams } from '../../src/compiler/params';
+import type { Variable } from '../../src/templates/movie.schema';
 import { createProgressReporter, rateAndEta } from '../../src/cli/progress-reporter';
 import { MontageError } from '../../src/common/errors';
 
@@ -73,6 +76,56 @@ describe('mergeCliParams', () => {
     mergeCliParams(['__proto__=x', 'constructor=y'], file);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+});
+
+describe('localMediaParams (--param photo=@./pic.jpg)', () => {
+  const variables: Record<string, Variable> = {
+    photo: { type: 'image', required: false },
+    music: { type: 'audio', required: false },
+    handle: { type: 'string', required: false },
+  };
+  const files = new Set(['/home/me/pics/pic.jpg', '/srv/a b#c.mp3']);
+  const isFile = (f: string) => files.has(f);
+
+  it('a media value @<path> is a file URL of that path, resolved against the cwd', () => {
+    expect(localMediaParams({ photo: '@./pics/pic.jpg', music: '@/srv/a b#c.mp3' }, variables, '/home/me', isFile)).toEqual({
+      photo: 'file:///home/me/pics/pic.jpg',
+      music: 'file:///srv/a%20b%23c.mp3', // escaped: a # or space in a name is part of the name
+    });
+  });
+
+  it('other variables keep their @ as text; URLs and unknown names pass unchanged (validation names them)', () => {
+    const params = { handle: '@ada', photo: 'https://x.test/p.jpg', other: '@./pics/pic.jpg' };
+    expect(localMediaParams(params, variables, '/home/me', isFile)).toEqual(params);
+  });
+
+  it('a missing file (or a bare @) is bad input (exit 2) naming the file', () => {
+    const e = failure(() => localMediaParams({ photo: '@pics/nope.jpg' }, variables, '/home/me', isFile));
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toBe('--param photo: no file /home/me/pics/nope.jpg');
+    expect(failure(() => localMediaParams({ photo: '@' }, variables, '/home/me', isFile)).exitCode).toBe(2);
+  });
+
+  it('the file URLs it makes are accepted only where local files are allowed (the CLI), never by default (the API)', () => {
+    const photo: Record<string, Variable> = { photo: { type: 'image', required: true } };
+    for (const value of ['file:///home/me/pics/pic.jpg', '@/etc/passwd', '/etc/passwd']) {
+      const refused = validateParams(photo, { photo: value });
+      expect(refused.ok).toBe(false);
+    }
+    expect(validateParams(photo, { photo: 'file:///home/me/pics/pic.jpg' }, { allowLocalFiles: true })).toEqual({ ok: true, params: { photo: 'file:///home/me/pics/pic.jpg' } });
+    expect(validateParams(photo, { photo: '@/etc/passwd' }, { allowLocalFiles: true }).ok).toBe(false);
+  });
+});
+
+describe('parsePictureFacts (what the CLI reports of a written file)', () => {
+  it('size and counted frames of the first video stream', () => {
+    expect(parsePictureFacts({ streams: [{ width: 640, height: 360, nb_read_packets: '15' }] })).toEqual({ width: 640, height: 360, frames: 15 });
+  });
+  it('no picture → undefined', () => {
+    expect(parsePictureFacts({ streams: [] })).toBeUndefined();
+    expect(parsePictureFacts({ streams: [{ width: 640, height: 360, nb_read_packets: 'N/A' }] })).toBeUndefined();
+    expect(parsePictureFacts({})).toBeUndefined();
   });
 });
 

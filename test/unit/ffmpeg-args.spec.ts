@@ -87,7 +87,7 @@ describe('buildRenderArgs', () => {
     const seg = buildRenderArgs(plan([]), { from: 0, to: 30 }, { format: 'mp4', videoOnly: true, streamable: true }, 'seg.mp4');
     expect(seg.slice(seg.indexOf('-c:v'))).toEqual([
       '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', ...BT709,
-      '-g', '30', '-sc_threshold', '0', '-flush_packets', '1', '-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-f', 'mp4', 'seg.mp4',
+      '-g', '30', '-sc_threshold', '0', '-flush_packets', '1', '-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof+delay_moov', '-f', 'mp4', 'seg.mp4',
     ]);
   });
 
@@ -177,8 +177,8 @@ describe('buildRenderArgs', () => {
     expect(args.slice(5, 11)).toEqual(['-stream_loop', '-1', '-i', '/m.m4a', '-i', '/v.mp3']);
     const chains = args[args.indexOf('-filter_complex') + 1].split(';');
     expect(chains.slice(-3)).toEqual([
-      '[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,atrim=start=2,asetpts=PTS-STARTPTS,atrim=end=2,afade=t=in:st=0:d=0.5,afade=t=out:st=1:d=1,volume=0.5[at3]',
-      '[1:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,atrim=start=0,asetpts=PTS-STARTPTS,atrim=end=1,adelay=delays=1000:all=1[at4]',
+      '[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,asetpts=N/SR/TB,atrim=start=2,asetpts=PTS-STARTPTS,atrim=end=2,afade=t=in:st=0:d=0.5,afade=t=out:st=1:d=1,volume=0.5[at3]',
+      '[1:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,asetpts=N/SR/TB,atrim=start=0,asetpts=PTS-STARTPTS,atrim=end=1,adelay=delays=1000:all=1[at4]',
       '[at3][at4]amix=inputs=2:normalize=0:duration=longest:dropout_transition=0,apad=whole_dur=2,atrim=start=0.5:end=1.5,asetpts=PTS-STARTPTS[a2]',
     ]);
   });
@@ -234,7 +234,7 @@ describe('ffColor', () => {
 describe('buildRemuxArgs and buildLiveMuxArgs', () => {
   it('remuxes a streamed file into the stored form without re-encoding', () => {
     expect(buildRemuxArgs('live.mp4', 'out.mp4', 'mp4')).toEqual([
-      '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-progress', 'pipe:1', '-nostats', '-i', 'live.mp4', '-map', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', 'out.mp4',
+      '-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-progress', 'pipe:1', '-nostats', '-copyts', '-i', 'live.mp4', '-map', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', 'out.mp4',
     ]);
     expect(buildRemuxArgs('live.webm', 'out.webm', 'webm').slice(-3)).toEqual(['-f', 'webm', 'out.webm']);
   });
@@ -247,12 +247,12 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
       '-probesize', '32', '-analyzeduration', '0',
       '-f', 'mp4', '-i', 'pipe:0',
       '-filter_complex',
-      '[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,atrim=start=0,asetpts=PTS-STARTPTS,atrim=end=2[at1];[at1]apad=whole_dur=2,atrim=start=0:end=2,asetpts=PTS-STARTPTS[a0]',
+      '[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,asetpts=N/SR/TB,atrim=start=0,asetpts=PTS-STARTPTS,atrim=end=2[at1];[at1]apad=whole_dur=2,atrim=start=0:end=2,asetpts=PTS-STARTPTS[a0]',
       '-map', '1:v', '-map', '[a0]',
       '-c:v', 'copy', ...BT709, // the copied video is declared BT.709 again
       '-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2',
       '-flush_packets', '1',
-      '-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
+      '-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof+delay_moov',
       '-f', 'mp4', 'live.mp4',
     ]);
   });
