@@ -6,6 +6,7 @@ import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import type { ParamValue, Params } from './params';
 import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
+import { MAX_TEXT_UNITS, splitOptions, textUnits } from './text-layout';
 
 /** Where a layer's or track's media comes from: a URL to fetch, or a file shipped with the template. */
 export type MediaRef = { kind: 'url'; url: string } | { kind: 'file'; path: string };
@@ -163,6 +164,13 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
             errors.push({ field: `${template.project}/${template.movie}/${rel}:1`, message: `Handlebars: ${(err as Error).message.split('\n')[0]}` });
           }
         }
+      }
+      if (layer.type === 'text' && layer.stack && !scene.layers.slice(0, li).some((l) => l.type === 'text')) {
+        errors.push({ field: at([...layerPath, 'stack']), message: 'stack places a text layer below the previous text layer of the scene, and there is none' });
+      }
+      if (layer.type === 'text' && layer.split) {
+        const count = textUnits(layer.text, splitOptions(layer.split).by).length;
+        if (count > MAX_TEXT_UNITS) errors.push({ field: at([...layerPath, 'split']), message: `the text splits into ${count} units; at most ${MAX_TEXT_UNITS} can be animated one by one` });
       }
       if (layer.type === 'text' && layer.font.file) {
         const rel = templateFile(template, layer.font.file);

@@ -175,3 +175,17 @@ export function paddingOf(padding: number | [number, number] | undefined): { v: 
 export function unitDelay(index: number, staggerSec: number, fps: number): number {
   return Math.round(index * staggerSec * fps);
 }
+
+export interface SplitOptions {
+  by: 'word' | 'letter';
+  stagger: number;
+  /** typewriter: letters appear, nothing moves; pop: words scale in. */
+  preset?: 'typewriter' | 'pop';
+}
+
+/** `split: typewriter`, `split: pop` or `split: {by, stagger}` → what they mean. */
+export function splitOptions(split: 'typewriter' | 'pop' | { by: 'word' | 'letter'; stagger: number }): SplitOptions {
+  if (split === 'typewriter') return { by: 'letter', stagger: 0.06, preset: 'typewriter' };
+  if (split === 'pop') return { by: 'word', stagger: 0.12, preset: 'pop' };
+  return { by: split.by, stagger: split.stagger };
+}
