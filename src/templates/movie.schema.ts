@@ -37,7 +37,9 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
   const seconds = tpl(numberLike.pipe(z.number().min(0, 'must be ≥ 0')));
   const positive = tpl(numberLike.pipe(z.number().positive('must be > 0')));
   const pixels = tpl(numberLike);
-  const nonNegative = tpl(numberLike.pipe(z.number().min(0, 'must be ≥ 0').max(10000)));
+  // Bounded: a background's padding grows its raster on every side.
+  const boxPixels = tpl(numberLike.pipe(z.number().min(0, 'must be ≥ 0').max(500, 'must be ≤ 500')));
+  const fontPixels = tpl(numberLike.pipe(z.number().positive('must be > 0').max(2000, 'must be ≤ 2000')));
   const unit = tpl(numberLike.pipe(z.number().min(0).max(1, 'must be between 0 and 1')));
 
   const easing = tpl(z.enum(EASINGS));
@@ -119,15 +121,15 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
       verticalAlign: tpl(z.enum(['top', 'middle', 'bottom'])).default('top' as never),
       /** shrink: the largest size from `minSize` to `maxSize` (default `font.size`) at which it fits the box. */
       fit: tpl(z.enum(['none', 'shrink'])).default('none' as never),
-      minSize: positive.default(8 as never),
-      maxSize: positive.optional(),
+      minSize: fontPixels.default(8 as never),
+      maxSize: fontPixels.optional(),
       lineHeight: tpl(numberLike.pipe(z.number().min(0.5).max(4))).default(1.2 as never),
       background: z
         .object({
           color,
           /** Pixels around the text: one number, or [vertical, horizontal]. */
-          padding: z.union([nonNegative, z.tuple([nonNegative, nonNegative])]).default(8 as never),
-          radius: nonNegative.default(0 as never),
+          padding: z.union([boxPixels, z.tuple([boxPixels, boxPixels])]).default(8 as never),
+          radius: boxPixels.default(0 as never),
           /** One box per line (captions) instead of one around the block. */
           perLine: tpl(boolLike).default(false as never),
         })

@@ -1,5 +1,6 @@
 import { pictureOf, planRender, type PreparedVisual } from '../../src/compiler/render-plan';
-import type { ResolvedMovie, TimedLayer } from '../../src/compiler/resolve';
+import { MontageError } from '../../src/common/errors';
+import { resolveMovie, type ResolvedMovie, type TimedLayer } from '../../src/compiler/resolve';
 import {
   blockSide,
   largestFittingSize,
@@ -11,7 +12,9 @@ import {
   textMarkup,
   textUnits,
 } from '../../src/compiler/text-layout';
-import type { ResolvedLayerSpec } from '../../src/templates/movie.schema';
+import { movieSchema, type ResolvedLayerSpec } from '../../src/templates/movie.schema';
+import type { LoadedTemplate } from '../../src/templates/template.types';
+import { parseSource } from '../../src/templates/yaml-source';
 
 const HE = 'שלום עולם';
 const AR = 'مرحبا بالعالم';
@@ -124,7 +127,8 @@ describe('planning text layers', () => {
     endFrame: frames[1],
     spec: { type: 'text', text: 'a b c', opacity: 1, x: 20, y: 30, ...spec } as ResolvedLayerSpec,
   });
-  const still = (height: number, extra: Partial<PreparedVisual> = {}): PreparedVisual => ({
+  type Still = Extract<PreparedVisual, { kind: 'still' }>;
+  const still = (height: number, extra: Partial<Still> = {}): Still => ({
     kind: 'still',
     path: '/t.png',
     width: 100,
@@ -181,5 +185,41 @@ describe('planning text layers', () => {
     const whole = movie([text('title', {}, [0, 20]), text('other', {}, [0, 20]), text('sub', { stack: { gap: 0 } }, [50, 90])]);
     expect(pictureOf(whole, { from: 60, to: 70 }).scenes[0].layers.map((l) => l.id)).toEqual(['other', 'sub']);
     expect(pictureOf(whole, { from: 25, to: 30 }).scenes[0].layers).toEqual([]);
+  });
+});
+
+describe('checks of text layers when params are in', () => {
+  const template = (lines: string[]): LoadedTemplate => {
+    const parsed = parseSource('ok/t/movie.yaml', lines.join('\n') + '\n');
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+    const spec = movieSchema.parse(parsed.doc.data);
+    return { project: 'ok', movie: 't', dir: '/t', file: 'ok/t/movie.yaml', version: 'v1', spec, svgSources: {}, partials: {}, files: [], lineOf: parsed.doc.lineOf };
+  };
+  const failure = (t: LoadedTemplate, params: Record<string, string> = {}) => {
+    try {
+      resolveMovie(t, params);
+    } catch (err) {
+      return err as MontageError;
+    }
+    throw new Error('resolved');
+  };
+  const head = ['canvas: { width: 640, height: 360 }', 'variables: { t: { type: string, default: "a b" } }', 'scenes:', '  - duration: 1', '    layers:'];
+
+  it('stack needs a text layer above it in the scene: bad_input at the stack line', () => {
+    const err = failure(template([...head, '      - { type: solid, color: "#fff" }', '      - type: text', '        text: hi', '        stack: { gap: 4 }']));
+    expect(err.kind).toBe('bad_input');
+    expect(err.details).toEqual([{ field: 'ok/t/movie.yaml:9', message: expect.stringMatching(/no(ne)? .*text layer|there is none/) }]);
+  });
+
+  it('a split text of more than 300 units (after params) is refused at its split line', () => {
+    const t = template([...head, '      - type: text', '        text: "{{t}}"', '        split: { by: letter }']);
+    expect(resolveMovie(t, {}).scenes[0].layers).toHaveLength(1);
+    const err = failure(t, { t: 'x'.repeat(301) });
+    expect(err.details).toEqual([{ field: 'ok/t/movie.yaml:8', message: expect.stringMatching(/301 units; at most 300/) }]);
+  });
+
+  it('padding and font sizes are bounded', () => {
+    expect(() => template([...head, '      - { type: text, text: hi, background: { color: "#000", padding: 5000 } }'])).toThrow(/500/);
+    expect(() => template([...head, '      - { type: text, text: hi, fit: shrink, maxSize: 100000 }'])).toThrow(/2000/);
   });
 });
