@@ -208,6 +208,17 @@ scenes:
 `,
   );
 
+  movie(
+    'combined',
+    `canvas: { width: 320, height: 240, fps: 10, background: "#000000" }
+duration: 1
+scenes:
+  - layers:
+      - { type: text, text: "Title that wraps in its box", x: 20, y: 10, width: 200, height: 80, fit: shrink, maxSize: 40, verticalAlign: bottom, align: start, background: { color: "#ff0000", padding: [4, 8], radius: 4 }, split: { by: word, stagger: 0.1 }, in: { type: fade, duration: 0.2 } }
+      - { type: text, text: "Sub", x: 20, stack: { gap: 8 }, font: { size: 20 }, color: "#00ff00", split: typewriter }
+`,
+  );
+
   let ctx: Awaited<ReturnType<typeof renderContext>>;
   beforeAll(async () => {
     ctx = await renderContext({ templatesDir: templates });
@@ -237,6 +248,16 @@ scenes:
     expect(one).toBeGreaterThan(20);
     expect(two).toBeGreaterThan(one * 1.8);
     expect(three).toBeGreaterThan(two * 1.3);
+  });
+
+  it('split, shrunk, boxed and stacked together: the stacked line sits below the split title\'s background box', async () => {
+    const img = await still('combined', {}, 9);
+    const [box] = inkLines(img, (px) => px[0] > 150 && px[1] < 80 && px[2] < 80);
+    const [sub] = inkLines(img, green);
+    expect(box.bottom).toBeLessThanOrEqual(10 + 80 + 4 + 1);
+    expect(sub.top).toBeGreaterThanOrEqual(box.bottom + 8);
+    expect(sub.top).toBeLessThanOrEqual(box.bottom + 8 + 8);
+    expect(inkLines(img, white).length).toBeGreaterThanOrEqual(1);
   });
 
   it('a Hebrew paragraph that starts right, shrunk into its box, over its background', async () => {
