@@ -1,4 +1,6 @@
-import type { AnimationSpec } from '../templates/movie.schema';
+import type { AnimationSpec, ResolvedLayerSpec } from '../templates/movie.schema';
+import type { KeyframeTracks } from './keyframes';
+import type { PlannedLook } from './layer-look';
 import type { ResolvedMovie, ResolvedTransition, TimedLayer } from './resolve';
 import { splitOptions, unitDelay } from './text-layout';
 
@@ -34,6 +36,8 @@ export interface PreparedAudio {
 export interface PreparedMedia {
   visuals: Record<string, PreparedVisual>;
   audio: Record<string, PreparedAudio>;
+  /** Masks by layer id: grey PNGs the size of the layer's content. */
+  masks?: Record<string, string>;
 }
 
 export type LayerSource =
@@ -64,6 +68,8 @@ export interface PlannedLayer {
   kenBurns?: KenBurns;
   animIn: AnimationSpec[];
   animOut: AnimationSpec[];
+  /** Keyframes, mask, filters, blur, shadow, rotation, blend mode. */
+  look?: PlannedLook;
 }
 
 export interface PlannedScene {
@@ -153,6 +159,7 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
         fit: 'fill' as const,
         animIn: asList(spec.in),
         animOut: asList(spec.out),
+        ...lookOf(spec, media.masks?.[layer.id]),
       };
       switch (spec.type) {
         case 'solid':
@@ -257,7 +264,7 @@ function placeText(movie: ResolvedMovie, media: PreparedMedia, scenes: PlannedSc
       const extent = prepared.text ?? { top: 0, bottom: prepared.height + 2 * prepared.dy }; // a raster is its box, padded alike on every side
       const y = spec.stack && above ? above.y + above.bottom + Math.round(spec.stack.gap) - extent.top : Math.round(spec.y);
       above = { y, bottom: extent.bottom };
-      return planText(layer, prepared, y, movie.fps);
+      return planText(layer, plannedLayer, prepared, y, movie.fps);
     });
   });
 }
@@ -266,15 +273,16 @@ function placeText(movie: ResolvedMovie, media: PreparedMedia, scenes: PlannedSc
 const POP_IN: AnimationSpec = { type: 'scale', duration: 0.3, easing: 'easeOut', direction: 'left', distance: 200 };
 
 /**
- * A text layer at `y`: one raster, or for a split text one layer per unit (`<id>.u<i>`, over
+ * A text layer (as `planned` like any raster) at `y`: one raster, or for a split text one layer per unit (`<id>.u<i>`, over
  * its background `<id>.bg`), each entering `stagger` seconds after the one before and, when
  * the layer has an `out`, leaving in the same order.
  */
-export function planText(layer: TimedLayer, prepared: PreparedStill, y: number, fps: number): PlannedLayer[] {
+export function planText(layer: TimedLayer, planned: PlannedLayer, prepared: PreparedStill, y: number, fps: number): PlannedLayer[] {
   const spec = layer.spec;
   if (spec.type !== 'text') throw new Error(`layer ${layer.id} is not text`);
   const x = Math.round(spec.x);
-  const base = { startFrame: layer.startFrame, endFrame: layer.endFrame, opacity: spec.opacity, fit: 'fill' as const, animIn: asList(spec.in), animOut: asList(spec.out) };
+  // Everything else (timing, animations, looks) is the layer's as planned.
+  const base = { ...planned, animIn: asList(spec.in), animOut: asList(spec.out) };
   const placed = (id: string, part: PreparedPart, extra: Partial<PlannedLayer> = {}): PlannedLayer => ({
     ...base,
     id,
@@ -297,6 +305,28 @@ export function planText(layer: TimedLayer, prepared: PreparedStill, y: number, 
   });
   const typewriter = split.preset === 'typewriter' ? { animIn: [], animOut: [] } : {};
   return [...(prepared.textBackground ? [placed(`${layer.id}.bg`, prepared.textBackground, typewriter)] : []), ...units];
+}
+
+/** A layer's looks for the graph; nothing when it has none (the graph stays as it was). */
+function lookOf(spec: ResolvedLayerSpec, maskPath: string | undefined): { look?: PlannedLook } {
+  if (!('blendMode' in spec)) return {};
+  const look: PlannedLook = {};
+  if (spec.keyframes && Object.keys(spec.keyframes).length) {
+    const tracks: KeyframeTracks = {};
+    for (const [name, track] of Object.entries(spec.keyframes)) {
+      // x and y keyframes are canvas positions like the layer's own x and y: kept as offsets from them.
+      const origin = name === 'x' ? spec.x : name === 'y' ? spec.y : 0;
+      tracks[name as keyof KeyframeTracks] = track.map((k) => ({ at: k.at, value: k.value - origin, ...(k.easing ? { easing: k.easing } : {}) }));
+    }
+    look.keyframes = tracks;
+  }
+  if (spec.rotation) look.rotation = spec.rotation;
+  if (spec.blur) look.blur = spec.blur;
+  if (spec.filters && Object.keys(spec.filters).length) look.filters = spec.filters;
+  if (maskPath) look.maskPath = maskPath;
+  if ('shadow' in spec && spec.shadow && spec.type !== 'text') look.shadow = spec.shadow;
+  if (spec.blendMode !== 'normal') look.blendMode = spec.blendMode;
+  return Object.keys(look).length ? { look } : {};
 }
 
 /** yuv420p needs even sizes. */

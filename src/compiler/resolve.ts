@@ -5,6 +5,7 @@ import { explainIssue, resolvedAudioSchema, resolvedSceneSchema } from '../templ
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import type { ParamValue, Params } from './params';
+import { unorderedKeyframe } from './keyframes';
 import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
 import { MAX_TEXT_UNITS, splitOptions, textUnits } from './text-layout';
 
@@ -24,6 +25,8 @@ export interface TimedLayer {
   svg?: string;
   /** text layers with a font file shipped in the template */
   fontFile?: string;
+  /** layers masked by an image's alpha */
+  maskMedia?: MediaRef;
 }
 
 export interface ResolvedTransition {
@@ -171,6 +174,21 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
       if (layer.type === 'text' && layer.split) {
         const count = textUnits(layer.text, splitOptions(layer.split).by).length;
         if (count > MAX_TEXT_UNITS) errors.push({ field: at([...layerPath, 'split']), message: `the text splits into ${count} units; at most ${MAX_TEXT_UNITS} can be animated one by one` });
+      }
+      if ('keyframes' in layer && layer.keyframes) {
+        for (const [name, track] of Object.entries(layer.keyframes)) {
+          const bad = unorderedKeyframe(track);
+          if (bad >= 0) errors.push({ field: at([...layerPath, 'keyframes', name, bad]), message: `keyframes of ${name} must be in time order (at ${track[bad].at} s comes after ${track[bad - 1].at} s)` });
+        }
+      }
+      if ('mask' in layer && layer.mask) {
+        if (Boolean(layer.mask.shape) === Boolean(layer.mask.src)) {
+          errors.push({ field: at([...layerPath, 'mask']), message: 'a mask is either a shape (rectangle, ellipse) or an image (src), not both or neither' });
+        } else if (layer.mask.src) {
+          const ref = mediaRef(template, layer.mask.src);
+          if (typeof ref === 'string') errors.push({ field: at([...layerPath, 'mask', 'src']), message: ref });
+          else timed.maskMedia = ref;
+        }
       }
       if (layer.type === 'text' && layer.font.file) {
         const rel = templateFile(template, layer.font.file);
