@@ -1,8 +1,12 @@
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
+import { buildRenderArgs } from '../../src/compiler/ffmpeg-args';
 import { RasterRepository, type TextRasterSpec } from '../../src/repositories/raster.repository';
+import { frameAt, ssimPerFrame } from '../helpers/media';
 import { renderContext } from '../helpers/render-context';
 
 const HE = 'שלום עולם זוהי פסקה ארוכה בעברית שצריכה לעבור שורה.';
@@ -219,6 +223,17 @@ scenes:
 `,
   );
 
+  movie(
+    'ranges',
+    `canvas: { width: 320, height: 240, fps: 10, background: "#000000" }
+duration: 2
+scenes:
+  - layers:
+      - { type: text, text: "A title on two lines, gone at half a second", x: 10, y: 10, width: 220, end: 0.5, font: { size: 24 }, split: { by: word, stagger: 0.05 }, in: { type: fade, duration: 0.2 } }
+      - { type: text, text: "Below it", x: 10, start: 0.3, stack: { gap: 8 }, font: { size: 20 }, color: "#00ff00", split: typewriter }
+`,
+  );
+
   let ctx: Awaited<ReturnType<typeof renderContext>>;
   beforeAll(async () => {
     ctx = await renderContext({ templatesDir: templates });
@@ -258,6 +273,21 @@ scenes:
     expect(sub.top).toBeGreaterThanOrEqual(box.bottom + 8);
     expect(sub.top).toBeLessThanOrEqual(box.bottom + 8 + 8);
     expect(inkLines(img, white).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a frame range rendered alone has the frames of the whole render, the stacked text placed below a title that range never shows', async () => {
+    const req = { project: 'tx', movie: 'ranges', params: {}, profile: { format: 'mp4' as const, crf: 12 } };
+    const [whole, part] = [ctx.out('ranges-whole.mp4'), ctx.out('ranges-part.mp4')];
+    await ctx.renders.render(req, whole);
+    // As a render node does: only the layers seen in the range are prepared.
+    const plan = await ctx.renders.planPicture(req, { from: 10, to: 20 });
+    await promisify(execFile)('ffmpeg', buildRenderArgs(plan, { from: 10, to: 20 }, { format: 'mp4', crf: 12, videoOnly: true }, part));
+    const ssim = await ssimPerFrame(whole, part, 10, 10);
+    expect(ssim).toHaveLength(10);
+    expect(Math.min(...ssim)).toBeGreaterThanOrEqual(0.99);
+    const frame = await frameAt(part, 5, 320, 240);
+    const sub = inkLines({ width: 320, height: 240, channels: 3, data: frame.data }, green)[0];
+    expect(sub.top).toBeGreaterThan(10 + 2 * 24);
   });
 
   it('a Hebrew paragraph that starts right, shrunk into its box, over its background', async () => {
