@@ -2,12 +2,33 @@ import type { AnimationSpec, ResolvedLayerSpec } from '../templates/movie.schema
 import type { Keyframe, KeyframeTracks } from './keyframes';
 import { duckKeyframes } from './audio-envelopes';
 import type { PlannedLook } from './layer-look';
-import type { ResolvedMovie, ResolvedTransition } from './resolve';
+import type { ResolvedMovie, ResolvedTransition, TimedLayer } from './resolve';
+import { splitOptions, unitDelay } from './text-layout';
 
 /** What the preparation step made of a layer's content: a raster, a clip, or nothing (solid). */
 export type PreparedVisual =
-  | { kind: 'still'; path: string; width: number; height: number; dx: number; dy: number }
+  | {
+      kind: 'still';
+      path: string;
+      width: number;
+      height: number;
+      dx: number;
+      dy: number;
+      /** Text: the font size used, and the box's extent (from y + top to y + bottom) that a stacked layer follows. */
+      text?: { size: number; top: number; bottom: number };
+      /** A split text: each unit alone, and its background alone. */
+      units?: PreparedPart[];
+      textBackground?: PreparedPart;
+    }
   | { kind: 'video'; path: string; width: number; height: number; durationSec: number; hasAudio: boolean };
+/** A raster that is part of a layer, placed relative to the layer's box. */
+export interface PreparedPart {
+  path: string;
+  width: number;
+  height: number;
+  dx: number;
+  dy: number;
+}
 export interface PreparedAudio {
   path: string;
   durationSec: number;
@@ -102,8 +123,24 @@ export function pictureOf(movie: ResolvedMovie, range: { from: number; to: numbe
   return {
     ...movie,
     audio: [],
-    scenes: movie.scenes.map((scene) => ({ ...scene, layers: scene.layers.filter((l) => l.startFrame < range.to && l.endFrame > range.from) })),
+    scenes: movie.scenes.map((scene) => ({ ...scene, layers: seenIn(scene.layers, range) })),
   };
+}
+
+/** The layers seen in a range, and the text layers that a stacked one seen there is placed below (their height places it). */
+function seenIn(layers: TimedLayer[], range: { from: number; to: number }): TimedLayer[] {
+  const keep = layers.map((l) => l.startFrame < range.to && l.endFrame > range.from);
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const spec = layers[i].spec;
+    if (!keep[i] || spec.type !== 'text' || !spec.stack) continue;
+    for (let j = i - 1; j >= 0; j--) {
+      if (layers[j].spec.type === 'text') {
+        keep[j] = true;
+        break;
+      }
+    }
+  }
+  return layers.filter((_, i) => keep[i]);
 }
 
 export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPlan {
@@ -170,6 +207,7 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
       }
     }),
   }));
+  placeText(movie, media, scenes);
 
   const audio: PlannedAudio[] = movie.audio.map((track) => {
     const prepared = media.audio[track.id];
@@ -224,6 +262,67 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
   }
 
   return { ...movie, scenes, audio };
+}
+
+type PreparedStill = Extract<PreparedVisual, { kind: 'still' }>;
+
+/**
+ * Text layers in place of the plain rasters planned for them: stacked ones below the text
+ * above them (whose height is known only now), split ones as their units.
+ */
+function placeText(movie: ResolvedMovie, media: PreparedMedia, scenes: PlannedScene[]): void {
+  scenes.forEach((planned, s) => {
+    // Where the last text layer's box ends, for a text layer stacked below it.
+    let above: { y: number; bottom: number } | undefined;
+    planned.layers = planned.layers.flatMap((plannedLayer) => {
+      const layer = movie.scenes[s].layers.find((l) => l.id === plannedLayer.id);
+      const prepared = media.visuals[plannedLayer.id];
+      if (layer?.spec.type !== 'text' || prepared?.kind !== 'still') return [plannedLayer];
+      const spec = layer.spec;
+      const extent = prepared.text ?? { top: 0, bottom: prepared.height + 2 * prepared.dy }; // a raster is its box, padded alike on every side
+      const y = spec.stack && above ? above.y + above.bottom + Math.round(spec.stack.gap) - extent.top : Math.round(spec.y);
+      above = { y, bottom: extent.bottom };
+      return planText(layer, plannedLayer, prepared, y, movie.fps);
+    });
+  });
+}
+
+/** A pop's default entrance: each word scales in. */
+const POP_IN: AnimationSpec = { type: 'scale', duration: 0.3, easing: 'easeOut', direction: 'left', distance: 200 };
+
+/**
+ * A text layer (as `planned` like any raster) at `y`: one raster, or for a split text one layer per unit (`<id>.u<i>`, over
+ * its background `<id>.bg`), each entering `stagger` seconds after the one before and, when
+ * the layer has an `out`, leaving in the same order.
+ */
+export function planText(layer: TimedLayer, planned: PlannedLayer, prepared: PreparedStill, y: number, fps: number): PlannedLayer[] {
+  const spec = layer.spec;
+  if (spec.type !== 'text') throw new Error(`layer ${layer.id} is not text`);
+  const x = Math.round(spec.x);
+  // Everything else (timing, animations, looks) is the layer's as planned.
+  const base = { ...planned, animIn: asList(spec.in), animOut: asList(spec.out) };
+  const placed = (id: string, part: PreparedPart, extra: Partial<PlannedLayer> = {}): PlannedLayer => ({
+    ...base,
+    id,
+    x: x + part.dx,
+    y: y + part.dy,
+    width: part.width,
+    height: part.height,
+    source: { kind: 'still', path: part.path },
+    ...extra,
+  });
+  if (!spec.split || !prepared.units) return [placed(layer.id, prepared)];
+  const split = splitOptions(spec.split);
+  const animIn = split.preset === 'typewriter' ? [] : split.preset === 'pop' && !spec.in ? [POP_IN] : base.animIn;
+  const n = prepared.units.length;
+  const units = prepared.units.map((unit, i) => {
+    const startFrame = Math.min(layer.endFrame - 1, layer.startFrame + unitDelay(i, split.stagger, fps));
+    const leaves = base.animOut.length > 0 && split.preset !== 'typewriter';
+    const endFrame = Math.max(startFrame + 1, layer.endFrame - (leaves ? unitDelay(n - 1 - i, split.stagger, fps) : 0));
+    return placed(`${layer.id}.u${i}`, unit, { startFrame, endFrame, animIn });
+  });
+  const typewriter = split.preset === 'typewriter' ? { animIn: [], animOut: [] } : {};
+  return [...(prepared.textBackground ? [placed(`${layer.id}.bg`, prepared.textBackground, typewriter)] : []), ...units];
 }
 
 /** A layer's looks for the graph; nothing when it has none (the graph stays as it was). */

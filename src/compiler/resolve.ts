@@ -10,6 +10,7 @@ import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from '
 import { LOCAL_FILE_URL, type ParamValue, type Params } from './params';
 import { unorderedKeyframe } from './keyframes';
 import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
+import { MAX_TEXT_UNITS, splitOptions, textUnits } from './text-layout';
 
 /** Where a layer's or track's media comes from: a URL to fetch, or a file shipped with the template. */
 export type MediaRef = { kind: 'url'; url: string } | { kind: 'file'; path: string };
@@ -181,6 +182,13 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
             errors.push({ field: `${template.project}/${template.movie}/${rel}:1`, message: `Handlebars: ${(err as Error).message.split('\n')[0]}` });
           }
         }
+      }
+      if (layer.type === 'text' && layer.stack && !scene.layers.slice(0, li).some((l) => l.type === 'text')) {
+        errors.push({ field: at([...layerPath, 'stack']), message: 'stack places a text layer below the previous text layer of the scene, and there is none' });
+      }
+      if (layer.type === 'text' && layer.split) {
+        const count = textUnits(layer.text, splitOptions(layer.split).by).length;
+        if (count > MAX_TEXT_UNITS) errors.push({ field: at([...layerPath, 'split']), message: `the text splits into ${count} units; at most ${MAX_TEXT_UNITS} can be animated one by one` });
       }
       if ('keyframes' in layer && layer.keyframes) {
         for (const [name, track] of Object.entries(layer.keyframes)) {

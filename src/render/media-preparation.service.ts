@@ -4,14 +4,16 @@ import * as path from 'node:path';
 import { AssetCacheService } from '../assets/asset-cache.service';
 import type { MediaKind, ProbeResult } from '../assets/asset-cache.types';
 import { unusableMedia } from '../common/errors';
-import type { PreparedAudio, PreparedMedia, PreparedVisual } from '../compiler/render-plan';
+import type { PreparedAudio, PreparedMedia, PreparedPart, PreparedVisual } from '../compiler/render-plan';
 import { even } from '../compiler/render-plan';
 import { maskSvg, shapeSvg } from '../compiler/shapes';
+import { paddingOf, splitOptions, textUnits } from '../compiler/text-layout';
 import { badInput } from '../common/errors';
 import type { MediaRef, ResolvedMovie, TimedLayer } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
-import { type Raster, RasterRepository } from '../repositories/raster.repository';
+import { type Raster, RasterRepository, type TextRasterSpec } from '../repositories/raster.repository';
+import type { ResolvedLayerSpec } from '../templates/movie.schema';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
 import { UsedMarker } from '../retention/used-marker';
@@ -128,24 +130,8 @@ export class MediaPreparationService {
           this.rasters.image(src.path, target, spec.kenBurns ? 'cover' : spec.fit, out),
         );
       }
-      case 'text': {
-        const fontHash = layer.fontFile ? await this.templateFiles.hashFile(layer.fontFile) : undefined;
-        const textSpec = {
-          text: spec.text,
-          family: spec.font.family,
-          fontFile: layer.fontFile,
-          size: spec.font.size,
-          weight: spec.font.weight,
-          style: spec.font.style,
-          color: spec.color,
-          align: spec.align,
-          lineHeight: spec.lineHeight,
-          width: spec.width,
-          outline: spec.outline,
-          shadow: spec.shadow,
-        };
-        return this.cachedRaster(['text', { ...textSpec, fontFile: fontHash }], (out) => this.rasters.text(textSpec, out));
-      }
+      case 'text':
+        return this.prepareText(layer, spec);
       case 'shape': {
         const drawing = shapeSvg(spec, movie);
         if (typeof drawing === 'string') throw badInput(`layer ${layer.id}: ${drawing}`, [{ field: layer.id, message: drawing }]);
@@ -172,6 +158,46 @@ export class MediaPreparationService {
         };
       }
     }
+  }
+
+  /**
+   * A text layer: its whole raster; for a split text also each unit alone (and its background
+   * alone), cropped to its ink at its place in the whole layout, at the size the whole settled on.
+   */
+  private async prepareText(layer: TimedLayer, spec: Extract<ResolvedLayerSpec, { type: 'text' }>): Promise<PreparedVisual> {
+    const fontHash = layer.fontFile ? await this.templateFiles.hashFile(layer.fontFile) : undefined;
+    const shrink = spec.fit === 'shrink';
+    const textSpec: TextRasterSpec = {
+      text: spec.text,
+      family: spec.font.family,
+      fontFile: layer.fontFile,
+      size: shrink ? (spec.maxSize ?? spec.font.size) : spec.font.size,
+      weight: spec.font.weight,
+      style: spec.font.style,
+      color: spec.color,
+      align: spec.align,
+      lineHeight: spec.lineHeight,
+      width: spec.width,
+      height: spec.height,
+      verticalAlign: spec.verticalAlign,
+      shrink: shrink ? { minSize: Math.min(spec.minSize, spec.maxSize ?? spec.font.size) } : undefined,
+      outline: spec.outline,
+      shadow: spec.shadow,
+      background: spec.background && { ...spec.background, padding: paddingOf(spec.background.padding) },
+    };
+    const key = ['text', { ...textSpec, fontFile: fontHash }];
+    const whole = await this.cachedRaster(key, (out) => this.rasters.text(textSpec, out));
+    if (!spec.split || whole.kind !== 'still') return whole;
+    const fixed: TextRasterSpec = { ...textSpec, size: whole.text?.size ?? textSpec.size, shrink: undefined };
+    const ranges = textUnits(spec.text, splitOptions(spec.split).by);
+    const units: PreparedPart[] = [];
+    // A few at a time: each is a whole-canvas raster in memory while it is drawn.
+    for (let i = 0; i < ranges.length; i += 4) {
+      const batch = ranges.slice(i, i + 4).map((unit) => this.cachedRaster([...key, 'unit', unit], (out) => this.rasters.text(fixed, out, { unit })));
+      units.push(...(await Promise.all(batch)).map(part));
+    }
+    const background = textSpec.background ? part(await this.cachedRaster([...key, 'background'], (out) => this.rasters.text(fixed, out, { background: true }))) : undefined;
+    return { ...whole, units, textBackground: background };
   }
 
   private async cachedRaster(key: unknown[], make: (out: string) => Promise<Raster>): Promise<PreparedVisual> {
@@ -224,6 +250,11 @@ export class MediaPreparationService {
     }
     return { path: ref.path, contentHash: await this.templateFiles.hashFile(ref.path) };
   }
+}
+
+/** A prepared raster as a part of a layer. */
+function part(visual: PreparedVisual): PreparedPart {
+  return { path: visual.path, width: visual.width, height: visual.height, dx: visual.kind === 'still' ? visual.dx : 0, dy: visual.kind === 'still' ? visual.dy : 0 };
 }
 
 function describe(ref: MediaRef): string {

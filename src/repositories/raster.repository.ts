@@ -1,6 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import sharp from 'sharp';
 import { renderFailed, unusableMedia } from '../common/errors';
+import { blockSide, escapePango, largestFittingSize, layoutParagraphs, placeVertically, textMarkup, type TextAlign, type VerticalAlign } from '../compiler/text-layout';
+
+export { escapePango };
 
 export interface Raster {
   path: string;
@@ -19,12 +22,27 @@ export interface TextRasterSpec {
   weight: string;
   style: string;
   color: string;
-  align: 'left' | 'center' | 'right';
+  /** Per paragraph; `start`/`end` follow the paragraph's direction (its first strong letter). */
+  align: TextAlign;
   lineHeight: number;
   /** Box width for word-wrap and alignment; the text's own width if absent. */
   width?: number;
+  /** Box height: the text is placed in it by `verticalAlign`, and clipped to it. */
+  height?: number;
+  verticalAlign?: VerticalAlign;
+  /** The largest size in [minSize, size] at which the text fits the box. */
+  shrink?: { minSize: number };
   outline?: { width: number; color: string };
   shadow?: { x: number; y: number; blur: number; color: string };
+  background?: { color: string; padding: { v: number; h: number }; radius: number; perLine: boolean };
+}
+
+/** Which part of a text to draw: all of it, one unit (a UTF-16 range), or its background alone. Parts are cropped to their ink. */
+export type TextPart = { unit: [number, number] } | { background: true };
+
+export interface TextRaster extends Raster {
+  /** The font size used (after `fit: shrink`), and the box's extent for a layer stacked below: from `top` to `bottom`, relative to the layer's y. */
+  text: { size: number; top: number; bottom: number };
 }
 
 const PANGO_WEIGHT: Record<string, string> = {
@@ -45,57 +63,63 @@ const MAX_PIXELS = 8192 * 8192;
  */
 @Injectable()
 export class RasterRepository {
-  async text(spec: TextRasterSpec, out: string): Promise<Raster> {
-    const markup = `<span foreground="${rgb(spec.color)}" fgalpha="${alphaPercent(spec.color)}%">${escapePango(spec.text)}</span>`;
-    const font = [spec.family, PANGO_WEIGHT[spec.weight] ?? '', spec.style === 'italic' ? 'Italic' : '', `${spec.size}`]
-      .filter(Boolean)
-      .join(' ');
-    let text: sharp.Sharp;
-    try {
-      text = sharp({
-        text: {
-          text: markup,
-          font,
-          fontfile: spec.fontFile,
-          rgba: true,
-          dpi: 72, // 1 pt = 1 px, so `size` is in pixels
-          width: spec.width ? Math.round(spec.width) : undefined,
-          align: spec.align === 'center' ? 'centre' : spec.align,
-          wrap: 'word-char',
-          spacing: Math.round(spec.size * (spec.lineHeight - 1)),
-        },
-        limitInputPixels: MAX_PIXELS,
-      });
-    } catch (err) {
-      throw renderFailed('text could not be rasterised', [], { internal: (err as Error).message });
-    }
+  /**
+   * Text → PNG: Pango lays it out (wrapping, shaping, bidi), then the block is placed in its box
+   * (alignment, `verticalAlign`, clipped to `height`) over its background, with shadow and
+   * outline. A `part` is drawn from the same layout and cropped to its ink, with its offset.
+   */
+  async text(spec: TextRasterSpec, out: string, part?: TextPart): Promise<TextRaster> {
+    const empty = spec.text.trim() === '';
+    const size = spec.shrink && !empty && (spec.width || spec.height) ? await this.fittingSize(spec) : spec.size;
+    const visible = part === undefined ? undefined : 'unit' in part ? part.unit : null;
     // An empty string renders nothing at all: keep a transparent pixel so the layer still exists.
-    const rendered =
-      spec.text.trim() === ''
-        ? await transparent(2, 2)
-        : await text.png().toBuffer({ resolveWithObject: true }).catch((err: Error) => {
-            throw renderFailed('text could not be rasterised (a font or a character Pango cannot use)', [], { internal: err.message });
-          });
-    let img = rendered.data;
-    let { width } = rendered.info;
-    const { height } = rendered.info;
+    const block = empty ? await transparent(2, 2) : await this.pango(spec, size, textMarkup(spec.text, spec.align, visible), 'word-char');
+    let img = block.data;
+    let { width, height } = block.info;
+    const textBox = { left: 0, top: 0, width, height };
 
     // Align inside the box: extend to the box width on the side the alignment leaves free.
     if (spec.width && width < spec.width) {
       const free = Math.round(spec.width) - width;
-      const left = spec.align === 'center' ? Math.floor(free / 2) : spec.align === 'right' ? free : 0;
-      img = await sharp(img).extend({ left, right: free - left, background: TRANSPARENT }).png().toBuffer();
+      const side = blockSide(layoutParagraphs(spec.text, spec.align));
+      textBox.left = side === 'center' ? Math.floor(free / 2) : side === 'right' ? free : 0;
+      img = await sharp(img).extend({ left: textBox.left, right: free - textBox.left, background: TRANSPARENT }).png().toBuffer();
       width += free;
     }
+    if (spec.height) {
+      const boxHeight = Math.max(1, Math.round(spec.height));
+      const placed = placeVertically(height, boxHeight, spec.verticalAlign ?? 'top');
+      img = placed.crop
+        ? await sharp(img).extract({ left: 0, top: placed.crop.top, width, height: boxHeight }).png().toBuffer()
+        : await sharp(img).extend({ top: placed.top, bottom: boxHeight - height - placed.top, background: TRANSPARENT }).png().toBuffer();
+      textBox.top = placed.crop ? -placed.crop.top : placed.top;
+      height = boxHeight;
+    }
 
+    const bg = empty || (part && 'unit' in part) ? undefined : spec.background;
     const outline = spec.outline?.width ?? 0;
     const sh = spec.shadow;
-    const pad = Math.ceil(outline + (sh ? sh.blur * 2 + Math.max(Math.abs(sh.x), Math.abs(sh.y)) : 0)) + 2;
+    const pad = Math.ceil(Math.max(outline + (sh ? sh.blur * 2 + Math.max(Math.abs(sh.x), Math.abs(sh.y)) : 0), bg ? Math.max(bg.padding.v, bg.padding.h) : 0)) + 2;
     const layers: sharp.OverlayOptions[] = [];
     const padded = await sharp(img).extend({ top: pad, bottom: pad, left: pad, right: pad, background: TRANSPARENT }).png().toBuffer();
     const W = width + pad * 2;
     const H = height + pad * 2;
     const alpha = await sharp(padded).extractChannel(3).raw().toBuffer();
+    let extent = { top: 0, bottom: height };
+    if (bg) {
+      const { v, h } = bg.padding;
+      // The visible rows of the block (it may be clipped to the box), padded.
+      const top = Math.max(0, textBox.top);
+      const bottom = Math.min(height, textBox.top + textBox.height);
+      const boxes = bg.perLine
+        ? await this.lineBoxes(spec, size, alpha, W, pad, { top: textBox.top, bottom })
+        : [{ left: textBox.left, right: textBox.left + textBox.width, top, bottom }];
+      const rects = boxes.map((b) => ({ x: b.left - h + pad, y: b.top - v + pad, w: b.right - b.left + 2 * h, h: b.bottom - b.top + 2 * v }));
+      if (rects.length) {
+        layers.push({ input: await tinted(await rectMask(rects, bg.radius, W, H), W, H, bg.color), left: 0, top: 0 });
+        extent = { top: Math.min(0, ...rects.map((r) => r.y - pad)), bottom: Math.max(height, ...rects.map((r) => r.y + r.h - pad)) };
+      }
+    }
     if (sh) {
       const mask = sh.blur > 0 ? await sharp(alpha, { raw: { width: W, height: H, channels: 1 } }).blur(Math.max(0.3, sh.blur / 2)).extractChannel(0).raw().toBuffer() : alpha;
       layers.push({ input: await tinted(mask, W, H, sh.color), left: Math.round(sh.x), top: Math.round(sh.y) });
@@ -111,11 +135,81 @@ export class RasterRepository {
       layers.push({ input: await tinted(dilated, W, H, spec.outline!.color), left: 0, top: 0 });
     }
     layers.push({ input: padded, left: 0, top: 0 });
-    const info = await sharp({ create: { width: W, height: H, channels: 4, background: TRANSPARENT } })
-      .composite(layers)
+    const canvas = sharp({ create: { width: W, height: H, channels: 4, background: TRANSPARENT } }).composite(layers);
+    const meta = { size, top: extent.top, bottom: extent.bottom };
+    if (!part) {
+      const info = await canvas.png().toFile(out);
+      return { path: out, width: info.width, height: info.height, dx: -pad, dy: -pad, text: meta };
+    }
+    // A part: only its ink, at its place in the whole layout.
+    const raw = await canvas.raw().toBuffer({ resolveWithObject: true });
+    const ink = inkBox(raw.data, W, H, 4, 3) ?? { left: 0, top: 0, right: 2, bottom: 2 };
+    const info = await sharp(raw.data, { raw: { width: W, height: H, channels: 4 } })
+      .extract({ left: ink.left, top: ink.top, width: ink.right - ink.left, height: ink.bottom - ink.top })
       .png()
       .toFile(out);
-    return { path: out, width: info.width, height: info.height, dx: -pad, dy: -pad };
+    return { path: out, width: info.width, height: info.height, dx: ink.left - pad, dy: ink.top - pad, text: meta };
+  }
+
+  /** `fit: shrink`: the largest size whose layout fits the box, words unbroken. */
+  private async fittingSize(spec: TextRasterSpec): Promise<number> {
+    const markup = textMarkup(spec.text, spec.align);
+    const found = await largestFittingSize(spec.shrink!.minSize, spec.size, async (size) => {
+      const { info } = await this.pango(spec, size, markup, 'word');
+      return (!spec.width || info.width <= spec.width) && (!spec.height || info.height <= spec.height);
+    });
+    return found.size;
+  }
+
+  /** One Pango layout, as PNG. */
+  private async pango(spec: TextRasterSpec, size: number, markup: string, wrap: 'word' | 'word-char') {
+    const font = [spec.family, PANGO_WEIGHT[spec.weight] ?? '', spec.style === 'italic' ? 'Italic' : '', `${size}`].filter(Boolean).join(' ');
+    let text: sharp.Sharp;
+    try {
+      text = sharp({
+        text: {
+          text: `<span foreground="${rgb(spec.color)}" fgalpha="${alphaPercent(spec.color)}%">${markup}</span>`,
+          font,
+          fontfile: spec.fontFile,
+          rgba: true,
+          dpi: 72, // 1 pt = 1 px, so `size` is in pixels
+          width: spec.width ? Math.round(spec.width) : undefined,
+          // Each paragraph carries the marks that put it on its side (see layoutParagraphs), except centred ones.
+          align: spec.align === 'center' ? 'centre' : 'left',
+          wrap,
+          spacing: Math.round(size * (spec.lineHeight - 1)),
+        },
+        limitInputPixels: MAX_PIXELS,
+      });
+    } catch (err) {
+      throw renderFailed('text could not be rasterised', [], { internal: (err as Error).message });
+    }
+    return text.png().toBuffer({ resolveWithObject: true }).catch((err: Error) => {
+      throw renderFailed('text could not be rasterised (a font or a character Pango cannot use)', [], { internal: err.message });
+    });
+  }
+
+  /**
+   * `perLine` backgrounds: one box per line, as wide as the line's ink. sharp crops a layout to
+   * its ink, so the line pitch is measured (two lines of one letter less one) and each line's
+   * band is centred on where that letter's ink would be.
+   */
+  private async lineBoxes(spec: TextRasterSpec, size: number, alpha: Buffer, W: number, pad: number, block: { top: number; bottom: number }) {
+    const letter = escapePango([...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(spec.text.trim())][0]?.segment ?? 'X');
+    const unboxed = { ...spec, width: undefined };
+    const one = (await this.pango(unboxed, size, letter, 'word')).info.height;
+    const pitch = Math.max(1, (await this.pango(unboxed, size, `${letter}\n${letter}`, 'word')).info.height - one);
+    const slack = Math.floor((pitch - one) / 2);
+    const boxes: Array<{ left: number; right: number; top: number; bottom: number }> = [];
+    for (let line = block.top - slack; line < block.bottom; line += pitch) {
+      const rows = { top: Math.max(0, line), bottom: Math.min(block.bottom, line + pitch) };
+      if (rows.bottom <= rows.top) continue;
+      const band = alpha.subarray((rows.top + pad) * W, (rows.bottom + pad) * W);
+      const ink = inkBox(band, W, rows.bottom - rows.top, 1, 0);
+      // The box is as tall as the letter, and reaches down to the line's descenders.
+      if (ink) boxes.push({ left: ink.left - pad, right: ink.right - pad, top: Math.max(0, line + slack), bottom: Math.min(block.bottom, Math.max(line + slack + one, rows.top + ink.bottom)) });
+    }
+    return boxes;
   }
 
   /** SVG markup (already through Handlebars, values escaped) → PNG, fitted to the box if given. */
@@ -240,11 +334,6 @@ export class RasterRepository {
 
 const TRANSPARENT = { r: 0, g: 0, b: 0, alpha: 0 };
 
-/** Pango markup escaping: the user's text is shown as typed, never interpreted. */
-export function escapePango(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
-}
-
 function rgb(hex: string): string {
   const h = expandHex(hex);
   return `#${h.slice(0, 6)}`;
@@ -283,4 +372,27 @@ function fitBox(natural: { width: number; height: number }, box: { width?: numbe
   if (box.width) return { width: even(box.width), height: even((box.width * natural.height) / natural.width) };
   if (box.height) return { width: even((box.height * natural.width) / natural.height), height: even(box.height) };
   return { width: even(natural.width), height: even(natural.height) };
+}
+
+/** The bounding box [left, right) × [top, bottom) of the pixels whose channel `channel` is not 0; undefined when there are none. */
+function inkBox(data: Buffer, width: number, height: number, channels: number, channel: number) {
+  let [left, top, right, bottom] = [width, height, 0, 0];
+  for (let y = 0; y < height; y++) {
+    const row = y * width * channels;
+    for (let x = 0; x < width; x++) {
+      if (data[row + x * channels + channel] === 0) continue;
+      if (x < left) left = x;
+      if (x >= right) right = x + 1;
+      if (y < top) top = y;
+      bottom = y + 1;
+    }
+  }
+  return right > left ? { left, top, right, bottom } : undefined;
+}
+
+/** White rounded rectangles on transparent → their alpha as a single-channel mask. */
+async function rectMask(rects: Array<{ x: number; y: number; w: number; h: number }>, radius: number, width: number, height: number): Promise<Buffer> {
+  const shapes = rects.map((r) => `<rect x="${r.x}" y="${r.y}" width="${r.w}" height="${r.h}" rx="${radius}" ry="${radius}" fill="#fff"/>`).join('');
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${shapes}</svg>`;
+  return sharp(Buffer.from(svg)).ensureAlpha().extractChannel(3).raw().toBuffer();
 }

@@ -42,6 +42,9 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
   const seconds = tpl(numberLike.pipe(z.number().min(0, 'must be ≥ 0')));
   const positive = tpl(numberLike.pipe(z.number().positive('must be > 0')));
   const pixels = tpl(numberLike);
+  // Bounded: a background's padding grows its raster on every side.
+  const boxPixels = tpl(numberLike.pipe(z.number().min(0, 'must be ≥ 0').max(500, 'must be ≤ 500')));
+  const fontPixels = tpl(numberLike.pipe(z.number().positive('must be > 0').max(2000, 'must be ≤ 2000')));
   const unit = tpl(numberLike.pipe(z.number().min(0).max(1, 'must be between 0 and 1')));
 
   const easing = tpl(
@@ -217,8 +220,35 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
       text: z.string(),
       font: fontSpec.default({} as never),
       color: color.default('#ffffff' as never),
-      align: tpl(z.enum(['left', 'center', 'right'])).default('left' as never),
+      /** Per paragraph; start and end follow its direction (Hebrew, Arabic: right to left). */
+      align: tpl(z.enum(['left', 'center', 'right', 'start', 'end'])).default('left' as never),
+      /** Where the text sits in `height`; it is clipped to that box. */
+      verticalAlign: tpl(z.enum(['top', 'middle', 'bottom'])).default('top' as never),
+      /** shrink: the largest size from `minSize` to `maxSize` (default `font.size`) at which it fits the box. */
+      fit: tpl(z.enum(['none', 'shrink'])).default('none' as never),
+      minSize: fontPixels.default(8 as never),
+      maxSize: fontPixels.optional(),
       lineHeight: tpl(numberLike.pipe(z.number().min(0.5).max(4))).default(1.2 as never),
+      background: z
+        .object({
+          color,
+          /** Pixels around the text: one number, or [vertical, horizontal]. */
+          padding: z.union([boxPixels, z.tuple([boxPixels, boxPixels])]).default(8 as never),
+          radius: boxPixels.default(0 as never),
+          /** One box per line (captions) instead of one around the block. */
+          perLine: tpl(boolLike).default(false as never),
+        })
+        .strict()
+        .optional(),
+      /** Placed below the previous text layer of the scene, `gap` pixels under it (its `y` is not used). */
+      stack: z.object({ gap: pixels.default(0 as never) }).strict().optional(),
+      /** Animates each word or letter: the layer's `in`/`out` per unit, each `stagger` seconds after the one before. */
+      split: z
+        .union([
+          tpl(z.enum(['typewriter', 'pop'])),
+          z.object({ by: tpl(z.enum(['word', 'letter'])), stagger: seconds.default(0.06 as never) }).strict(),
+        ])
+        .optional(),
       outline: z.object({ width: positive, color: color.default('#000000' as never) }).strict().optional(),
       shadow: z
         .object({ x: pixels.default(3 as never), y: pixels.default(3 as never), blur: seconds.default(4 as never), color: color.default('#000000a0' as never) })
