@@ -23,6 +23,8 @@ export interface TimedLayer {
   svg?: string;
   /** text layers with a font file shipped in the template */
   fontFile?: string;
+  /** lottie layers: the JSON file of the template, and the `file:line` its problems are reported at */
+  lottie?: { file: string; field: string };
 }
 
 export interface ResolvedTransition {
@@ -163,6 +165,12 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
             errors.push({ field: `${template.project}/${template.movie}/${rel}:1`, message: `Handlebars: ${(err as Error).message.split('\n')[0]}` });
           }
         }
+      }
+      if (layer.type === 'lottie') {
+        const field = at([...layerPath, 'src']);
+        const rel = /^[a-z][a-z0-9+.-]*:/i.test(layer.src) ? '!a Lottie animation is a .json file of the template (URLs are not fetched for Lottie layers yet)' : templateFile(template, layer.src);
+        if (rel.startsWith('!')) errors.push({ field, message: rel.slice(1) });
+        else timed.lottie = { file: path.join(template.dir, rel), field };
       }
       if (layer.type === 'text' && layer.font.file) {
         const rel = templateFile(template, layer.font.file);

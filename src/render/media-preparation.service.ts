@@ -12,6 +12,9 @@ import { type Raster, RasterRepository } from '../repositories/raster.repository
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
 import { UsedMarker } from '../retention/used-marker';
+import { badInput } from '../common/errors';
+import { lottieBox, lottieClipFrames, lottieClipProblem, readLottieHeader } from '../compiler/lottie';
+import { LottieRepository } from '../repositories/lottie.repository';
 
 /** A local file for a media ref, and a hash that identifies its content. */
 interface LocalMedia {
@@ -35,6 +38,7 @@ export class MediaPreparationService {
     private readonly rasters: RasterRepository,
     private readonly templateFiles: TemplateFilesRepository,
     private readonly work: WorkFilesRepository,
+    private readonly lottie: LottieRepository,
   ) {
     this.rasterDir = path.join(config.dataDir, 'cache', 'rasters');
   }
@@ -106,6 +110,8 @@ export class MediaPreparationService {
         return this.cachedRaster(['svg', layer.svg, spec.width, spec.height], (out) =>
           this.rasters.svg(layer.svg!, { width: spec.width, height: spec.height }, out),
         );
+      case 'lottie':
+        return this.lottieClip(movie, layer, spec);
       case 'video': {
         const src = await this.local(layer.media!, 'video');
         const probe = await this.probe(src);
@@ -119,6 +125,37 @@ export class MediaPreparationService {
           hasAudio: probe.hasAudio,
         };
       }
+    }
+  }
+
+  /** A Lottie layer's clip: rendered once, at the movie's fps and the box's size, cached by everything that shapes it. */
+  private async lottieClip(movie: ResolvedMovie, layer: TimedLayer, spec: Extract<TimedLayer['spec'], { type: 'lottie' }>): Promise<PreparedVisual> {
+    const { file, field } = layer.lottie!;
+    const refuse = (message: string) => badInput(`${field}: ${message}`, [{ field, message }]);
+    const header = readLottieHeader(await this.lottie.readSource(file, field));
+    if (typeof header === 'string') throw refuse(header);
+    const { width, height } = lottieBox(spec, header);
+    const layerFrames = layer.endFrame - layer.startFrame;
+    const problem = lottieClipProblem(width, height, layerFrames);
+    if (problem) throw refuse(problem);
+    const { frames, loop } = lottieClipFrames(header, { layerFrames, movieFps: movie.fps, speed: spec.speed, loop: spec.loop });
+    const contentHash = await this.templateFiles.hashFile(file);
+    const key = ['lottie', contentHash, width, height, movie.fps, frames.length, spec.speed, spec.loop];
+    const hash = createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 32);
+    const clip = path.join(this.rasterDir, `${hash}.mov`);
+    const prepared: PreparedVisual = { kind: 'clip', path: clip, width, height, frames: frames.length, loop };
+    if (await this.work.exists(clip)) {
+      this.usage.used(clip);
+      return prepared;
+    }
+    const temp = await this.work.tempFor(clip);
+    try {
+      await this.lottie.renderClip({ src: file, width, height, fps: movie.fps, frames, field }, temp);
+      await this.work.commit(temp, clip);
+      return prepared;
+    } catch (err) {
+      await this.work.remove(temp);
+      throw err;
     }
   }
 

@@ -137,6 +137,19 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
       ...timing,
     })
     .strict();
+  /** A Lottie animation (Bodymovin JSON shipped with the template), rendered to a clip with alpha once per render. */
+  const lottieLayer = z
+    .object({
+      type: z.literal('lottie'),
+      src: z.string().min(1, 'media source is empty (is a media variable missing?)'),
+      /** Restart at the end; otherwise the last frame holds. */
+      loop: tpl(boolLike).default(false as never),
+      /** 2 plays twice as fast. */
+      speed: tpl(numberLike.pipe(z.number().min(0.01, 'must be ≥ 0.01').max(100, 'must be ≤ 100'))).default(1 as never),
+      ...box,
+      ...timing,
+    })
+    .strict();
 
   const layerSchema = z.discriminatedUnion('type', [
     solidLayer,
@@ -145,6 +158,7 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
     textLayer,
     svgLayer,
     videoLayer,
+    lottieLayer,
   ]);
 
   const transition = z
