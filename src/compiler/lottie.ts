@@ -1,3 +1,5 @@
+import * as path from 'node:path';
+
 /**
  * Lottie layers, the pure parts: what a Lottie file must look like before it reaches the
  * renderer, which animation frame each movie frame shows, and the encoder's arguments.
@@ -29,6 +31,10 @@ export interface LottieHeader {
   fps: number;
   inPoint: number;
   outPoint: number;
+  /** Image assets kept beside the JSON (not embedded): the name Skottie asks for (`p`) and the path it is at (`u` + `p`). */
+  images: Array<{ name: string; path: string }>;
+  /** Fonts of text layers, by `fName`: Skottie draws text only with the font's file. */
+  fonts: string[];
 }
 
 /** Checks a Lottie file's text; returns its header, or why it cannot be used. */
@@ -55,7 +61,15 @@ export function readLottieHeader(text: string): LottieHeader | string {
   if (fr <= 0 || fr > LOTTIE_LIMITS.maxFps) return `the animation's frame rate must be between 0 and ${LOTTIE_LIMITS.maxFps} (it is ${fr})`;
   if (op <= ip) return 'the animation ends before it starts ("op" ≤ "ip")';
   if ((op - ip) / fr > LOTTIE_LIMITS.maxSeconds) return `the animation may last at most ${LOTTIE_LIMITS.maxSeconds} s`;
-  return { width: w, height: h, fps: fr, inPoint: ip, outPoint: op };
+  const images: LottieHeader['images'] = [];
+  for (const asset of Array.isArray(d.assets) ? d.assets : []) {
+    const a = asset as Record<string, unknown> | null;
+    if (!a || typeof a.p !== 'string' || a.layers !== undefined || a.e === 1 || a.p.startsWith('data:')) continue;
+    images.push({ name: a.p, path: `${typeof a.u === 'string' ? a.u : ''}${a.p}` });
+  }
+  const list = (d.fonts as { list?: unknown } | undefined)?.list;
+  const fonts = (Array.isArray(list) ? list : []).map((f) => (f as { fName?: unknown } | null)?.fName).filter((n): n is string => typeof n === 'string');
+  return { width: w, height: h, fps: fr, inPoint: ip, outPoint: op, images, fonts: [...new Set(fonts)] };
 }
 
 /** The deepest nesting of objects and arrays, counted without parsing (strings skipped). */
@@ -73,6 +87,33 @@ export function jsonDepth(text: string): number {
     else if (c === 0x7d || c === 0x5d) depth--;
   }
   return deepest;
+}
+
+/**
+ * The files of the template that the animation needs, by the name Skottie asks for them:
+ * images at `u` + `p` from the JSON's folder, fonts as `<fName>.ttf` or `.otf` beside the
+ * JSON or in its `fonts/` folder. Relative paths of the template; an error message when one
+ * is missing or would leave the folder.
+ */
+export function lottieAssetFiles(header: LottieHeader, jsonPath: string, templateFiles: readonly string[]): Record<string, string> | string {
+  const dir = path.posix.dirname(jsonPath);
+  const files = new Set(templateFiles);
+  const assets: Record<string, string> = {};
+  for (const image of header.images) {
+    const rel = path.posix.normalize(path.posix.join(dir, image.path.replace(/\\/g, '/')));
+    if (/^[a-z][a-z0-9+.-]*:/i.test(image.path) || path.posix.isAbsolute(image.path) || rel === '..' || rel.startsWith('../') || rel.includes('\0')) {
+      return `the animation's image "${image.path.slice(0, 80)}" must be a file beside it in the template (or embedded)`;
+    }
+    if (!files.has(rel)) return `the animation's image "${rel.slice(0, 80)}" is not a file of the template`;
+    assets[image.name] = rel;
+  }
+  for (const font of header.fonts) {
+    const candidates = ['', 'fonts/'].flatMap((sub) => ['.ttf', '.otf'].map((ext) => path.posix.normalize(path.posix.join(dir, `${sub}${font}${ext}`))));
+    const found = /[/\\\0]/.test(font) ? undefined : candidates.find((c) => files.has(c));
+    if (!found) return `the animation's text uses the font "${font.slice(0, 80)}": ship ${font.slice(0, 80)}.ttf or .otf beside the animation or in fonts/ (Skottie draws text only with the font's file)`;
+    assets[font] = found;
+  }
+  return assets;
 }
 
 /** The layer's box: as the template says, else the animation's own size (one side given: the other keeps its aspect). Even, for yuv420p. */

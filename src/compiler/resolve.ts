@@ -23,8 +23,8 @@ export interface TimedLayer {
   svg?: string;
   /** text layers with a font file shipped in the template */
   fontFile?: string;
-  /** lottie layers: the JSON file of the template, and the `file:line` its problems are reported at */
-  lottie?: { file: string; field: string };
+  /** lottie layers: the JSON file (absolute, and relative to the template with the template's files, for its assets), and the `file:line` its problems are reported at */
+  lottie?: { file: string; rel: string; templateFiles: readonly string[]; field: string };
 }
 
 export interface ResolvedTransition {
@@ -170,7 +170,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
         const field = at([...layerPath, 'src']);
         const rel = /^[a-z][a-z0-9+.-]*:/i.test(layer.src) ? '!a Lottie animation is a .json file of the template (URLs are not fetched for Lottie layers yet)' : templateFile(template, layer.src);
         if (rel.startsWith('!')) errors.push({ field, message: rel.slice(1) });
-        else timed.lottie = { file: path.join(template.dir, rel), field };
+        else timed.lottie = { file: path.join(template.dir, rel), rel, templateFiles: template.files, field };
       }
       if (layer.type === 'text' && layer.font.file) {
         const rel = templateFile(template, layer.font.file);

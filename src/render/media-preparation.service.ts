@@ -13,7 +13,7 @@ import { TemplateFilesRepository } from '../repositories/template-files.reposito
 import { WorkFilesRepository } from '../repositories/work-files.repository';
 import { UsedMarker } from '../retention/used-marker';
 import { badInput } from '../common/errors';
-import { lottieBox, lottieClipFrames, lottieClipProblem, readLottieHeader } from '../compiler/lottie';
+import { lottieAssetFiles, lottieBox, lottieClipFrames, lottieClipProblem, readLottieHeader } from '../compiler/lottie';
 import { LottieRepository } from '../repositories/lottie.repository';
 
 /** A local file for a media ref, and a hash that identifies its content. */
@@ -130,7 +130,7 @@ export class MediaPreparationService {
 
   /** A Lottie layer's clip: rendered once, at the movie's fps and the box's size, cached by everything that shapes it. */
   private async lottieClip(movie: ResolvedMovie, layer: TimedLayer, spec: Extract<TimedLayer['spec'], { type: 'lottie' }>): Promise<PreparedVisual> {
-    const { file, field } = layer.lottie!;
+    const { file, rel, templateFiles, field } = layer.lottie!;
     const refuse = (message: string) => badInput(`${field}: ${message}`, [{ field, message }]);
     const header = readLottieHeader(await this.lottie.readSource(file, field));
     if (typeof header === 'string') throw refuse(header);
@@ -138,9 +138,13 @@ export class MediaPreparationService {
     const layerFrames = layer.endFrame - layer.startFrame;
     const problem = lottieClipProblem(width, height, layerFrames);
     if (problem) throw refuse(problem);
+    const needed = lottieAssetFiles(header, rel, templateFiles);
+    if (typeof needed === 'string') throw refuse(needed);
+    const assets = Object.fromEntries(Object.entries(needed).map(([name, relPath]) => [name, path.join(path.dirname(file), path.posix.relative(path.posix.dirname(rel), relPath))]));
+    const assetHashes = await Promise.all(Object.entries(assets).map(async ([name, f]) => [name, await this.templateFiles.hashFile(f)]));
     const { frames, loop } = lottieClipFrames(header, { layerFrames, movieFps: movie.fps, speed: spec.speed, loop: spec.loop });
     const contentHash = await this.templateFiles.hashFile(file);
-    const key = ['lottie', contentHash, width, height, movie.fps, frames.length, spec.speed, spec.loop];
+    const key = ['lottie', contentHash, assetHashes, width, height, movie.fps, frames.length, spec.speed, spec.loop];
     const hash = createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 32);
     const clip = path.join(this.rasterDir, `${hash}.mov`);
     const prepared: PreparedVisual = { kind: 'clip', path: clip, width, height, frames: frames.length, loop };
@@ -150,7 +154,7 @@ export class MediaPreparationService {
     }
     const temp = await this.work.tempFor(clip);
     try {
-      await this.lottie.renderClip({ src: file, width, height, fps: movie.fps, frames, field }, temp);
+      await this.lottie.renderClip({ src: file, assets, width, height, fps: movie.fps, frames, field }, temp);
       await this.work.commit(temp, clip);
       return prepared;
     } catch (err) {

@@ -7,12 +7,16 @@
  * WebAssembly runs synchronously, so a slow or hostile animation would otherwise block the
  * event loop, and only a process can be killed when it runs too long or crashes.
  *
- * Job on stdin (JSON): { src, width, height, frames } where frames[i] is the animation frame
- * (relative to its in point) of output frame i. Exit 3 with one line on stderr: the
+ * Job on stdin (JSON): { src, assets, width, height, frames } where assets maps the names
+ * Skottie asks for (images, fonts) to files, and frames[i] is the animation frame (relative
+ * to its in point) of output frame i. Exit 3 with one line on stderr: the
  * animation cannot be used; any other failure is a crash.
  */
 const fs = require('node:fs');
 const path = require('node:path');
+
+// stdout carries frames only: whatever the WebAssembly module prints goes to stderr.
+console.log = console.error;
 
 const CANVASKIT = path.dirname(require.resolve('canvaskit-wasm/bin/full/canvaskit.js'));
 
@@ -37,11 +41,17 @@ async function main() {
   const job = await readStdin();
   const { width, height, frames } = job;
   const CanvasKitInit = require('canvaskit-wasm/bin/full/canvaskit.js');
-  const CK = await CanvasKitInit({ locateFile: (file) => path.join(CANVASKIT, file) });
+  const toStderr = (text) => process.stderr.write(`${text}\n`);
+  const CK = await CanvasKitInit({ locateFile: (file) => path.join(CANVASKIT, file), print: toStderr, printErr: toStderr });
   const json = fs.readFileSync(job.src, 'utf8');
+  const assets = {};
+  for (const [name, file] of Object.entries(job.assets || {})) {
+    const bytes = fs.readFileSync(file);
+    assets[name] = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  }
   let animation;
   try {
-    animation = CK.MakeManagedAnimation(json);
+    animation = CK.MakeManagedAnimation(json, assets);
   } catch {
     // Skottie builds nested groups recursively: what fails here (a stack overflow, an abort) is the file's doing.
     refuse('Skottie failed to build this animation (groups nested too deeply, or damaged data)');

@@ -10,6 +10,8 @@ import { cannotExecute, spawnTied } from './child-processes';
 export interface LottieClipJob {
   /** The Lottie JSON file. */
   src: string;
+  /** Files it refers to (images, fonts), by the name Skottie asks for. */
+  assets: Record<string, string>;
   width: number;
   height: number;
   fps: number;
@@ -66,7 +68,7 @@ export class LottieRepository {
       encoder.kill('SIGKILL');
     }, timeoutMs);
     renderer.stdin!.on('error', () => undefined); // a renderer that died early is reported by its exit
-    renderer.stdin!.end(JSON.stringify({ src: job.src, width: job.width, height: job.height, frames: job.frames }));
+    renderer.stdin!.end(JSON.stringify({ src: job.src, assets: job.assets, width: job.width, height: job.height, frames: job.frames }));
     const r = await rendered;
     // The encoder reads to the end of the pipe; a renderer that failed leaves a clip cut short.
     if (r.code !== 0) encoder.kill('SIGKILL');

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MontageError } from '../../src/common/errors';
 import { LottieRepository } from '../../src/repositories/lottie.repository';
-import { frameAt, near, pixel, probe, ssimPerFrame, type Frame } from '../helpers/media';
+import sharp from 'sharp';
+import { brightPixels, frameAt, near, pixel, probe, ssimPerFrame, type Frame } from '../helpers/media';
 import { renderContext } from '../helpers/render-context';
 
 type Ctx = Awaited<ReturnType<typeof renderContext>>;
@@ -94,8 +95,49 @@ describe('lottie layers', () => {
     expect((err as MontageError).details[0]).toEqual({ field: 't/lottie-bad/movie.yaml:7', message: expect.stringMatching(message) });
   });
 
+  it('an image kept beside the JSON and text in a font shipped with it are drawn; a missing font is a 400', async () => {
+    // A template made here: the font is the system's DejaVu Sans, copied in (no font in the repository).
+    const root = fs.mkdtempSync(path.join(ctx.dataDir, 'tpl-'));
+    const dir = path.join(root, 'p', 'assets');
+    fs.mkdirSync(path.join(dir, 'anim', 'images'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'anim', 'fonts'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'anim', 'images', 'img_0.png'), await sharp({ create: { width: 40, height: 40, channels: 4, background: '#00ff00' } }).png().toBuffer());
+    fs.copyFileSync('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf', path.join(dir, 'anim', 'fonts', 'DejaVuSans.ttf'));
+    const ks = (x: number, y: number, ax = 0, ay = 0) => ({ o: { a: 0, k: 100 }, r: { a: 0, k: 0 }, p: { a: 0, k: [x, y, 0] }, a: { a: 0, k: [ax, ay, 0] }, s: { a: 0, k: [100, 100, 100] } });
+    const anim = (fName: string) => ({
+      v: '5.7.4', fr: 30, ip: 0, op: 30, w: 200, h: 100,
+      assets: [{ id: 'image_0', w: 40, h: 40, u: 'images/', p: 'img_0.png', e: 0 }],
+      fonts: { list: [{ fName, fFamily: 'DejaVu Sans', fStyle: 'Book', ascent: 75 }] },
+      layers: [
+        { ty: 2, ind: 1, refId: 'image_0', ip: 0, op: 30, st: 0, ks: ks(50, 50, 20, 20) },
+        { ty: 5, ind: 2, ip: 0, op: 30, st: 0, ks: ks(110, 65), t: { d: { k: [{ s: { s: 40, f: fName, t: 'Hi', j: 0, tr: 0, lh: 48, ls: 0, fc: [1, 1, 1] }, t: 0 }] }, p: {}, m: { g: 1, a: { a: 0, k: [0, 0] } }, a: [] } },
+      ],
+    });
+    fs.writeFileSync(path.join(dir, 'anim', 'a.json'), JSON.stringify(anim('DejaVuSans')));
+    fs.writeFileSync(path.join(dir, 'anim', 'b.json'), JSON.stringify(anim('Missing')));
+    fs.writeFileSync(
+      path.join(dir, 'movie.yaml'),
+      ['canvas: { width: 320, height: 180, fps: 30, background: "#0000ff" }', 'duration: 0.5', 'variables:', '  file: { type: string, default: anim/a.json }', 'scenes:', '  - layers: [{ type: lottie, src: "{{file}}" }]', ''].join('\n'),
+    );
+    const own = await renderContext({ templatesDir: root });
+    try {
+      const out = own.out('assets.mp4');
+      await own.renders.render({ project: 'p', movie: 'assets', params: {}, profile: { format: 'mp4', crf: 12 } }, out);
+      const f = await frameAt(out, 5, 320, 180);
+      expect(near(pixel(f, 50, 50), [0, 255, 0])).toBe(true); // the image: 40×40 around (50, 50)
+      expect(near(pixel(f, 25, 50), BLUE)).toBe(true);
+      expect(brightPixels(f, 105, 25, 95, 50)).toBeGreaterThan(100); // "Hi", white, from x 110
+      expect(brightPixels(f, 0, 110, 320, 70)).toBe(0);
+
+      const err = await own.renders.render({ project: 'p', movie: 'assets', params: { file: 'anim/b.json' }, profile: { format: 'mp4' } }, own.out('b.mp4')).then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ kind: 'bad_input', details: [{ field: 'p/assets/movie.yaml:6', message: expect.stringMatching(/uses the font "Missing": ship Missing.ttf or .otf/) }] });
+    } finally {
+      await own.close();
+    }
+  });
+
   describe('the renderer process', () => {
-    const job = (src: string) => ({ src, width: 64, height: 64, fps: 30, frames: [0, 1, 2], field: 't/x/movie.yaml:3' });
+    const job = (src: string) => ({ src, assets: {}, width: 64, height: 64, fps: 30, frames: [0, 1, 2], field: 't/x/movie.yaml:3' });
 
     it('an animation Skottie cannot build (groups nested 5,000 deep) is a 400, not a crash', async () => {
       const square = JSON.parse(fs.readFileSync(path.join(ctx.config.templatesDir, 't', 'lottie', 'square.json'), 'utf8'));
