@@ -85,10 +85,12 @@ export class LottieRepository {
       const detail: ErrorDetail = { field: job.field, message };
       throw badInput(`${job.field}: ${message}`, [detail]);
     }
-    if (r.error || r.code !== 0 || cannotExecute(r.code, rendererErr)) {
+    // An encoder that failed on its own (not killed above) is why the renderer lost its pipe.
+    const encoderFailed = e.error !== undefined || (e.code !== 0 && e.signal !== 'SIGKILL');
+    if (!encoderFailed && (r.error || r.code !== 0 || cannotExecute(r.code, rendererErr))) {
       throw renderFailed('the Lottie renderer failed', [], { internal: `renderer ${r.error?.message ?? r.code ?? r.signal}: ${rendererErr.slice(-2000)}` });
     }
-    if (e.error || e.code !== 0) {
+    if (encoderFailed || e.code !== 0) {
       throw renderFailed('the Lottie clip could not be encoded', [], { internal: `ffmpeg ${e.error?.message ?? e.code ?? e.signal}: ${ffmpegErrorSummary(encoderErr)}` });
     }
   }

@@ -150,6 +150,13 @@ describe('lottie layers', () => {
       expect(err).toMatchObject({ kind: 'bad_input', details: [{ field: 't/x/movie.yaml:3', message: expect.stringMatching(/^Skottie failed to build this animation/) }] });
     });
 
+    it('an encoder that fails is reported as the encoder’s failure (a 500), not the animation’s', async () => {
+      const src = path.join(ctx.config.templatesDir, 't', 'lottie', 'square.json');
+      const failing = new LottieRepository({ ...ctx.config, ffmpegPath: '/bin/false' });
+      const err = await failing.renderClip({ ...job(src), frames: Array(300).fill(0) }, path.join(ctx.dataDir, 'x.mov')).then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ kind: 'render_failed', message: 'the Lottie clip could not be encoded' });
+    });
+
     it('a render past its time limit is killed and reported at the layer', async () => {
       const src = path.join(ctx.config.templatesDir, 't', 'lottie', 'square.json');
       const err = await new LottieRepository(ctx.config).renderClip(job(src), path.join(ctx.dataDir, 'slow.mov'), 1).then(() => undefined, (e: unknown) => e);
