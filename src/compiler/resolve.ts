@@ -5,6 +5,7 @@ import { explainIssue, resolvedAudioSchema, resolvedSceneSchema } from '../templ
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import type { ParamValue, Params } from './params';
+import { unorderedKeyframe } from './keyframes';
 import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
 
 /** Where a layer's or track's media comes from: a URL to fetch, or a file shipped with the template. */
@@ -25,6 +26,8 @@ export interface TimedLayer {
   fontFile?: string;
   /** lottie layers: the JSON file (absolute, and relative to the template with the template's files, for its assets), and the `file:line` its problems are reported at */
   lottie?: { file: string; rel: string; templateFiles: readonly string[]; field: string };
+  /** layers masked by an image's alpha */
+  maskMedia?: MediaRef;
 }
 
 export interface ResolvedTransition {
@@ -171,6 +174,21 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
         const rel = /^[a-z][a-z0-9+.-]*:/i.test(layer.src) ? '!a Lottie animation is a .json file of the template (URLs are not fetched for Lottie layers yet)' : templateFile(template, layer.src);
         if (rel.startsWith('!')) errors.push({ field, message: rel.slice(1) });
         else timed.lottie = { file: path.join(template.dir, rel), rel, templateFiles: template.files, field };
+      }
+      if ('keyframes' in layer && layer.keyframes) {
+        for (const [name, track] of Object.entries(layer.keyframes)) {
+          const bad = unorderedKeyframe(track);
+          if (bad >= 0) errors.push({ field: at([...layerPath, 'keyframes', name, bad]), message: `keyframes of ${name} must be in time order (at ${track[bad].at} s comes after ${track[bad - 1].at} s)` });
+        }
+      }
+      if ('mask' in layer && layer.mask) {
+        if (Boolean(layer.mask.shape) === Boolean(layer.mask.src)) {
+          errors.push({ field: at([...layerPath, 'mask']), message: 'a mask is either a shape (rectangle, ellipse) or an image (src), not both or neither' });
+        } else if (layer.mask.src) {
+          const ref = mediaRef(template, layer.mask.src);
+          if (typeof ref === 'string') errors.push({ field: at([...layerPath, 'mask', 'src']), message: ref });
+          else timed.maskMedia = ref;
+        }
       }
       if (layer.type === 'text' && layer.font.file) {
         const rel = templateFile(template, layer.font.file);

@@ -5,6 +5,9 @@ import { AssetCacheService } from '../assets/asset-cache.service';
 import type { MediaKind, ProbeResult } from '../assets/asset-cache.types';
 import { unusableMedia } from '../common/errors';
 import type { PreparedAudio, PreparedMedia, PreparedVisual } from '../compiler/render-plan';
+import { even } from '../compiler/render-plan';
+import { maskSvg, shapeSvg } from '../compiler/shapes';
+import { badInput } from '../common/errors';
 import type { MediaRef, ResolvedMovie, TimedLayer } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
@@ -12,7 +15,6 @@ import { type Raster, RasterRepository } from '../repositories/raster.repository
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
 import { UsedMarker } from '../retention/used-marker';
-import { badInput } from '../common/errors';
 import { lottieAssetFiles, lottieBox, lottieClipFrames, lottieClipProblem, readLottieHeader } from '../compiler/lottie';
 import { LottieRepository } from '../repositories/lottie.repository';
 
@@ -48,10 +50,13 @@ export class MediaPreparationService {
     const layers = movie.scenes.flatMap((s) => s.layers);
     const visuals: Record<string, PreparedVisual> = {};
     const audio: Record<string, PreparedAudio> = {};
+    const masks: Record<string, string> = {};
     await Promise.all([
       ...layers.map(async (layer) => {
         const prepared = await this.prepareLayer(movie, layer);
         if (prepared) visuals[layer.id] = prepared;
+        const mask = await this.prepareMask(movie, layer, prepared);
+        if (mask) masks[layer.id] = mask;
       }),
       ...movie.audio.map(async (track) => {
         const local = await this.local(track.media, 'audio');
@@ -60,7 +65,47 @@ export class MediaPreparationService {
         audio[track.id] = { path: local.path, durationSec: probe.durationSec ?? 0 };
       }),
     ]);
-    return { visuals, audio };
+    return Object.keys(masks).length ? { visuals, audio, masks } : { visuals, audio };
+  }
+
+  /**
+   * A layer's mask as a grey PNG exactly the size of its content (a raster with its outline or
+   * shadow margins, a clip's box): shapes are drawn in the layer's box coordinates, images give
+   * their alpha, fitted to the mask's box.
+   */
+  private async prepareMask(movie: ResolvedMovie, layer: TimedLayer, prepared: PreparedVisual | undefined): Promise<string | undefined> {
+    const spec = layer.spec;
+    if (!('mask' in spec) || !spec.mask) return undefined;
+    const mask = spec.mask;
+    // The content's size, and where its top-left is in the layer's box.
+    const content =
+      prepared?.kind === 'still' && !(spec.type === 'image' && spec.kenBurns)
+        ? { width: prepared.width, height: prepared.height, dx: prepared.dx, dy: prepared.dy }
+        : prepared?.kind === 'clip'
+          ? { width: prepared.width, height: prepared.height, dx: 0, dy: 0 }
+          : {
+              width: even(spec.width ?? (spec.type === 'solid' ? movie.width - spec.x : movie.width)),
+              height: even(spec.height ?? (spec.type === 'solid' ? movie.height - spec.y : movie.height)),
+              dx: 0,
+              dy: 0,
+            };
+    const box = {
+      x: mask.x - content.dx,
+      y: mask.y - content.dy,
+      width: mask.width ?? content.width + content.dx - mask.x,
+      height: mask.height ?? content.height + content.dy - mask.y,
+    };
+    if (box.width <= 0 || box.height <= 0) throw badInput(`layer ${layer.id}: the mask has no area inside the layer`, [{ field: layer.id, message: 'the mask has no area' }]);
+    if (layer.maskMedia) {
+      const src = await this.local(layer.maskMedia, 'image');
+      return (
+        await this.cachedRaster(['mask-image', src.contentHash, box, content.width, content.height, mask.invert, mask.feather], (out) =>
+          this.rasters.maskFromImage(src.path, { ...box, invert: mask.invert, feather: mask.feather }, content, out),
+        )
+      ).path;
+    }
+    const markup = maskSvg({ shape: mask.shape ?? 'rectangle', ...box, radius: mask.radius, feather: mask.feather, invert: mask.invert }, content);
+    return (await this.cachedRaster(['mask', markup], (out) => this.rasters.svg(markup, { width: content.width, height: content.height }, out))).path;
   }
 
   private async prepareLayer(movie: ResolvedMovie, layer: TimedLayer): Promise<PreparedVisual | undefined> {
@@ -105,6 +150,14 @@ export class MediaPreparationService {
           shadow: spec.shadow,
         };
         return this.cachedRaster(['text', { ...textSpec, fontFile: fontHash }], (out) => this.rasters.text(textSpec, out));
+      }
+      case 'shape': {
+        const drawing = shapeSvg(spec, movie);
+        if (typeof drawing === 'string') throw badInput(`layer ${layer.id}: ${drawing}`, [{ field: layer.id, message: drawing }]);
+        const raster = await this.cachedRaster(['shape', drawing.markup], (out) =>
+          this.rasters.svg(drawing.markup, { width: drawing.width, height: drawing.height }, out),
+        );
+        return { ...raster, dx: drawing.dx, dy: drawing.dy } as PreparedVisual;
       }
       case 'svg':
         return this.cachedRaster(['svg', layer.svg, spec.width, spec.height], (out) =>

@@ -232,4 +232,10 @@ describe('planRender: lottie layers', () => {
     const once = planRender(resolved({ ...spec, loop: false }), { visuals: { l: { kind: 'clip', path: '/c.mov', width: 120, height: 60, frames: 80, loop: false } }, audio: {} });
     expect(once.scenes[0].layers[0].source).toEqual({ kind: 'video', path: '/c.mov', trimStartSec: 0, loop: false, clipSec: 3.2 });
   });
+
+  it('takes the looks every layer may have (rotation, blend mode, mask)', () => {
+    const spec = { type: 'lottie', src: 'a.json', loop: false, speed: 1, rotation: 15, blendMode: 'screen' };
+    const media = { visuals: { l: { kind: 'clip' as const, path: '/c.mov', width: 120, height: 60, frames: 80, loop: false } }, audio: {}, masks: { l: '/m.png' } };
+    expect(planRender(resolved(spec), media).scenes[0].layers[0].look).toEqual({ rotation: 15, blendMode: 'screen', maskPath: '/m.png' });
+  });
 });
