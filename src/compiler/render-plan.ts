@@ -20,7 +20,9 @@ export type PreparedVisual =
       units?: PreparedPart[];
       textBackground?: PreparedPart;
     }
-  | { kind: 'video'; path: string; width: number; height: number; durationSec: number; hasAudio: boolean };
+  | { kind: 'video'; path: string; width: number; height: number; durationSec: number; hasAudio: boolean }
+  /** A clip rendered for the layer (Lottie): at the movie's fps and the layer's size, from the layer's first frame; `loop`: one pass, repeated. */
+  | { kind: 'clip'; path: string; width: number; height: number; frames: number; loop: boolean };
 /** A raster that is part of a layer, placed relative to the layer's box. */
 export interface PreparedPart {
   path: string;
@@ -188,6 +190,16 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
               loop: spec.loop,
               clipSec: Math.max(1 / fps, (spec.trim.end ?? prepared.durationSec) - spec.trim.start),
             },
+          };
+        }
+        case 'lottie': {
+          if (prepared?.kind !== 'clip') throw new Error(`layer ${layer.id}: no prepared clip`);
+          // A video layer whose clip already has the box's size and the movie's frames.
+          return {
+            ...base,
+            width: prepared.width,
+            height: prepared.height,
+            source: { kind: 'video', path: prepared.path, trimStartSec: 0, loop: prepared.loop, clipSec: prepared.frames / fps },
           };
         }
         default: {

@@ -28,6 +28,8 @@ export interface TimedLayer {
   svg?: string;
   /** text layers with a font file shipped in the template */
   fontFile?: string;
+  /** lottie layers: the JSON file (absolute, and relative to the template with the template's files, for its assets), and the `file:line` its problems are reported at */
+  lottie?: { file: string; rel: string; templateFiles: readonly string[]; field: string };
   /** layers masked by an image's alpha */
   maskMedia?: MediaRef;
 }
@@ -189,6 +191,12 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
       if (layer.type === 'text' && layer.split) {
         const count = textUnits(layer.text, splitOptions(layer.split).by).length;
         if (count > MAX_TEXT_UNITS) errors.push({ field: at([...layerPath, 'split']), message: `the text splits into ${count} units; at most ${MAX_TEXT_UNITS} can be animated one by one` });
+      }
+      if (layer.type === 'lottie') {
+        const field = at([...layerPath, 'src']);
+        const rel = /^[a-z][a-z0-9+.-]*:/i.test(layer.src) ? '!a Lottie animation is a .json file of the template (URLs are not fetched for Lottie layers yet)' : templateFile(template, layer.src);
+        if (rel.startsWith('!')) errors.push({ field, message: rel.slice(1) });
+        else timed.lottie = { file: path.join(template.dir, rel), rel, templateFiles: template.files, field };
       }
       if ('keyframes' in layer && layer.keyframes) {
         for (const [name, track] of Object.entries(layer.keyframes)) {

@@ -17,6 +17,8 @@ import type { ResolvedLayerSpec } from '../templates/movie.schema';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
 import { UsedMarker } from '../retention/used-marker';
+import { lottieAssetFiles, lottieBox, lottieClipFrames, lottieClipProblem, readLottieHeader } from '../compiler/lottie';
+import { LottieRepository } from '../repositories/lottie.repository';
 
 /** A local file for a media ref, and a hash that identifies its content. */
 interface LocalMedia {
@@ -40,6 +42,7 @@ export class MediaPreparationService {
     private readonly rasters: RasterRepository,
     private readonly templateFiles: TemplateFilesRepository,
     private readonly work: WorkFilesRepository,
+    private readonly lottie: LottieRepository,
   ) {
     this.rasterDir = path.join(config.dataDir, 'cache', 'rasters');
   }
@@ -80,12 +83,14 @@ export class MediaPreparationService {
     const content =
       prepared?.kind === 'still' && !(spec.type === 'image' && spec.kenBurns)
         ? { width: prepared.width, height: prepared.height, dx: prepared.dx, dy: prepared.dy }
-        : {
-            width: even(spec.width ?? (spec.type === 'solid' ? movie.width - spec.x : movie.width)),
-            height: even(spec.height ?? (spec.type === 'solid' ? movie.height - spec.y : movie.height)),
-            dx: 0,
-            dy: 0,
-          };
+        : prepared?.kind === 'clip'
+          ? { width: prepared.width, height: prepared.height, dx: 0, dy: 0 }
+          : {
+              width: even(spec.width ?? (spec.type === 'solid' ? movie.width - spec.x : movie.width)),
+              height: even(spec.height ?? (spec.type === 'solid' ? movie.height - spec.y : movie.height)),
+              dx: 0,
+              dy: 0,
+            };
     const box = {
       x: mask.x - content.dx,
       y: mask.y - content.dy,
@@ -144,6 +149,8 @@ export class MediaPreparationService {
         return this.cachedRaster(['svg', layer.svg, spec.width, spec.height], (out) =>
           this.rasters.svg(layer.svg!, { width: spec.width, height: spec.height }, out),
         );
+      case 'lottie':
+        return this.lottieClip(movie, layer, spec);
       case 'video': {
         const src = await this.local(layer.media!, 'video');
         const probe = await this.probe(src);
@@ -198,6 +205,41 @@ export class MediaPreparationService {
     }
     const background = textSpec.background ? part(await this.cachedRaster([...key, 'background'], (out) => this.rasters.text(fixed, out, { background: true }))) : undefined;
     return { ...whole, units, textBackground: background };
+  }
+
+  /** A Lottie layer's clip: rendered once, at the movie's fps and the box's size, cached by everything that shapes it. */
+  private async lottieClip(movie: ResolvedMovie, layer: TimedLayer, spec: Extract<TimedLayer['spec'], { type: 'lottie' }>): Promise<PreparedVisual> {
+    const { file, rel, templateFiles, field } = layer.lottie!;
+    const refuse = (message: string) => badInput(`${field}: ${message}`, [{ field, message }]);
+    const header = readLottieHeader(await this.lottie.readSource(file, field));
+    if (typeof header === 'string') throw refuse(header);
+    const { width, height } = lottieBox(spec, header);
+    const layerFrames = layer.endFrame - layer.startFrame;
+    const problem = lottieClipProblem(width, height, layerFrames);
+    if (problem) throw refuse(problem);
+    const needed = lottieAssetFiles(header, rel, templateFiles);
+    if (typeof needed === 'string') throw refuse(needed);
+    const assets = Object.fromEntries(Object.entries(needed).map(([name, relPath]) => [name, path.join(path.dirname(file), path.posix.relative(path.posix.dirname(rel), relPath))]));
+    const assetHashes = await Promise.all(Object.entries(assets).map(async ([name, f]) => [name, await this.templateFiles.hashFile(f)]));
+    const { frames, loop } = lottieClipFrames(header, { layerFrames, movieFps: movie.fps, speed: spec.speed, loop: spec.loop });
+    const contentHash = await this.templateFiles.hashFile(file);
+    const key = ['lottie', contentHash, assetHashes, width, height, movie.fps, frames.length, spec.speed, spec.loop];
+    const hash = createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 32);
+    const clip = path.join(this.rasterDir, `${hash}.mov`);
+    const prepared: PreparedVisual = { kind: 'clip', path: clip, width, height, frames: frames.length, loop };
+    if (await this.work.exists(clip)) {
+      this.usage.used(clip);
+      return prepared;
+    }
+    const temp = await this.work.tempFor(clip);
+    try {
+      await this.lottie.renderClip({ src: file, assets, width, height, fps: movie.fps, frames, field }, temp);
+      await this.work.commit(temp, clip);
+      return prepared;
+    } catch (err) {
+      await this.work.remove(temp);
+      throw err;
+    }
   }
 
   private async cachedRaster(key: unknown[], make: (out: string) => Promise<Raster>): Promise<PreparedVisual> {

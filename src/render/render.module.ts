@@ -7,6 +7,7 @@ import { FontsRepository } from '../repositories/fonts.repository';
 import { HttpFetchRepository } from '../repositories/http-fetch.repository';
 import { MediaRepository } from '../repositories/media.repository';
 import { RasterRepository } from '../repositories/raster.repository';
+import { LottieRepository } from '../repositories/lottie.repository';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
 import { TemplatesService } from '../templates/templates.service';
@@ -26,6 +27,7 @@ import { RenderService } from './render.service';
     HttpFetchRepository,
     MediaRepository,
     RasterRepository,
+    LottieRepository,
     WorkFilesRepository,
     { provide: ASSET_FILE_STORE, useClass: LocalAssetFileStore },
     MediaVerifier,

@@ -279,6 +279,21 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
       shadow: dropShadow.optional(),
     })
     .strict();
+  /** A Lottie animation (Bodymovin JSON shipped with the template), rendered to a clip with alpha once per render. */
+  const lottieLayer = z
+    .object({
+      type: z.literal('lottie'),
+      src: z.string().min(1, 'media source is empty (is a media variable missing?)'),
+      /** Restart at the end; otherwise the last frame holds. */
+      loop: tpl(boolLike).default(false as never),
+      /** 2 plays twice as fast. */
+      speed: tpl(numberLike.pipe(z.number().min(0.01, 'must be ≥ 0.01').max(100, 'must be ≤ 100'))).default(1 as never),
+      ...box,
+      ...timing,
+      ...look,
+      shadow: dropShadow.optional(),
+    })
+    .strict();
 
   const layerSchema = z.discriminatedUnion('type', [
     solidLayer,
@@ -288,6 +303,7 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
     textLayer,
     svgLayer,
     videoLayer,
+    lottieLayer,
   ]);
 
   const transition = z
