@@ -4,7 +4,9 @@ import type { ResolvedMovie, ResolvedTransition } from './resolve';
 /** What the preparation step made of a layer's content: a raster, a clip, or nothing (solid). */
 export type PreparedVisual =
   | { kind: 'still'; path: string; width: number; height: number; dx: number; dy: number }
-  | { kind: 'video'; path: string; width: number; height: number; durationSec: number; hasAudio: boolean };
+  | { kind: 'video'; path: string; width: number; height: number; durationSec: number; hasAudio: boolean }
+  /** Timed stills of one size (captions): an ffconcat list whose time zero is movie frame `startFrame`. */
+  | { kind: 'sequence'; list: string; startFrame: number; width: number; height: number; dx: number; dy: number };
 export interface PreparedAudio {
   path: string;
   durationSec: number;
@@ -19,6 +21,11 @@ export type LayerSource =
   | { kind: 'color'; color: string }
   | { kind: 'still'; path: string }
   | { kind: 'video'; path: string; trimStartSec: number; loop: boolean; clipSec: number }
+  /**
+   * Timed stills of one size, read once from an ffconcat list (gaps are a transparent still)
+   * whose time zero is movie frame `startFrame`.
+   */
+  | { kind: 'sequence'; list: string; startFrame: number }
   /** Frames made by another engine (Blender), PNG after PNG on the encoder's stdin, one per movie frame of the range. */
   | { kind: 'frames' };
 
@@ -110,8 +117,8 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
         id: layer.id,
         startFrame: layer.startFrame,
         endFrame: layer.endFrame,
-        x: Math.round(spec.x),
-        y: Math.round(spec.y),
+        x: Math.round(spec.x ?? 0),
+        y: Math.round(spec.y ?? 0),
         opacity: spec.opacity,
         fit: 'fill' as const,
         animIn: asList(spec.in),
@@ -139,6 +146,20 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
               loop: spec.loop,
               clipSec: Math.max(1 / fps, (spec.trim.end ?? prepared.durationSec) - spec.trim.start),
             },
+          };
+        }
+        case 'captions': {
+          if (prepared?.kind !== 'sequence') throw new Error(`layer ${layer.id}: no prepared sequence`);
+          // Left out, the box is bottom-centred: the stills are as wide as it, and as tall as the tallest cue.
+          const x = spec.x ?? spec.margin;
+          const y = spec.y ?? H - spec.margin - prepared.height;
+          return {
+            ...base,
+            x: Math.round(x) + prepared.dx,
+            y: Math.round(y) + prepared.dy,
+            width: prepared.width,
+            height: prepared.height,
+            source: { kind: 'sequence', list: prepared.list, startFrame: prepared.startFrame },
           };
         }
         default: {

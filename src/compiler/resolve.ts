@@ -2,6 +2,9 @@ import * as path from 'node:path';
 import { badInput, type ErrorDetail } from '../common/errors';
 import type { Direction, Easing, ResolvedAudioSpec, ResolvedLayerSpec } from '../templates/movie.schema';
 import { explainIssue, resolvedAudioSchema, resolvedSceneSchema } from '../templates/movie.schema';
+import type { CaptionCue } from '../captions/caption-cues';
+import { captionCues, placeCues } from '../captions/caption-source';
+import { SubtitleError } from '../captions/subtitle-parser';
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import type { ParamValue, Params } from './params';
@@ -21,8 +24,10 @@ export interface TimedLayer {
   media?: MediaRef;
   /** svg layers: the markup after Handlebars */
   svg?: string;
-  /** text layers with a font file shipped in the template */
+  /** text and caption layers with a font file shipped in the template */
   fontFile?: string;
+  /** caption layers: the cues at movie time (seconds), cut to the layer's frames */
+  captions?: CaptionCue[];
 }
 
 export interface ResolvedTransition {
@@ -164,7 +169,22 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
           }
         }
       }
-      if (layer.type === 'text' && layer.font.file) {
+      if (layer.type === 'captions') {
+        const variable = spec.variables[layer.source];
+        if (!variable || (variable.type !== 'string' && variable.type !== 'list')) {
+          errors.push({ field: at([...layerPath, 'source']), message: `"${layer.source}" is not a string or list variable of this movie` });
+        } else if (params[layer.source] !== undefined) {
+          try {
+            const cues = captionCues(params[layer.source], { maxChars: layer.maxChars, lines: layer.lines, pause: layer.pause });
+            timed.captions = placeCues(cues, s / fps, s / fps, e / fps);
+          } catch (err) {
+            if (!(err instanceof SubtitleError)) throw err;
+            const where = Array.isArray(params[layer.source]) ? 'item' : 'line';
+            errors.push({ field: at([...layerPath, 'source']), message: `captions in "${layer.source}", ${where} ${err.line}: ${err.message}` });
+          }
+        } else timed.captions = [];
+      }
+      if ((layer.type === 'text' || layer.type === 'captions') && layer.font.file) {
         const rel = templateFile(template, layer.font.file);
         if (rel.startsWith('!')) errors.push({ field: at([...layerPath, 'font', 'file']), message: rel.slice(1) });
         else timed.fontFile = path.join(template.dir, rel);

@@ -4,11 +4,13 @@ import * as path from 'node:path';
 import { AssetCacheService } from '../assets/asset-cache.service';
 import type { MediaKind, ProbeResult } from '../assets/asset-cache.types';
 import { unusableMedia } from '../common/errors';
-import type { PreparedAudio, PreparedMedia, PreparedVisual } from '../compiler/render-plan';
+import { captionStills } from '../captions/caption-stills';
+import { even, type PreparedAudio, type PreparedMedia, type PreparedVisual } from '../compiler/render-plan';
+import { ffconcatList, type TimedStill } from '../compiler/still-sequence';
 import type { MediaRef, ResolvedMovie, TimedLayer } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
-import { type Raster, RasterRepository } from '../repositories/raster.repository';
+import { type CaptionRasterSpec, type Raster, RasterRepository } from '../repositories/raster.repository';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
 import { UsedMarker } from '../retention/used-marker';
@@ -102,6 +104,8 @@ export class MediaPreparationService {
         };
         return this.cachedRaster(['text', { ...textSpec, fontFile: fontHash }], (out) => this.rasters.text(textSpec, out));
       }
+      case 'captions':
+        return this.prepareCaptions(movie, layer);
       case 'svg':
         return this.cachedRaster(['svg', layer.svg, spec.width, spec.height], (out) =>
           this.rasters.svg(layer.svg!, { width: spec.width, height: spec.height }, out),
@@ -120,6 +124,66 @@ export class MediaPreparationService {
         };
       }
     }
+  }
+
+  /**
+   * A caption layer → one sequence: a raster per cue (per cue × word when a word is
+   * highlighted), each placed on one common canvas (the box's width, the tallest cue's height),
+   * and an ffconcat list that shows them at their frames.
+   */
+  private async prepareCaptions(movie: ResolvedMovie, layer: TimedLayer): Promise<PreparedVisual> {
+    const spec = layer.spec;
+    if (spec.type !== 'captions') throw new Error(`layer ${layer.id} is not a caption layer`);
+    const cues = layer.captions ?? [];
+    const fontHash = layer.fontFile ? await this.templateFiles.hashFile(layer.fontFile) : undefined;
+    const style = {
+      family: spec.font.family,
+      fontFile: layer.fontFile,
+      size: spec.font.size,
+      weight: spec.font.weight,
+      style: spec.font.style,
+      color: spec.color,
+      align: spec.align,
+      lineHeight: spec.lineHeight,
+      background: spec.background,
+    };
+    const stills = captionStills(cues, movie.fps, spec.highlight !== undefined);
+    const pictures = new Map<string, { cue: number; word?: { line: number; word: number } }>();
+    for (const s of stills) pictures.set(pictureKey(s), s);
+    const natural = new Map<string, PreparedVisual & { kind: 'still' }>();
+    await Promise.all(
+      [...pictures].map(async ([key, p]) => {
+        const cueSpec: CaptionRasterSpec = {
+          ...style,
+          lines: cues[p.cue].lines.map((l) => l.map((w) => w.text)),
+          ...(p.word && spec.highlight ? { highlight: { ...p.word, color: spec.highlight } } : {}),
+        };
+        natural.set(key, (await this.cachedRaster(['caption', { ...cueSpec, fontFile: fontHash }], (out) => this.rasters.captionCue(cueSpec, out))) as PreparedVisual & { kind: 'still' });
+      }),
+    );
+    const boxX = spec.x ?? spec.margin;
+    const boxWidth = spec.width ?? Math.max(2, movie.width - boxX - spec.margin);
+    const sizes = [...natural.values()];
+    const canvas = {
+      width: even(Math.max(boxWidth, ...sizes.map((r) => r.width))),
+      height: even(Math.max(2, ...sizes.map((r) => r.height))),
+      align: spec.align,
+      bottom: spec.y === undefined,
+    };
+    const placed = new Map<string, string>();
+    await Promise.all(
+      [...natural].map(async ([key, raster]) => {
+        const r = await this.cachedRaster(['placed', raster.path, canvas], (out) => this.rasters.place(raster.path, canvas, out));
+        placed.set(key, (r as { path: string }).path);
+      }),
+    );
+    const blank = await this.cachedRaster(['blank', canvas.width, canvas.height], (out) => this.rasters.place(undefined, canvas, out));
+    const timed: TimedStill[] = stills.map((s) => ({ path: placed.get(pictureKey(s))!, startFrame: s.startFrame, endFrame: s.endFrame }));
+    const text = ffconcatList(timed, { startFrame: layer.startFrame, endFrame: layer.endFrame }, movie.fps, (blank as { path: string }).path);
+    const list = path.join(this.rasterDir, `${createHash('sha256').update(text).digest('hex').slice(0, 32)}.ffconcat`);
+    await this.work.writeText(list, text);
+    const dx = spec.align === 'center' ? -Math.floor((canvas.width - boxWidth) / 2) : spec.align === 'right' ? boxWidth - canvas.width : 0;
+    return { kind: 'sequence', list, startFrame: layer.startFrame, width: canvas.width, height: canvas.height, dx, dy: 0 };
   }
 
   private async cachedRaster(key: unknown[], make: (out: string) => Promise<Raster>): Promise<PreparedVisual> {
@@ -172,6 +236,10 @@ export class MediaPreparationService {
     }
     return { path: ref.path, contentHash: await this.templateFiles.hashFile(ref.path) };
   }
+}
+
+function pictureKey(s: { cue: number; word?: { line: number; word: number } }): string {
+  return s.word ? `${s.cue}.${s.word.line}.${s.word.word}` : `${s.cue}`;
 }
 
 function describe(ref: MediaRef): string {
