@@ -136,6 +136,8 @@ export class MediaPreparationService {
     if (spec.type !== 'captions') throw new Error(`layer ${layer.id} is not a caption layer`);
     const cues = layer.captions ?? [];
     const fontHash = layer.fontFile ? await this.templateFiles.hashFile(layer.fontFile) : undefined;
+    const boxX = spec.x ?? spec.margin;
+    const boxWidth = spec.width ?? Math.max(2, movie.width - boxX - spec.margin);
     const style = {
       family: spec.font.family,
       fontFile: layer.fontFile,
@@ -146,6 +148,7 @@ export class MediaPreparationService {
       align: spec.align,
       lineHeight: spec.lineHeight,
       background: spec.background,
+      maxWidth: boxWidth,
     };
     const stills = captionStills(cues, movie.fps, spec.highlight !== undefined);
     const pictures = new Map<string, { cue: number; word?: { line: number; word: number } }>();
@@ -161,8 +164,6 @@ export class MediaPreparationService {
         natural.set(key, (await this.cachedRaster(['caption', { ...cueSpec, fontFile: fontHash }], (out) => this.rasters.captionCue(cueSpec, out))) as PreparedVisual & { kind: 'still' });
       }),
     );
-    const boxX = spec.x ?? spec.margin;
-    const boxWidth = spec.width ?? Math.max(2, movie.width - boxX - spec.margin);
     const sizes = [...natural.values()];
     const canvas = {
       width: even(Math.max(boxWidth, ...sizes.map((r) => r.width))),

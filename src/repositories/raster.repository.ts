@@ -40,6 +40,8 @@ export interface CaptionRasterSpec {
   color: string;
   align: 'left' | 'center' | 'right';
   lineHeight: number;
+  /** The box's width: a line wider than it (background padding included) is wrapped. */
+  maxWidth: number;
   background?: { color: string; padding: number; radius: number };
 }
 
@@ -163,6 +165,9 @@ export class RasterRepository {
           dpi: 72, // 1 pt = 1 px, so `size` is in pixels
           align: spec.align === 'center' ? 'centre' : spec.align,
           spacing: Math.round(spec.size * (spec.lineHeight - 1)),
+          // Lines are ours; Pango wraps only a line that is still wider than the box.
+          width: Math.max(1, Math.round(spec.maxWidth - 2 * (spec.background?.padding ?? 0))),
+          wrap: 'word-char',
         },
         limitInputPixels: MAX_PIXELS,
       })
