@@ -83,6 +83,7 @@ export function cleanText(line: string): string {
     .replace(/&(amp|lt|gt|quot|apos|nbsp|lrm|rlm);/g, (_, name: string) => ENTITIES[name])
     .replace(/&#(\d{1,7});/g, (all, n: string) => codePoint(Number(n)) ?? all)
     .replace(/&#x([0-9a-fA-F]{1,6});/g, (all, n: string) => codePoint(parseInt(n, 16)) ?? all)
+    // eslint-disable-next-line no-control-regex -- control characters are what this removes
     .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '')
     .replace(/[ \t]+/g, ' ')
     .trim();
@@ -93,6 +94,7 @@ function codePoint(n: number): string | undefined {
 }
 
 function preview(s: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what this hides
   const clean = s.replace(/[\u0000-\u001f\u007f]/g, '?');
   return clean.length > 40 ? `${clean.slice(0, 40)}…` : clean;
 }

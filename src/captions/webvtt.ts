@@ -10,6 +10,12 @@ export function movieCaptionCues(movie: ResolvedMovie): Array<{ start: number; e
     .sort((a, b) => a.start - b.start || a.end - b.end);
 }
 
+/** The movie's captions as WebVTT; undefined when it has no caption layer. */
+export function movieVtt(movie: ResolvedMovie): string | undefined {
+  const has = movie.scenes.some((s) => s.layers.some((l) => l.spec.type === 'captions'));
+  return has ? toWebVtt(movieCaptionCues(movie)) : undefined;
+}
+
 /** Cues → a WebVTT file. The text is escaped: it can never end a cue or open a tag. */
 export function toWebVtt(cues: Array<{ start: number; end: number; text: string }>): string {
   const blocks = cues.map((c) => `${stamp(c.start)} --> ${stamp(c.end)}\n${escapeVtt(c.text)}`);

@@ -85,6 +85,13 @@ async function main(argv: string[]): Promise<number> {
       const progress = createProgressReporter(process.stderr, `${project}/${movie} → ${format}`);
       await withContext(EnginesModule, async (app) => {
         const started = Date.now();
+        if (format === 'vtt') {
+          // Captions come from the resolved movie: nothing to render.
+          const vtt = await app.get(RenderService).captionsVtt(project, movie, params);
+          fs.writeFileSync(out, vtt);
+          process.stderr.write(`wrote ${path.relative(process.cwd(), out) || out} (WebVTT, ${vtt.split('\n\n').length - 1} cues)\n`);
+          return;
+        }
         const template = await app.get(TemplatesService).load(project, movie);
         if (template.spec.engine === 'blender') {
           // Blender's picture comes from its engine; the frames count from Blender's saved frames.

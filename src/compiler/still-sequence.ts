@@ -40,6 +40,7 @@ export function ffconcatList(stills: TimedStill[], range: { startFrame: number; 
 
 /** ffconcat's quoting: inside single quotes everything is literal, and a quote is closed, escaped and reopened. */
 function quote(path: string): string {
+  // eslint-disable-next-line no-control-regex -- a newline would start another directive
   if (/[\u0000-\u001f\u007f]/.test(path)) throw new Error('a sequence path holds a control character');
   return `'${path.replace(/'/g, "'\\''")}'`;
 }
