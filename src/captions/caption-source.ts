@@ -11,6 +11,9 @@ export const MAX_WORDS = 5_000;
 export function captionCues(value: unknown, layout: CueLayout): CaptionCue[] {
   if (typeof value === 'string') {
     const cues = parseSubtitles(value).map((c) => cueFromSubtitle(c, layout.maxChars));
+    // A highlighted word is a raster: the words, not only the cues, are bounded.
+    const words = cues.reduce((n, c) => n + c.lines.reduce((m, l) => m + l.length, 0), 0);
+    if (words > MAX_WORDS) throw new SubtitleError(1, `more than ${MAX_WORDS} words`);
     return cues;
   }
   if (!Array.isArray(value)) throw new SubtitleError(1, 'expected SRT or WebVTT text, or a list of { text, start, end } words');

@@ -116,6 +116,8 @@ describe('cues', () => {
     expect(lineOf(() => captionCues([null], layout)).line).toBe(1);
     expect(lineOf(() => captionCues(42, layout)).message).toContain('expected SRT or WebVTT');
     expect(captionCues([{ text: ' <b>hi</b>  there ', start: 0, end: 1 }], layout).map(cueText)).toEqual(['hi there']);
+    expect(lineOf(() => captionCues(Array.from({ length: 5001 }, (_, i) => ({ text: 'w', start: i, end: i + 1 })), layout)).message).toBe('more than 5000 words');
+    expect(lineOf(() => captionCues(`1\n00:00:00,000 --> 00:00:01,000\n${'w '.repeat(5001)}`, layout)).message).toBe('more than 5000 words');
   });
 
   it('cues move to movie time and are cut to the layer', () => {
