@@ -1,5 +1,7 @@
 import type { AnimationSpec } from '../templates/movie.schema';
-import { easeExpr, num, progressExpr } from './easing';
+import { ease, easeExpr, num, progressExpr } from './easing';
+import { keyframesExpr, sendcmdFilter, valueAt } from './keyframes';
+import { type BlendMode, blendModeName, colorFilters, evenUp, hasStaticLook, type PlannedLook, rotatedSize, yuvOf } from './layer-look';
 import { DEFAULTS, type OutputProfile } from './output-profiles';
 import { isStillFormat } from '../formats/output-formats';
 import type { PlannedAudio, PlannedLayer, PlannedScene, RenderPlan } from './render-plan';
@@ -268,16 +270,28 @@ class GraphBuilder {
     const count = last - first;
     const startSec = layer.startFrame / this.fps;
     const endSec = layer.endFrame / this.fps;
+    const look = layer.look ?? {};
     const filters: string[] = [];
+    // Where the content sits relative to the layer's box: looks (blur, shadow, rotation) grow it.
+    const geo: Geometry = { w: layer.width, h: layer.height, ox: 0, oy: 0 };
+    const repeat = `loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
+    const timed = { first, count };
     let head: string;
     const src = layer.source;
-    if (src.kind === 'color') {
-      head = this.colorSource(src.color, layer.width, layer.height, first, count, true);
-    } else if (src.kind === 'still') {
-      const idx = this.input(['-i', src.path]);
-      // Convert once, then repeat the same frame: the PNG is decoded a single time.
-      head = `[${idx}:v]${TO_YUV},format=yuva420p,loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
-      if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec));
+    if (src.kind === 'color' || src.kind === 'still') {
+      // Convert once, then repeat the same frame: the source is decoded and its looks applied a single time.
+      const once =
+        src.kind === 'color'
+          ? `color=c=${ffColor(src.color)}:s=${layer.width}x${layer.height}:r=${this.fps},format=rgba,${TO_YUV},format=yuva420p`
+          : `[${this.input(['-i', src.path])}:v]${TO_YUV},format=yuva420p`;
+      if (hasStaticLook(look) && !layer.kenBurns) {
+        const raw = this.label('raw');
+        this.chain(`${once}[${raw}]`);
+        head = `[${this.staticLook(raw, look, geo)}]${repeat}`;
+      } else {
+        head = `${once},${repeat}`;
+        if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec));
+      }
     } else if (src.kind === 'frames') {
       // One PNG per frame of the range, in order: numbered from the range's first frame like every other stream.
       const idx = this.input(['-f', 'png_pipe', '-framerate', String(this.fps), '-i', 'pipe:0']);
@@ -307,6 +321,17 @@ class GraphBuilder {
       // other matrices costs a per-frame pass. RGB clips are converted like rasters.
       head = `[${idx}:v]fps=${this.fps},scale=in_color_matrix=bt709:out_color_matrix=bt709:out_range=tv,format=yuva420p,${fit},trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
     }
+    // Frames that change every frame (clips, Ken Burns views) take their looks frame by frame.
+    if (hasStaticLook(look) && (layer.kenBurns || src.kind === 'video' || src.kind === 'frames')) {
+      const moving = this.label('raw');
+      this.chain(`${[head, ...filters.splice(0)].join(',')}[${moving}]`);
+      head = `[${this.staticLook(moving, look, geo, timed)}]null`;
+    }
+
+    const kf = look.keyframes ?? {};
+    if (kf.x || kf.y || kf.scale || kf.rotation || kf.blur || kf.opacity || layer.animIn.concat(layer.animOut).some((a) => a.type === 'fade' && (a.easing ?? 'linear') !== 'linear')) {
+      return this.keyframedLayer(base, layer, head, filters, geo, { first, last, startSec, endSec });
+    }
 
     if (layer.opacity < 1) filters.push(`lut=a='val*${num(layer.opacity)}'`);
     for (const a of layer.animIn.filter((a) => a.type === 'fade')) {
@@ -317,33 +342,188 @@ class GraphBuilder {
     }
     const scaleIn = layer.animIn.find((a) => a.type === 'scale');
     const scaleOut = layer.animOut.find((a) => a.type === 'scale');
-    let x = String(layer.x);
-    let y = String(layer.y);
+    let x = String(layer.x + geo.ox);
+    let y = String(layer.y + geo.oy);
     if (scaleIn || scaleOut) {
       const k = [
-        scaleIn ? `(0.05+0.95*${easeExpr(scaleIn.easing, progressExpr(startSec, scaleIn.duration))})` : '',
-        scaleOut ? `(1-0.95*${easeExpr(scaleOut.easing, progressExpr(endSec - scaleOut.duration, scaleOut.duration))})` : '',
+        scaleIn ? `(0.05+0.95*${easeExpr(scaleIn.easing ?? 'easeOut', progressExpr(startSec, scaleIn.duration))})` : '',
+        scaleOut ? `(1-0.95*${easeExpr(scaleOut.easing ?? 'easeOut', progressExpr(endSec - scaleOut.duration, scaleOut.duration))})` : '',
       ]
         .filter(Boolean)
         .join('*');
-      filters.push(`scale=w='max(2,trunc(${layer.width}*${k}/2)*2)':h='max(2,trunc(${layer.height}*${k}/2)*2)':eval=frame`);
+      filters.push(`scale=w='max(2,trunc(${geo.w}*${k}/2)*2)':h='max(2,trunc(${geo.h}*${k}/2)*2)':eval=frame`);
       // keep the layer centred on its box while it grows or shrinks
-      x += `+(${layer.width}-overlay_w)/2`;
-      y += `+(${layer.height}-overlay_h)/2`;
+      x += `+(${geo.w}-overlay_w)/2`;
+      y += `+(${geo.h}-overlay_h)/2`;
     }
     for (const a of layer.animIn.filter((a) => a.type === 'slide')) {
-      const [dx, dy] = slideOffset(a, `(1-${easeExpr(a.easing, progressExpr(startSec, a.duration))})`);
+      const [dx, dy] = slideOffset(a, 'in', `(1-${easeExpr(a.easing ?? 'easeOut', progressExpr(startSec, a.duration))})`);
       x += dx;
       y += dy;
     }
     for (const a of layer.animOut.filter((a) => a.type === 'slide')) {
-      const [dx, dy] = slideOffset(a, easeExpr(a.easing, progressExpr(endSec - a.duration, a.duration)));
+      const [dx, dy] = slideOffset(a, 'out', easeExpr(a.easing ?? 'easeOut', progressExpr(endSec - a.duration, a.duration)));
       x += dx;
       y += dy;
     }
     const label = this.label('l');
     this.chain(`${[head, ...filters].join(',')}[${label}]`);
-    return this.overlay(base, label, x, y);
+    return this.place(base, label, x, y, look.blendMode, timed);
+  }
+
+  /**
+   * A layer whose properties follow keyframes (or eased fades). Position, scale and rotation are
+   * expressions of time that overlay, scale and rotate evaluate per frame; opacity and blur have
+   * no time expression in their filters (lut, gblur), so their values are computed here for each
+   * frame, with the exact curve, and sent by one `sendcmd`. Slides and scales of `in`/`out`
+   * combine with the keyframes.
+   */
+  private keyframedLayer(
+    base: string,
+    layer: PlannedLayer,
+    head: string,
+    filters: string[],
+    geo: Geometry,
+    t: { first: number; last: number; startSec: number; endSec: number },
+  ): string {
+    const kf = layer.look?.keyframes ?? {};
+    const id = this.label('k');
+    const secOf = (frame: number) => frame / this.fps;
+    const rel = (frame: number) => secOf(frame) - t.startSec;
+    const progress = (frame: number, from: number, dur: number) => Math.min(1, Math.max(0, (secOf(frame) - from) / dur));
+
+    const opacityAt = (frame: number) => {
+      let o = layer.opacity * (kf.opacity ? Math.min(1, Math.max(0, valueAt(kf.opacity, rel(frame)))) : 1);
+      for (const a of layer.animIn.filter((a) => a.type === 'fade')) o *= ease(a.easing ?? 'linear', progress(frame, t.startSec, a.duration));
+      for (const a of layer.animOut.filter((a) => a.type === 'fade')) o *= 1 - ease(a.easing ?? 'linear', progress(frame, t.endSec - a.duration, a.duration));
+      return Math.round(Math.min(1, Math.max(0, o)) * 1000) / 1000;
+    };
+    // gblur set up with sigma 0 allocates nothing and breaks when a command raises it: 0.01 is "no blur".
+    const blurAt = (frame: number) => (kf.blur ? Math.max(0.01, Math.round(valueAt(kf.blur, rel(frame)) * 100) / 100) : 0);
+
+    const named: string[] = [];
+    if (kf.blur) {
+      // Room for the blur to spread beyond the content's edges.
+      const pad = evenUp(2 * Math.max(...kf.blur.map((k) => k.value)));
+      named.push(`pad=${geo.w + 2 * pad}:${geo.h + 2 * pad}:${pad}:${pad}:color=black@0`, `gblur@${id}=sigma=${num(blurAt(t.first))}`);
+      Object.assign(geo, { w: geo.w + 2 * pad, h: geo.h + 2 * pad, ox: geo.ox - pad, oy: geo.oy - pad });
+    }
+    if (kf.rotation) {
+      // A square as wide as the diagonal holds every angle: the centre stays put.
+      const d = evenUp(Math.hypot(geo.w, geo.h));
+      named.push(`rotate=a='${keyframesExpr(kf.rotation, t.startSec)}*PI/180':ow=${d}:oh=${d}:c=none`);
+      Object.assign(geo, { ox: geo.ox - (d - geo.w) / 2, oy: geo.oy - (d - geo.h) / 2, w: d, h: d });
+    }
+    const scaleIn = layer.animIn.find((a) => a.type === 'scale');
+    const scaleOut = layer.animOut.find((a) => a.type === 'scale');
+    const k = [
+      kf.scale ? `max(0,${keyframesExpr(kf.scale, t.startSec)})` : '',
+      scaleIn ? `(0.05+0.95*${easeExpr(scaleIn.easing ?? 'easeOut', progressExpr(t.startSec, scaleIn.duration))})` : '',
+      scaleOut ? `(1-0.95*${easeExpr(scaleOut.easing ?? 'easeOut', progressExpr(t.endSec - scaleOut.duration, scaleOut.duration))})` : '',
+    ]
+      .filter(Boolean)
+      .join('*');
+    // Opacity before the scale: filters after a scale that changes size each frame must not keep state per size.
+    named.push(`lut@${id}=a='val*${num(opacityAt(t.first))}'`);
+    if (k) named.push(`scale=w='max(2,trunc(${geo.w}*${k}/2)*2)':h='max(2,trunc(${geo.h}*${k}/2)*2)':eval=frame`);
+
+    // Position: the content stays centred on its box, keyframes move the box, slides add theirs.
+    let x = `${num(layer.x + geo.ox)}+(${geo.w}-overlay_w)/2`;
+    let y = `${num(layer.y + geo.oy)}+(${geo.h}-overlay_h)/2`;
+    if (kf.x) x += `+${keyframesExpr(kf.x, t.startSec)}`;
+    if (kf.y) y += `+${keyframesExpr(kf.y, t.startSec)}`;
+    for (const a of layer.animIn.filter((a) => a.type === 'slide')) {
+      const [dx, dy] = slideOffset(a, 'in', `(1-${easeExpr(a.easing ?? 'easeOut', progressExpr(t.startSec, a.duration))})`);
+      x += dx;
+      y += dy;
+    }
+    for (const a of layer.animOut.filter((a) => a.type === 'slide')) {
+      const [dx, dy] = slideOffset(a, 'out', easeExpr(a.easing ?? 'easeOut', progressExpr(t.endSec - a.duration, a.duration)));
+      x += dx;
+      y += dy;
+    }
+    const commands = sendcmdFilter(this.fps, t.first, t.last, (frame) => [
+      ...(kf.blur ? [`gblur@${id} sigma ${num(blurAt(frame))}`] : []),
+      `lut@${id} a val*${num(opacityAt(frame))}`,
+    ]);
+    const label = this.label('l');
+    this.chain(`${[head, ...filters, ...(commands ? [commands] : []), ...named].join(',')}[${label}]`);
+    return this.place(base, label, x, y, layer.look?.blendMode, { first: t.first, count: t.last - t.first });
+  }
+
+  /**
+   * Looks that do not change over time, applied to `input` (one frame for stills and colours,
+   * every frame otherwise): mask, colour filters, blur, drop shadow, rotation. `geo` grows with them.
+   */
+  private staticLook(input: string, look: PlannedLook, geo: Geometry, timed?: { first: number; count: number }): string {
+    let cur = input;
+    const step = (text: string) => {
+      const out = this.label('look');
+      this.chain(`[${cur}]${text}[${out}]`);
+      cur = out;
+    };
+    if (look.maskPath) {
+      const m = this.input(['-i', look.maskPath]);
+      const mask = this.label('mask');
+      const again = timed ? `,loop=loop=-1:size=1:start=0,trim=end_frame=${timed.count},settb=expr=1/${this.fps},setpts=N+${timed.first}` : '';
+      this.chain(`[${m}:v]format=gray,scale=${geo.w}:${geo.h}${again}[${mask}]`);
+      const [keep, alpha, product, out] = [this.label('mk'), this.label('ma'), this.label('mp'), this.label('look')];
+      // The layer's own alpha times the mask: text keeps its edges inside the mask.
+      this.chain(`[${cur}]split[${keep}][${alpha}]`);
+      this.chain(`[${alpha}]alphaextract[${alpha}x]`);
+      this.chain(`[${alpha}x][${mask}]blend=all_mode=multiply[${product}]`);
+      this.chain(`[${keep}][${product}]alphamerge[${out}]`);
+      cur = out;
+    }
+    const colour = look.filters ? colorFilters(look.filters) : [];
+    if (colour.length) step(colour.join(','));
+    if (look.blur) {
+      const pad = evenUp(2 * look.blur);
+      step(`pad=${geo.w + 2 * pad}:${geo.h + 2 * pad}:${pad}:${pad}:color=black@0,gblur=sigma=${num(look.blur)}`);
+      Object.assign(geo, { w: geo.w + 2 * pad, h: geo.h + 2 * pad, ox: geo.ox - pad, oy: geo.oy - pad });
+    }
+    if (look.shadow) {
+      const sh = look.shadow;
+      const m = evenUp(2 * sh.blur + Math.max(Math.abs(sh.x), Math.abs(sh.y)));
+      const c = yuvOf(sh.color);
+      const [keep, cast, shadow, out] = [this.label('sk'), this.label('sc'), this.label('sh'), this.label('look')];
+      this.chain(`[${cur}]split[${keep}][${cast}]`);
+      // The content's silhouette in the shadow's colour, moved, softened; the content on top.
+      this.chain(
+        `[${cast}]lut=y=${c.y}:u=${c.u}:v=${c.v}:a='val*${num(Math.round(c.a * 1000) / 1000)}',pad=${geo.w + 2 * m}:${geo.h + 2 * m}:${m + Math.round(sh.x)}:${m + Math.round(sh.y)}:color=black@0${sh.blur > 0 ? `,gblur=sigma=${num(sh.blur / 2)}` : ''}[${shadow}]`,
+      );
+      this.chain(`[${shadow}][${keep}]overlay=x=${m}:y=${m}:eof_action=pass[${out}]`);
+      cur = out;
+      Object.assign(geo, { w: geo.w + 2 * m, h: geo.h + 2 * m, ox: geo.ox - m, oy: geo.oy - m });
+    }
+    if (look.rotation) {
+      const size = rotatedSize(geo.w, geo.h, look.rotation);
+      step(`rotate=a=${num((look.rotation * Math.PI) / 180)}:ow=${size.w}:oh=${size.h}:c=none`);
+      Object.assign(geo, { ox: geo.ox - (size.w - geo.w) / 2, oy: geo.oy - (size.h - geo.h) / 2, w: size.w, h: size.h });
+    }
+    return cur;
+  }
+
+  /**
+   * Puts a layer on the base: an overlay, or for a blend mode other than normal, the blend of the
+   * layer's colours with the base's (in RGB: the modes are defined there), shown where the layer is.
+   */
+  private place(base: string, top: string, x: string, y: string, mode: BlendMode | undefined, timed: { first: number; count: number }): string {
+    if (!mode || mode === 'normal') return this.overlay(base, top, x, y);
+    const { width: W, height: H } = this.plan;
+    const canvas = this.label('bcanvas');
+    this.chain(`${this.colorSource('#00000000', W, H, timed.first, timed.count, true)}[${canvas}]`);
+    const placed = this.overlay(canvas, top, x, y);
+    const [b1, b2, l1, l2, bRgb, lRgb, alpha, mixed, out] = ['bb', 'bk', 'lc', 'la', 'brgb', 'lrgb', 'lalpha', 'mixed', 'blended'].map((p) => this.label(p));
+    const toRgb = 'scale=in_color_matrix=bt709:in_range=tv,format=gbrp';
+    this.chain(`[${base}]split[${b1}][${b2}]`);
+    this.chain(`[${placed}]split[${l1}][${l2}]`);
+    this.chain(`[${b1}]${toRgb}[${bRgb}]`);
+    this.chain(`[${l1}]${toRgb}[${lRgb}]`);
+    this.chain(`[${l2}]alphaextract[${alpha}]`);
+    this.chain(`[${bRgb}][${lRgb}]blend=all_mode=${blendModeName(mode)},${TO_YUV},format=yuva420p[${mixed}]`);
+    this.chain(`[${mixed}][${alpha}]alphamerge[${out}]`);
+    return this.overlay(b2, out, '0', '0');
   }
 
   /** Ken Burns: the raster is the box at the largest zoom; scale it to the current zoom, crop the box. */
@@ -424,19 +604,24 @@ class GraphBuilder {
   }
 }
 
-/** Offset of a sliding layer: `amount` is 1 at the far point and 0 at the layer's place. */
-function slideOffset(a: AnimationSpec, amount: string): [string, string] {
+/**
+ * Offset of a sliding layer: `amount` is 1 at the far point and 0 at the layer's place. The
+ * direction is the way the layer travels, as for transitions: sliding in `left`, it comes from the
+ * right; sliding out `left`, it leaves to the left.
+ */
+function slideOffset(a: AnimationSpec, phase: 'in' | 'out', amount: string): [string, string] {
   const d = num(a.distance);
-  switch (a.direction) {
-    case 'left':
-      return [`-${d}*${amount}`, ''];
-    case 'right':
-      return [`+${d}*${amount}`, ''];
-    case 'up':
-      return ['', `-${d}*${amount}`];
-    case 'down':
-      return ['', `+${d}*${amount}`];
-  }
+  const towards = phase === 'in' ? { left: '+', right: '-', up: '+', down: '-' } : { left: '-', right: '+', up: '-', down: '+' };
+  const sign = towards[a.direction];
+  return a.direction === 'left' || a.direction === 'right' ? [`${sign}${d}*${amount}`, ''] : ['', `${sign}${d}*${amount}`];
+}
+
+/** Size of a layer's content and where it sits relative to the layer's box. */
+interface Geometry {
+  w: number;
+  h: number;
+  ox: number;
+  oy: number;
 }
 
 /** `#rgb`, `#rrggbb`, `#rrggbbaa` → ffmpeg's `0xRRGGBB[AA]`. */

@@ -1,4 +1,6 @@
-import type { AnimationSpec } from '../templates/movie.schema';
+import type { AnimationSpec, ResolvedLayerSpec } from '../templates/movie.schema';
+import type { KeyframeTracks } from './keyframes';
+import type { PlannedLook } from './layer-look';
 import type { ResolvedMovie, ResolvedTransition } from './resolve';
 
 /** What the preparation step made of a layer's content: a raster, a clip, or nothing (solid). */
@@ -15,6 +17,8 @@ export interface PreparedAudio {
 export interface PreparedMedia {
   visuals: Record<string, PreparedVisual>;
   audio: Record<string, PreparedAudio>;
+  /** Masks by layer id: grey PNGs the size of the layer's content. */
+  masks?: Record<string, string>;
 }
 
 export type LayerSource =
@@ -50,6 +54,8 @@ export interface PlannedLayer {
   kenBurns?: KenBurns;
   animIn: AnimationSpec[];
   animOut: AnimationSpec[];
+  /** Keyframes, mask, filters, blur, shadow, rotation, blend mode. */
+  look?: PlannedLook;
 }
 
 export interface PlannedScene {
@@ -123,6 +129,7 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
         fit: 'fill' as const,
         animIn: asList(spec.in),
         animOut: asList(spec.out),
+        ...lookOf(spec, media.masks?.[layer.id]),
       };
       switch (spec.type) {
         case 'solid':
@@ -220,6 +227,28 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
   }
 
   return { ...movie, scenes, audio };
+}
+
+/** A layer's looks for the graph; nothing when it has none (the graph stays as it was). */
+function lookOf(spec: ResolvedLayerSpec, maskPath: string | undefined): { look?: PlannedLook } {
+  if (!('blendMode' in spec)) return {};
+  const look: PlannedLook = {};
+  if (spec.keyframes && Object.keys(spec.keyframes).length) {
+    const tracks: KeyframeTracks = {};
+    for (const [name, track] of Object.entries(spec.keyframes)) {
+      // x and y keyframes are canvas positions like the layer's own x and y: kept as offsets from them.
+      const origin = name === 'x' ? spec.x : name === 'y' ? spec.y : 0;
+      tracks[name as keyof KeyframeTracks] = track.map((k) => ({ at: k.at, value: k.value - origin, ...(k.easing ? { easing: k.easing } : {}) }));
+    }
+    look.keyframes = tracks;
+  }
+  if (spec.rotation) look.rotation = spec.rotation;
+  if (spec.blur) look.blur = spec.blur;
+  if (spec.filters && Object.keys(spec.filters).length) look.filters = spec.filters;
+  if (maskPath) look.maskPath = maskPath;
+  if ('shadow' in spec && spec.shadow && spec.type !== 'text') look.shadow = spec.shadow;
+  if (spec.blendMode !== 'normal') look.blendMode = spec.blendMode;
+  return Object.keys(look).length ? { look } : {};
 }
 
 /** yuv420p needs even sizes. */

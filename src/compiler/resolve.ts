@@ -8,6 +8,7 @@ import { SubtitleError } from '../captions/subtitle-parser';
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import type { ParamValue, Params } from './params';
+import { unorderedKeyframe } from './keyframes';
 import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
 
 /** Where a layer's or track's media comes from: a URL to fetch, or a file shipped with the template. */
@@ -28,6 +29,8 @@ export interface TimedLayer {
   fontFile?: string;
   /** caption layers: the cues at movie time (seconds), cut to the layer's frames */
   captions?: CaptionCue[];
+  /** layers masked by an image's alpha */
+  maskMedia?: MediaRef;
 }
 
 export interface ResolvedTransition {
@@ -167,6 +170,21 @@ export function resolveMovie(template: LoadedTemplate, params: Params): Resolved
           } catch (err) {
             errors.push({ field: `${template.project}/${template.movie}/${rel}:1`, message: `Handlebars: ${(err as Error).message.split('\n')[0]}` });
           }
+        }
+      }
+      if ('keyframes' in layer && layer.keyframes) {
+        for (const [name, track] of Object.entries(layer.keyframes)) {
+          const bad = unorderedKeyframe(track);
+          if (bad >= 0) errors.push({ field: at([...layerPath, 'keyframes', name, bad]), message: `keyframes of ${name} must be in time order (at ${track[bad].at} s comes after ${track[bad - 1].at} s)` });
+        }
+      }
+      if ('mask' in layer && layer.mask) {
+        if (Boolean(layer.mask.shape) === Boolean(layer.mask.src)) {
+          errors.push({ field: at([...layerPath, 'mask']), message: 'a mask is either a shape (rectangle, ellipse) or an image (src), not both or neither' });
+        } else if (layer.mask.src) {
+          const ref = mediaRef(template, layer.mask.src);
+          if (typeof ref === 'string') errors.push({ field: at([...layerPath, 'mask', 'src']), message: ref });
+          else timed.maskMedia = ref;
         }
       }
       if (layer.type === 'captions') {

@@ -5,8 +5,11 @@ import { AssetCacheService } from '../assets/asset-cache.service';
 import type { MediaKind, ProbeResult } from '../assets/asset-cache.types';
 import { unusableMedia } from '../common/errors';
 import { captionStills } from '../captions/caption-stills';
-import { even, type PreparedAudio, type PreparedMedia, type PreparedVisual } from '../compiler/render-plan';
+import type { PreparedAudio, PreparedMedia, PreparedVisual } from '../compiler/render-plan';
+import { even } from '../compiler/render-plan';
+import { maskSvg, shapeSvg } from '../compiler/shapes';
 import { ffconcatList, type TimedStill } from '../compiler/still-sequence';
+import { badInput } from '../common/errors';
 import type { MediaRef, ResolvedMovie, TimedLayer } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
@@ -46,10 +49,13 @@ export class MediaPreparationService {
     const layers = movie.scenes.flatMap((s) => s.layers);
     const visuals: Record<string, PreparedVisual> = {};
     const audio: Record<string, PreparedAudio> = {};
+    const masks: Record<string, string> = {};
     await Promise.all([
       ...layers.map(async (layer) => {
         const prepared = await this.prepareLayer(movie, layer);
         if (prepared) visuals[layer.id] = prepared;
+        const mask = await this.prepareMask(movie, layer, prepared);
+        if (mask) masks[layer.id] = mask;
       }),
       ...movie.audio.map(async (track) => {
         const local = await this.local(track.media, 'audio');
@@ -58,7 +64,45 @@ export class MediaPreparationService {
         audio[track.id] = { path: local.path, durationSec: probe.durationSec ?? 0 };
       }),
     ]);
-    return { visuals, audio };
+    return Object.keys(masks).length ? { visuals, audio, masks } : { visuals, audio };
+  }
+
+  /**
+   * A layer's mask as a grey PNG exactly the size of its content (a raster with its outline or
+   * shadow margins, a clip's box): shapes are drawn in the layer's box coordinates, images give
+   * their alpha, fitted to the mask's box.
+   */
+  private async prepareMask(movie: ResolvedMovie, layer: TimedLayer, prepared: PreparedVisual | undefined): Promise<string | undefined> {
+    const spec = layer.spec;
+    if (!('mask' in spec) || !spec.mask) return undefined;
+    const mask = spec.mask;
+    // The content's size, and where its top-left is in the layer's box.
+    const content =
+      prepared?.kind === 'still' && !(spec.type === 'image' && spec.kenBurns)
+        ? { width: prepared.width, height: prepared.height, dx: prepared.dx, dy: prepared.dy }
+        : {
+            width: even(spec.width ?? (spec.type === 'solid' ? movie.width - spec.x : movie.width)),
+            height: even(spec.height ?? (spec.type === 'solid' ? movie.height - spec.y : movie.height)),
+            dx: 0,
+            dy: 0,
+          };
+    const box = {
+      x: mask.x - content.dx,
+      y: mask.y - content.dy,
+      width: mask.width ?? content.width + content.dx - mask.x,
+      height: mask.height ?? content.height + content.dy - mask.y,
+    };
+    if (box.width <= 0 || box.height <= 0) throw badInput(`layer ${layer.id}: the mask has no area inside the layer`, [{ field: layer.id, message: 'the mask has no area' }]);
+    if (layer.maskMedia) {
+      const src = await this.local(layer.maskMedia, 'image');
+      return (
+        await this.cachedRaster(['mask-image', src.contentHash, box, content.width, content.height, mask.invert, mask.feather], (out) =>
+          this.rasters.maskFromImage(src.path, { ...box, invert: mask.invert, feather: mask.feather }, content, out),
+        )
+      ).path;
+    }
+    const markup = maskSvg({ shape: mask.shape ?? 'rectangle', ...box, radius: mask.radius, feather: mask.feather, invert: mask.invert }, content);
+    return (await this.cachedRaster(['mask', markup], (out) => this.rasters.svg(markup, { width: content.width, height: content.height }, out))).path;
   }
 
   private async prepareLayer(movie: ResolvedMovie, layer: TimedLayer): Promise<PreparedVisual | undefined> {
@@ -106,6 +150,14 @@ export class MediaPreparationService {
       }
       case 'captions':
         return this.prepareCaptions(movie, layer);
+      case 'shape': {
+        const drawing = shapeSvg(spec, movie);
+        if (typeof drawing === 'string') throw badInput(`layer ${layer.id}: ${drawing}`, [{ field: layer.id, message: drawing }]);
+        const raster = await this.cachedRaster(['shape', drawing.markup], (out) =>
+          this.rasters.svg(drawing.markup, { width: drawing.width, height: drawing.height }, out),
+        );
+        return { ...raster, dx: drawing.dx, dy: drawing.dy } as PreparedVisual;
+      }
       case 'svg':
         return this.cachedRaster(['svg', layer.svg, spec.width, spec.height], (out) =>
           this.rasters.svg(layer.svg!, { width: spec.width, height: spec.height }, out),
@@ -153,7 +205,7 @@ export class MediaPreparationService {
     const stills = captionStills(cues, movie.fps, spec.highlight !== undefined);
     const pictures = new Map<string, { cue: number; word?: { line: number; word: number } }>();
     for (const s of stills) pictures.set(pictureKey(s), s);
-    const natural = new Map<string, PreparedVisual & { kind: 'still' }>();
+    const natural = new Map<string, StillVisual>();
     await Promise.all(
       [...pictures].map(async ([key, p]) => {
         const cueSpec: CaptionRasterSpec = {
@@ -161,7 +213,7 @@ export class MediaPreparationService {
           lines: cues[p.cue].lines.map((l) => l.map((w) => w.text)),
           ...(p.word && spec.highlight ? { highlight: { ...p.word, color: spec.highlight } } : {}),
         };
-        natural.set(key, (await this.cachedRaster(['caption', { ...cueSpec, fontFile: fontHash }], (out) => this.rasters.captionCue(cueSpec, out))) as PreparedVisual & { kind: 'still' });
+        natural.set(key, await this.cachedRaster(['caption', { ...cueSpec, fontFile: fontHash }], (out) => this.rasters.captionCue(cueSpec, out)));
       }),
     );
     const sizes = [...natural.values()];
@@ -175,19 +227,19 @@ export class MediaPreparationService {
     await Promise.all(
       [...natural].map(async ([key, raster]) => {
         const r = await this.cachedRaster(['placed', raster.path, canvas], (out) => this.rasters.place(raster.path, canvas, out));
-        placed.set(key, (r as { path: string }).path);
+        placed.set(key, r.path);
       }),
     );
     const blank = await this.cachedRaster(['blank', canvas.width, canvas.height], (out) => this.rasters.place(undefined, canvas, out));
     const timed: TimedStill[] = stills.map((s) => ({ path: placed.get(pictureKey(s))!, startFrame: s.startFrame, endFrame: s.endFrame }));
-    const text = ffconcatList(timed, { startFrame: layer.startFrame, endFrame: layer.endFrame }, movie.fps, (blank as { path: string }).path);
+    const text = ffconcatList(timed, { startFrame: layer.startFrame, endFrame: layer.endFrame }, movie.fps, blank.path);
     const list = path.join(this.rasterDir, `${createHash('sha256').update(text).digest('hex').slice(0, 32)}.ffconcat`);
     await this.work.writeText(list, text);
     const dx = spec.align === 'center' ? -Math.floor((canvas.width - boxWidth) / 2) : spec.align === 'right' ? boxWidth - canvas.width : 0;
     return { kind: 'sequence', list, startFrame: layer.startFrame, width: canvas.width, height: canvas.height, dx, dy: 0 };
   }
 
-  private async cachedRaster(key: unknown[], make: (out: string) => Promise<Raster>): Promise<PreparedVisual> {
+  private async cachedRaster(key: unknown[], make: (out: string) => Promise<Raster>): Promise<StillVisual> {
     const hash = createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 32);
     const file = path.join(this.rasterDir, `${hash}.png`);
     const meta = `${file}.json`;
@@ -238,6 +290,8 @@ export class MediaPreparationService {
     return { path: ref.path, contentHash: await this.templateFiles.hashFile(ref.path) };
   }
 }
+
+type StillVisual = Extract<PreparedVisual, { kind: 'still' }>;
 
 function pictureKey(s: { cue: number; word?: { line: number; word: number } }): string {
   return s.word ? `${s.cue}.${s.word.line}.${s.word.word}` : `${s.cue}`;

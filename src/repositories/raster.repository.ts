@@ -303,6 +303,36 @@ export class RasterRepository {
     else if (format === 'webp') await img.webp({ quality }).toFile(out);
     else await img.png().toFile(out);
   }
+
+  /**
+   * An image's alpha as a mask (grey PNG of `size`): fitted into `box` (in the content's pixels),
+   * black outside it; inverted and feathered on request.
+   */
+  async maskFromImage(
+    src: string,
+    box: { x: number; y: number; width: number; height: number; invert: boolean; feather: number },
+    size: { width: number; height: number },
+    out: string,
+  ): Promise<Raster> {
+    const w = Math.max(1, Math.round(box.width));
+    const h = Math.max(1, Math.round(box.height));
+    let alpha: Buffer;
+    try {
+      alpha = await sharp(src, { limitInputPixels: MAX_PIXELS }).rotate().resize(w, h, { fit: 'fill' }).ensureAlpha().extractChannel(3).raw().toBuffer();
+    } catch (err) {
+      throw unusableMedia('a mask image could not be read', [], { internal: (err as Error).message });
+    }
+    const placed = await sharp({ create: { width: size.width, height: size.height, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+      .composite([{ input: alpha, raw: { width: w, height: h, channels: 1 }, left: Math.round(box.x), top: Math.round(box.y) }])
+      .extractChannel(0)
+      .raw()
+      .toBuffer();
+    let img = sharp(placed, { raw: { width: size.width, height: size.height, channels: 1 } });
+    if (box.feather > 0) img = img.blur(Math.max(0.3, box.feather / 2));
+    if (box.invert) img = img.negate();
+    const info = await img.toColourspace('b-w').png().toFile(out);
+    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+  }
 }
 
 const TRANSPARENT = { r: 0, g: 0, b: 0, alpha: 0 };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { blenderBlockSchema } from '../engines/blender/blender.schema';
+import { parseEasing } from '../compiler/easing';
 
 /**
  * The movie file format (v1). Designers write it by hand in YAML or JSON.
@@ -18,9 +19,11 @@ const numberLike = z.preprocess(
   z.number({ invalid_type_error: 'expected a number' }),
 );
 export const HEX_COLOR = /^#([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$/;
-export const EASINGS = ['linear', 'easeIn', 'easeOut', 'easeInOut'] as const;
 export const DIRECTIONS = ['left', 'right', 'up', 'down'] as const;
-export type Easing = (typeof EASINGS)[number];
+/** An easing curve's name (see compiler/easing.ts: quadratic, CSS, cubic-bezier(…), spring(…)). */
+export type Easing = string;
+/** Blend modes of a layer over what is below it (W3C compositing's separable modes). */
+export const BLEND_MODES = ['normal', 'multiply', 'screen', 'overlay', 'darken', 'lighten', 'difference', 'exclusion', 'hardlight', 'softlight', 'addition'] as const;
 export type Direction = (typeof DIRECTIONS)[number];
 
 const boolLike = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
@@ -39,21 +42,88 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
   const pixels = tpl(numberLike);
   const unit = tpl(numberLike.pipe(z.number().min(0).max(1, 'must be between 0 and 1')));
 
-  const easing = tpl(z.enum(EASINGS));
+  const easing = tpl(
+    z.string().superRefine((v, ctx) => {
+      const parsed = parseEasing(v);
+      if (typeof parsed === 'string') ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed });
+    }),
+  );
   const direction = tpl(z.enum(DIRECTIONS));
 
   const animation = z
     .object({
       type: z.enum(['fade', 'slide', 'scale']),
       duration: positive.default(0.5 as never),
-      easing: easing.default('easeOut' as never),
-      /** slide: the side the layer comes from (in) or leaves to (out). */
+      /** Default: linear for fades, easeOut for slides and scales. */
+      easing: easing.optional(),
+      /** slide: the way the layer travels (in: towards its place; out: away from it). */
       direction: direction.default('left' as never),
       /** slide: how far, in pixels. */
       distance: positive.default(200 as never),
     })
     .strict();
   const animations = z.union([animation, z.array(animation).max(3)]);
+
+  const bounded = (lo: number, hi: number) => tpl(numberLike.pipe(z.number().min(lo, `must be ≥ ${lo}`).max(hi, `must be ≤ ${hi}`)));
+  const keyframeTrack = <V extends z.ZodTypeAny>(value: V) =>
+    z.array(z.object({ at: seconds, value, easing: easing.optional() }).strict()).min(1, 'a keyframe track needs at least one keyframe').max(100);
+  /** Values over time, seconds from the layer's start; each keyframe's easing is the curve arriving at it. */
+  const keyframes = z
+    .object({
+      opacity: keyframeTrack(unit),
+      x: keyframeTrack(bounded(-100000, 100000)),
+      y: keyframeTrack(bounded(-100000, 100000)),
+      /** 1 = the layer's size, around its centre. */
+      scale: keyframeTrack(bounded(0, 20)),
+      /** Degrees clockwise, around the layer's centre. */
+      rotation: keyframeTrack(bounded(-36000, 36000)),
+      /** Gaussian blur radius in pixels. */
+      blur: keyframeTrack(bounded(0, 200)),
+    })
+    .partial()
+    .strict();
+  /** Looks any visual layer may take: applied in this order: mask, filters, blur, shadow, rotation. */
+  const look = {
+    keyframes: keyframes.optional(),
+    /** Degrees clockwise around the layer's centre. */
+    rotation: bounded(-36000, 36000).optional(),
+    /** Gaussian blur radius in pixels. */
+    blur: bounded(0, 200).optional(),
+    filters: z
+      .object({
+        grayscale: tpl(boolLike).optional(),
+        /** −1 … 1, 0 = unchanged. */
+        brightness: bounded(-1, 1).optional(),
+        /** 0 … 4, 1 = unchanged. */
+        contrast: bounded(0, 4).optional(),
+        /** 0 … 3, 1 = unchanged, 0 = grey. */
+        saturation: bounded(0, 3).optional(),
+        /** A colour laid over the layer's own, keeping its light and shade. */
+        tint: color.optional(),
+      })
+      .strict()
+      .optional(),
+    /** Only the part of the layer inside the mask shows: a shape in the layer's own coordinates, or an image's alpha. */
+    mask: z
+      .object({
+        shape: tpl(z.enum(['rectangle', 'ellipse'])).optional(),
+        src: z.string().min(1).optional(),
+        x: pixels.default(0 as never),
+        y: pixels.default(0 as never),
+        width: positive.optional(),
+        height: positive.optional(),
+        radius: seconds.default(0 as never),
+        /** Soft edge, in pixels. */
+        feather: bounded(0, 200).default(0 as never),
+        invert: tpl(boolLike).default(false as never),
+      })
+      .strict()
+      .optional(),
+    blendMode: tpl(z.enum(BLEND_MODES)).default('normal' as never),
+  };
+  const dropShadow = z
+    .object({ x: pixels.default(6 as never), y: pixels.default(6 as never), blur: bounded(0, 200).default(8 as never), color: color.default('#00000099' as never) })
+    .strict();
 
   const timing = {
     /** Seconds from the start of the scene. */
@@ -75,7 +145,7 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
     .object({ zoom: tpl(numberLike.pipe(z.number().min(1).max(4))).default(1 as never), x: unit.default(0.5 as never), y: unit.default(0.5 as never) })
     .strict();
 
-  const solidLayer = z.object({ type: z.literal('solid'), color, ...box, ...timing }).strict();
+  const solidLayer = z.object({ type: z.literal('solid'), color, ...box, ...timing, ...look, shadow: dropShadow.optional() }).strict();
   const gradientLayer = z
     .object({
       type: z.literal('gradient'),
@@ -84,6 +154,34 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
       angle: tpl(numberLike).default(90 as never),
       ...box,
       ...timing,
+      ...look,
+      shadow: dropShadow.optional(),
+    })
+    .strict();
+  const gradientFill = z
+    .object({
+      colors: z.array(color).min(2).max(8),
+      /** Degrees: 0 = left to right, 90 = top to bottom (linear); ignored by radial. */
+      angle: tpl(numberLike).default(90 as never),
+      type: tpl(z.enum(['linear', 'radial'])).default('linear' as never),
+    })
+    .strict();
+  const shapeLayer = z
+    .object({
+      type: z.literal('shape'),
+      shape: tpl(z.enum(['rectangle', 'ellipse', 'line'])),
+      /** A colour or a gradient; none: only the stroke is drawn. */
+      fill: z.union([color, gradientFill]).optional(),
+      stroke: z.object({ color: color.default('#ffffff' as never), width: positive.default(4 as never) }).strict().optional(),
+      /** rectangle: corner radius in pixels. */
+      radius: seconds.default(0 as never),
+      /** line: where it ends, canvas pixels (it starts at x, y). */
+      x2: pixels.optional(),
+      y2: pixels.optional(),
+      ...box,
+      ...timing,
+      ...look,
+      shadow: dropShadow.optional(),
     })
     .strict();
   const imageLayer = z
@@ -94,6 +192,8 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
       kenBurns: z.object({ from: kenBurnsPoint, to: kenBurnsPoint }).strict().optional(),
       ...box,
       ...timing,
+      ...look,
+      shadow: dropShadow.optional(),
     })
     .strict();
   const fontSpec = z
@@ -121,6 +221,7 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
         .optional(),
       ...box,
       ...timing,
+      ...look,
     })
     .strict();
   const captionsLayer = z
@@ -152,7 +253,9 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
       ...timing,
     })
     .strict();
-  const svgLayer = z.object({ type: z.literal('svg'), src: z.string().min(1, 'media source is empty (is a media variable missing?)'), ...box, ...timing }).strict();
+  const svgLayer = z
+    .object({ type: z.literal('svg'), src: z.string().min(1, 'media source is empty (is a media variable missing?)'), ...box, ...timing, ...look, shadow: dropShadow.optional() })
+    .strict();
   const videoLayer = z
     .object({
       type: z.literal('video'),
@@ -164,12 +267,15 @@ function timelineSchemas<S extends z.ZodTypeAny>(stillTemplated: S) {
       volume: tpl(numberLike.pipe(z.number().min(0).max(4))).default(1 as never),
       ...box,
       ...timing,
+      ...look,
+      shadow: dropShadow.optional(),
     })
     .strict();
 
   const layerSchema = z.discriminatedUnion('type', [
     solidLayer,
     gradientLayer,
+    shapeLayer,
     imageLayer,
     textLayer,
     svgLayer,

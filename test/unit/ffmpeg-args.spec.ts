@@ -137,7 +137,7 @@ describe('buildRenderArgs', () => {
       `[0:v]${RGB_TO_YUV},format=yuva420p,${ONCE},trim=end_frame=60,settb=expr=1/30,setpts=N+0,lut=a='val*0.5'[l1]`,
     );
     expect(chains[2]).toBe(
-      "[bg0][l1]overlay=x='40-200*(1-clip((t-0)/1,0,1))':y='30+50*clip((t-1.5)/0.5,0,1)':eof_action=pass[o2]",
+      "[bg0][l1]overlay=x='40+200*(1-clip((t-0)/1,0,1))':y='30+50*clip((t-1.5)/0.5,0,1)':eof_action=pass[o2]",
     );
     expect(chains.slice(4)).toEqual([
       '[v3]fps=15,scale=320:-2:flags=lanczos:in_color_matrix=bt709:in_range=tv,split[gifa][gifb]',

@@ -1,0 +1,87 @@
+import type { KeyframeTracks } from './keyframes';
+import { num } from './easing';
+
+export type BlendMode = 'normal' | 'multiply' | 'screen' | 'overlay' | 'darken' | 'lighten' | 'difference' | 'exclusion' | 'hardlight' | 'softlight' | 'addition';
+
+/** A layer's looks after planning: all numbers final, the mask prepared as a grey PNG of the layer's content size. */
+export interface PlannedLook {
+  /** x and y tracks are offsets from the layer's planned place (the plan subtracts the layer's own x, y). */
+  keyframes?: KeyframeTracks;
+  rotation?: number;
+  blur?: number;
+  filters?: { grayscale?: boolean; brightness?: number; contrast?: number; saturation?: number; tint?: string };
+  /** Grey PNG (white = shown) exactly the size of the layer's content. */
+  maskPath?: string;
+  shadow?: { x: number; y: number; blur: number; color: string };
+  blendMode?: BlendMode;
+}
+
+/** yuv420 needs even sizes and even padding. */
+export function evenUp(n: number): number {
+  return Math.max(2, Math.ceil(n / 2) * 2);
+}
+
+/** Size of a w×h picture turned by `degrees`, rounded up to even. */
+export function rotatedSize(w: number, h: number, degrees: number): { w: number; h: number } {
+  const a = (degrees * Math.PI) / 180;
+  const c = Math.abs(Math.cos(a));
+  const s = Math.abs(Math.sin(a));
+  return { w: evenUp(w * c + h * s - 1e-9), h: evenUp(w * s + h * c - 1e-9) };
+}
+
+/** A colour as BT.709 limited-range Y, U, V (what the graph works in) and its alpha 0–1. */
+export function yuvOf(hex: string): { y: number; u: number; v: number; a: number } {
+  let h = hex.replace(/^#/, '');
+  if (h.length <= 4) h = [...h].map((c) => c + c).join('');
+  const [r, g, b] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16) / 255);
+  const a = h.length === 8 ? parseInt(h.slice(6, 8), 16) / 255 : 1;
+  const Y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  const U = (b - Y) / 1.8556;
+  const V = (r - Y) / 1.5748;
+  return { y: Math.round(16 + 219 * Y), u: Math.round(128 + 224 * U), v: Math.round(128 + 224 * V), a };
+}
+
+/** Hue (degrees) and saturation (0–1) of a colour, for colorize. */
+export function hueSaturationOf(hex: string): { hue: number; saturation: number; lightness: number } {
+  let h = hex.replace(/^#/, '');
+  if (h.length <= 4) h = [...h].map((c) => c + c).join('');
+  const [r, g, b] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16) / 255);
+  const max = Math.max(r, g, b);
+  const min = Math.min(r, g, b);
+  const l = (max + min) / 2;
+  const d = max - min;
+  if (d === 0) return { hue: 0, saturation: 0, lightness: l };
+  const s = d / (1 - Math.abs(2 * l - 1));
+  let hue = max === r ? ((g - b) / d) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
+  hue *= 60;
+  if (hue < 0) hue += 360;
+  return { hue, saturation: Math.min(1, s), lightness: l };
+}
+
+/** Colour filters as ffmpeg filters, in the order grey, saturation, brightness/contrast, tint. */
+export function colorFilters(filters: NonNullable<PlannedLook['filters']>): string[] {
+  const out: string[] = [];
+  if (filters.grayscale) out.push('hue=s=0');
+  else if (filters.saturation !== undefined && filters.saturation !== 1) out.push(`hue=s=${num(filters.saturation)}`);
+  const brightness = filters.brightness ?? 0;
+  const contrast = filters.contrast ?? 1;
+  if (brightness !== 0 || contrast !== 1) out.push(`eq=brightness=${num(brightness)}:contrast=${num(contrast)}`);
+  if (filters.tint) {
+    const { hue, saturation } = hueSaturationOf(filters.tint);
+    // colorize keeps each pixel's lightness and takes the tint's hue and saturation; mix is the tint's alpha
+    const round = (n: number, places: number) => num(Math.round(n * 10 ** places) / 10 ** places);
+    out.push(`colorize=hue=${round(hue, 2)}:saturation=${round(saturation, 3)}:lightness=0:mix=${round(yuvOf(filters.tint).a, 3)}`);
+  }
+  return out;
+}
+
+/** True when a look changes the content once (mask, filters, blur, shadow, rotation), not over time. */
+export function hasStaticLook(look: PlannedLook | undefined): boolean {
+  if (!look) return false;
+  return Boolean(look.maskPath || (look.filters && colorFilters(look.filters).length) || look.blur || look.shadow || look.rotation);
+}
+
+/** ffmpeg's blend mode name for ours. */
+export function blendModeName(mode: BlendMode): string {
+  return mode === 'hardlight' ? 'hardlight' : mode === 'softlight' ? 'softlight' : mode;
+}
