@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
           // Captions come from the resolved movie: nothing to render.
           const vtt = await app.get(RenderService).captionsVtt(project, movie, params);
           fs.writeFileSync(out, vtt);
-          process.stderr.write(`wrote ${path.relative(process.cwd(), out) || out} (WebVTT, ${vtt.split('\n\n').length - 1} cues)\n`);
+          process.stderr.write(`wrote ${path.relative(process.cwd(), out) || out} (WebVTT, ${vtt.split('\n').filter((l) => l.includes(' --> ')).length} cues)\n`);
           return;
         }
         const template = await app.get(TemplatesService).load(project, movie);
