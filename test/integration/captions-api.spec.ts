@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type { ApiApp } from '../helpers/api-app';
 import { startApi } from '../helpers/api-app';
+import { chromiumPath, launchChromium } from '../helpers/browser';
 
 // The WebVTT sidecar over HTTP: made from the resolved movie, no render.
 let api: ApiApp;
@@ -48,4 +49,32 @@ describe('GET /v2/get/<token>.vtt', () => {
     const res = await request(api.url).post('/v2/token/t').set(auth()).send({ movie: 'captions', params: { subtitles: 'WEBVTT\n\n00:01.000 --> 00:02.000\nok\n\nnot a timing\nx' } }).expect(400);
     expect(res.body.message).toContain('line 6');
   });
+});
+
+const withChromium = chromiumPath() ? it : it.skip;
+describe('<track> in Chromium', () => {
+  withChromium('the .vtt URL loads as a captions track of the token’s video, with its cues', async () => {
+    const t = await token({ movie: 'captions' });
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${api.url}/v2/get/${t}.vtt`); // the page's origin: the track is same-origin
+      // A string: this project compiles without the DOM's types.
+      const cues = await page.evaluate(`(async () => {
+        document.body.innerHTML = '<video src="/v2/get/${t}.mp4" muted><track kind="captions" default src="/v2/get/${t}.vtt"></video>';
+        const track = document.querySelector('track');
+        await new Promise((resolve, reject) => {
+          track.addEventListener('load', resolve);
+          track.addEventListener('error', () => reject(new Error('the track did not load')));
+        });
+        return Array.from(track.track.cues, (c) => [c.startTime, c.endTime, c.text]);
+      })()`);
+      expect(cues).toEqual([
+        [1, 2, 'AAAA BBBB'],
+        [2.5, 3.5, 'CC'],
+      ]);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 });
