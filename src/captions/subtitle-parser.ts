@@ -27,7 +27,7 @@ export class SubtitleError extends Error {
 
 // hh:mm:ss,mmm (SRT) or [hh:]mm:ss.mmm (VTT); both separators and 1–3 digit fractions accepted.
 const TIME = /^(?:(\d{1,3}):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?$/;
-const ARROW = /^\s*(\S+)\s+-->\s+(\S+)(.*)$/;
+const ARROW = /^\s*(\S*?)\s*-->\s*(\S*)(.*)$/;
 
 export function parseSubtitles(raw: string): SubtitleCue[] {
   if (Buffer.byteLength(raw, 'utf8') > MAX_SUBTITLE_BYTES) {
@@ -36,7 +36,9 @@ export function parseSubtitles(raw: string): SubtitleCue[] {
   const lines = raw.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/);
   const vtt = /^WEBVTT(?:[ \t].*)?$/.test(lines[0] ?? '');
   const cues: SubtitleCue[] = [];
-  let i = vtt ? 1 : 0;
+  let i = 0;
+  // WebVTT's header block (`WEBVTT`, then lines such as `Kind:` and `Language:`) ends at the first blank line.
+  if (vtt) while (i < lines.length && lines[i].trim() !== '') i++;
   while (i < lines.length) {
     // One block: up to the next blank line.
     while (i < lines.length && lines[i].trim() === '') i++;

@@ -30,6 +30,8 @@ describe('parseSubtitles', () => {
   it('WebVTT: header, NOTE/STYLE blocks, cue ids, settings, short times, voice and timestamp tags', () => {
     const vtt = [
       'WEBVTT - a title',
+      'Kind: captions',
+      'Language: en',
       '',
       'NOTE a comment',
       'over two lines',
@@ -63,12 +65,17 @@ describe('parseSubtitles', () => {
     expect(lineOf(() => parseSubtitles('\n\n1\n00:00:03,000 --> 00:00:02,000\nbackwards')).line).toBe(4);
     expect(lineOf(() => parseSubtitles('1\n00:00:61,000 --> 00:01:02,000\nsixty-one seconds')).message).toContain('is not a time');
     expect(lineOf(() => parseSubtitles('1\nabc --> 00:00:02,000\nx')).line).toBe(2);
+    expect(lineOf(() => parseSubtitles('1\n00:00:01,000 -->\nx')).message).toContain('"" is not a time');
   });
 
   it('is bounded: 1 MB of text, 5,000 cues', () => {
     expect(lineOf(() => parseSubtitles('x'.repeat(1024 * 1024 + 1))).message).toContain('over 1024 KiB');
     const many = Array.from({ length: 5001 }, (_, i) => `${i + 1}\n00:00:01,000 --> 00:00:02,000\nc`).join('\n\n');
     expect(lineOf(() => parseSubtitles(many))).toEqual({ line: 5000 * 4 + 2, message: 'more than 5000 cues' });
+  });
+
+  it('timings without spaces around the arrow, and 1–2 digit fractions', () => {
+    expect(parseSubtitles('1\n00:00:01,5-->00:00:02,25\nx')).toEqual([{ start: 1.5, end: 2.25, text: 'x' }]);
   });
 
   it('cues come out in time order; empty cues are dropped', () => {
