@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { badInput, type ErrorDetail } from '../common/errors';
-import { OUTPUT_FORMATS } from '../formats/output-formats';
+import { RENDERED_FORMATS } from '../formats/output-formats';
 import { MAX_METADATA_BYTES, MAX_PARALLEL, requestIssueDetails } from '../tokens/render-request';
 import { httpUrl } from '../uploads/destinations';
 
@@ -15,7 +15,7 @@ export const batchRequestSchema = z
   .object({
     movie: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'a movie name'),
     requests: z.array(z.unknown()).min(1, 'at least one request'),
-    formats: z.array(z.enum(OUTPUT_FORMATS)).min(1).max(OUTPUT_FORMATS.length).default(['mp4']),
+    formats: z.array(z.enum(RENDERED_FORMATS)).min(1).max(RENDERED_FORMATS.length).default(['mp4']),
     webhook_url: httpUrl.optional(),
     metadata: z
       .record(z.string(), z.unknown())
@@ -29,7 +29,7 @@ export const batchRequestSchema = z
 export interface BatchRequest {
   movie: string;
   items: Array<{ key: string; params: Record<string, unknown> }>;
-  formats: Array<(typeof OUTPUT_FORMATS)[number]>;
+  formats: Array<(typeof RENDERED_FORMATS)[number]>;
   webhook_url?: string;
   metadata?: Record<string, unknown>;
   parallel: number;

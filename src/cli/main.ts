@@ -85,6 +85,13 @@ async function main(argv: string[]): Promise<number> {
       const progress = createProgressReporter(process.stderr, `${project}/${movie} → ${format}`);
       await withContext(EnginesModule, async (app) => {
         const started = Date.now();
+        if (format === 'vtt') {
+          // Captions come from the resolved movie: nothing to render.
+          const vtt = await app.get(RenderService).captionsVtt(project, movie, given);
+          fs.writeFileSync(out, vtt);
+          process.stderr.write(`wrote ${path.relative(process.cwd(), out) || out} (WebVTT, ${vtt.split('\n').filter((l) => l.includes(' --> ')).length} cues)\n`);
+          return;
+        }
         const template = await app.get(TemplatesService).load(project, movie);
         const isFile = (file: string) => fs.statSync(file, { throwIfNoEntry: false })?.isFile() ?? false;
         const params = localMediaParams(given, template.spec.variables, process.cwd(), isFile);

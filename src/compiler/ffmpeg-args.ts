@@ -308,6 +308,12 @@ class GraphBuilder {
       const idx = this.input(['-f', 'png_pipe', '-framerate', String(this.fps), '-i', 'pipe:0']);
       // Scaled to the layer's box: a frame of another size (a .blend's own border or scale) never shifts the picture.
       head = `[${idx}:v]scale=${layer.width}:${layer.height}:out_color_matrix=bt709:out_range=tv,format=yuva420p,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
+    } else if (src.kind === 'sequence') {
+      // One input for every still: each is converted once, `fps` repeats it over its frames,
+      // and the range is cut by frame number from the list's time zero.
+      const idx = this.input(['-f', 'concat', '-safe', '0', '-i', src.list]);
+      const skip = first - src.startFrame;
+      head = `[${idx}:v]${TO_YUV},format=yuva420p,fps=${this.fps},trim=start_frame=${skip}:end_frame=${skip + count},settb=expr=1/${this.fps},setpts=N+${first}`;
     } else {
       const offsetSec = (first - layer.startFrame) / this.fps;
       const position = src.loop ? (src.trimStartSec + offsetSec) % src.clipSec : src.trimStartSec + offsetSec;

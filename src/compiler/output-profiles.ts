@@ -1,11 +1,11 @@
-import type { OutputFormat } from '../formats/output-formats';
+import type { RenderedFormat } from '../formats/output-formats';
 
 /**
  * How a render is encoded. Part of a render's identity: the same movie and params with another
  * profile is another output.
  */
 export interface OutputProfile {
-  format: OutputFormat;
+  format: RenderedFormat;
   /** mp4/webm: constant-quality factor (x264 CRF 0–51, VP9 CRF 0–63). */
   crf?: number;
   /** mp4: x264 preset. */

@@ -22,7 +22,9 @@ export type PreparedVisual =
     }
   | { kind: 'video'; path: string; width: number; height: number; durationSec: number; hasAudio: boolean }
   /** A clip rendered for the layer (Lottie): at the movie's fps and the layer's size, from the layer's first frame; `loop`: one pass, repeated. */
-  | { kind: 'clip'; path: string; width: number; height: number; frames: number; loop: boolean };
+  | { kind: 'clip'; path: string; width: number; height: number; frames: number; loop: boolean }
+  /** Timed stills of one size (captions): an ffconcat list whose time zero is movie frame `startFrame`. */
+  | { kind: 'sequence'; list: string; startFrame: number; width: number; height: number; dx: number; dy: number };
 /** A raster that is part of a layer, placed relative to the layer's box. */
 export interface PreparedPart {
   path: string;
@@ -47,6 +49,11 @@ export type LayerSource =
   | { kind: 'color'; color: string }
   | { kind: 'still'; path: string }
   | { kind: 'video'; path: string; trimStartSec: number; loop: boolean; clipSec: number }
+  /**
+   * Timed stills of one size, read once from an ffconcat list (gaps are a transparent still)
+   * whose time zero is movie frame `startFrame`.
+   */
+  | { kind: 'sequence'; list: string; startFrame: number }
   /** Frames made by another engine (Blender), PNG after PNG on the encoder's stdin, one per movie frame of the range. */
   | { kind: 'frames' };
 
@@ -160,8 +167,8 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
         id: layer.id,
         startFrame: layer.startFrame,
         endFrame: layer.endFrame,
-        x: Math.round(spec.x),
-        y: Math.round(spec.y),
+        x: Math.round(spec.x ?? 0),
+        y: Math.round(spec.y ?? 0),
         opacity: spec.opacity,
         fit: 'fill' as const,
         animIn: asList(spec.in),
@@ -200,6 +207,20 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
             width: prepared.width,
             height: prepared.height,
             source: { kind: 'video', path: prepared.path, trimStartSec: 0, loop: prepared.loop, clipSec: prepared.frames / fps },
+          };
+        }
+        case 'captions': {
+          if (prepared?.kind !== 'sequence') throw new Error(`layer ${layer.id}: no prepared sequence`);
+          // Left out, the box is bottom-centred: the stills are as wide as it, and as tall as the tallest cue.
+          const x = spec.x ?? spec.margin;
+          const y = spec.y ?? H - spec.margin - prepared.height;
+          return {
+            ...base,
+            x: Math.round(x) + prepared.dx,
+            y: Math.round(y) + prepared.dy,
+            width: prepared.width,
+            height: prepared.height,
+            source: { kind: 'sequence', list: prepared.list, startFrame: prepared.startFrame },
           };
         }
         default: {

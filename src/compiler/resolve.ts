@@ -5,6 +5,9 @@ import type { Direction, Easing, ResolvedAudioSpec, ResolvedLayerSpec } from '..
 import { explainIssue, resolvedAudioSchema, resolvedSceneSchema } from '../templates/movie.schema';
 import { FONT_FILE } from '../templates/font-names';
 import { xmlProblem } from '../templates/svg-check';
+import type { CaptionCue } from '../captions/caption-cues';
+import { captionCues, placeCues } from '../captions/caption-source';
+import { SubtitleError } from '../captions/subtitle-parser';
 import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import { LOCAL_FILE_URL, type ParamValue, type Params } from './params';
@@ -26,10 +29,12 @@ export interface TimedLayer {
   media?: MediaRef;
   /** svg layers: the markup after Handlebars */
   svg?: string;
-  /** text layers with a font file shipped in the template */
+  /** text and caption layers with a font file shipped in the template */
   fontFile?: string;
   /** lottie layers: the JSON file (absolute, and relative to the template with the template's files, for its assets), and the `file:line` its problems are reported at */
   lottie?: { file: string; rel: string; templateFiles: readonly string[]; field: string };
+  /** caption layers: the cues at movie time (seconds), cut to the layer's frames */
+  captions?: CaptionCue[];
   /** layers masked by an image's alpha */
   maskMedia?: MediaRef;
 }
@@ -217,7 +222,22 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
         // Pango would quietly set the text in another font.
         errors.push({ field: at([...layerPath, 'font', 'family']), message: `font family "${layer.font.family.slice(0, 80)}" is not installed (after applying params)` });
       }
-      if (layer.type === 'text' && layer.font.file) {
+      if (layer.type === 'captions') {
+        const variable = spec.variables[layer.source];
+        if (!variable || (variable.type !== 'string' && variable.type !== 'list')) {
+          errors.push({ field: at([...layerPath, 'source']), message: `"${layer.source}" is not a string or list variable of this movie` });
+        } else if (params[layer.source] !== undefined) {
+          try {
+            const cues = captionCues(params[layer.source], { maxChars: layer.maxChars, lines: layer.lines, pause: layer.pause });
+            timed.captions = placeCues(cues, s / fps, s / fps, e / fps);
+          } catch (err) {
+            if (!(err instanceof SubtitleError)) throw err;
+            const where = Array.isArray(params[layer.source]) ? 'item' : 'line';
+            errors.push({ field: at([...layerPath, 'source']), message: `captions in "${layer.source}", ${where} ${err.line}: ${err.message}` });
+          }
+        } else timed.captions = [];
+      }
+      if ((layer.type === 'text' || layer.type === 'captions') && layer.font.file) {
         const rel = templateFile(template, layer.font.file);
         const given = (spec.scenes[sourceIndex].layers[li] as { font?: { family?: string } }).font?.family;
         const font = rel.startsWith('!') ? rel.slice(1) : fontOfFile(template, rel, given === undefined ? undefined : layer.font.family);

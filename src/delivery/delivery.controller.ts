@@ -25,6 +25,7 @@ export class DeliveryController {
   @Head(['v2/render/:file', 'v2/get/:file', 'v2/play/:file'])
   async headOutput(@Param('file') file: string, @Query() query: Record<string, unknown>, @Res() res: Response) {
     const { token, ext } = this.parse(file);
+    if (ext === 'vtt') return this.sendCaptions(token, res, true);
     const located = await this.tokens.locate(token, ext, query);
     const state = await this.runner.peek(located);
     res.setHeader('Content-Type', contentTypeOf(located.format));
@@ -85,11 +86,24 @@ export class DeliveryController {
 
   private async serve(file: string, query: Record<string, unknown>, mode: Mode, req: Request, res: Response): Promise<void> {
     const { token, ext } = this.parse(file);
+    if (ext === 'vtt') return this.sendCaptions(token, res, req.method === 'HEAD');
     const located = await this.tokens.locate(token, ext, query);
     const aborted = new AbortController();
     res.on('close', () => aborted.abort()); // the viewer left; the render goes on for the next one
     const delivery = await this.runner.deliver(located, mode === 'get', aborted.signal);
     await sendDelivery(req, res, delivery);
+  }
+
+  /** The movie's captions as WebVTT: made from the resolved movie on each request (no render, nothing stored). */
+  private async sendCaptions(token: string, res: Response, head: boolean): Promise<void> {
+    const vtt = await this.tokens.captionsVtt(token);
+    res.setHeader('Content-Type', contentTypeOf('vtt'));
+    res.setHeader('Content-Length', String(Buffer.byteLength(vtt)));
+    res.setHeader('Cache-Control', 'no-cache'); // a template's new version may change the captions
+    res.setHeader('X-Montage-Status', 'done');
+    res.status(200);
+    if (head) res.end();
+    else res.end(vtt);
   }
 
   private parse(file: string, short = false): { token: string; ext: string } {

@@ -4,15 +4,17 @@ import * as path from 'node:path';
 import { AssetCacheService } from '../assets/asset-cache.service';
 import type { MediaKind, ProbeResult } from '../assets/asset-cache.types';
 import { unusableMedia } from '../common/errors';
+import { captionStills } from '../captions/caption-stills';
 import type { PreparedAudio, PreparedMedia, PreparedPart, PreparedVisual } from '../compiler/render-plan';
 import { even } from '../compiler/render-plan';
 import { maskSvg, shapeSvg } from '../compiler/shapes';
+import { ffconcatList, type TimedStill } from '../compiler/still-sequence';
 import { paddingOf, splitOptions, textUnits } from '../compiler/text-layout';
 import { badInput } from '../common/errors';
 import type { MediaRef, ResolvedMovie, TimedLayer } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
-import { type Raster, RasterRepository, type TextRasterSpec } from '../repositories/raster.repository';
+import { type CaptionRasterSpec, type Raster, RasterRepository, type TextRasterSpec } from '../repositories/raster.repository';
 import type { ResolvedLayerSpec } from '../templates/movie.schema';
 import { TemplateFilesRepository } from '../repositories/template-files.repository';
 import { WorkFilesRepository } from '../repositories/work-files.repository';
@@ -137,6 +139,8 @@ export class MediaPreparationService {
       }
       case 'text':
         return this.prepareText(layer, spec);
+      case 'captions':
+        return this.prepareCaptions(movie, layer);
       case 'shape': {
         const drawing = shapeSvg(spec, movie);
         if (typeof drawing === 'string') throw badInput(`layer ${layer.id}: ${drawing}`, [{ field: layer.id, message: drawing }]);
@@ -242,7 +246,68 @@ export class MediaPreparationService {
     }
   }
 
-  private async cachedRaster(key: unknown[], make: (out: string) => Promise<Raster>): Promise<PreparedVisual> {
+  /**
+   * A caption layer → one sequence: a raster per cue (per cue × word when a word is
+   * highlighted), each placed on one common canvas (the box's width, the tallest cue's height),
+   * and an ffconcat list that shows them at their frames.
+   */
+  private async prepareCaptions(movie: ResolvedMovie, layer: TimedLayer): Promise<PreparedVisual> {
+    const spec = layer.spec;
+    if (spec.type !== 'captions') throw new Error(`layer ${layer.id} is not a caption layer`);
+    const cues = layer.captions ?? [];
+    const fontHash = layer.fontFile ? await this.templateFiles.hashFile(layer.fontFile) : undefined;
+    const boxX = spec.x ?? spec.margin;
+    const boxWidth = spec.width ?? Math.max(2, movie.width - boxX - spec.margin);
+    const style = {
+      family: spec.font.family,
+      fontFile: layer.fontFile,
+      size: spec.font.size,
+      weight: spec.font.weight,
+      style: spec.font.style,
+      color: spec.color,
+      align: spec.align,
+      lineHeight: spec.lineHeight,
+      background: spec.background,
+      maxWidth: boxWidth,
+    };
+    const stills = captionStills(cues, movie.fps, spec.highlight !== undefined);
+    const pictures = new Map<string, { cue: number; word?: { line: number; word: number } }>();
+    for (const s of stills) pictures.set(pictureKey(s), s);
+    const natural = new Map<string, StillVisual>();
+    await Promise.all(
+      [...pictures].map(async ([key, p]) => {
+        const cueSpec: CaptionRasterSpec = {
+          ...style,
+          lines: cues[p.cue].lines.map((l) => l.map((w) => w.text)),
+          ...(p.word && spec.highlight ? { highlight: { ...p.word, color: spec.highlight } } : {}),
+        };
+        natural.set(key, await this.cachedRaster(['caption', { ...cueSpec, fontFile: fontHash }], (out) => this.rasters.captionCue(cueSpec, out)));
+      }),
+    );
+    const sizes = [...natural.values()];
+    const canvas = {
+      width: even(Math.max(boxWidth, ...sizes.map((r) => r.width))),
+      height: even(Math.max(2, ...sizes.map((r) => r.height))),
+      align: spec.align,
+      bottom: spec.y === undefined,
+    };
+    const placed = new Map<string, string>();
+    await Promise.all(
+      [...natural].map(async ([key, raster]) => {
+        const r = await this.cachedRaster(['placed', raster.path, canvas], (out) => this.rasters.place(raster.path, canvas, out));
+        placed.set(key, r.path);
+      }),
+    );
+    const blank = await this.cachedRaster(['blank', canvas.width, canvas.height], (out) => this.rasters.place(undefined, canvas, out));
+    const timed: TimedStill[] = stills.map((s) => ({ path: placed.get(pictureKey(s))!, startFrame: s.startFrame, endFrame: s.endFrame }));
+    const text = ffconcatList(timed, { startFrame: layer.startFrame, endFrame: layer.endFrame }, movie.fps, blank.path);
+    const list = path.join(this.rasterDir, `${createHash('sha256').update(text).digest('hex').slice(0, 32)}.ffconcat`);
+    await this.work.writeText(list, text);
+    const dx = spec.align === 'center' ? -Math.floor((canvas.width - boxWidth) / 2) : spec.align === 'right' ? boxWidth - canvas.width : 0;
+    return { kind: 'sequence', list, startFrame: layer.startFrame, width: canvas.width, height: canvas.height, dx, dy: 0 };
+  }
+
+  private async cachedRaster(key: unknown[], make: (out: string) => Promise<Raster>): Promise<StillVisual> {
     const hash = createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 32);
     const file = path.join(this.rasterDir, `${hash}.png`);
     const meta = `${file}.json`;
@@ -295,10 +360,16 @@ export class MediaPreparationService {
 }
 
 /** A prepared raster as a part of a layer. */
-function part(visual: PreparedVisual): PreparedPart {
-  return { path: visual.path, width: visual.width, height: visual.height, dx: visual.kind === 'still' ? visual.dx : 0, dy: visual.kind === 'still' ? visual.dy : 0 };
+function part(visual: StillVisual): PreparedPart {
+  return { path: visual.path, width: visual.width, height: visual.height, dx: visual.dx, dy: visual.dy };
 }
 
 function describe(ref: MediaRef): string {
   return ref.kind === 'url' ? ref.url.slice(0, 200) : path.basename(ref.path);
+}
+
+type StillVisual = Extract<PreparedVisual, { kind: 'still' }>;
+
+function pictureKey(s: { cue: number; word?: { line: number; word: number } }): string {
+  return s.word ? `${s.cue}.${s.word.line}.${s.word.word}` : `${s.cue}`;
 }

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { badInput, renderFailed } from '../common/errors';
+import { movieVtt } from '../captions/webvtt';
+import { badInput, notFound, renderFailed } from '../common/errors';
 import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
 import { DEFAULTS, type OutputProfile } from '../compiler/output-profiles';
 import { isStillFormat } from '../formats/output-formats';
@@ -120,6 +121,14 @@ export class RenderService {
   }
 
   /** The resolved movie (memoised by `resolve`), refused if the template changed since it was planned. */
+  /** The movie's captions as WebVTT, from the resolved movie alone (no render); 404 without a caption layer. */
+  async captionsVtt(project: string, movieName: string, rawParams: Record<string, unknown>): Promise<string> {
+    const { movie } = await this.resolve(project, movieName, rawParams);
+    const vtt = movieVtt(movie);
+    if (vtt === undefined) throw notFound(`${project}/${movieName} has no captions layer: there is no .vtt`, [{ field: 'ext', message: 'the movie has no captions' }]);
+    return vtt;
+  }
+
   async resolveForRender(request: Omit<RenderRequest, 'profile'>): Promise<ResolvedMovie> {
     const { template, movie } = await this.resolve(request.project, request.movie, request.params);
     if (request.templateVersion && template.version !== request.templateVersion) {

@@ -1,6 +1,6 @@
 import type { FrameRange } from '../compiler/ffmpeg-args';
 import type { OutputProfile } from '../compiler/output-profiles';
-import { formatSpec, type OutputFormat } from '../formats/output-formats';
+import { formatSpec, type OutputFormat, type RenderedFormat } from '../formats/output-formats';
 import {
   ASSEMBLY_QUEUE,
   type AssembleRenderPayload,
@@ -18,7 +18,7 @@ import { liveChannel, progressKey, segmentChannel } from '../streaming/live-entr
 /** What the API knows of a render when it plans its jobs. */
 export interface RenderJobsInput {
   target: Omit<RenderTarget, 'channel' | 'progressKey' | 'profile'>;
-  format: OutputFormat;
+  format: RenderedFormat;
   profile: OutputProfile;
   frame?: number;
   routingKey: string;

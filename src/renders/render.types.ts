@@ -1,6 +1,6 @@
 import type { EngineName } from '../engines/engine';
 import type { OutputProfile } from '../compiler/output-profiles';
-import type { OutputFormat } from '../formats/output-formats';
+import type { OutputFormat, RenderedFormat } from '../formats/output-formats';
 import type { RunWatch } from './render-jobs';
 import type { MovieSpec } from '../tokens/render-request';
 
@@ -65,7 +65,7 @@ export interface RenderDoc {
 export interface LocatedOutput {
   token: TokenDoc;
   templateVersion: string;
-  format: OutputFormat;
+  format: RenderedFormat;
   movie: string;
   profile: OutputProfile;
   frame?: number;

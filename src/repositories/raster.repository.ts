@@ -45,6 +45,24 @@ export interface TextRaster extends Raster {
   text: { size: number; top: number; bottom: number };
 }
 
+export interface CaptionRasterSpec {
+  /** Words per line. */
+  lines: string[][];
+  /** The word drawn in `color` instead of the text's colour. */
+  highlight?: { line: number; word: number; color: string };
+  family: string;
+  fontFile?: string;
+  size: number;
+  weight: string;
+  style: string;
+  color: string;
+  align: 'left' | 'center' | 'right';
+  lineHeight: number;
+  /** The box's width: a line wider than it (background padding included) is wrapped. */
+  maxWidth: number;
+  background?: { color: string; padding: number; radius: number };
+}
+
 const PANGO_WEIGHT: Record<string, string> = {
   normal: '',
   light: 'Light',
@@ -210,6 +228,85 @@ export class RasterRepository {
       if (ink) boxes.push({ left: ink.left - pad, right: ink.right - pad, top: Math.max(0, line + slack), bottom: Math.min(block.bottom, Math.max(line + slack + one, rows.top + ink.bottom)) });
     }
     return boxes;
+  }
+
+  /**
+   * One caption cue: lines of words (our own line breaks; Pango does not wrap), one word in the
+   * highlight colour if asked, over a rounded box if asked. At its natural size: `place` puts it
+   * on the sequence's common canvas.
+   */
+  async captionCue(spec: CaptionRasterSpec, out: string): Promise<Raster> {
+    const markup = spec.lines
+      .map((words, li) =>
+        words
+          .map((w, wi) => {
+            const text = escapePango(w);
+            const h = spec.highlight;
+            return h && h.line === li && h.word === wi ? `<span foreground="${rgb(h.color)}" fgalpha="${alphaPercent(h.color)}%">${text}</span>` : text;
+          })
+          .join(' '),
+      )
+      .join('\n');
+    const font = [spec.family, PANGO_WEIGHT[spec.weight] ?? '', spec.style === 'italic' ? 'Italic' : '', `${spec.size}`].filter(Boolean).join(' ');
+    let rendered: { data: Buffer; info: sharp.OutputInfo };
+    try {
+      rendered = await sharp({
+        text: {
+          text: `<span foreground="${rgb(spec.color)}" fgalpha="${alphaPercent(spec.color)}%">${markup}</span>`,
+          font,
+          fontfile: spec.fontFile,
+          rgba: true,
+          dpi: 72, // 1 pt = 1 px, so `size` is in pixels
+          align: spec.align === 'center' ? 'centre' : spec.align,
+          spacing: Math.round(spec.size * (spec.lineHeight - 1)),
+          // Lines are ours; Pango wraps only a line that is still wider than the box.
+          width: Math.max(1, Math.round(spec.maxWidth - 2 * (spec.background?.padding ?? 0))),
+          wrap: 'word-char',
+        },
+        limitInputPixels: MAX_PIXELS,
+      })
+        .png()
+        .toBuffer({ resolveWithObject: true });
+    } catch (err) {
+      throw renderFailed('a caption could not be rasterised (a font or a character Pango cannot use)', [], { internal: (err as Error).message });
+    }
+    const { width, height } = rendered.info;
+    const bg = spec.background;
+    if (!bg) {
+      const info = await sharp(rendered.data).png({ compressionLevel: 1 }).toFile(out);
+      return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+    }
+    const pad = Math.round(bg.padding);
+    const W = width + pad * 2;
+    const H = height + pad * 2;
+    const box =
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">` +
+      `<rect width="${W}" height="${H}" rx="${Math.round(bg.radius)}" fill="${rgb(bg.color)}" fill-opacity="${alphaPercent(bg.color) / 100}"/></svg>`;
+    const info = await sharp(Buffer.from(box))
+      .composite([{ input: rendered.data, left: pad, top: pad }])
+      .png({ compressionLevel: 1 })
+      .toFile(out);
+    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+  }
+
+  /**
+   * A raster on a transparent canvas of `width` × `height` (at least its own size), aligned
+   * horizontally and to the top or bottom: the stills of a sequence share one size so that
+   * the overlay never moves. No `src`: the canvas alone (a sequence's gaps).
+   */
+  async place(src: string | undefined, canvas: { width: number; height: number; align: 'left' | 'center' | 'right'; bottom: boolean }, out: string): Promise<Raster> {
+    const base = sharp({ create: { width: canvas.width, height: canvas.height, channels: 4, background: TRANSPARENT } });
+    if (!src) {
+      const info = await base.png().toFile(out);
+      return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+    }
+    const meta = await sharp(src).metadata();
+    const [w, h] = [meta.width ?? 0, meta.height ?? 0];
+    const free = Math.max(0, canvas.width - w);
+    const left = canvas.align === 'center' ? Math.floor(free / 2) : canvas.align === 'right' ? free : 0;
+    const top = canvas.bottom ? Math.max(0, canvas.height - h) : 0;
+    const info = await base.composite([{ input: src, left, top }]).png({ compressionLevel: 1 }).toFile(out);
+    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
   }
 
   /** SVG markup (already through Handlebars, values escaped) → PNG, fitted to the box if given. */

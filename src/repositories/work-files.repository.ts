@@ -61,6 +61,13 @@ export class WorkFilesRepository {
     await fs.rename(temp, file);
   }
 
+  /** Text (an ffconcat list), written like writeJson. */
+  async writeText(file: string, text: string): Promise<void> {
+    const temp = await this.tempFor(file);
+    await fs.writeFile(temp, text);
+    await fs.rename(temp, file);
+  }
+
   /** A file only its owner can read (API keys). */
   async writeSecret(file: string, content: string): Promise<void> {
     await this.ensureDir(path.dirname(file));

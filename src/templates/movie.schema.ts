@@ -259,6 +259,35 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
       ...look,
     })
     .strict();
+  const captionsLayer = z
+    .object({
+      type: z.literal('captions'),
+      /** The variable that holds SRT/WebVTT text or a list of `{ text, start, end }` words (seconds from the layer's start). */
+      source: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected the name of a variable'),
+      font: fontSpec.default({} as never),
+      color: color.default('#ffffff' as never),
+      /** Colour of the word being spoken. */
+      highlight: color.optional(),
+      /** A box behind each cue's text. */
+      background: z
+        .object({ color: color.default('#000000b0' as never), padding: tpl(numberLike.pipe(z.number().min(0).max(200))).default(16 as never), radius: tpl(numberLike.pipe(z.number().min(0).max(200))).default(12 as never) })
+        .strict()
+        .optional(),
+      align: tpl(z.enum(['left', 'center', 'right'])).default('center' as never),
+      lineHeight: tpl(numberLike.pipe(z.number().min(0.5).max(4))).default(1.2 as never),
+      maxChars: tpl(numberLike.pipe(z.number().int().min(4).max(200))).default(32 as never),
+      lines: tpl(numberLike.pipe(z.number().int().min(1).max(6))).default(2 as never),
+      /** Seconds of silence between words that start a new cue (word lists). */
+      pause: seconds.default(0.7 as never),
+      /** Distance from the canvas edges when x/y/width are left out: the captions sit bottom-centred. */
+      margin: tpl(numberLike.pipe(z.number().min(0))).default(40 as never),
+      /** Left out: bottom of the canvas less the margin (the captions grow upwards); given: the top of the captions. */
+      x: pixels.optional(),
+      y: pixels.optional(),
+      width: positive.optional(),
+      ...timing,
+    })
+    .strict();
   const svgLayer = z
     .object({ type: z.literal('svg'), src: z.string().min(1, 'media source is empty (is a media variable missing?)'), ...box, ...timing, ...look, shadow: dropShadow.optional() })
     .strict();
@@ -304,6 +333,7 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
     svgLayer,
     videoLayer,
     lottieLayer,
+    captionsLayer,
   ]);
 
   const transition = z

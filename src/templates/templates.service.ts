@@ -218,7 +218,7 @@ export class TemplatesService {
     const errors: ErrorDetail[] = [];
     template.spec.scenes.forEach((scene, si) =>
       scene.layers.forEach((layer, li) => {
-        if (layer.type !== 'text') return;
+        if (layer.type !== 'text' && layer.type !== 'captions') return;
         const p = ['scenes', si, 'layers', li, 'font'];
         if (layer.font.file) {
           const file = path.posix.normalize(layer.font.file);
@@ -308,8 +308,17 @@ function walkStrings(value: unknown, at: Array<string | number>, visit: (s: stri
 
 /** Values that satisfy each variable, for checking a template without a real request. */
 export function sampleParams(spec: MovieFile): Params {
-  const sample = (v: Variable): Params[string] => {
+  // A caption layer's variable needs captions: one cue of SRT, or one timed word.
+  const captionSources = new Set(spec.scenes.flatMap((s) => s.layers.flatMap((l) => (l.type === 'captions' ? [l.source] : []))));
+  const sampleCaptions = (v: Variable): Params[string] | undefined => {
+    if (v.type === 'string') return '1\n00:00:00,000 --> 00:00:01,000\nSample\n';
+    if (v.type === 'list' && v.fields) return [{ ...Object.fromEntries(Object.keys(v.fields).map((k) => [k, 'Sample'])), text: 'Sample', start: 0, end: 1 }];
+    return undefined;
+  };
+  const sample = (v: Variable, name?: string): Params[string] => {
     if (v.default !== undefined) return v.default as Params[string];
+    const captions = name !== undefined && captionSources.has(name) ? sampleCaptions(v) : undefined;
+    if (captions !== undefined) return captions;
     switch (v.type) {
       case 'number':
         return v.min ?? 0;
@@ -335,7 +344,7 @@ export function sampleParams(spec: MovieFile): Params {
         return v.minLength ? 'x'.repeat(v.minLength) : 'Sample';
     }
   };
-  return Object.fromEntries(Object.entries(spec.variables).map(([k, v]) => [k, sample(v)]));
+  return Object.fromEntries(Object.entries(spec.variables).map(([k, v]) => [k, sample(v, k)]));
 }
 
 /**

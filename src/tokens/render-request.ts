@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { badInput } from '../common/errors';
-import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../formats/output-formats';
+import { isOutputFormat, RENDERED_FORMATS, type OutputFormat } from '../formats/output-formats';
 import { httpUrl, taskDestination } from '../uploads/destinations';
 
 const movieName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'a movie name');
@@ -11,14 +11,14 @@ const movieSpec = z.union([
   z
     .record(z.string(), movieName)
     .refine((m) => Object.keys(m).length > 0, 'the movie map is empty')
-    .refine((m) => Object.keys(m).every((k) => k === '*' || isOutputFormat(k)), 'keys must be output extensions (mp4, webm, gif, png, jpg, webp) or "*"'),
+    .refine((m) => Object.keys(m).every((k) => k === '*' || isOutputFormat(k)), 'keys must be output extensions (mp4, webm, gif, png, jpg, webp, vtt) or "*"'),
 ]);
 
 /** An upload task (Impossible's upload task definition): which output, when, where, and whom to tell. */
 const uploadTask = z
   .object({
     /** Which output to upload: an extension of this request. */
-    extension: z.enum(OUTPUT_FORMATS).default('mp4'),
+    extension: z.enum(RENDERED_FORMATS).default('mp4'),
     /** false: uploaded as soon as the first viewer's render is stored; true: rendered and uploaded in the background now. */
     async: z.boolean().default(false),
     /** Called (GET, `?msg=`) when the upload is done, or failed for good. */

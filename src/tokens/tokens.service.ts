@@ -7,7 +7,7 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { BlenderScenesService } from '../engines/blender/blender-scenes.service';
 import { sceneTimingKey } from '../engines/blender/frame-chunks';
 import { EngineName } from '../engines/engine';
-import { isOutputFormat, isStillFormat, isStreamable, type OutputFormat } from '../formats/output-formats';
+import { isOutputFormat, isRenderedFormat, isStillFormat, isStreamable, type OutputFormat } from '../formats/output-formats';
 import { RateLimitsService } from '../limits/rate-limits.service';
 import { effectiveLimits, type ProjectDoc } from '../projects/project.types';
 import { keyIdOf, ProjectsService } from '../projects/projects.service';
@@ -101,8 +101,8 @@ export class TokensService implements OnModuleInit {
     await this.tokens.insertOne(token);
     await this.events.emit({ type: 'token-created', token });
     await this.uploadTasks.startAsync(uploads);
-    if (allowAsync && body.async) {
-      const first = extensions.includes('mp4') ? 'mp4' : extensions[0];
+    const first = extensions.includes('mp4') ? 'mp4' : extensions.find(isRenderedFormat);
+    if (allowAsync && body.async && first) {
       void this.locate(token._id, first, {})
         .then((located) => this.runner.start(located))
         .catch((err) => this.logger.error(`async render of ${token._id}.${first} failed to start: ${(err as Error).message}`));
@@ -167,6 +167,9 @@ export class TokensService implements OnModuleInit {
     if (!isOutputFormat(ext)) {
       throw badInput(`unsupported extension ".${ext.slice(0, 16)}"; use mp4, webm, gif, png, jpg or webp`, [{ field: 'ext', message: 'unsupported' }]);
     }
+    if (!isRenderedFormat(ext)) {
+      throw badInput(`.${ext} is not rendered: GET /v2/get/<token>.${ext} makes it from the movie`, [{ field: 'ext', message: 'not a rendered format' }]);
+    }
     const token = await this.findToken(tokenId);
     const movie = movieFor(token.movie, ext);
     if (!movie) {
@@ -200,6 +203,19 @@ export class TokensService implements OnModuleInit {
     const engine = resolved.engine === 'blender' ? EngineName.Blender : EngineName.FfmpegComposite;
     const blender = resolved.blender ? { device: resolved.blender.settings.device, timingKey: sceneTimingKey(resolved.templateId, resolved.version, resolved.blender.settings, resolved) } : {};
     return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: frames, pixelSeconds, engine, ...blender };
+  }
+
+  /**
+   * The token's captions as WebVTT: the movie of its `vtt` entry, else of its video. Made from
+   * the resolved movie (no render); 404 when that movie has no captions layer.
+   */
+  async captionsVtt(tokenId: string): Promise<string> {
+    const token = await this.findToken(tokenId);
+    const movie = movieFor(token.movie, 'vtt') ?? movieFor(token.movie, 'mp4') ?? movieFor(token.movie, 'webm');
+    if (!movie) {
+      throw notFound(`this token has no video, so no captions; it has ${coveredExtensions(token.movie).map((e) => `.${e}`).join(', ')}`, [{ field: 'ext', message: 'not in the movie map' }]);
+    }
+    return this.renderer.captionsVtt(token.project, movie, token.params);
   }
 
   async progress(tokenId: string) {

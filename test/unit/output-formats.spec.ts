@@ -2,10 +2,12 @@ import {
   contentTypeOf,
   formatSpec,
   isOutputFormat,
+  isRenderedFormat,
   isStillFormat,
   isStreamable,
   OUTPUT_FORMAT_TABLE,
   OUTPUT_FORMATS,
+  RENDERED_FORMATS,
   type FragmentKind,
 } from '../../src/formats/output-formats';
 
@@ -14,7 +16,8 @@ const FRAGMENT_KINDS: FragmentKind[] = ['mp4-fragments', 'webm-clusters', 'ivf-f
 describe('the output format table', () => {
   it('has exactly one entry per format of OUTPUT_FORMATS', () => {
     expect(Object.keys(OUTPUT_FORMAT_TABLE).sort()).toEqual([...OUTPUT_FORMATS].sort());
-    expect(OUTPUT_FORMATS).toEqual(['mp4', 'webm', 'gif', 'png', 'jpg', 'webp']);
+    expect(OUTPUT_FORMATS).toEqual(['mp4', 'webm', 'gif', 'png', 'jpg', 'webp', 'vtt']);
+    expect([...RENDERED_FORMATS]).toEqual(OUTPUT_FORMATS.filter(isRenderedFormat));
   });
 
   it.each(OUTPUT_FORMATS)('%s is consistent', (format) => {
@@ -36,12 +39,19 @@ describe('the output format table', () => {
     if (spec.kind === 'still') {
       expect(spec.streamable).toBe(false);
       expect(spec.distributable).toBe(false);
-      expect(spec.encoder.audio).toBeUndefined();
+      expect(spec.encoder?.audio).toBeUndefined();
     }
     expect(spec.remuxToStore).toBe(spec.streamable);
+    if (spec.kind === 'captions') {
+      // Made from the resolved movie: nothing encodes it, nothing streams or splits it.
+      expect([spec.encoder, spec.streamable, spec.distributable, spec.contentType]).toEqual([undefined, false, false, 'text/vtt; charset=utf-8']);
+      expect(isRenderedFormat(format)).toBe(false);
+      return;
+    }
+    expect(isRenderedFormat(format)).toBe(true);
     expect(spec.contentType).toMatch(/^(video|image)\/[a-z0-9]+$/);
     expect(spec.contentType.startsWith(spec.kind === 'still' ? 'image/' : format === 'gif' ? 'image/' : 'video/')).toBe(true);
-    expect(spec.encoder.video.length).toBeGreaterThan(0);
+    expect(spec.encoder!.video.length).toBeGreaterThan(0);
   });
 
   it('says what each format is', () => {
@@ -58,6 +68,7 @@ describe('the output format table', () => {
       png: ['still', false, false, null, null, 'image/png'],
       jpg: ['still', false, false, null, null, 'image/jpeg'],
       webp: ['still', false, false, null, null, 'image/webp'],
+      vtt: ['captions', false, false, null, null, 'text/vtt; charset=utf-8'],
     });
   });
 
