@@ -301,7 +301,7 @@ class GraphBuilder {
         head = `[${this.staticLook(raw, look, geo)}]${repeat}`;
       } else {
         head = `${once},${repeat}`;
-        if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec));
+        if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec, first));
       }
     } else if (src.kind === 'frames') {
       // One PNG per frame of the range, in order: numbered from the range's first frame like every other stream.
@@ -537,21 +537,28 @@ class GraphBuilder {
     return this.overlay(b2, out, '0', '0');
   }
 
-  /** Ken Burns: the raster is the box at the largest zoom; scale it to the current zoom, crop the box. */
-  private kenBurns(layer: PlannedLayer, startSec: number, endSec: number): string[] {
+  /**
+   * Ken Burns: the raster is the box at the largest zoom. Each frame, the view (a rectangle of
+   * fractional size and place) is resampled onto the raster's size by perspective (bilinear),
+   * then scaled to the box: motion is sub-pixel, so a slow zoom or pan glides instead of holding
+   * an edge for frames and jumping a pixel (scale + crop snap sizes and places to even pixels).
+   * perspective has no `t`: time is its input frame count `in` (from 1) plus the range's first frame.
+   */
+  private kenBurns(layer: PlannedLayer, startSec: number, endSec: number, first: number): string[] {
     const kb = layer.kenBurns!;
-    const maxZoom = Math.max(kb.from.zoom, kb.to.zoom);
-    const p = progressExpr(startSec, Math.max(1 / this.fps, endSec - startSec - 1 / this.fps));
+    // perspective counts its input frames from 1.
+    const time = `((in-1+${first})/${this.fps})`;
+    const p = progressExpr(startSec, Math.max(1 / this.fps, endSec - startSec - 1 / this.fps), time);
     const lerp = (a: number, b: number) => (a === b ? num(a) : `(${num(a)}+${num(b - a)}*${p})`);
     const zoom = lerp(kb.from.zoom, kb.to.zoom);
-    const filters: string[] = [];
-    if (kb.from.zoom !== maxZoom || kb.to.zoom !== maxZoom) {
-      filters.push(
-        `scale=w='trunc(${layer.width}*${zoom}/2)*2':h='trunc(${layer.height}*${zoom}/2)*2':eval=frame:flags=bicubic`,
-      );
-    }
-    filters.push(`crop=w=${layer.width}:h=${layer.height}:x='(iw-ow)*${lerp(kb.from.x, kb.to.x)}':y='(ih-oh)*${lerp(kb.from.y, kb.to.y)}'`);
-    return filters;
+    // The view in raster pixels: W/zoom wide (the raster is the picture at the largest zoom), placed by the focus.
+    const [vw, vh] = [`W/${zoom}`, `H/${zoom}`];
+    const [left, top] = [`(W-${vw})*${lerp(kb.from.x, kb.to.x)}`, `(H-${vh})*${lerp(kb.from.y, kb.to.y)}`];
+    const [right, bottom] = [`${left}+${vw}`, `${top}+${vh}`];
+    return [
+      `perspective=x0='${left}':y0='${top}':x1='${right}':y1='${top}':x2='${left}':y2='${bottom}':x3='${right}':y3='${bottom}':interpolation=linear:eval=frame`,
+      `scale=${layer.width}:${layer.height}`,
+    ];
   }
 
   private transition(main: string, scene: string, spec: PlannedScene, t: ResolvedTransition): string {
