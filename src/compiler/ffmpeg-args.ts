@@ -420,9 +420,10 @@ class GraphBuilder {
       Object.assign(geo, { w: geo.w + 2 * pad, h: geo.h + 2 * pad, ox: geo.ox - pad, oy: geo.oy - pad });
     }
     if (kf.rotation) {
-      // A square as wide as the diagonal holds every angle: the centre stays put.
+      // A square as wide as the diagonal holds every angle: the centre stays put. Filled with
+      // clear black, not c=none: that leaves the corners as the reused buffer had them (earlier frames).
       const d = evenUp(Math.hypot(geo.w, geo.h));
-      named.push(`rotate=a='${keyframesExpr(kf.rotation, t.startSec)}*PI/180':ow=${d}:oh=${d}:c=none`);
+      named.push(`rotate=a='${keyframesExpr(kf.rotation, t.startSec)}*PI/180':ow=${d}:oh=${d}:c=black@0`);
       Object.assign(geo, { ox: geo.ox - (d - geo.w) / 2, oy: geo.oy - (d - geo.h) / 2, w: d, h: d });
     }
     const scaleIn = layer.animIn.find((a) => a.type === 'scale');
@@ -509,7 +510,7 @@ class GraphBuilder {
     }
     if (look.rotation) {
       const size = rotatedSize(geo.w, geo.h, look.rotation);
-      step(`rotate=a=${num((look.rotation * Math.PI) / 180)}:ow=${size.w}:oh=${size.h}:c=none`);
+      step(`rotate=a=${num((look.rotation * Math.PI) / 180)}:ow=${size.w}:oh=${size.h}:c=black@0`);
       Object.assign(geo, { ox: geo.ox - (size.w - geo.w) / 2, oy: geo.oy - (size.h - geo.h) / 2, w: size.w, h: size.h });
     }
     return cur;
