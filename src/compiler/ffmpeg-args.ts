@@ -533,7 +533,8 @@ class GraphBuilder {
     this.chain(`[${b1}]${toRgb}[${bRgb}]`);
     this.chain(`[${l1}]${toRgb}[${lRgb}]`);
     this.chain(`[${l2}]alphaextract[${alpha}]`);
-    this.chain(`[${bRgb}][${lRgb}]blend=all_mode=${blendModeName(mode)},${TO_YUV},format=yuva420p[${mixed}]`);
+    // shortest: once the layer ends, blend would repeat its last frame over the base.
+    this.chain(`[${bRgb}][${lRgb}]blend=all_mode=${blendModeName(mode)}:shortest=1,${TO_YUV},format=yuva420p[${mixed}]`);
     this.chain(`[${mixed}][${alpha}]alphamerge[${out}]`);
     return this.overlay(b2, out, '0', '0');
   }
