@@ -416,7 +416,7 @@ class GraphBuilder {
     if (kf.blur) {
       // Room for the blur to spread beyond the content's edges.
       const pad = evenUp(2 * Math.max(...kf.blur.map((k) => k.value)));
-      named.push(`pad=${geo.w + 2 * pad}:${geo.h + 2 * pad}:${pad}:${pad}:color=black@0`, `gblur@${id}=sigma=${num(blurAt(t.first))}`);
+      named.push(`pad=${geo.w + 2 * pad}:${geo.h + 2 * pad}:${pad}:${pad}:color=black@0`, `gblur@${id}=sigma=${num(blurAt(t.first))}:sigmaV=${num(blurAt(t.first))}`);
       Object.assign(geo, { w: geo.w + 2 * pad, h: geo.h + 2 * pad, ox: geo.ox - pad, oy: geo.oy - pad });
     }
     if (kf.rotation) {
@@ -455,7 +455,8 @@ class GraphBuilder {
       y += dy;
     }
     const commands = sendcmdFilter(this.fps, t.first, t.last, (frame) => [
-      ...(kf.blur ? [`gblur@${id} sigma ${num(blurAt(frame))}`] : []),
+      // sigmaV too: gblur copies sigma into it once, at setup, so a command on sigma alone blurs across only.
+      ...(kf.blur ? [`gblur@${id} sigma ${num(blurAt(frame))}`, `gblur@${id} sigmaV ${num(blurAt(frame))}`] : []),
       `lut@${id} a val*${num(opacityAt(frame))}`,
     ]);
     const label = this.label('l');
