@@ -211,11 +211,21 @@ describe('GraphBuilder: the looks of a layer, exactly', () => {
     for (const [t, want] of [[0, 10], [0.2, 10], [0.45, 35], [0.7, 110], [1, 110]]) expect(at(t)).toBeCloseTo(want, 9);
   });
 
+  it('blur keyframes: gblur on a padded picture, its horizontal and vertical sigma sent together', () => {
+    const l = layer({ look: { keyframes: { blur: [{ at: 0, value: 0 }, { at: 0.2, value: 2 }] } } });
+    const set = (sigma: number) => `gblur@k1 sigma ${sigma},gblur@k1 sigmaV ${sigma},lut@k1 a val*1`;
+    expect(chains(plan([l])).chains).toEqual([
+      `${GREEN},${REPEAT(10, 0)},sendcmd=c='0-0.05 [enter] ${set(0.01)};0.05-0.15 [enter] ${set(1)};0.15-1000000 [enter] ${set(2)}',` +
+        "pad=108:58:4:4:color=black@0,gblur@k1=sigma=0.01:sigmaV=0.01,lut@k1=a='val*1'[l2]",
+      "[bg0][l2]overlay=x='6+(108-overlay_w)/2':y='16+(58-overlay_h)/2':eof_action=pass[o3]",
+    ]);
+  });
+
   it('a static rotation: the content turned once into its bounding box, placed so the centre stays', () => {
     const l = layer({ look: { rotation: 90 } });
     expect(chains(plan([l])).chains).toEqual([
       `${GREEN}[raw1]`,
-      '[raw1]rotate=a=1.570796:ow=50:oh=100:c=none[look2]',
+      '[raw1]rotate=a=1.570796:ow=50:oh=100:c=black@0[look2]',
       `[look2]${REPEAT(10, 0)}[l3]`,
       // the 100×50 box at (10, 20) has its centre at (60, 45); the 50×100 picture sits at (35, −5)
       "[bg0][l3]overlay=x='35':y='-5':eof_action=pass[o4]",
@@ -262,7 +272,7 @@ describe('GraphBuilder: the looks of a layer, exactly', () => {
       '[bb4]scale=in_color_matrix=bt709:in_range=tv,format=gbrp[brgb8]',
       '[lc6]scale=in_color_matrix=bt709:in_range=tv,format=gbrp[lrgb9]',
       '[la7]alphaextract[lalpha10]',
-      '[brgb8][lrgb9]blend=all_mode=multiply,scale=out_color_matrix=bt709:out_range=tv,format=yuva420p[mixed11]',
+      '[brgb8][lrgb9]blend=all_mode=multiply:shortest=1,scale=out_color_matrix=bt709:out_range=tv,format=yuva420p[mixed11]',
       '[mixed11][lalpha10]alphamerge[blended12]',
       "[bk5][blended12]overlay=x='0':y='0':eof_action=pass[o13]",
     ]);
