@@ -117,6 +117,28 @@ it('an ellipse mask leaves the corners of a solid transparent and its middle as 
   for (const [x, y] of [[80, 60], [42, 60], [117, 60], [80, 32], [80, 87]]) expectNear(f.at(0, x, y), GREEN, 12);
 });
 
+describe('a mask from an image', () => {
+  it("the image's alpha, fitted to the mask box, decides what shows; a box past the layer's edges is clipped", async () => {
+    const f = await render('mask-image');
+    const BLUE: RGB = [0, 0, 255];
+    const GREEN: RGB = [0, 255, 0];
+    for (const y of [40, 90]) {
+      // The left half (x 20..49) shows, the right half (50..79) is the background.
+      expectNear(f.at(0, 22, y), GREEN, 12);
+      expectNear(f.at(0, 46, y), GREEN, 12);
+      expectNear(f.at(0, 54, y), BLUE, 12);
+      expectNear(f.at(0, 77, y), BLUE, 12);
+    }
+  });
+
+  it('a hostile mask box, a million pixels each way: only its part on the layer is computed', async () => {
+    const f = await render('mask-huge');
+    expectNear(f.at(0, 22, 22), [0, 255, 0], 12);
+    expectNear(f.at(0, 77, 57), [0, 255, 0], 12);
+    expectNear(f.at(0, 90, 40), [0, 0, 255], 12);
+  });
+});
+
 describe('blur and shadow', () => {
   let f: Frames;
   beforeAll(async () => {
