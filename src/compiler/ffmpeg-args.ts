@@ -416,13 +416,14 @@ class GraphBuilder {
     if (kf.blur) {
       // Room for the blur to spread beyond the content's edges.
       const pad = evenUp(2 * Math.max(...kf.blur.map((k) => k.value)));
-      named.push(`pad=${geo.w + 2 * pad}:${geo.h + 2 * pad}:${pad}:${pad}:color=black@0`, `gblur@${id}=sigma=${num(blurAt(t.first))}`);
+      named.push(`pad=${geo.w + 2 * pad}:${geo.h + 2 * pad}:${pad}:${pad}:color=black@0`, `gblur@${id}=sigma=${num(blurAt(t.first))}:sigmaV=${num(blurAt(t.first))}`);
       Object.assign(geo, { w: geo.w + 2 * pad, h: geo.h + 2 * pad, ox: geo.ox - pad, oy: geo.oy - pad });
     }
     if (kf.rotation) {
-      // A square as wide as the diagonal holds every angle: the centre stays put.
+      // A square as wide as the diagonal holds every angle: the centre stays put. Filled with
+      // clear black, not c=none: that leaves the corners as the reused buffer had them (earlier frames).
       const d = evenUp(Math.hypot(geo.w, geo.h));
-      named.push(`rotate=a='${keyframesExpr(kf.rotation, t.startSec)}*PI/180':ow=${d}:oh=${d}:c=none`);
+      named.push(`rotate=a='${keyframesExpr(kf.rotation, t.startSec)}*PI/180':ow=${d}:oh=${d}:c=black@0`);
       Object.assign(geo, { ox: geo.ox - (d - geo.w) / 2, oy: geo.oy - (d - geo.h) / 2, w: d, h: d });
     }
     const scaleIn = layer.animIn.find((a) => a.type === 'scale');
@@ -454,7 +455,8 @@ class GraphBuilder {
       y += dy;
     }
     const commands = sendcmdFilter(this.fps, t.first, t.last, (frame) => [
-      ...(kf.blur ? [`gblur@${id} sigma ${num(blurAt(frame))}`] : []),
+      // sigmaV too: gblur copies sigma into it once, at setup, so a command on sigma alone blurs across only.
+      ...(kf.blur ? [`gblur@${id} sigma ${num(blurAt(frame))}`, `gblur@${id} sigmaV ${num(blurAt(frame))}`] : []),
       `lut@${id} a val*${num(opacityAt(frame))}`,
     ]);
     const label = this.label('l');
@@ -509,7 +511,7 @@ class GraphBuilder {
     }
     if (look.rotation) {
       const size = rotatedSize(geo.w, geo.h, look.rotation);
-      step(`rotate=a=${num((look.rotation * Math.PI) / 180)}:ow=${size.w}:oh=${size.h}:c=none`);
+      step(`rotate=a=${num((look.rotation * Math.PI) / 180)}:ow=${size.w}:oh=${size.h}:c=black@0`);
       Object.assign(geo, { ox: geo.ox - (size.w - geo.w) / 2, oy: geo.oy - (size.h - geo.h) / 2, w: size.w, h: size.h });
     }
     return cur;
@@ -532,7 +534,8 @@ class GraphBuilder {
     this.chain(`[${b1}]${toRgb}[${bRgb}]`);
     this.chain(`[${l1}]${toRgb}[${lRgb}]`);
     this.chain(`[${l2}]alphaextract[${alpha}]`);
-    this.chain(`[${bRgb}][${lRgb}]blend=all_mode=${blendModeName(mode)},${TO_YUV},format=yuva420p[${mixed}]`);
+    // shortest: once the layer ends, blend would repeat its last frame over the base.
+    this.chain(`[${bRgb}][${lRgb}]blend=all_mode=${blendModeName(mode)}:shortest=1,${TO_YUV},format=yuva420p[${mixed}]`);
     this.chain(`[${mixed}][${alpha}]alphamerge[${out}]`);
     return this.overlay(b2, out, '0', '0');
   }
