@@ -46,4 +46,20 @@ describe('smooth motion', () => {
     expect(sorted[0]).toBeGreaterThan(0.5);
     expect(sorted[sorted.length - 1] / median).toBeLessThan(2.5);
   });
+
+  it('a frame range of a Ken Burns rendered alone is the same frames as the whole render', async () => {
+    const render = async (range?: { from: number; to: number }) => {
+      const out = ctx.out(`kb-${range ? `${range.from}-${range.to}` : 'all'}.mp4`);
+      await ctx.renders.render({ project: 'm', movie: 'kenburns', params: {}, profile: { format: 'mp4', crf: 0, videoOnly: true }, ...(range ? { range } : {}) }, out);
+      return greyFrames(out, 320, 180);
+    };
+    const whole = await render();
+    for (const range of [{ from: 0, to: 7 }, { from: 7, to: 31 }, { from: 31, to: 50 }]) {
+      const part = await render(range);
+      expect(part).toHaveLength(range.to - range.from);
+      part.forEach((frame, i) => {
+        if (!frame.equals(whole[range.from + i])) throw new Error(`frame ${range.from + i} of [${range.from}, ${range.to}) differs from the whole render's`);
+      });
+    }
+  });
 });
