@@ -10,6 +10,8 @@ export type ParamsResult = { ok: true; params: Params } | { ok: false; errors: E
 
 /** Applies to every string even when the template sets no maxLength: params are hostile. */
 export const MAX_STRING_LENGTH = 10_000;
+/** A string variable may declare a larger `maxLength` (subtitles, long copy), up to this. */
+export const MAX_DECLARED_STRING_LENGTH = 1_000_000;
 export const MEDIA_TYPES = new Set(['image', 'video', 'audio']);
 
 /**
@@ -158,7 +160,9 @@ function checkScalar(
       if (typeof given !== 'string' && typeof given !== 'number') return fail(`expected a ${variable.type} string, got ${describe(given)}`);
       const s = String(given);
       const length = [...s].length; // code points: an emoji is one character to the person typing it
-      if (length > MAX_STRING_LENGTH) return fail(`is ${length} characters long; the limit is ${MAX_STRING_LENGTH}`);
+      // 10 000 characters unless the variable declares more (an SRT of a long video), never past 1 000 000.
+      const limit = variable.type === 'string' && variable.maxLength !== undefined ? Math.min(MAX_DECLARED_STRING_LENGTH, Math.max(MAX_STRING_LENGTH, variable.maxLength)) : MAX_STRING_LENGTH;
+      if (length > limit) return fail(`is ${length} characters long; the limit is ${limit}`);
       // Pango refuses a NUL, and an SVG with a control character is not XML: refused here, named.
       const unsafe = unsafeCharacter(s);
       if (unsafe) return fail(`contains ${unsafe}, which text cannot hold`);

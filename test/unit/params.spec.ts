@@ -1,4 +1,4 @@
-import { MAX_STRING_LENGTH, type ParamsResult, validateParams } from '../../src/compiler/params';
+import { MAX_DECLARED_STRING_LENGTH, MAX_STRING_LENGTH, type ParamsResult, validateParams } from '../../src/compiler/params';
 import type { Variable } from '../../src/templates/movie.schema';
 
 /** Variables as the schema would produce them (required defaults to false). */
@@ -331,9 +331,11 @@ describe('validateParams: string constraints', () => {
       field: 's',
       message: `is ${MAX_STRING_LENGTH + 1} characters long; the limit is ${MAX_STRING_LENGTH}`,
     });
-    // the cap applies before (and regardless of) a larger maxLength
-    expect(only(validateParams(vars({ s: { type: 'string', maxLength: 50_000 } }), { s: 'x'.repeat(20_000) })).message).toMatch(
-      /the limit is 10000/,
+    // a string variable that declares a larger maxLength (subtitles) raises it, up to MAX_DECLARED_STRING_LENGTH
+    expect(ok(validateParams(vars({ s: { type: 'string', maxLength: 50_000 } }), { s: 'x'.repeat(20_000) })).s).toHaveLength(20_000);
+    expect(only(validateParams(vars({ s: { type: 'string', maxLength: 50_000 } }), { s: 'x'.repeat(60_000) })).message).toMatch(/the limit is 50000/);
+    expect(only(validateParams(vars({ s: { type: 'string', maxLength: 5_000_000 } }), { s: 'x'.repeat(MAX_DECLARED_STRING_LENGTH + 1) })).message).toMatch(
+      /the limit is 1000000/,
     );
     // and to media URLs too
     expect(only(validateParams(vars({ m: { type: 'image' } }), { m: `https://x.test/${'a'.repeat(MAX_STRING_LENGTH)}` })).message).toMatch(
