@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { badInput, type ErrorDetail, MontageError, notFound } from '../common/errors';
 import { createHandlebarsEnv } from '../compiler/handlebars-env';
 import { compilePattern, MEDIA_TYPES, type Params, validateParams, type ValidateOptions } from '../compiler/params';
+import { lottieAssetFiles, readLottieHeader } from '../compiler/lottie';
 import { resolveMovie } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { FontsRepository } from '../repositories/fonts.repository';
@@ -177,6 +178,24 @@ export class TemplatesService {
       } catch (err) {
         if (!(err instanceof MontageError)) throw err;
         errors.push(...err.details);
+      }
+    }
+    if (errors.length === 0) errors.push(...(await this.checkLottie(template, at)));
+    return errors;
+  }
+
+  /** Lottie files read as a render would read them: the header, its limits, and the images and fonts it needs among the template's files. */
+  private async checkLottie(template: LoadedTemplate, at: (p: Array<string | number>) => string): Promise<ErrorDetail[]> {
+    const errors: ErrorDetail[] = [];
+    for (const [si, scene] of template.spec.scenes.entries()) {
+      for (const [li, layer] of scene.layers.entries()) {
+        if (layer.type !== 'lottie' || layer.src.includes('{{')) continue;
+        const rel = path.posix.normalize(layer.src);
+        if (!template.files.includes(rel)) continue; // resolve already said so
+        const field = at(['scenes', si, 'layers', li, 'src']);
+        const header = readLottieHeader(await this.files.readText(path.join(template.dir, rel)));
+        const problem = typeof header === 'string' ? header : lottieAssetFiles(header, rel, template.files);
+        if (typeof problem === 'string') errors.push({ field, message: problem });
       }
     }
     return errors;

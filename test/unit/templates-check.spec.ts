@@ -58,6 +58,7 @@ describe('TemplatesService.check: one deliberate mistake per fixture', () => {
     ['font-not-a-font', 9, /font file "fonts\/Fake\.ttf" is not a TrueType or OpenType font/],
     ['constant-clash', 6, /"brand" is both a constant and a variable/],
     ['each-range-too-long', 5, /each: range \[1, 5000\] makes 5000 scenes; at most 1000/],
+    ['lottie-not-lottie', 7, /Lottie/i],
   ])('bad/%s → an error at bad/%s/movie.yaml:%i', async (movie, line, message) => {
     const errors = await service.check('bad', movie);
     expect(errors.length).toBeGreaterThanOrEqual(1);
