@@ -119,6 +119,8 @@ export interface V2Result {
     ratioCold: number;
     /** CPU seconds, Montage (rasters cached) / hand-written: steadier than wall time on a shared machine. */
     ratioCpu: number;
+    /** Both outputs' streams (codec, size, frames, duration) and the hand-written picture's PSNR against Montage's. */
+    same: { streams: string; psnrDb: number };
     load: ReturnType<typeof foreignLoad>;
   };
   check: {
@@ -135,6 +137,22 @@ export interface V2Result {
     perTemplateMs: Record<string, number>;
     load: ReturnType<typeof foreignLoad>;
   };
+}
+
+/** codec, size, frame count and duration of each stream: what both commands must agree on. */
+async function streams(file: string): Promise<string> {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name,width,height,pix_fmt,nb_frames,duration,sample_rate,channels', '-of', 'compact=p=0', file]);
+  return stdout.trim().split('\n').join('; ');
+}
+
+/** The hand-written output must be the same movie: the same streams, and a picture close to Montage's (PSNR, dB). */
+async function sameMovie(montage: string, hand: string): Promise<{ streams: string; psnrDb: number }> {
+  const [a, b] = [await streams(montage), await streams(hand)];
+  if (a !== b) throw new Error(`bench/v2: the hand-written command's output differs from Montage's: ${b} against ${a}`);
+  const { stderr } = await run('ffmpeg', ['-hide_banner', '-nostdin', '-i', montage, '-i', hand, '-lavfi', '[0:v][1:v]psnr', '-f', 'null', '-']);
+  const psnr = /PSNR .*average:([\d.]+|inf)/.exec(stderr);
+  if (!psnr) throw new Error(`bench/v2: no PSNR in ffmpeg's output: ${stderr.slice(-300)}`);
+  return { streams: a, psnrDb: psnr[1] === 'inf' ? Infinity : round(Number(psnr[1]), 2) };
 }
 
 /** Montage against the hand-written command, interleaved; cold renders each in a fresh data folder. */
@@ -167,6 +185,9 @@ async function benchRender(runs: number, work: string): Promise<V2Result['render
         `v2 run ${i + 1}/${runs}: montage ${warm[i].ms.toFixed(0)} ms (${warm[i].cpuS.toFixed(2)} s CPU), hand-written ${hand[i].ms.toFixed(0)} ms (${hand[i].cpuS.toFixed(2)} s CPU); cold ${coldMs[i].toFixed(0)} ms\n`,
       );
     }
+    // Easings differ a little (the hand-written ones are short formulas), hence a PSNR and not equality.
+    const same = await sameMovie(path.join(work, 'montage-0.mp4'), path.join(work, 'hand-0.mp4'));
+    if (same.psnrDb < 30) throw new Error(`bench/v2: the hand-written picture is not Montage's (PSNR ${same.psnrDb} dB)`);
     const medianWarmMs = median(warm.map((w) => w.ms));
     const medianHandMs = median(hand.map((h) => h.ms));
     return {
@@ -181,6 +202,7 @@ async function benchRender(runs: number, work: string): Promise<V2Result['render
       ratioWarm: round(medianWarmMs / medianHandMs, 3),
       ratioCold: round(median(coldMs) / medianHandMs, 3),
       ratioCpu: round(median(warm.map((w) => w.cpuS)) / median(hand.map((h) => h.cpuS)), 3),
+      same,
       load: foreignLoad(mark, loadMark()),
     };
   } finally {
@@ -274,7 +296,7 @@ export function v2TableRows(r: V2Result): string[][] {
   return [
     ['v2: montage (rasters cached)', `${m.medianWarmMs} ms`, `${m.warmMs.join(', ')} (CPU ${m.warmCpuS.join(', ')} s)`],
     ['v2: montage (cold, fresh cache)', `${m.medianColdMs} ms`, m.coldMs.join(', ')],
-    ['v2: hand-written ffmpeg', `${m.medianHandMs} ms`, `${m.handMs.join(', ')} (CPU ${m.handCpuS.join(', ')} s)`],
+    ['v2: hand-written ffmpeg', `${m.medianHandMs} ms`, `${m.handMs.join(', ')} (CPU ${m.handCpuS.join(', ')} s); PSNR against Montage ${m.same.psnrDb} dB`],
     ['v2: templates check, CLI', `${c.medianCliMs} ms`, `${c.cliMs.join(', ')}; ${c.templates} templates; CLI start-up alone ${c.cliStartMs} ms`],
     ['v2: templates check, in-process', `${c.medianInProcessMs} ms`, `first ${c.inProcessFirstMs} ms, then ${c.inProcessMs.join(', ')}`],
   ];
