@@ -68,7 +68,8 @@ function handWrittenArgs(plan: RenderPlan, out: string, idiom: 'loop-input' | 'd
       ? `[${i}:v]${convert}`
       : `[${i}:v]${convert}loop=loop=-1:size=1:start=0,trim=end_frame=${Math.round(seconds * 30)},setpts=N/30/TB,`;
   const graph = [
-    `${stillInput(1, 6, 'format=yuva420p,')}scale=w='trunc(640*(1+0.15*t/6)/2)*2':h='trunc(800*(1+0.15*t/6)/2)*2':eval=frame,crop=640:800:x='(iw-ow)*(0.5+0.1*t/6)':y='(ih-oh)*(0.5-0.1*t/6)',format=yuva420p,fade=t=in:d=0.8:alpha=1[photo]`,
+    // Ken Burns, sub-pixel like Montage's (scale + crop would snap it to even pixels): the view resampled by perspective.
+    `${stillInput(1, 6, 'format=yuva420p,')}perspective=${kenBurnsCorners('(1+0.15*min(1,(in-1)/179))', '(0.5+0.1*min(1,(in-1)/179))', '(0.5-0.1*min(1,(in-1)/179))')}:interpolation=linear:eval=frame,scale=640:800,format=yuva420p,fade=t=in:d=0.8:alpha=1[photo]`,
     `${stillInput(0, 6, 'format=yuv420p,')}null[grad]`,
     `[grad][photo]overlay=${photo.x}:${photo.y}[a]`,
     `${stillInput(2, 6, 'format=yuva420p,')}fade=t=in:st=0.4:d=0.6:alpha=1[title]`,
@@ -96,6 +97,13 @@ function handWrittenArgs(plan: RenderPlan, out: string, idiom: 'loop-input' | 'd
     '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p',
     '-c:a', 'aac', '-b:a', '160k', '-movflags', '+faststart', out,
   ];
+}
+
+/** perspective's corner options for a view of the raster at `zoom`, focused at (fx, fy). */
+function kenBurnsCorners(zoom: string, fx: string, fy: string): string {
+  const [left, top] = [`(W-W/${zoom})*${fx}`, `(H-H/${zoom})*${fy}`];
+  const [right, bottom] = [`${left}+W/${zoom}`, `${top}+H/${zoom}`];
+  return `x0='${left}':y0='${top}':x1='${right}':y1='${top}':x2='${left}':y2='${bottom}':x3='${right}':y3='${bottom}'`;
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {

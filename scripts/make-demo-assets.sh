@@ -47,4 +47,35 @@ ff -f lavfi -i "gradients=s=1280x720:c0=0x203a43:c1=0x2c5364:c2=0x0f2027:x0=0:y0
    -filter_complex "[0:v][2:v]overlay=x='mod(t*160,1280)':y=300" \
    -c:v libx264 -preset veryfast -crf 26 -pix_fmt yuv420p -c:a aac -b:a 64k -shortest -movflags +faststart \
    templates/demo/lower-third/assets/clip.mp4
+
+# promo: a studio shot of a (drawn) pair of headphones, and a 12 s beat with a bass line.
+node - <<'JS'
+const sharp = require('sharp');
+const photo = `<svg xmlns="http://www.w3.org/2000/svg" width="1000" height="1250">
+  <defs>
+    <radialGradient id="studio" cx="0.5" cy="0.38" r="0.8"><stop offset="0" stop-color="#ffe3c2"/><stop offset="0.55" stop-color="#f29e7c"/><stop offset="1" stop-color="#7a3558"/></radialGradient>
+    <linearGradient id="band" x1="0" y1="0" x2="1" y2="0"><stop offset="0" stop-color="#1c1f2b"/><stop offset="0.5" stop-color="#3a3f55"/><stop offset="1" stop-color="#1c1f2b"/></linearGradient>
+    <linearGradient id="cup" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="#4a5070"/><stop offset="1" stop-color="#141723"/></linearGradient>
+    <radialGradient id="shine" cx="0.35" cy="0.3" r="0.6"><stop offset="0" stop-color="#ffffff" stop-opacity="0.55"/><stop offset="1" stop-color="#ffffff" stop-opacity="0"/></radialGradient>
+    <filter id="soft"><feGaussianBlur stdDeviation="28"/></filter>
+  </defs>
+  <rect width="1000" height="1250" fill="url(#studio)"/>
+  <ellipse cx="500" cy="985" rx="360" ry="48" fill="#3b1530" opacity="0.45" filter="url(#soft)"/>
+  <path d="M250 640 C 250 300, 750 300, 750 640" fill="none" stroke="url(#band)" stroke-width="58" stroke-linecap="round"/>
+  <path d="M262 620 C 262 330, 738 330, 738 620" fill="none" stroke="#ffffff" stroke-opacity="0.18" stroke-width="10" stroke-linecap="round"/>
+  <rect x="160" y="580" width="190" height="330" rx="90" fill="url(#cup)"/>
+  <rect x="650" y="580" width="190" height="330" rx="90" fill="url(#cup)"/>
+  <rect x="318" y="610" width="52" height="270" rx="26" fill="#0d0f17"/>
+  <rect x="630" y="610" width="52" height="270" rx="26" fill="#0d0f17"/>
+  <rect x="160" y="580" width="190" height="330" rx="90" fill="url(#shine)"/>
+  <rect x="650" y="580" width="190" height="330" rx="90" fill="url(#shine)"/>
+  <circle cx="255" cy="745" r="34" fill="none" stroke="#ff8a5c" stroke-width="6" opacity="0.9"/>
+  <circle cx="745" cy="745" r="34" fill="none" stroke="#ff8a5c" stroke-width="6" opacity="0.9"/>
+</svg>`;
+sharp(Buffer.from(photo)).jpeg({ quality: 80 }).toFile('templates/demo/promo/assets/product.jpg');
+JS
+# 12 s at 112 bpm: a kick on every beat, a hat on the off-beats and a two-note bass, as sines and noise.
+ff -f lavfi -i "aevalsrc='0.5*sin(2*PI*55*mod(t,60/112))*exp(-18*mod(t,60/112))+0.05*(random(0)*2-1)*exp(-60*mod(t+30/112,60/112))+0.14*sin(2*PI*t*if(lt(mod(t,60/112*8),60/112*4),110,82.41))*(0.6+0.4*exp(-6*mod(t,60/112)))+0.05*sin(2*PI*t*440*if(lt(mod(t,60/112*8),60/112*4),1,0.7492))':s=48000:c=stereo:d=12" \
+  -af "afade=t=in:d=0.3,afade=t=out:st=10.5:d=1.5,lowpass=f=6000" -c:a aac -b:a 96k templates/demo/promo/assets/music.m4a
+
 ls -la templates/demo/*/assets

@@ -301,7 +301,7 @@ class GraphBuilder {
         head = `[${this.staticLook(raw, look, geo)}]${repeat}`;
       } else {
         head = `${once},${repeat}`;
-        if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec));
+        if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec, first));
       }
     } else if (src.kind === 'frames') {
       // One PNG per frame of the range, in order: numbered from the range's first frame like every other stream.
@@ -416,13 +416,14 @@ class GraphBuilder {
     if (kf.blur) {
       // Room for the blur to spread beyond the content's edges.
       const pad = evenUp(2 * Math.max(...kf.blur.map((k) => k.value)));
-      named.push(`pad=${geo.w + 2 * pad}:${geo.h + 2 * pad}:${pad}:${pad}:color=black@0`, `gblur@${id}=sigma=${num(blurAt(t.first))}`);
+      named.push(`pad=${geo.w + 2 * pad}:${geo.h + 2 * pad}:${pad}:${pad}:color=black@0`, `gblur@${id}=sigma=${num(blurAt(t.first))}:sigmaV=${num(blurAt(t.first))}`);
       Object.assign(geo, { w: geo.w + 2 * pad, h: geo.h + 2 * pad, ox: geo.ox - pad, oy: geo.oy - pad });
     }
     if (kf.rotation) {
-      // A square as wide as the diagonal holds every angle: the centre stays put.
+      // A square as wide as the diagonal holds every angle: the centre stays put. Filled with
+      // clear black, not c=none: that leaves the corners as the reused buffer had them (earlier frames).
       const d = evenUp(Math.hypot(geo.w, geo.h));
-      named.push(`rotate=a='${keyframesExpr(kf.rotation, t.startSec)}*PI/180':ow=${d}:oh=${d}:c=none`);
+      named.push(`rotate=a='${keyframesExpr(kf.rotation, t.startSec)}*PI/180':ow=${d}:oh=${d}:c=black@0`);
       Object.assign(geo, { ox: geo.ox - (d - geo.w) / 2, oy: geo.oy - (d - geo.h) / 2, w: d, h: d });
     }
     const scaleIn = layer.animIn.find((a) => a.type === 'scale');
@@ -454,7 +455,8 @@ class GraphBuilder {
       y += dy;
     }
     const commands = sendcmdFilter(this.fps, t.first, t.last, (frame) => [
-      ...(kf.blur ? [`gblur@${id} sigma ${num(blurAt(frame))}`] : []),
+      // sigmaV too: gblur copies sigma into it once, at setup, so a command on sigma alone blurs across only.
+      ...(kf.blur ? [`gblur@${id} sigma ${num(blurAt(frame))}`, `gblur@${id} sigmaV ${num(blurAt(frame))}`] : []),
       `lut@${id} a val*${num(opacityAt(frame))}`,
     ]);
     const label = this.label('l');
@@ -509,7 +511,7 @@ class GraphBuilder {
     }
     if (look.rotation) {
       const size = rotatedSize(geo.w, geo.h, look.rotation);
-      step(`rotate=a=${num((look.rotation * Math.PI) / 180)}:ow=${size.w}:oh=${size.h}:c=none`);
+      step(`rotate=a=${num((look.rotation * Math.PI) / 180)}:ow=${size.w}:oh=${size.h}:c=black@0`);
       Object.assign(geo, { ox: geo.ox - (size.w - geo.w) / 2, oy: geo.oy - (size.h - geo.h) / 2, w: size.w, h: size.h });
     }
     return cur;
@@ -532,26 +534,34 @@ class GraphBuilder {
     this.chain(`[${b1}]${toRgb}[${bRgb}]`);
     this.chain(`[${l1}]${toRgb}[${lRgb}]`);
     this.chain(`[${l2}]alphaextract[${alpha}]`);
-    this.chain(`[${bRgb}][${lRgb}]blend=all_mode=${blendModeName(mode)},${TO_YUV},format=yuva420p[${mixed}]`);
+    // shortest: once the layer ends, blend would repeat its last frame over the base.
+    this.chain(`[${bRgb}][${lRgb}]blend=all_mode=${blendModeName(mode)}:shortest=1,${TO_YUV},format=yuva420p[${mixed}]`);
     this.chain(`[${mixed}][${alpha}]alphamerge[${out}]`);
     return this.overlay(b2, out, '0', '0');
   }
 
-  /** Ken Burns: the raster is the box at the largest zoom; scale it to the current zoom, crop the box. */
-  private kenBurns(layer: PlannedLayer, startSec: number, endSec: number): string[] {
+  /**
+   * Ken Burns: the raster is the box at the largest zoom. Each frame, the view (a rectangle of
+   * fractional size and place) is resampled onto the raster's size by perspective (bilinear),
+   * then scaled to the box: motion is sub-pixel, so a slow zoom or pan glides instead of holding
+   * an edge for frames and jumping a pixel (scale + crop snap sizes and places to even pixels).
+   * perspective has no `t`: time is its input frame count `in` (from 1) plus the range's first frame.
+   */
+  private kenBurns(layer: PlannedLayer, startSec: number, endSec: number, first: number): string[] {
     const kb = layer.kenBurns!;
-    const maxZoom = Math.max(kb.from.zoom, kb.to.zoom);
-    const p = progressExpr(startSec, Math.max(1 / this.fps, endSec - startSec - 1 / this.fps));
+    // perspective counts its input frames from 1.
+    const time = `((in-1+${first})/${this.fps})`;
+    const p = progressExpr(startSec, Math.max(1 / this.fps, endSec - startSec - 1 / this.fps), time);
     const lerp = (a: number, b: number) => (a === b ? num(a) : `(${num(a)}+${num(b - a)}*${p})`);
     const zoom = lerp(kb.from.zoom, kb.to.zoom);
-    const filters: string[] = [];
-    if (kb.from.zoom !== maxZoom || kb.to.zoom !== maxZoom) {
-      filters.push(
-        `scale=w='trunc(${layer.width}*${zoom}/2)*2':h='trunc(${layer.height}*${zoom}/2)*2':eval=frame:flags=bicubic`,
-      );
-    }
-    filters.push(`crop=w=${layer.width}:h=${layer.height}:x='(iw-ow)*${lerp(kb.from.x, kb.to.x)}':y='(ih-oh)*${lerp(kb.from.y, kb.to.y)}'`);
-    return filters;
+    // The view in raster pixels: W/zoom wide (the raster is the picture at the largest zoom), placed by the focus.
+    const [vw, vh] = [`W/${zoom}`, `H/${zoom}`];
+    const [left, top] = [`(W-${vw})*${lerp(kb.from.x, kb.to.x)}`, `(H-${vh})*${lerp(kb.from.y, kb.to.y)}`];
+    const [right, bottom] = [`${left}+${vw}`, `${top}+${vh}`];
+    return [
+      `perspective=x0='${left}':y0='${top}':x1='${right}':y1='${top}':x2='${left}':y2='${bottom}':x3='${right}':y3='${bottom}':interpolation=linear:eval=frame`,
+      `scale=${layer.width}:${layer.height}`,
+    ];
   }
 
   private transition(main: string, scene: string, spec: PlannedScene, t: ResolvedTransition): string {

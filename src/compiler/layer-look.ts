@@ -41,23 +41,6 @@ export function yuvOf(hex: string): { y: number; u: number; v: number; a: number
   return { y: Math.round(16 + 219 * Y), u: Math.round(128 + 224 * U), v: Math.round(128 + 224 * V), a };
 }
 
-/** Hue (degrees) and saturation (0–1) of a colour, for colorize. */
-export function hueSaturationOf(hex: string): { hue: number; saturation: number; lightness: number } {
-  let h = hex.replace(/^#/, '');
-  if (h.length <= 4) h = [...h].map((c) => c + c).join('');
-  const [r, g, b] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16) / 255);
-  const max = Math.max(r, g, b);
-  const min = Math.min(r, g, b);
-  const l = (max + min) / 2;
-  const d = max - min;
-  if (d === 0) return { hue: 0, saturation: 0, lightness: l };
-  const s = d / (1 - Math.abs(2 * l - 1));
-  let hue = max === r ? ((g - b) / d) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
-  hue *= 60;
-  if (hue < 0) hue += 360;
-  return { hue, saturation: Math.min(1, s), lightness: l };
-}
-
 /** Colour filters as ffmpeg filters, in the order grey, saturation, brightness/contrast, tint. */
 export function colorFilters(filters: NonNullable<PlannedLook['filters']>): string[] {
   const out: string[] = [];
@@ -67,10 +50,11 @@ export function colorFilters(filters: NonNullable<PlannedLook['filters']>): stri
   const contrast = filters.contrast ?? 1;
   if (brightness !== 0 || contrast !== 1) out.push(`eq=brightness=${num(brightness)}:contrast=${num(contrast)}`);
   if (filters.tint) {
-    const { hue, saturation } = hueSaturationOf(filters.tint);
-    // colorize keeps each pixel's lightness and takes the tint's hue and saturation; mix is the tint's alpha
-    const round = (n: number, places: number) => num(Math.round(n * 10 ** places) / 10 ** places);
-    out.push(`colorize=hue=${round(hue, 2)}:saturation=${round(saturation, 3)}:lightness=0:mix=${round(yuvOf(filters.tint).a, 3)}`);
+    // Each pixel keeps its luma (its light and shade) and takes the tint's chroma, by the tint's alpha.
+    // Not colorize: its `mix` mixes lightness, not colour, and at lightness 0 its colour is black (grey out).
+    const { u, v, a } = yuvOf(filters.tint);
+    const alpha = num(Math.round(a * 1000) / 1000);
+    out.push(`lutyuv=y=val:u='val+${alpha}*(${u}-val)':v='val+${alpha}*(${v}-val)':a=val`);
   }
   return out;
 }

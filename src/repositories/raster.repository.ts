@@ -410,14 +410,30 @@ export class RasterRepository {
   ): Promise<Raster> {
     const w = Math.max(1, Math.round(box.width));
     const h = Math.max(1, Math.round(box.height));
-    let alpha: Buffer;
-    try {
-      alpha = await sharp(src, { limitInputPixels: MAX_PIXELS }).rotate().resize(w, h, { fit: 'fill' }).ensureAlpha().extractChannel(3).raw().toBuffer();
-    } catch (err) {
-      throw unusableMedia('a mask image could not be read', [], { internal: (err as Error).message });
+    const [left, top] = [Math.round(box.x), Math.round(box.y)];
+    // Only the part of the fitted image that lies on the content: a box may reach past its edges
+    // (sharp refuses to composite a larger image), and nothing outside it is ever computed.
+    const [x0, y0] = [Math.max(0, -left), Math.max(0, -top)];
+    const [x1, y1] = [Math.min(w, size.width - left), Math.min(h, size.height - top)];
+    const composite: sharp.OverlayOptions[] = [];
+    if (x1 > x0 && y1 > y0) {
+      let alpha: Buffer;
+      try {
+        alpha = await sharp(src, { limitInputPixels: MAX_PIXELS })
+          .rotate()
+          .resize(w, h, { fit: 'fill' })
+          .extract({ left: x0, top: y0, width: x1 - x0, height: y1 - y0 })
+          .ensureAlpha()
+          .extractChannel(3)
+          .raw()
+          .toBuffer();
+      } catch (err) {
+        throw unusableMedia('a mask image could not be read', [], { internal: (err as Error).message });
+      }
+      composite.push({ input: alpha, raw: { width: x1 - x0, height: y1 - y0, channels: 1 }, left: left + x0, top: top + y0 });
     }
     const placed = await sharp({ create: { width: size.width, height: size.height, channels: 3, background: { r: 0, g: 0, b: 0 } } })
-      .composite([{ input: alpha, raw: { width: w, height: h, channels: 1 }, left: Math.round(box.x), top: Math.round(box.y) }])
+      .composite(composite)
       .extractChannel(0)
       .raw()
       .toBuffer();

@@ -9,7 +9,7 @@ import { EngineRegistry, EnginesModule } from '../../src/engines/engines.module'
 import { brightPixels, type Frame, frameAt, meanVolume, near, pixel, probe } from '../helpers/media';
 import { DEMO_TEMPLATES, renderContext } from '../helpers/render-context';
 
-// The three sample templates, rendered in full as a new user would, with their own params.
+// The sample templates, rendered in full as a new user would, with their own params.
 let ctx: Awaited<ReturnType<typeof renderContext>>;
 let server: http.Server;
 let base: string;
@@ -77,6 +77,70 @@ it('slideshow: four slides from URLs with captions; duration follows the list', 
   // slide 4 (from its URL) is on screen at the end with its caption
   const last = await frameAt(out, 350, 1280, 720);
   expect(brightPixels(last, 60, 620, 500, 80)).toBeGreaterThan(300);
+});
+
+describe('promo: 12 s vertical 1080×1920 with captions and a price badge', () => {
+  const [W, H] = [1080, 1920];
+  const count = (frame: Frame, [x0, y0, w, h]: number[], test: (p: [number, number, number]) => boolean) => {
+    let n = 0;
+    for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) if (test(pixel(frame, x, y))) n++;
+    return n;
+  };
+  /** The brand's gold (#ffc94d): the captions' highlight and the saving pill. The photo's oranges are not it. */
+  const gold = (p: [number, number, number]) => Math.abs(p[0] - 255) < 30 && Math.abs(p[1] - 201) < 25 && p[2] < 120;
+  const white = (p: [number, number, number]) => p.every((v) => v > 235);
+  const CAPTIONS = [90, 1640, 900, 240];
+  const PILL = [140, 260, 300, 90]; // "SAVE 20%", from 4.2 s
+  /** Leftmost and rightmost white columns of the price, in the badge's upper half. */
+  const priceExtent = (frame: Frame) => {
+    let [lo, hi] = [Infinity, -Infinity];
+    for (let y = 1100; y < 1180; y++) for (let x = 660; x < 1000; x++) if (white(pixel(frame, x, y))) [lo, hi] = [Math.min(lo, x), Math.max(hi, x)];
+    return hi - lo;
+  };
+  let out: string;
+  beforeAll(async () => {
+    out = ctx.out('promo.mp4');
+    await ctx.renders.render({ project: 'demo', movie: 'promo', params: { accent: '#00ff00' }, profile: { format: 'mp4' } }, out);
+  }, 120_000);
+
+  it('mp4 of 360 frames with its beat', async () => {
+    const p = await probe(out);
+    expect(p.video).toMatchObject({ codec_name: 'h264', width: W, height: H, nb_read_frames: '360' });
+    expect(p.audio?.codec_name).toBe('aac');
+    expect(p.durationSec).toBeCloseTo(12, 1);
+    expect(await meanVolume(out, 2, 3)).toBeGreaterThan(-35);
+  });
+
+  it('captions show at their cue times, the spoken word in gold moving along the line', async () => {
+    const at = (n: number) => frameAt(out, n, W, H);
+    expect(count(await at(9), CAPTIONS, white)).toBe(0); // 0.3 s: before cue 1 (0.7 s)
+    expect(count(await at(90), CAPTIONS, white)).toBe(0); // 3.0 s: between cue 1 (→ 2.9 s) and cue 2 (3.1 s →)
+    const cue1 = [await at(30), await at(45)];
+    for (const f of [...cue1, await at(120)]) expect(count(f, CAPTIONS, white)).toBeGreaterThan(3000);
+    const goldX = (f: Frame) => {
+      let [sum, n] = [0, 0];
+      for (let y = CAPTIONS[1]; y < CAPTIONS[1] + CAPTIONS[3]; y++) for (let x = CAPTIONS[0]; x < CAPTIONS[0] + CAPTIONS[2]; x++) if (gold(pixel(f, x, y))) [sum, n] = [sum + x, n + 1];
+      expect(n).toBeGreaterThan(500);
+      return sum / n;
+    };
+    expect(goldX(cue1[1]) - goldX(cue1[0])).toBeGreaterThan(50); // a later word of the same cue
+  });
+
+  it('the badge takes the accent param; the saving and the price follow the params', async () => {
+    const frame = await frameAt(out, 200, W, H);
+    expect(near(pixel(frame, 690, 1180), [0, 255, 0], 60)).toBe(true); // the gradient's accent end
+    expect(count(await frameAt(out, 100, W, H), PILL, gold)).toBe(0); // the pill lands at 4.2 s
+    expect(count(frame, PILL, gold)).toBeGreaterThan(3000); // SAVE 20%: $249 → $199
+
+    const still = ctx.out('promo-no-saving.png');
+    await ctx.renders.render({ project: 'demo', movie: 'promo', params: { was: 0, price: 1299.5 }, profile: { format: 'png' }, frame: 200 }, still);
+    const other = await frameAt(still, 0, W, H);
+    expect(near(pixel(other, 690, 1180), [255, 107, 74], 40)).toBe(true); // the default accent
+    expect(count(other, PILL, gold)).toBe(0); // no saving, no pill
+    // "$1,299.50" runs wider than "$199", shrunk to fit the badge.
+    expect(priceExtent(other)).toBeGreaterThan(priceExtent(frame) + 40);
+    expect(priceExtent(other)).toBeLessThan(320);
+  });
 });
 
 describe('title-3d (Blender, built by its scene.py)', () => {
