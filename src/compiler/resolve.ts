@@ -12,6 +12,7 @@ import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import { LOCAL_FILE_URL, type ParamValue, type Params } from './params';
 import { unorderedKeyframe } from './keyframes';
+import { defaultPosterFrame } from './poster';
 import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
 import { MAX_TEXT_UNITS, splitOptions, textUnits } from './text-layout';
 
@@ -302,7 +303,8 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
   });
 
   if (errors.length) throw badInput(`${template.project}/${template.movie}: ${errors[0].field}: ${errors[0].message}`, errors);
-  const poster = spec.poster !== undefined ? toFrames(spec.poster) : Math.floor(totalFrames / 2);
+  // Left out, the poster is the frame nearest the middle where nothing is still animating in or out.
+  const poster = spec.poster !== undefined ? toFrames(spec.poster) : defaultPosterFrame(scenes, totalFrames, fps);
   return {
     templateId: `${template.project}/${template.movie}`,
     version: template.version,

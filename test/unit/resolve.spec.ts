@@ -591,6 +591,31 @@ describe('resolveMovie: posterFrame', () => {
   it('a poster past the end is clamped to the last frame', () => {
     expect(resolveMovie(template(['poster: 60', ...base]), {}).posterFrame).toBe(89);
   });
+
+  it('the default poster avoids frames where a layer is still animating in or out, a transition, or an opacity ramp', () => {
+    // Scene 1 lasts 2 s (frames 0–60), scene 2 enters over it by a 0.5 s crossfade (frames
+    // 45–60) and ends at frame 90: the middle, frame 45, is where the transition starts.
+    const movie = (extra: string[]) =>
+      template([
+        'canvas: { width: 640, height: 360, fps: 30 }',
+        'scenes:',
+        '  - duration: 2',
+        '  - duration: 1.5',
+        '    transition: { type: crossfade, duration: 0.5 }',
+        '    layers:',
+        ...extra,
+      ]);
+    // the transition covers frames 45–60: the nearest free frame is 44
+    expect(resolveMovie(movie(['      - { type: solid, color: "#ff0000" }']), {}).posterFrame).toBe(44);
+    // a layer from 0.5 s into scene 2 fading in for 1 s (frames 60–90) and out for 0.3 s: busy from 45 to the end
+    expect(
+      resolveMovie(movie(['      - { type: solid, color: "#ff0000", start: 0.5, in: { type: fade, duration: 1 }, out: { type: fade, duration: 0.3 } }']), {}).posterFrame,
+    ).toBe(44);
+    // an opacity ramp from 0 to 1 over the scene's first second (frames 45–75)
+    expect(resolveMovie(movie(['      - { type: solid, color: "#ff0000", keyframes: { opacity: [{ at: 0, value: 0 }, { at: 1, value: 1 }] } }']), {}).posterFrame).toBe(44);
+    // a movie where every frame is busy keeps the middle
+    expect(resolveMovie(template(['canvas: { width: 640, height: 360, fps: 30 }', 'scenes:', '  - duration: 1', '    layers:', '      - { type: solid, color: "#ff0000", in: { type: fade, duration: 1 } }']), {}).posterFrame).toBe(15);
+  });
 });
 
 describe('resolveMovie: media sources', () => {
