@@ -68,8 +68,9 @@ function handWrittenArgs(plan: RenderPlan, out: string, idiom: 'loop-input' | 'd
       ? `[${i}:v]${convert}`
       : `[${i}:v]${convert}loop=loop=-1:size=1:start=0,trim=end_frame=${Math.round(seconds * 30)},setpts=N/30/TB,`;
   const graph = [
-    // Ken Burns, sub-pixel like Montage's (scale + crop would snap it to even pixels): the view resampled by perspective.
-    `${stillInput(1, 6, 'format=yuva420p,')}perspective=${kenBurnsCorners('(1+0.15*min(1,(in-1)/179))', '(0.5+0.1*min(1,(in-1)/179))', '(0.5-0.1*min(1,(in-1)/179))')}:interpolation=linear:eval=frame,scale=640:800,format=yuva420p,fade=t=in:d=0.8:alpha=1[photo]`,
+    // Ken Burns, sub-pixel like Montage's (scale + crop would snap it to even pixels): the opaque photo resampled by
+    // perspective without alpha, which the fade then needs.
+    `${stillInput(1, 6, 'format=yuv420p,')}perspective=${kenBurnsCorners('(1+0.15*min(1,(in-1)/179))', '(0.5+0.1*min(1,(in-1)/179))', '(0.5-0.1*min(1,(in-1)/179))')}:interpolation=linear:eval=frame,scale=640:800,format=yuva420p,fade=t=in:d=0.8:alpha=1[photo]`,
     `${stillInput(0, 6, 'format=yuv420p,')}null[grad]`,
     `[grad][photo]overlay=${photo.x}:${photo.y}[a]`,
     `${stillInput(2, 6, 'format=yuva420p,')}fade=t=in:st=0.4:d=0.6:alpha=1[title]`,

@@ -183,7 +183,7 @@ class GraphBuilder {
 
   constructor(
     private readonly plan: RenderPlan,
-    private readonly range: FrameRange,
+    private range: FrameRange,
   ) {
     this.fps = plan.fps;
   }
@@ -203,19 +203,30 @@ class GraphBuilder {
       if (last <= first) continue;
       const t = scene.transition;
       const inTransition = t && first < scene.startFrame + t.frames;
-      if (inTransition) {
-        // The scene is composed on its own canvas so the transition moves it as one picture.
-        let sub = this.label('scene');
-        this.chain(`${this.colorSource(scene.background, plan.width, plan.height, first, last - first, false)}[${sub}]`);
-        for (const layer of scene.layers) sub = this.layer(sub, layer);
-        main = this.transition(main, sub, scene, t);
-      } else {
+      const direct = (from: number) => {
         if (scene.background !== plan.background) {
           const bg = this.label('scenebg');
-          this.chain(`${this.colorSource(scene.background, plan.width, plan.height, first, last - first, false)}[${bg}]`);
+          this.chain(`${this.colorSource(scene.background, plan.width, plan.height, from, last - from, false)}[${bg}]`);
           main = this.overlay(main, bg, '0', '0');
         }
         for (const layer of scene.layers) main = this.layer(main, layer);
+      };
+      if (inTransition) {
+        // During the transition the scene is composed on its own canvas, so the transition moves
+        // it as one picture; after it, on the movie's canvas like any scene (a second canvas
+        // there would cost a full-frame blend on every frame for nothing).
+        const end = Math.min(last, scene.startFrame + t.frames);
+        const whole = this.range;
+        this.range = { from: first, to: end };
+        let sub = this.label('scene');
+        this.chain(`${this.colorSource(scene.background, plan.width, plan.height, first, end - first, false)}[${sub}]`);
+        for (const layer of scene.layers) sub = this.layer(sub, layer);
+        main = this.transition(main, sub, scene, t);
+        this.range = { from: end, to: whole.to };
+        if (last > end) direct(end);
+        this.range = whole;
+      } else {
+        direct(first);
       }
     }
     const out = this.label('v');
@@ -291,10 +302,15 @@ class GraphBuilder {
     const src = layer.source;
     if (src.kind === 'color' || src.kind === 'still') {
       // Convert once, then repeat the same frame: the source is decoded and its looks applied a single time.
+      // An opaque picture that nothing makes see-through goes without alpha: the overlay then
+      // copies it instead of blending every pixel, and a Ken Burns resamples three planes, not four.
+      const fades = layer.animIn.concat(layer.animOut).some((a) => a.type === 'fade');
+      // (A fading still keeps its alpha from the start, unless it is resampled every frame anyway.)
+      const opaque = src.kind === 'still' && src.opaque === true && layer.opacity === 1 && !layer.look && (!fades || Boolean(layer.kenBurns));
       const once =
         src.kind === 'color'
           ? `color=c=${ffColor(src.color)}:s=${layer.width}x${layer.height}:r=${this.fps},format=rgba,${TO_YUV},format=yuva420p`
-          : `[${this.input(['-i', src.path])}:v]${TO_YUV},format=yuva420p`;
+          : `[${this.input(['-i', src.path])}:v]${TO_YUV},format=${opaque ? 'yuv420p' : 'yuva420p'}`;
       if (hasStaticLook(look) && !layer.kenBurns) {
         const raw = this.label('raw');
         this.chain(`${once}[${raw}]`);
@@ -303,6 +319,7 @@ class GraphBuilder {
         head = `${once},${repeat}`;
         if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec, first));
       }
+      if (opaque && fades) filters.push('format=yuva420p'); // the fades need it, after the resampling
     } else if (src.kind === 'frames') {
       // One PNG per frame of the range, in order: numbered from the range's first frame like every other stream.
       const idx = this.input(['-f', 'png_pipe', '-framerate', String(this.fps), '-i', 'pipe:0']);
@@ -435,8 +452,18 @@ class GraphBuilder {
     ]
       .filter(Boolean)
       .join('*');
+    // The opacity pass runs only on frames where the layer is see-through: elsewhere it would
+    // rewrite every frame of a repeated still for nothing (a timeline `enable`, in movie time).
+    const dimmed: Array<[number, number]> = [];
+    for (let frame = t.first; frame < t.last; frame++) {
+      if (opacityAt(frame) >= 1) continue;
+      const last = dimmed[dimmed.length - 1];
+      if (last && last[1] === frame) last[1] = frame + 1;
+      else dimmed.push([frame, frame + 1]);
+    }
+    const when = dimmed.map(([a, b]) => `between(t,${num((a - 0.5) / this.fps)},${num((b - 0.5) / this.fps)})`).join('+');
     // Opacity before the scale: filters after a scale that changes size each frame must not keep state per size.
-    named.push(`lut@${id}=a='val*${num(opacityAt(t.first))}'`);
+    if (dimmed.length) named.push(`lut@${id}=a='val*${num(opacityAt(t.first))}':enable='${when}'`);
     if (k) named.push(`scale=w='max(2,trunc(${geo.w}*${k}/2)*2)':h='max(2,trunc(${geo.h}*${k}/2)*2)':eval=frame`);
 
     // Position: the content stays centred on its box, keyframes move the box, slides add theirs.
@@ -457,7 +484,7 @@ class GraphBuilder {
     const commands = sendcmdFilter(this.fps, t.first, t.last, (frame) => [
       // sigmaV too: gblur copies sigma into it once, at setup, so a command on sigma alone blurs across only.
       ...(kf.blur ? [`gblur@${id} sigma ${num(blurAt(frame))}`, `gblur@${id} sigmaV ${num(blurAt(frame))}`] : []),
-      `lut@${id} a val*${num(opacityAt(frame))}`,
+      ...(dimmed.length ? [`lut@${id} a val*${num(opacityAt(frame))}`] : []),
     ]);
     const label = this.label('l');
     this.chain(`${[head, ...filters, ...(commands ? [commands] : []), ...named].join(',')}[${label}]`);

@@ -10,6 +10,8 @@ export type PreparedVisual =
   | {
       kind: 'still';
       path: string;
+      /** Every pixel opaque: the graph may leave out its alpha. */
+      opaque?: boolean;
       width: number;
       height: number;
       dx: number;
@@ -47,7 +49,7 @@ export interface PreparedMedia {
 
 export type LayerSource =
   | { kind: 'color'; color: string }
-  | { kind: 'still'; path: string }
+  | { kind: 'still'; path: string; opaque?: boolean }
   | { kind: 'video'; path: string; trimStartSec: number; loop: boolean; clipSec: number }
   /**
    * Timed stills of one size, read once from an ffconcat list (gaps are a transparent still)
@@ -233,7 +235,7 @@ export function planRender(movie: ResolvedMovie, media: PreparedMedia): RenderPl
             y: base.y + prepared.dy,
             width: kenBurns ? even(spec.width ?? W) : prepared.width,
             height: kenBurns ? even(spec.height ?? H) : prepared.height,
-            source: { kind: 'still', path: prepared.path },
+            source: { kind: 'still', path: prepared.path, ...(prepared.opaque ? { opaque: true } : {}) },
             kenBurns,
           };
         }

@@ -12,6 +12,8 @@ export interface Raster {
   /** Where the raster's top-left sits relative to the layer's box (outline and shadow grow it). */
   dx: number;
   dy: number;
+  /** Every pixel opaque (a cover-fitted photo, a gradient of opaque colours): the graph may leave out its alpha. */
+  opaque?: boolean;
 }
 
 export interface TextRasterSpec {
@@ -353,7 +355,8 @@ export class RasterRepository {
         // The header read fine and the pixels did not (a damaged file): the media's fault, not the render's.
         throw unusableMedia('an image could not be decoded (its pixel data is damaged)', [], { internal: err.message });
       });
-    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+    // Cover and fill leave no pixel of the box empty: without an alpha channel of its own, the picture is opaque.
+    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0, opaque: !meta.hasAlpha && fit !== 'contain' };
   }
 
   /**
@@ -387,7 +390,7 @@ export class RasterRepository {
       `<defs><linearGradient id="g" x1="${0.5 - dx}" y1="${0.5 - dy}" x2="${0.5 + dx}" y2="${0.5 + dy}">${stops}</linearGradient></defs>` +
       `<rect width="100%" height="100%" fill="url(#g)"/></svg>`;
     const info = await sharp(Buffer.from(svg)).png({ compressionLevel: 1 }).toFile(out);
-    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0 };
+    return { path: out, width: info.width, height: info.height, dx: 0, dy: 0, opaque: colors.every((c) => alphaPercent(c) === 100) };
   }
 
   /** A PNG frame from ffmpeg → the still format asked for. */

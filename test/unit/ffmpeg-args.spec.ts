@@ -183,7 +183,7 @@ describe('buildRenderArgs', () => {
     ]);
   });
 
-  it('a crossfade composes the scene on its own canvas and fades its alpha in', () => {
+  it('a crossfade composes the scene on its own canvas during the transition and fades its alpha in; after it, on the movie canvas', () => {
     const p = plan([], {
       scenes: [
         { index: 0, startFrame: 0, endFrame: 36, background: '#000000', layers: [] },
@@ -194,11 +194,15 @@ describe('buildRenderArgs', () => {
     const graph = graphOf(buildRenderArgs(p, { from: 0, to: 60 }, { format: 'png' }, 'f.png'));
     expect(graph.split(';')).toEqual([
       CANVAS,
-      `color=c=0x00A000:s=320x180:r=30,format=rgb24,${RGB_TO_YUV},format=yuv420p,${ONCE},trim=end_frame=36,settb=expr=1/30,setpts=N+24[scene1]`,
+      // its own canvas only for the 12 frames of the transition ...
+      `color=c=0x00A000:s=320x180:r=30,format=rgb24,${RGB_TO_YUV},format=yuv420p,${ONCE},trim=end_frame=12,settb=expr=1/30,setpts=N+24[scene1]`,
       '[scene1]format=yuva420p,fade=t=in:st=0.8:d=0.4:alpha=1[xf2]',
       "[bg0][xf2]overlay=x='0':y='0':eof_action=pass[o3]",
-      `[o3]${FINAL}[v4]`,
-      '[v4]scale=in_color_matrix=bt709:in_range=tv,format=rgb24[rgb]',
+      // ... then the scene's background straight on the movie's canvas, from frame 36 on
+      `color=c=0x00A000:s=320x180:r=30,format=rgb24,${RGB_TO_YUV},format=yuv420p,${ONCE},trim=end_frame=24,settb=expr=1/30,setpts=N+36[scenebg4]`,
+      "[o3][scenebg4]overlay=x='0':y='0':eof_action=pass[o5]",
+      `[o5]${FINAL}[v6]`,
+      '[v6]scale=in_color_matrix=bt709:in_range=tv,format=rgb24[rgb]',
     ]);
     // After the transition the scene needs no canvas of its own.
     const later = graphOf(buildRenderArgs(p, { from: 40, to: 60 }, { format: 'png' }, 'f.png'));

@@ -184,7 +184,7 @@ describe('GraphBuilder: the looks of a layer, exactly', () => {
   it('opacity keyframes: one lut whose alpha factor sendcmd sets on the frames where it changes', () => {
     const l = layer({ look: { keyframes: { opacity: [{ at: 0, value: 0 }, { at: 0.3, value: 0.9 }] } } });
     expect(chains(plan([l])).chains).toEqual([
-      `${GREEN},${REPEAT(10, 0)},sendcmd=c='0-0.05 [enter] lut@k1 a val*0;0.05-0.15 [enter] lut@k1 a val*0.3;0.15-0.25 [enter] lut@k1 a val*0.6;0.25-1000000 [enter] lut@k1 a val*0.9',lut@k1=a='val*0'[l2]`,
+      `${GREEN},${REPEAT(10, 0)},sendcmd=c='0-0.05 [enter] lut@k1 a val*0;0.05-0.15 [enter] lut@k1 a val*0.3;0.15-0.25 [enter] lut@k1 a val*0.6;0.25-1000000 [enter] lut@k1 a val*0.9',lut@k1=a='val*0':enable='between(t,-0.05,0.95)'[l2]`,
       "[bg0][l2]overlay=x='10+(100-overlay_w)/2':y='20+(50-overlay_h)/2':eof_action=pass[o3]",
     ]);
   });
@@ -193,7 +193,7 @@ describe('GraphBuilder: the looks of a layer, exactly', () => {
     const l = layer({ opacity: 0.5, look: { keyframes: { opacity: [{ at: 0, value: 0 }, { at: 0.3, value: 0.9 }] } } });
     const graph = chains(plan([l]), { from: 2, to: 6 }).chains;
     expect(graph[0]).toBe(
-      `${GREEN},${REPEAT(4, 2)},sendcmd=c='0.15-0.25 [enter] lut@k1 a val*0.3;0.25-1000000 [enter] lut@k1 a val*0.45',lut@k1=a='val*0.3'[l2]`,
+      `${GREEN},${REPEAT(4, 2)},sendcmd=c='0.15-0.25 [enter] lut@k1 a val*0.3;0.25-1000000 [enter] lut@k1 a val*0.45',lut@k1=a='val*0.3':enable='between(t,0.15,0.55)'[l2]`,
     );
   });
 
@@ -202,7 +202,8 @@ describe('GraphBuilder: the looks of a layer, exactly', () => {
     const l = layer({ startFrame: 2, look: { keyframes: { x: [{ at: 0, value: 0 }, { at: 0.5, value: 100, easing: 'easeIn' }] } } });
     const graph = chains(plan([l])).chains;
     expect(graph).toEqual([
-      `${GREEN},${REPEAT(8, 2)},lut@k1=a='val*1'[l2]`,
+      // fully opaque throughout: no opacity pass at all
+      `${GREEN},${REPEAT(8, 2)}[l2]`,
       "[bg0][l2]overlay=x='10+(100-overlay_w)/2+(if(lt((t-0.2),0.5),0+100*pow(clip(((t-0.2)-0)/0.5,0,1),2),100))':y='20+(50-overlay_h)/2':eof_action=pass[o3]",
     ]);
     const x = /x='([^']+)'/.exec(graph[1])![1];
@@ -213,10 +214,10 @@ describe('GraphBuilder: the looks of a layer, exactly', () => {
 
   it('blur keyframes: gblur on a padded picture, its horizontal and vertical sigma sent together', () => {
     const l = layer({ look: { keyframes: { blur: [{ at: 0, value: 0 }, { at: 0.2, value: 2 }] } } });
-    const set = (sigma: number) => `gblur@k1 sigma ${sigma},gblur@k1 sigmaV ${sigma},lut@k1 a val*1`;
+    const set = (sigma: number) => `gblur@k1 sigma ${sigma},gblur@k1 sigmaV ${sigma}`;
     expect(chains(plan([l])).chains).toEqual([
       `${GREEN},${REPEAT(10, 0)},sendcmd=c='0-0.05 [enter] ${set(0.01)};0.05-0.15 [enter] ${set(1)};0.15-1000000 [enter] ${set(2)}',` +
-        "pad=108:58:4:4:color=black@0,gblur@k1=sigma=0.01:sigmaV=0.01,lut@k1=a='val*1'[l2]",
+        'pad=108:58:4:4:color=black@0,gblur@k1=sigma=0.01:sigmaV=0.01[l2]',
       "[bg0][l2]overlay=x='6+(108-overlay_w)/2':y='16+(58-overlay_h)/2':eof_action=pass[o3]",
     ]);
   });
