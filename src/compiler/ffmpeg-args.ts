@@ -302,11 +302,9 @@ class GraphBuilder {
     const src = layer.source;
     if (src.kind === 'color' || src.kind === 'still') {
       // Convert once, then repeat the same frame: the source is decoded and its looks applied a single time.
-      // An opaque picture that nothing makes see-through goes without alpha: the overlay then
-      // copies it instead of blending every pixel, and a Ken Burns resamples three planes, not four.
-      const fades = layer.animIn.concat(layer.animOut).some((a) => a.type === 'fade');
-      // (A fading still keeps its alpha from the start, unless it is resampled every frame anyway.)
-      const opaque = src.kind === 'still' && src.opaque === true && layer.opacity === 1 && !layer.look && (!fades || Boolean(layer.kenBurns));
+      // An opaque picture under a Ken Burns is resampled without alpha (three planes, not four)
+      // and given its alpha after; overlay takes its top input with alpha only (it would convert).
+      const opaque = src.kind === 'still' && src.opaque === true && Boolean(layer.kenBurns) && !hasStaticLook(look);
       const once =
         src.kind === 'color'
           ? `color=c=${ffColor(src.color)}:s=${layer.width}x${layer.height}:r=${this.fps},format=rgba,${TO_YUV},format=yuva420p`
@@ -319,7 +317,7 @@ class GraphBuilder {
         head = `${once},${repeat}`;
         if (layer.kenBurns) filters.push(...this.kenBurns(layer, startSec, endSec, first));
       }
-      if (opaque && fades) filters.push('format=yuva420p'); // the fades need it, after the resampling
+      if (opaque) filters.push('format=yuva420p');
     } else if (src.kind === 'frames') {
       // One PNG per frame of the range, in order: numbered from the range's first frame like every other stream.
       const idx = this.input(['-f', 'png_pipe', '-framerate', String(this.fps), '-i', 'pipe:0']);
