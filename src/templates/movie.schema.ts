@@ -129,7 +129,7 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
     blendMode: tpl(z.enum(BLEND_MODES)).default('normal' as never),
   };
   const dropShadow = z
-    .object({ x: pixels.default(6 as never), y: pixels.default(6 as never), blur: bounded(0, 200).default(8 as never), color: color.default('#00000099' as never) })
+    .object({ x: bounded(-1000, 1000).default(6 as never), y: bounded(-1000, 1000).default(6 as never), blur: bounded(0, 200).default(8 as never), color: color.default('#00000099' as never) })
     .strict();
 
   const timing = {

@@ -380,3 +380,13 @@ describe('looks in the movie file', () => {
     });
   });
 });
+
+describe('looks: hostile sizes are refused at load', () => {
+  it('a drop shadow further than 1000 px away is refused, not a canvas of that size', () => {
+    const movie = (shadow: unknown) => ({ canvas: { width: 64, height: 64 }, scenes: [{ duration: 1, layers: [{ type: 'solid', color: '#ff0000', shadow }] }] });
+    expect(movieSchema.safeParse(movie({ x: 1000, y: -1000 })).success).toBe(true);
+    const refused = movieSchema.safeParse(movie({ x: 1e9 }));
+    expect(refused.success).toBe(false);
+    expect(JSON.stringify(refused.error?.issues)).toMatch(/must be ≤ 1000/);
+  });
+});
