@@ -3,14 +3,13 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { AssetCacheService } from '../assets/asset-cache.service';
 import type { MediaKind, ProbeResult } from '../assets/asset-cache.types';
-import { unusableMedia } from '../common/errors';
+import { badInput, MontageError, unusableMedia } from '../common/errors';
 import { captionStills } from '../captions/caption-stills';
 import type { PreparedAudio, PreparedMedia, PreparedPart, PreparedVisual } from '../compiler/render-plan';
 import { even } from '../compiler/render-plan';
 import { maskSvg, shapeSvg } from '../compiler/shapes';
 import { ffconcatList, type TimedStill } from '../compiler/still-sequence';
 import { paddingOf, splitOptions, textUnits } from '../compiler/text-layout';
-import { badInput } from '../common/errors';
 import type { MediaRef, ResolvedMovie, TimedLayer } from '../compiler/resolve';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { MediaRepository } from '../repositories/media.repository';
@@ -152,7 +151,12 @@ export class MediaPreparationService {
       case 'svg':
         return this.cachedRaster(['svg', layer.svg, spec.width, spec.height], (out) =>
           this.rasters.svg(layer.svg!, { width: spec.width, height: spec.height }, out),
-        );
+        ).catch((err: unknown) => {
+          // Well-formed XML that librsvg still refuses is the template's mistake: name its file.
+          if (!(err instanceof MontageError)) throw err;
+          const field = `${movie.templateId}/${path.posix.normalize(spec.src)}`;
+          throw badInput(`${field}: ${err.message} (after applying params)`, [{ field, message: err.message }]);
+        });
       case 'lottie':
         return this.lottieClip(movie, layer, spec);
       case 'video': {
