@@ -1,10 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { access } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { MediaKind, MediaProbe, ProbeResult } from '../assets/asset-cache.types';
 import { renderFailed } from '../common/errors';
 import { type FfprobeData, ffmpegErrorSummary, parsePictureFacts, parseProbe, type PictureFacts, type ProgressBlock, ProgressParser, progressed } from '../compiler/ffmpeg-output';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { cannotExecute, runTied, spawnTied } from './child-processes';
+
+/** Longest filter graph passed as an argument; longer ones go in a file (the kernel's limit on one argument is 128 KiB). */
+const GRAPH_ARGUMENT_LIMIT = 64 * 1024;
 
 export interface RunOptions {
   /** Called with the number of frames encoded so far. */
@@ -97,8 +102,29 @@ export class MediaRepository implements Pick<MediaProbe, 'probe'> {
     return undefined;
   }
 
+  /**
+   * A filter graph longer than one argument may be (Linux: 128 KiB; keyframes and sendcmd over
+   * long layers get there) goes to ffmpeg in a script file instead; removed when ffmpeg is done.
+   */
+  private async withGraphScript<T>(args: string[], run: (args: string[]) => Promise<T>): Promise<T> {
+    const at = args.indexOf('-filter_complex');
+    if (at < 0 || args[at + 1].length <= GRAPH_ARGUMENT_LIMIT) return run(args);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'montage-graph-'));
+    try {
+      const script = path.join(dir, 'graph.txt');
+      await writeFile(script, args[at + 1]);
+      return await run([...args.slice(0, at), '-filter_complex_script', script, ...args.slice(at + 2)]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
   /** Runs ffmpeg reading `input` on its stdin (with backpressure); rejects with a plain message (its stderr goes to the log). */
   async runWithInput(args: string[], input: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<void> {
+    return this.withGraphScript(args, (a) => this.runWithInputNow(a, input, signal));
+  }
+
+  private async runWithInputNow(args: string[], input: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw renderFailed('render cancelled');
     const child = spawnTied(this.config.ffmpegPath, args, { stdio: ['pipe', 'ignore', 'pipe'], deathSignal: 'KILL' });
     let stderr = '';
@@ -144,6 +170,10 @@ export class MediaRepository implements Pick<MediaProbe, 'probe'> {
   run(args: string[], options: RunOptions = {}): Promise<void> {
     // Aborted while the render was still being prepared: never start ffmpeg at all.
     if (options.signal?.aborted) return Promise.reject(renderFailed('render cancelled'));
+    return this.withGraphScript(args, (a) => this.runNow(a, options));
+  }
+
+  private runNow(args: string[], options: RunOptions): Promise<void> {
     const stallMs = options.stallTimeoutMs ?? this.config.stallTimeoutMs;
     return new Promise((resolve, reject) => {
       const child = spawnTied(this.config.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL' });

@@ -1,6 +1,9 @@
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { buildRenderArgs } from '../../src/compiler/ffmpeg-args';
+import { planRender } from '../../src/compiler/render-plan';
+import { resolveMovie } from '../../src/compiler/resolve';
 import { renderContext } from '../helpers/render-context';
 
 const run = promisify(execFile);
@@ -61,5 +64,19 @@ describe('smooth motion', () => {
         if (!frame.equals(whole[range.from + i])) throw new Error(`frame ${range.from + i} of [${range.from}, ${range.to}) differs from the whole render's`);
       });
     }
+  });
+
+  it('a filter graph longer than one argument may be (128 KiB) goes to ffmpeg as a script file', async () => {
+    const template = await ctx.templates.load('m', 'long-graph');
+    const movie = resolveMovie(template, {});
+    const args = buildRenderArgs(planRender(movie, { visuals: {}, audio: {} }), { from: 0, to: movie.totalFrames }, { format: 'mp4' }, 'x.mp4');
+    expect(args[args.indexOf('-filter_complex') + 1].length).toBeGreaterThan(128 * 1024);
+    const out = ctx.out('long-graph.mp4');
+    await ctx.renders.render({ project: 'm', movie: 'long-graph', params: {}, profile: { format: 'mp4', crf: 0 } }, out);
+    const frames = await greyFrames(out, 64, 36);
+    expect(frames).toHaveLength(600);
+    // the layers fade in over the 20 s: the last frame is brighter than the first
+    const mean = (f: Buffer) => f.reduce((a, b) => a + b, 0) / f.length;
+    expect(mean(frames[599])).toBeGreaterThan(mean(frames[0]) + 20);
   });
 });
