@@ -556,7 +556,9 @@ class GraphBuilder {
     const toRgb = 'scale=in_color_matrix=bt709:in_range=tv,format=gbrp';
     this.chain(`[${base}]split[${b1}][${b2}]`);
     this.chain(`[${placed}]split[${l1}][${l2}]`);
-    this.chain(`[${b1}]${toRgb}[${bRgb}]`);
+    // Only the base's frames under the layer go through RGB: elsewhere the base must stay as it is
+    // (a round trip would change every frame before the layer, and a range rendered alone would differ).
+    this.chain(`[${b1}]trim=start_pts=${timed.first}:end_pts=${timed.first + timed.count},${toRgb}[${bRgb}]`);
     this.chain(`[${l1}]${toRgb}[${lRgb}]`);
     this.chain(`[${l2}]alphaextract[${alpha}]`);
     // shortest: once the layer ends, blend would repeat its last frame over the base.

@@ -206,6 +206,12 @@ describe('colour filters and blend modes', () => {
     expectNear(f.at(4, 120, 90), BG, 4); // beside the layer
     expectNear(f.at(7, 40, 90), BG, 4);
   });
+
+  it('the frames before a blended layer are untouched: a range that ends before it is the same frames', async () => {
+    // The layer starts at frame 3; the base under it must not go through RGB before then.
+    const part = await render('filters', { range: { from: 0, to: 3 } });
+    for (let n = 0; n < 3; n++) expect(part.frame(n).equals(f.frame(n))).toBe(true);
+  });
 });
 
 describe('shape layers', () => {

@@ -270,7 +270,7 @@ describe('GraphBuilder: the looks of a layer, exactly', () => {
       "[bcanvas2][l1]overlay=x='10':y='20':eof_action=pass[o3]",
       '[bg0]split[bb4][bk5]',
       '[o3]split[lc6][la7]',
-      '[bb4]scale=in_color_matrix=bt709:in_range=tv,format=gbrp[brgb8]',
+      '[bb4]trim=start_pts=3:end_pts=8,scale=in_color_matrix=bt709:in_range=tv,format=gbrp[brgb8]',
       '[lc6]scale=in_color_matrix=bt709:in_range=tv,format=gbrp[lrgb9]',
       '[la7]alphaextract[lalpha10]',
       '[brgb8][lrgb9]blend=all_mode=multiply:shortest=1,scale=out_color_matrix=bt709:out_range=tv,format=yuva420p[mixed11]',
