@@ -16,7 +16,8 @@ const templated = z.custom<string>((v) => typeof v === 'string' && TEMPLATED.tes
 /** Numbers may arrive as strings after Handlebars ("12.5"). */
 const numberLike = z.preprocess(
   (v) => (typeof v === 'string' && v.trim() !== '' && !TEMPLATED.test(v) && Number.isFinite(Number(v)) ? Number(v) : v),
-  z.number({ invalid_type_error: 'expected a number' }),
+  // YAML's .inf is a number to zod: refused here, not as a non-finite number deep in the compiler.
+  z.number({ invalid_type_error: 'expected a number' }).finite('must be a finite number'),
 );
 /** The family of a text layer without a family or a font file. */
 export const DEFAULT_FONT_FAMILY = 'DejaVu Sans';
@@ -41,7 +42,10 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
   const color = tpl(z.string().regex(HEX_COLOR, 'expected a colour like #rrggbb or #rrggbbaa'));
   const seconds = tpl(numberLike.pipe(z.number().min(0, 'must be ≥ 0')));
   const positive = tpl(numberLike.pipe(z.number().positive('must be > 0')));
-  const pixels = tpl(numberLike);
+  /** A place on the canvas: far off it is allowed, absurd distances are not (they reach the graph as numbers). */
+  const pixels = tpl(numberLike.pipe(z.number().min(-100000, 'must be ≥ -100000').max(100000, 'must be ≤ 100000')));
+  /** A box's side: a hostile size would make rasters of gigabytes. */
+  const side = tpl(numberLike.pipe(z.number().positive('must be > 0').max(8192, 'must be ≤ 8192 pixels')));
   // Bounded: a background's padding grows its raster on every side.
   const boxPixels = tpl(numberLike.pipe(z.number().min(0, 'must be ≥ 0').max(500, 'must be ≤ 500')));
   const fontPixels = tpl(numberLike.pipe(z.number().positive('must be > 0').max(2000, 'must be ≤ 2000')));
@@ -144,8 +148,8 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
   const box = {
     x: pixels.default(0 as never),
     y: pixels.default(0 as never),
-    width: positive.optional(),
-    height: positive.optional(),
+    width: side.optional(),
+    height: side.optional(),
   };
   const fit = tpl(z.enum(['cover', 'contain', 'fill'])).default('cover' as never);
   const kenBurnsPoint = z
@@ -249,9 +253,9 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
           z.object({ by: tpl(z.enum(['word', 'letter'])), stagger: seconds.default(0.06 as never) }).strict(),
         ])
         .optional(),
-      outline: z.object({ width: positive, color: color.default('#000000' as never) }).strict().optional(),
+      outline: z.object({ width: bounded(0, 200), color: color.default('#000000' as never) }).strict().optional(),
       shadow: z
-        .object({ x: pixels.default(3 as never), y: pixels.default(3 as never), blur: seconds.default(4 as never), color: color.default('#000000a0' as never) })
+        .object({ x: bounded(-1000, 1000).default(3 as never), y: bounded(-1000, 1000).default(3 as never), blur: bounded(0, 200).default(4 as never), color: color.default('#000000a0' as never) })
         .strict()
         .optional(),
       ...box,
@@ -284,7 +288,7 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
       /** Left out: bottom of the canvas less the margin (the captions grow upwards); given: the top of the captions. */
       x: pixels.optional(),
       y: pixels.optional(),
-      width: positive.optional(),
+      width: side.optional(),
       ...timing,
     })
     .strict();

@@ -389,4 +389,22 @@ describe('looks: hostile sizes are refused at load', () => {
     expect(refused.success).toBe(false);
     expect(JSON.stringify(refused.error?.issues)).toMatch(/must be ≤ 1000/);
   });
+
+  it('infinite numbers (YAML .inf), boxes over 8192 px, absurd positions and text shadows far away are refused at load, naming the field', () => {
+    const movie = (layer: Record<string, unknown>) => ({ canvas: { width: 64, height: 64 }, scenes: [{ duration: 1, layers: [{ type: 'solid', color: '#ff0000', ...layer }] }] });
+    const problem = (layer: Record<string, unknown>) => {
+      const r = movieSchema.safeParse(movie(layer));
+      return r.success ? 'accepted' : JSON.stringify(r.error.issues.map((i) => [i.path.join('.'), i.message]));
+    };
+    expect(problem({ keyframes: { x: [{ at: 0, value: 0 }, { at: Infinity, value: 5 }] } })).toMatch(/finite/);
+    expect(problem({ x: -Infinity })).toMatch(/finite/);
+    expect(problem({ width: 9000, height: 10 })).toMatch(/≤ 8192/);
+    expect(problem({ x: 1e30 })).toMatch(/≤ 100000/);
+    expect(problem({ width: 8192, height: 8192, x: -100000 })).toBe('accepted');
+    const text = (shadow: unknown) => movieSchema.safeParse({ canvas: { width: 64, height: 64 }, scenes: [{ duration: 1, layers: [{ type: 'text', text: 'a', shadow }] }] }).success;
+    expect(text({ x: 4, y: 4, blur: 6 })).toBe(true);
+    expect(text({ x: 50000 })).toBe(false);
+    expect(text({ blur: 1e6 })).toBe(false);
+  });
 });
+
