@@ -92,12 +92,11 @@ export class MediaPreparationService {
               dx: 0,
               dy: 0,
             };
-    const box = {
-      x: mask.x - content.dx,
-      y: mask.y - content.dy,
-      width: mask.width ?? content.width + content.dx - mask.x,
-      height: mask.height ?? content.height + content.dy - mask.y,
-    };
+    // Given, x and y are in the layer's box (the content may start before it: a text's margins);
+    // left out, the mask starts with the content, and a missing size reaches the content's far side.
+    const left = mask.x === undefined ? 0 : mask.x - content.dx;
+    const top = mask.y === undefined ? 0 : mask.y - content.dy;
+    const box = { x: left, y: top, width: mask.width ?? content.width - left, height: mask.height ?? content.height - top };
     if (box.width <= 0 || box.height <= 0) throw badInput(`layer ${layer.id}: the mask has no area inside the layer`, [{ field: layer.id, message: 'the mask has no area' }]);
     if (layer.maskMedia) {
       const src = await this.local(layer.maskMedia, 'image');

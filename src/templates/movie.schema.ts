@@ -119,10 +119,11 @@ function timelineSchemas<S extends z.ZodTypeAny, F extends z.ZodTypeAny>(stillTe
       .object({
         shape: tpl(z.enum(['rectangle', 'ellipse'])).optional(),
         src: z.string().min(1).optional(),
-        x: pixels.default(0 as never),
-        y: pixels.default(0 as never),
-        width: positive.optional(),
-        height: positive.optional(),
+        /** Left out: the mask covers the whole layer (with its outline, shadow or background margins). */
+        x: pixels.optional(),
+        y: pixels.optional(),
+        width: side.optional(),
+        height: side.optional(),
         radius: seconds.default(0 as never),
         /** Soft edge, in pixels. */
         feather: bounded(0, 200).default(0 as never),

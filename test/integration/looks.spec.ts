@@ -1,3 +1,4 @@
+import { MontageError } from '../../src/common/errors';
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -131,11 +132,19 @@ describe('a mask from an image', () => {
     }
   });
 
-  it('a hostile mask box, a million pixels each way: only its part on the layer is computed', async () => {
-    const f = await render('mask-huge');
-    expectNear(f.at(0, 22, 22), [0, 255, 0], 12);
-    expectNear(f.at(0, 77, 57), [0, 255, 0], 12);
-    expectNear(f.at(0, 90, 40), [0, 0, 255], 12);
+  it('a mask without a box covers the whole layer, its margins included (a text background padding on every side)', async () => {
+    const f = await render('mask-padded');
+    // The background box starts 16 px left of and above the text at (50, 40).
+    expectNear(f.at(0, 38, 46), [255, 0, 0], 16);
+    expectNear(f.at(0, 55, 28), [255, 0, 0], 16);
+    expectNear(f.at(0, 20, 46), [0, 0, 255], 16); // beyond the padding: the canvas
+  });
+
+  it('a hostile mask box, a million pixels each way, is refused at load with its line', async () => {
+    const err = await render('mask-huge').then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(MontageError);
+    expect((err as MontageError).kind).toBe('bad_input');
+    expect((err as MontageError).details[0]).toEqual({ field: 'looks/mask-huge/movie.yaml:7', message: expect.stringMatching(/mask\.width: must be ≤ 8192 pixels/) });
   });
 });
 
