@@ -197,6 +197,10 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
       if (layer.type === 'text' && layer.split) {
         const count = textUnits(layer.text, splitOptions(layer.split).by).length;
         if (count > MAX_TEXT_UNITS) errors.push({ field: at([...layerPath, 'split']), message: `the text splits into ${count} units; at most ${MAX_TEXT_UNITS} can be animated one by one` });
+        // Each unit is its own layer: a mask, a turn or a keyframed scale would apply to every word
+        // (or letter) around its own centre, not to the text. Refused rather than drawn wrong.
+        const whole = [layer.mask && 'mask', layer.rotation && 'rotation', layer.keyframes?.rotation && 'rotation keyframes', layer.keyframes?.scale && 'scale keyframes'].filter(Boolean);
+        if (whole.length) errors.push({ field: at([...layerPath, 'split']), message: `a split text cannot take ${whole.join(', ')}: they would apply to each unit on its own` });
       }
       if (layer.type === 'lottie') {
         const field = at([...layerPath, 'src']);

@@ -218,6 +218,13 @@ describe('checks of text layers when params are in', () => {
     expect(err.details).toEqual([{ field: 'ok/t/movie.yaml:8', message: expect.stringMatching(/301 units; at most 300/) }]);
   });
 
+  it('a split text with a mask, a rotation or scale keyframes is refused at its split line (they would apply per unit)', () => {
+    const t = template([...head, '      - type: text', '        text: "{{t}}"', '        split: pop', '        rotation: 10', '        mask: { shape: ellipse }']);
+    expect(failure(t).details).toEqual([{ field: 'ok/t/movie.yaml:8', message: 'a split text cannot take mask, rotation: they would apply to each unit on its own' }]);
+    const ok = template([...head, '      - type: text', '        text: "{{t}}"', '        split: pop', '        keyframes: { x: [{ at: 0, value: 0 }, { at: 1, value: 10 }] }']);
+    expect(resolveMovie(ok, {}).scenes[0].layers).toHaveLength(1);
+  });
+
   it('padding and font sizes are bounded', () => {
     expect(() => template([...head, '      - { type: text, text: hi, background: { color: "#000", padding: 5000 } }'])).toThrow(/500/);
     expect(() => template([...head, '      - { type: text, text: hi, fit: shrink, maxSize: 100000 }'])).toThrow(/2000/);
