@@ -12,6 +12,7 @@ import type { LoadedTemplate } from '../templates/template.types';
 import { createHandlebarsEnv, templateFunctions, type TemplateFunctions } from './handlebars-env';
 import { LOCAL_FILE_URL, type ParamValue, type Params } from './params';
 import { unorderedKeyframe } from './keyframes';
+import { shapeSvg } from './shapes';
 import { defaultPosterFrame } from './poster';
 import { resolveBlenderScene, type ResolvedBlenderScene } from './resolve-blender';
 import { MAX_TEXT_UNITS, splitOptions, textUnits } from './text-layout';
@@ -213,6 +214,11 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
           const bad = unorderedKeyframe(track);
           if (bad >= 0) errors.push({ field: at([...layerPath, 'keyframes', name, bad]), message: `keyframes of ${name} must be in time order (at ${track[bad].at} s comes after ${track[bad - 1].at} s)` });
         }
+      }
+      if (layer.type === 'shape') {
+        // The drawing's own rules (a line's end and stroke, an area, a fill or a stroke), named at the layer's line.
+        const drawing = shapeSvg(layer, { width: spec.canvas.width, height: spec.canvas.height });
+        if (typeof drawing === 'string') errors.push({ field: at(layerPath), message: drawing });
       }
       if ('mask' in layer && layer.mask) {
         if (Boolean(layer.mask.shape) === Boolean(layer.mask.src)) {

@@ -344,6 +344,14 @@ describe('looks in the movie file', () => {
   });
 
   it.each([
+    ['a line without its end', '{ type: shape, shape: line, stroke: { width: 3 } }', 'a line needs x2 and y2 (where it ends)'],
+    ['a shape without fill or stroke', '{ type: shape, shape: ellipse, width: 10, height: 10 }', 'the shape has neither fill nor stroke: it would be invisible'],
+  ])('%s is bad input at the layer line, in templates check as at render', (_label, layer, message) => {
+    const t = template([...HEAD, `      - ${layer}`]);
+    expect(failure(() => resolveMovie(t, {})).details).toEqual([{ field: 'ok/t/movie.yaml:5', message }]);
+  });
+
+  it.each([
     ['an unknown easing', 'keyframes: { x: [ { at: 0, value: 0, easing: "bounce" } ] }', /unknown easing/],
     ['a blur beyond 200', 'blur: 900', /≤ 200/],
     ['an unknown blend mode', 'blendMode: "dissolve"', /Invalid enum value/],
