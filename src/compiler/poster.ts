@@ -1,3 +1,4 @@
+import { POP_IN } from './render-plan';
 import type { ResolvedScene } from './resolve';
 import { splitOptions, textUnits } from './text-layout';
 
@@ -17,7 +18,8 @@ export function busySpans(scenes: readonly ResolvedScene[], fps: number): Array<
       let inSec = Math.max(0, ...list(spec.in).map((a) => a.duration));
       const outSec = Math.max(0, ...list(spec.out).map((a) => a.duration));
       if (spec.type === 'text' && spec.split) {
-        const { by, stagger } = splitOptions(spec.split);
+        const { by, stagger, preset } = splitOptions(spec.split);
+        if (preset === 'pop' && !spec.in) inSec = POP_IN.duration; // pop's own entrance
         inSec += Math.max(0, textUnits(spec.text, by).length - 1) * stagger;
       }
       if (inSec > 0) spans.push({ from: layer.startFrame, to: Math.min(layer.endFrame, layer.startFrame + frames(inSec)) });
@@ -38,10 +40,18 @@ export function busySpans(scenes: readonly ResolvedScene[], fps: number): Array<
  */
 export function defaultPosterFrame(scenes: readonly ResolvedScene[], totalFrames: number, fps: number): number {
   const middle = Math.floor(totalFrames / 2);
-  const spans = busySpans(scenes, fps);
-  const busy = (f: number) => spans.some((s) => f >= s.from && f < s.to);
+  // How many spans cover each frame, by a running sum of their starts and ends: linear in frames + spans.
+  const delta = new Int32Array(totalFrames + 1);
+  for (const s of busySpans(scenes, fps)) {
+    const from = Math.max(0, Math.min(totalFrames, s.from));
+    const to = Math.max(from, Math.min(totalFrames, s.to));
+    delta[from]++;
+    delta[to]--;
+  }
+  const busy = new Uint8Array(totalFrames);
+  for (let f = 0, covered = 0; f < totalFrames; f++) busy[f] = (covered += delta[f]) > 0 ? 1 : 0;
   for (let d = 0; d <= totalFrames; d++) {
-    for (const f of [middle + d, middle - d]) if (f >= 0 && f < totalFrames && !busy(f)) return f;
+    for (const f of [middle + d, middle - d]) if (f >= 0 && f < totalFrames && !busy[f]) return f;
   }
   return middle;
 }

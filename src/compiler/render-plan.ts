@@ -323,7 +323,7 @@ function placeText(movie: ResolvedMovie, media: PreparedMedia, scenes: PlannedSc
 }
 
 /** A pop's default entrance: each word scales in. */
-const POP_IN: AnimationSpec = { type: 'scale', duration: 0.3, easing: 'easeOut', direction: 'left', distance: 200 };
+export const POP_IN: AnimationSpec = { type: 'scale', duration: 0.3, easing: 'easeOut', direction: 'left', distance: 200 };
 
 /**
  * A text layer (as `planned` like any raster) at `y`: one raster, or for a split text one layer per unit (`<id>.u<i>`, over

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MontageError } from '../../src/common/errors';
 import type { Params } from '../../src/compiler/params';
+import { busySpans } from '../../src/compiler/poster';
 import { type ResolvedMovie, resolveMovie } from '../../src/compiler/resolve';
 import { loadConfig } from '../../src/config/config';
 import { FontsRepository } from '../../src/repositories/fonts.repository';
@@ -613,6 +614,9 @@ describe('resolveMovie: posterFrame', () => {
     ).toBe(44);
     // an opacity ramp from 0 to 1 over the scene's first second (frames 45–75)
     expect(resolveMovie(movie(['      - { type: solid, color: "#ff0000", keyframes: { opacity: [{ at: 0, value: 0 }, { at: 1, value: 1 }] } }']), {}).posterFrame).toBe(44);
+    // a split pop text: its own 0.3 s scale in, then 0.12 s per further word ("a b c": 0.54 s, 17 frames at 30 fps)
+    const pop = resolveMovie(template(['canvas: { width: 640, height: 360, fps: 30 }', 'scenes:', '  - duration: 2', '    layers:', '      - { type: text, text: "a b c", start: 0.5, split: pop }']), {});
+    expect(busySpans(pop.scenes, 30)).toEqual([{ from: 15, to: 32 }]);
     // a movie where every frame is busy keeps the middle
     expect(resolveMovie(template(['canvas: { width: 640, height: 360, fps: 30 }', 'scenes:', '  - duration: 1', '    layers:', '      - { type: solid, color: "#ff0000", in: { type: fade, duration: 1 } }']), {}).posterFrame).toBe(15);
   });
