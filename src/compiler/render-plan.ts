@@ -369,7 +369,9 @@ function lookOf(spec: ResolvedLayerSpec, maskPath: string | undefined): { look?:
     for (const [name, track] of Object.entries(spec.keyframes)) {
       if (name === 'volume' || !track) continue; // a clip's sound: its PlannedAudio's
       // x and y keyframes are canvas positions like the layer's own x and y: kept as offsets from them.
-      const origin = name === 'x' ? spec.x : name === 'y' ? spec.y : 0;
+      // A stacked text's y is where the text above ends, not its own: its y keyframes are offsets from there.
+      const stacked = spec.type === 'text' && Boolean(spec.stack);
+      const origin = name === 'x' ? spec.x : name === 'y' && !stacked ? spec.y : 0;
       tracks[name as keyof KeyframeTracks] = track.map((k) => ({ at: k.at, value: k.value - origin, ...(k.easing ? { easing: k.easing } : {}) }));
     }
     if (Object.keys(tracks).length) look.keyframes = tracks;
