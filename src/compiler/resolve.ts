@@ -214,6 +214,15 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
           const bad = unorderedKeyframe(track);
           if (bad >= 0) errors.push({ field: at([...layerPath, 'keyframes', name, bad]), message: `keyframes of ${name} must be in time order (at ${track[bad].at} s comes after ${track[bad - 1].at} s)` });
         }
+        const scale = layer.keyframes.scale;
+        if (scale) {
+          // A scaled frame is allocated whole, even where it falls off the canvas: bounded like a raster side.
+          const largest = Math.max(...scale.map((k) => k.value));
+          const boxSide = Math.max(('width' in layer && layer.width) || spec.canvas.width, ('height' in layer && layer.height) || spec.canvas.height);
+          if (largest * boxSide > MAX_SCALED_SIDE) {
+            errors.push({ field: at([...layerPath, 'keyframes', 'scale']), message: `a scale of ${largest} makes the layer about ${Math.round(largest * boxSide)} px across; at most ${MAX_SCALED_SIDE}` });
+          }
+        }
       }
       if (layer.type === 'shape') {
         // The drawing's own rules (a line's end and stroke, an area, a fill or a stroke), named at the layer's line.
@@ -330,6 +339,9 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
     ...(blender ? { blender } : {}),
   };
 }
+
+/** The largest side a keyframed scale may give a layer (ffmpeg refuses pictures past 16384 px). */
+const MAX_SCALED_SIDE = 16384;
 
 /** Handlebars on every string leaf; keys and structure are never templated. */
 export function applyHandlebars(

@@ -346,6 +346,7 @@ describe('looks in the movie file', () => {
   it.each([
     ['a line without its end', '{ type: shape, shape: line, stroke: { width: 3 } }', 'a line needs x2 and y2 (where it ends)'],
     ['a shape without fill or stroke', '{ type: shape, shape: ellipse, width: 10, height: 10 }', 'the shape has neither fill nor stroke: it would be invisible'],
+    ['a scale that would make a frame of 20000 px', '{ type: solid, color: "#fff", width: 1000, height: 100, keyframes: { scale: [{ at: 0, value: 1 }, { at: 1, value: 20 }] } }', 'a scale of 20 makes the layer about 20000 px across; at most 16384'],
   ])('%s is bad input at the layer line, in templates check as at render', (_label, layer, message) => {
     const t = template([...HEAD, `      - ${layer}`]);
     expect(failure(() => resolveMovie(t, {})).details).toEqual([{ field: 'ok/t/movie.yaml:5', message }]);
