@@ -1,4 +1,5 @@
 import type { AnimationSpec } from '../templates/movie.schema';
+import { expandHex } from './colors';
 import { ease, easeExpr, num, progressExpr } from './easing';
 import { keyframedGain } from './audio-envelopes';
 import { keyframesExpr, sendcmdFilter, valueAt } from './keyframes';
@@ -674,8 +675,7 @@ interface Geometry {
 
 /** `#rgb`, `#rrggbb`, `#rrggbbaa` → ffmpeg's `0xRRGGBB[AA]`. */
 export function ffColor(hex: string): string {
-  let h = hex.replace(/^#/, '');
-  if (h.length === 3 || h.length === 4) h = [...h].map((c) => c + c).join('');
+  const h = expandHex(hex);
   if (!/^[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$/.test(h)) throw new Error(`not a colour: ${hex}`);
   return `0x${h.toUpperCase()}`;
 }

@@ -1,3 +1,4 @@
+import { rgbaOf } from './colors';
 import type { KeyframeTracks } from './keyframes';
 import { num } from './easing';
 
@@ -31,10 +32,8 @@ export function rotatedSize(w: number, h: number, degrees: number): { w: number;
 
 /** A colour as BT.709 limited-range Y, U, V (what the graph works in) and its alpha 0–1. */
 export function yuvOf(hex: string): { y: number; u: number; v: number; a: number } {
-  let h = hex.replace(/^#/, '');
-  if (h.length <= 4) h = [...h].map((c) => c + c).join('');
-  const [r, g, b] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16) / 255);
-  const a = h.length === 8 ? parseInt(h.slice(6, 8), 16) / 255 : 1;
+  const c = rgbaOf(hex);
+  const [r, g, b, a] = [c.r / 255, c.g / 255, c.b / 255, c.a];
   const Y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
   const U = (b - Y) / 1.8556;
   const V = (r - Y) / 1.5748;

@@ -1,3 +1,4 @@
+import { rgbaOf } from './colors';
 import { num } from './easing';
 
 /** A shape layer's drawing, after params: every colour a checked hex, every number final. */
@@ -119,8 +120,6 @@ function paint(fill: ShapeSpec['fill']): [string, string] {
 
 /** `#rgb[a]` / `#rrggbb[aa]` → `#rrggbb` and an opacity. */
 function colour(hex: string): [string, string] {
-  let h = hex.replace(/^#/, '');
-  if (h.length <= 4) h = [...h].map((c) => c + c).join('');
-  const alpha = h.length === 8 ? parseInt(h.slice(6, 8), 16) / 255 : 1;
-  return [`#${h.slice(0, 6).toLowerCase()}`, num(Math.round(alpha * 1000) / 1000)];
+  const { rgb, a } = rgbaOf(hex);
+  return [rgb.toLowerCase(), num(Math.round(a * 1000) / 1000)];
 }

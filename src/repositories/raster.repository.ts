@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import sharp from 'sharp';
 import { renderFailed, unusableMedia } from '../common/errors';
+import { rgbaOf } from '../compiler/colors';
 import { blockSide, escapePango, largestFittingSize, layoutParagraphs, placeVertically, textMarkup, type TextAlign, type VerticalAlign } from '../compiler/text-layout';
 
 export { escapePango };
@@ -450,20 +451,8 @@ export class RasterRepository {
 
 const TRANSPARENT = { r: 0, g: 0, b: 0, alpha: 0 };
 
-function rgb(hex: string): string {
-  const h = expandHex(hex);
-  return `#${h.slice(0, 6)}`;
-}
-
-function alphaPercent(hex: string): number {
-  const h = expandHex(hex);
-  return h.length === 8 ? Math.round((parseInt(h.slice(6, 8), 16) / 255) * 100) : 100;
-}
-
-function expandHex(hex: string): string {
-  const h = hex.replace(/^#/, '');
-  return h.length <= 4 ? [...h].map((c) => c + c).join('') : h;
-}
+const rgb = (hex: string): string => rgbaOf(hex).rgb;
+const alphaPercent = (hex: string): number => Math.round(rgbaOf(hex).a * 100);
 
 async function transparent(width: number, height: number) {
   return sharp({ create: { width, height, channels: 4, background: TRANSPARENT } }).png().toBuffer({ resolveWithObject: true });
@@ -471,9 +460,7 @@ async function transparent(width: number, height: number) {
 
 /** A single-channel mask → an RGBA image of one colour with that mask (times the colour's alpha). */
 async function tinted(mask: Buffer, width: number, height: number, color: string): Promise<Buffer> {
-  const h = expandHex(color);
-  const [r, g, b] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16));
-  const a = h.length === 8 ? parseInt(h.slice(6, 8), 16) / 255 : 1;
+  const { r, g, b, a } = rgbaOf(color);
   const scaled = a < 1 ? await sharp(mask, { raw: { width, height, channels: 1 } }).linear(a, 0).extractChannel(0).raw().toBuffer() : mask;
   return sharp({ create: { width, height, channels: 3, background: { r, g, b } } })
     .joinChannel(scaled, { raw: { width, height, channels: 1 } })
