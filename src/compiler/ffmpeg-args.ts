@@ -297,7 +297,7 @@ class GraphBuilder {
     const filters: string[] = [];
     // Where the content sits relative to the layer's box: looks (blur, shadow, rotation) grow it.
     const geo: Geometry = { w: layer.width, h: layer.height, ox: 0, oy: 0 };
-    const repeat = `loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
+    const repeat = this.repeat(first, count);
     const timed = { first, count };
     let head: string;
     const src = layer.source;
@@ -308,7 +308,7 @@ class GraphBuilder {
       const opaque = src.kind === 'still' && src.opaque === true && Boolean(layer.kenBurns) && !hasStaticLook(look);
       const once =
         src.kind === 'color'
-          ? `color=c=${ffColor(src.color)}:s=${layer.width}x${layer.height}:r=${this.fps},format=rgba,${TO_YUV},format=yuva420p`
+          ? this.colorOnce(src.color, layer.width, layer.height, true)
           : `[${this.input(['-i', src.path])}:v]${TO_YUV},format=${opaque ? 'yuv420p' : 'yuva420p'}`;
       if (hasStaticLook(look) && !layer.kenBurns) {
         const raw = this.label('raw');
@@ -504,7 +504,7 @@ class GraphBuilder {
     if (look.maskPath) {
       const m = this.input(['-i', look.maskPath]);
       const mask = this.label('mask');
-      const again = timed ? `,loop=loop=-1:size=1:start=0,trim=end_frame=${timed.count},settb=expr=1/${this.fps},setpts=N+${timed.first}` : '';
+      const again = timed ? `,${this.repeat(timed.first, timed.count)}` : '';
       this.chain(`[${m}:v]format=gray,scale=${geo.w}:${geo.h}${again}[${mask}]`);
       const [keep, alpha, product, out] = [this.label('mk'), this.label('ma'), this.label('mp'), this.label('look')];
       // The layer's own alpha times the mask: text keeps its edges inside the mask.
@@ -637,10 +637,17 @@ class GraphBuilder {
    * Drawn in RGB (the source's own YUV is BT.601), converted once, then repeated.
    */
   private colorSource(color: string, w: number, h: number, first: number, count: number, alpha: boolean): string {
-    return (
-      `color=c=${ffColor(color)}:s=${w}x${h}:r=${this.fps},format=${alpha ? 'rgba' : 'rgb24'},${TO_YUV},format=${alpha ? 'yuva420p' : 'yuv420p'},` +
-      `loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`
-    );
+    return `${this.colorOnce(color, w, h, alpha)},${this.repeat(first, count)}`;
+  }
+
+  /** One frame of a solid colour in the graph's YUV. */
+  private colorOnce(color: string, w: number, h: number, alpha: boolean): string {
+    return `color=c=${ffColor(color)}:s=${w}x${h}:r=${this.fps},format=${alpha ? 'rgba' : 'rgb24'},${TO_YUV},format=${alpha ? 'yuva420p' : 'yuv420p'}`;
+  }
+
+  /** One frame repeated as frames [first, first+count), numbered in movie time like every other stream. */
+  private repeat(first: number, count: number): string {
+    return `loop=loop=-1:size=1:start=0,trim=end_frame=${count},settb=expr=1/${this.fps},setpts=N+${first}`;
   }
 
   private input(args: string[]): number {
