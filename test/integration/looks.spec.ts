@@ -140,6 +140,13 @@ describe('a mask from an image', () => {
     expectNear(f.at(0, 20, 46), [0, 0, 255], 16); // beyond the padding: the canvas
   });
 
+  it('a mask with no area inside its layer is bad input naming the layer, not a render failure', async () => {
+    const err = await render('mask-outside').then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(MontageError);
+    expect((err as MontageError).kind).toBe('bad_input');
+    expect((err as MontageError).details[0]).toEqual({ field: 's0.l0', message: 'the mask has no area' });
+  });
+
   it('a hostile mask box, a million pixels each way, is refused at load with its line', async () => {
     const err = await render('mask-huge').then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(MontageError);
