@@ -3,10 +3,7 @@ import { buildRenderArgs } from '../../src/compiler/ffmpeg-args';
 import { keyframesExpr, valueAt } from '../../src/compiler/keyframes';
 import { planRender, type RenderPlan } from '../../src/compiler/render-plan';
 import { resolveMovie } from '../../src/compiler/resolve';
-import { MontageError } from '../../src/common/errors';
-import { movieSchema } from '../../src/templates/movie.schema';
-import type { LoadedTemplate } from '../../src/templates/template.types';
-import { parseSource } from '../../src/templates/yaml-source';
+import { failure, templateFrom } from '../helpers/movie-fixtures';
 
 const DUCK = { under: 1, to: 0.25, attackSec: 0.2, releaseSec: 0.4 };
 
@@ -90,24 +87,7 @@ describe('buildRenderArgs: keyframed and ducked tracks', () => {
 });
 
 /** A LoadedTemplate from YAML lines, with two sound files. */
-function template(lines: string[]): LoadedTemplate {
-  const parsed = parseSource('ok/t/movie.yaml', lines.join('\n') + '\n');
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  return {
-    project: 'ok', movie: 't', dir: '/templates/ok/t', file: 'ok/t/movie.yaml', version: 'v1',
-    spec: movieSchema.parse(parsed.doc.data), svgSources: {}, partials: {}, files: ['m.m4a', 'v.m4a', 'c.mp4'], lineOf: parsed.doc.lineOf,
-  };
-}
-
-function failure(fn: () => unknown): MontageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MontageError);
-    return err as MontageError;
-  }
-  throw new Error('expected a MontageError');
-}
+const template = (lines: string[]) => templateFrom(lines, { files: ['m.m4a', 'v.m4a', 'c.mp4'] });
 
 describe('volume keyframes and ducking from the movie file to the plan', () => {
   const media = { visuals: {}, audio: { a0: { path: '/m.m4a', durationSec: 60 }, a1: { path: '/v.m4a', durationSec: 2 } } };

@@ -3,17 +3,8 @@ import { parsePictureFacts } from '../../src/compiler/ffmpeg-output';
 import { validateParams } from '../../src/compiler/params';
 import type { Variable } from '../../src/templates/movie.schema';
 import { createProgressReporter, rateAndEta } from '../../src/cli/progress-reporter';
-import { MontageError } from '../../src/common/errors';
+import { failure } from '../helpers/movie-fixtures';
 
-function failure(fn: () => unknown): MontageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MontageError);
-    return err as MontageError;
-  }
-  throw new Error('expected a MontageError');
-}
 
 describe('mergeCliParams', () => {
   it('name=value pairs become string params', () => {

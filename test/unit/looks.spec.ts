@@ -3,11 +3,9 @@ import { colorFilters, hasStaticLook, rotatedSize, yuvOf } from '../../src/compi
 import { planRender, type PlannedLayer, type RenderPlan } from '../../src/compiler/render-plan';
 import { resolveMovie } from '../../src/compiler/resolve';
 import { maskSvg, shapeSvg, type ShapeSpec } from '../../src/compiler/shapes';
-import { MontageError } from '../../src/common/errors';
 import { movieSchema } from '../../src/templates/movie.schema';
-import type { LoadedTemplate } from '../../src/templates/template.types';
-import { parseSource } from '../../src/templates/yaml-source';
 import { evalExpr } from './ffmpeg-expr';
+import { failure, templateFrom } from '../helpers/movie-fixtures';
 
 const CANVAS = { width: 320, height: 180 };
 const rect = (over: Partial<ShapeSpec>): ShapeSpec => ({ shape: 'rectangle', x: 10, y: 20, width: 100, height: 50, radius: 0, ...over });
@@ -304,24 +302,7 @@ describe('GraphBuilder: the looks of a layer, exactly', () => {
 
 // ---- from the movie file -----------------------------------------------------------------
 
-function template(lines: string[]): LoadedTemplate {
-  const parsed = parseSource('ok/t/movie.yaml', lines.join('\n') + '\n');
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  return {
-    project: 'ok', movie: 't', dir: '/templates/ok/t', file: 'ok/t/movie.yaml', version: 'v1',
-    spec: movieSchema.parse(parsed.doc.data), svgSources: {}, partials: {}, files: ['m.png'], lineOf: parsed.doc.lineOf,
-  };
-}
-
-function failure(fn: () => unknown): MontageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MontageError);
-    return err as MontageError;
-  }
-  throw new Error('expected a MontageError');
-}
+const template = (lines: string[]) => templateFrom(lines, { files: ['m.png'] });
 
 const HEAD = ['canvas: { width: 320, height: 180, fps: 10 }', 'scenes:', '  - duration: 1', '    layers:'];
 

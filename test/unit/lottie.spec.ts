@@ -1,12 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MontageError } from '../../src/common/errors';
 import { buildLottieEncodeArgs, jsonDepth, lottieAssetFiles, lottieBox, lottieClipFrames, lottieClipProblem, readLottieHeader, type LottieHeader } from '../../src/compiler/lottie';
 import { planRender } from '../../src/compiler/render-plan';
-import { resolveMovie, type ResolvedMovie } from '../../src/compiler/resolve';
-import { movieSchema, type ResolvedLayerSpec } from '../../src/templates/movie.schema';
-import type { LoadedTemplate } from '../../src/templates/template.types';
-import { parseSource } from '../../src/templates/yaml-source';
+import { resolveMovie } from '../../src/compiler/resolve';
+import { type ResolvedLayerSpec } from '../../src/templates/movie.schema';
+import { failure, resolvedMovie, templateFrom } from '../helpers/movie-fixtures';
 
 const SQUARE = fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'templates', 't', 'lottie', 'square.json'), 'utf8');
 const doc = (patch: Record<string, unknown>) => JSON.stringify({ ...JSON.parse(SQUARE), ...patch });
@@ -154,33 +152,7 @@ describe('buildLottieEncodeArgs', () => {
   });
 });
 
-/** A LoadedTemplate built by hand from YAML lines (line 1 is the first element). */
-function template(lines: string[], files: string[] = ['anim.json']): LoadedTemplate {
-  const parsed = parseSource('ok/t/movie.yaml', lines.join('\n') + '\n');
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  return {
-    project: 'ok',
-    movie: 't',
-    dir: '/templates/ok/t',
-    file: 'ok/t/movie.yaml',
-    version: 'v1',
-    spec: movieSchema.parse(parsed.doc.data),
-    svgSources: {},
-    partials: {},
-    files,
-    lineOf: parsed.doc.lineOf,
-  };
-}
-
-function failure(fn: () => unknown): MontageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MontageError);
-    return err as MontageError;
-  }
-  throw new Error('expected a MontageError');
-}
+const template = (lines: string[], files: string[] = ['anim.json']) => templateFrom(lines, { files });
 
 describe('resolveMovie: lottie layers', () => {
   const movie = (layer: string, files?: string[]) =>
@@ -211,18 +183,7 @@ describe('resolveMovie: lottie layers', () => {
 });
 
 describe('planRender: lottie layers', () => {
-  const resolved = (spec: Record<string, unknown>): ResolvedMovie => ({
-    templateId: 'p/m',
-    version: 'v',
-    width: 640,
-    height: 360,
-    fps: 25,
-    totalFrames: 100,
-    background: '#000000',
-    posterFrame: 50,
-    scenes: [{ index: 0, name: 'one', startFrame: 0, endFrame: 100, background: '#000000', layers: [{ id: 'l', startFrame: 10, endFrame: 90, spec: { opacity: 1, x: 7, y: 9, ...spec } as ResolvedLayerSpec }] }],
-    audio: [],
-  });
+  const resolved = (spec: Record<string, unknown>) => resolvedMovie([{ id: 'l', startFrame: 10, endFrame: 90, spec: { opacity: 1, x: 7, y: 9, ...spec } as ResolvedLayerSpec }]);
 
   it('plays the prepared clip as a video layer of its size: looped when it is one pass, without sound', () => {
     const spec = { type: 'lottie', src: 'a.json', loop: true, speed: 1 };

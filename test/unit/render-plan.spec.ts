@@ -1,20 +1,10 @@
 import { pictureOf, planRender, soundOf } from '../../src/compiler/render-plan';
 import type { ResolvedMovie, TimedLayer } from '../../src/compiler/resolve';
 import type { ResolvedLayerSpec } from '../../src/templates/movie.schema';
+import { resolvedMovie } from '../helpers/movie-fixtures';
 
 const timing = { opacity: 1, x: 100, y: 50 };
-const movie = (layers: TimedLayer[], audio: ResolvedMovie['audio'] = []): ResolvedMovie => ({
-  templateId: 'p/m',
-  version: 'v',
-  width: 640,
-  height: 360,
-  fps: 25,
-  totalFrames: 100,
-  background: '#000000',
-  posterFrame: 50,
-  scenes: [{ index: 0, name: 'one', startFrame: 0, endFrame: 100, background: '#000000', layers }],
-  audio,
-});
+const movie = (layers: TimedLayer[], audio: ResolvedMovie['audio'] = []) => resolvedMovie(layers, { audio });
 const timed = (id: string, spec: Record<string, unknown>): TimedLayer => ({ id, startFrame: 10, endFrame: 90, spec: { ...timing, ...spec } as ResolvedLayerSpec });
 
 describe('planRender', () => {

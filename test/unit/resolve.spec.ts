@@ -2,48 +2,19 @@ import type { BlenderScenesService } from '../../src/engines/blender/blender-sce
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MontageError } from '../../src/common/errors';
 import type { Params } from '../../src/compiler/params';
 import { busySpans } from '../../src/compiler/poster';
 import { type ResolvedMovie, resolveMovie } from '../../src/compiler/resolve';
 import { loadConfig } from '../../src/config/config';
 import { FontsRepository } from '../../src/repositories/fonts.repository';
 import { TemplateFilesRepository } from '../../src/repositories/template-files.repository';
-import { movieSchema } from '../../src/templates/movie.schema';
 import type { LoadedTemplate } from '../../src/templates/template.types';
 import { TemplatesService } from '../../src/templates/templates.service';
-import { parseSource } from '../../src/templates/yaml-source';
+import { failure, templateFrom } from '../helpers/movie-fixtures';
 
 const DIR = '/templates/ok/t';
 
-/** A LoadedTemplate built by hand from YAML lines (line 1 is the first element). */
-function template(lines: string[], extra: Partial<LoadedTemplate> = {}): LoadedTemplate {
-  const parsed = parseSource('ok/t/movie.yaml', lines.join('\n') + '\n');
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  return {
-    project: 'ok',
-    movie: 't',
-    dir: DIR,
-    file: 'ok/t/movie.yaml',
-    version: 'v1',
-    spec: movieSchema.parse(parsed.doc.data),
-    svgSources: {},
-    partials: {},
-    files: [],
-    lineOf: parsed.doc.lineOf,
-    ...extra,
-  };
-}
-
-function failure(fn: () => unknown): MontageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MontageError);
-    return err as MontageError;
-  }
-  throw new Error('expected a MontageError');
-}
+const template = (lines: string[], extra: Partial<LoadedTemplate> = {}) => templateFrom(lines, { dir: DIR, ...extra });
 
 const frames = (m: ResolvedMovie) => m.scenes.map((s) => [s.startFrame, s.endFrame]);
 

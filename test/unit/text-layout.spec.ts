@@ -1,6 +1,6 @@
 import { pictureOf, planRender, type PreparedVisual } from '../../src/compiler/render-plan';
 import { MontageError } from '../../src/common/errors';
-import { resolveMovie, type ResolvedMovie, type TimedLayer } from '../../src/compiler/resolve';
+import { resolveMovie, type TimedLayer } from '../../src/compiler/resolve';
 import {
   blockSide,
   largestFittingSize,
@@ -12,9 +12,9 @@ import {
   textMarkup,
   textUnits,
 } from '../../src/compiler/text-layout';
-import { movieSchema, type ResolvedLayerSpec } from '../../src/templates/movie.schema';
+import { type ResolvedLayerSpec } from '../../src/templates/movie.schema';
 import type { LoadedTemplate } from '../../src/templates/template.types';
-import { parseSource } from '../../src/templates/yaml-source';
+import { resolvedMovie, templateFrom } from '../helpers/movie-fixtures';
 
 const HE = 'שלום עולם';
 const AR = 'مرحبا بالعالم';
@@ -109,18 +109,7 @@ describe('vertical placement', () => {
 });
 
 describe('planning text layers', () => {
-  const movie = (layers: TimedLayer[]): ResolvedMovie => ({
-    templateId: 'p/m',
-    version: 'v',
-    width: 640,
-    height: 360,
-    fps: 25,
-    totalFrames: 100,
-    background: '#000000',
-    posterFrame: 50,
-    scenes: [{ index: 0, name: 'one', startFrame: 0, endFrame: 100, background: '#000000', layers }],
-    audio: [],
-  });
+  const movie = (layers: TimedLayer[]) => resolvedMovie(layers);
   const text = (id: string, spec: Record<string, unknown>, frames: [number, number] = [10, 90]): TimedLayer => ({
     id,
     startFrame: frames[0],
@@ -189,12 +178,7 @@ describe('planning text layers', () => {
 });
 
 describe('checks of text layers when params are in', () => {
-  const template = (lines: string[]): LoadedTemplate => {
-    const parsed = parseSource('ok/t/movie.yaml', lines.join('\n') + '\n');
-    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-    const spec = movieSchema.parse(parsed.doc.data);
-    return { project: 'ok', movie: 't', dir: '/t', file: 'ok/t/movie.yaml', version: 'v1', spec, svgSources: {}, partials: {}, files: [], lineOf: parsed.doc.lineOf };
-  };
+  const template = (lines: string[]) => templateFrom(lines, { dir: '/t' });
   const failure = (t: LoadedTemplate, params: Record<string, string> = {}) => {
     try {
       resolveMovie(t, params);
