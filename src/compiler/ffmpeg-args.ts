@@ -3,7 +3,7 @@ import { expandHex } from './colors';
 import { ease, easeExpr, num, progressExpr } from './easing';
 import { keyframedGain } from './audio-envelopes';
 import { keyframesExpr, sendcmdFilter, valueAt } from './keyframes';
-import { type BlendMode, blendModeName, colorFilters, evenUp, hasStaticLook, type PlannedLook, rotatedSize, yuvOf } from './layer-look';
+import { type BlendMode, colorFilters, evenUp, hasStaticLook, type PlannedLook, rotatedSize, yuvOf } from './layer-look';
 import { DEFAULTS, type OutputProfile } from './output-profiles';
 import { isStillFormat } from '../formats/output-formats';
 import type { PlannedAudio, PlannedLayer, PlannedScene, RenderPlan } from './render-plan';
@@ -563,7 +563,7 @@ class GraphBuilder {
     this.chain(`[${l1}]${toRgb}[${lRgb}]`);
     this.chain(`[${l2}]alphaextract[${alpha}]`);
     // shortest: once the layer ends, blend would repeat its last frame over the base.
-    this.chain(`[${bRgb}][${lRgb}]blend=all_mode=${blendModeName(mode)}:shortest=1,${TO_YUV},format=yuva420p[${mixed}]`);
+    this.chain(`[${bRgb}][${lRgb}]blend=all_mode=${mode}:shortest=1,${TO_YUV},format=yuva420p[${mixed}]`);
     this.chain(`[${mixed}][${alpha}]alphamerge[${out}]`);
     return this.overlay(b2, out, '0', '0');
   }

@@ -36,11 +36,6 @@ export function unorderedKeyframe(track: readonly Keyframe[]): number {
   return -1;
 }
 
-/** The seconds (from the layer's start) over which a track changes; outside, it holds. */
-export function trackSpan(track: readonly Keyframe[]): { from: number; to: number } {
-  return { from: track[0].at, to: track[track.length - 1].at };
-}
-
 /**
  * Commands for filters that take no time expression (lut's alpha, gblur's sigma) or whose value
  * is computed here (keyframed positions): one `sendcmd` filter that sets, on each frame of

@@ -1,8 +1,10 @@
+import type { BLEND_MODES } from '../templates/movie.schema';
 import { rgbaOf } from './colors';
 import type { KeyframeTracks } from './keyframes';
 import { num } from './easing';
 
-export type BlendMode = 'normal' | 'multiply' | 'screen' | 'overlay' | 'darken' | 'lighten' | 'difference' | 'exclusion' | 'hardlight' | 'softlight' | 'addition';
+/** The schema's blend modes: ffmpeg's blend filter takes the same names. */
+export type BlendMode = (typeof BLEND_MODES)[number];
 
 /** A layer's looks after planning: all numbers final, the mask prepared as a grey PNG of the layer's content size. */
 export interface PlannedLook {
@@ -62,9 +64,4 @@ export function colorFilters(filters: NonNullable<PlannedLook['filters']>): stri
 export function hasStaticLook(look: PlannedLook | undefined): boolean {
   if (!look) return false;
   return Boolean(look.maskPath || (look.filters && colorFilters(look.filters).length) || look.blur || look.shadow || look.rotation);
-}
-
-/** ffmpeg's blend mode name for ours. */
-export function blendModeName(mode: BlendMode): string {
-  return mode === 'hardlight' ? 'hardlight' : mode === 'softlight' ? 'softlight' : mode;
 }
