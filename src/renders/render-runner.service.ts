@@ -158,9 +158,13 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
    * A stored output whose record still says it renders (nobody followed its run to the end:
    * the API that started it stopped): recorded as done, so progress, retention and DELETE see it.
    */
-  private async recordStored(key: string, bytes: number): Promise<boolean> {
+  private async recordStored(key: string, bytes: number, totalFrames: number): Promise<boolean> {
+    // framesDone too: a progress poll that finds the output stored may record it before the follower does.
     const done = await this.renders
-      .findOneAndUpdate({ _id: key, status: { $in: [...ACTIVE, 'failed'] } }, { $set: { status: 'done', bytes, updatedAt: now(), lastAccessAt: now() }, $unset: { error: 1 } })
+      .findOneAndUpdate(
+        { _id: key, status: { $in: [...ACTIVE, 'failed'] } },
+        { $set: { status: 'done', bytes, framesDone: totalFrames, updatedAt: now(), lastAccessAt: now() }, $unset: { error: 1 } },
+      )
       .catch(() => null);
     if (done) await this.events.emit({ type: 'render-ended', key, format: done.format, project: done.project, movie: done.movie, run: done.run, status: 'done', bytes });
     return !!done;
@@ -170,7 +174,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
   async liveProgress(doc: RenderDoc): Promise<{ framesDone: number; status: RenderStatus; bytes: number }> {
     if (ACTIVE.includes(doc.status) || doc.status === 'failed') {
       const stat = await this.storage.stat(doc._id, doc.format).catch(() => undefined);
-      if (stat && (await this.recordStored(doc._id, stat.size))) return { framesDone: doc.totalFrames, status: 'done', bytes: stat.size };
+      if (stat && (await this.recordStored(doc._id, stat.size, doc.totalFrames))) return { framesDone: doc.totalFrames, status: 'done', bytes: stat.size };
     }
     if (!doc.watch || !ACTIVE.includes(doc.status)) return { framesDone: doc.framesDone, status: doc.status, bytes: doc.bytes };
     const fields = await this.live.progress(doc.watch.progressKey).catch(() => ({}) as Record<string, number>);

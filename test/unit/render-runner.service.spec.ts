@@ -333,6 +333,18 @@ describe('RenderRunner', () => {
     expect(w.said.find((e) => e.type === 'render-ended')).toEqual({ type: 'render-ended', key: 'rk1', format: 'mp4', project: 'acme', movie: 'intro', run, status: 'done', bytes: 4321 });
   });
 
+  it('a progress poll that finds the output stored before the follower records it says done with every frame, and so does the record', async () => {
+    const w = await newRunner();
+    void w.runner.deliver(located(), true).catch(() => undefined);
+    await until('the claim', async () => !!(await w.renders.findOne({ _id: 'rk1' }))?.run);
+    w.stored.set('rk1.mp4', 'stored bytes'); // the node stored it; its end entry is not read yet
+    const doc = (await w.renders.findOne({ _id: 'rk1' }))!;
+    expect(doc).toMatchObject({ status: 'queued', framesDone: 0 });
+    expect(await w.runner.liveProgress(doc)).toEqual({ status: 'done', framesDone: 90, bytes: 12 });
+    expect(await w.renders.findOne({ _id: 'rk1' })).toMatchObject({ status: 'done', framesDone: 90, bytes: 12 });
+    expect(w.said.filter((e) => e.type === 'render-ended')).toHaveLength(1);
+  });
+
   it('a non-progressive deliver waits for the end and sends the stored output', async () => {
     const w = await newRunner();
     const delivering = w.runner.deliver(located(), false);
