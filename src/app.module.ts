@@ -5,6 +5,9 @@ import { QueueModule } from './jobs/queue.module';
 import * as path from 'node:path';
 import { MONTAGE_CONFIG, type MontageConfig } from './config/config';
 import { DeliveryController } from './delivery/delivery.controller';
+import { PlayController } from './play/play.controller';
+import { PlayService } from './play/play.service';
+import { PlayerAssetsRepository } from './repositories/player-assets.repository';
 import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { MetricsService } from './metrics/metrics.service';
@@ -73,8 +76,8 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, UploadTargetModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
-      // DeliveryController last: its `/:file` short form must not shadow the other routes.
-      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, DeliveryController],
+      // DeliveryController last: its `/:file` short form must not shadow the other routes; PlayController before it (`/v2/play/<token>.m3u8`).
+      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, PlayController, DeliveryController],
       providers: [
         documentStoreProvider,
         projectsRepositoryProvider,
@@ -92,6 +95,8 @@ export class AppModule {
         StoreSweeper,
         TemplateProjectsInitializer,
         MetricsService,
+        PlayService,
+        PlayerAssetsRepository,
       ],
     };
   }

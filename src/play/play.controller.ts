@@ -1,0 +1,92 @@
+import { Controller, Get, Head, Next, Param, Query, Req, Res } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
+import { notFound } from '../common/errors';
+import { PlayerAssetsRepository } from '../repositories/player-assets.repository';
+import { type PlayBytes, PlayService } from './play.service';
+
+const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
+const SEGMENT_TYPE = 'video/mp4';
+/** Segments are content-addressed (their URL names their key): cached for ever. Playlists follow the template: briefly. */
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+const PLAYLIST_CACHE = 'public, max-age=10';
+
+/**
+ * Play mode: `/v2/play/<token>.m3u8` is an HLS presentation whose segments render on demand
+ * (`/v2/play/<token>/init.mp4`, `/v2/play/<token>/seg-<i>.m4s`), and `/v2/play/hls.min.js` the
+ * player. Other `/v2/play/<token>.<ext>` go on to the delivery routes (the same as `/v2/get`).
+ * Declared before DeliveryController, HEAD first (Express would otherwise run GET for HEAD).
+ */
+@Controller('v2/play')
+export class PlayController {
+  constructor(
+    private readonly play: PlayService,
+    private readonly assets: PlayerAssetsRepository,
+  ) {}
+
+  @Head(':file')
+  headFile(@Param('file') file: string, @Res() res: Response, @Next() next: NextFunction) {
+    return this.file(file, res, next, true);
+  }
+
+  @Get(':file')
+  getFile(@Param('file') file: string, @Res() res: Response, @Next() next: NextFunction) {
+    return this.file(file, res, next, false);
+  }
+
+  @Head(':token/:part')
+  async headPart(@Param('token') token: string, @Param('part') part: string, @Res() res: Response) {
+    const index = segmentIndex(part);
+    const stored = index === 'init' ? true : await this.play.segmentStored(token, index);
+    res.setHeader('Content-Type', SEGMENT_TYPE);
+    res.setHeader('Cache-Control', 'no-cache');
+    res.setHeader('X-Montage-Status', stored ? 'done' : 'pending');
+    res.status(200).end();
+  }
+
+  @Get(':token/:part')
+  async getPart(@Param('token') token: string, @Param('part') part: string, @Query('k') k: unknown, @Req() req: Request, @Res() res: Response) {
+    const index = segmentIndex(part);
+    const aborted = new AbortController();
+    req.on('close', () => aborted.abort()); // the viewer left: stop waiting (the render goes on for the next one)
+    const bytes = index === 'init' ? await this.play.init(token, k, aborted.signal) : await this.play.segment(token, index, k, aborted.signal);
+    send(res, bytes);
+  }
+
+  private async file(file: string, res: Response, next: NextFunction, head: boolean): Promise<void> {
+    if (file === 'hls.min.js') {
+      const js = await this.assets.hlsJsBundle();
+      res.setHeader('Content-Type', 'text/javascript; charset=utf-8');
+      res.setHeader('Content-Length', String(js.length));
+      res.setHeader('Cache-Control', 'public, max-age=86400');
+      res.status(200);
+      if (head) res.end();
+      else res.end(js);
+      return;
+    }
+    if (!file.endsWith('.m3u8')) return next();
+    const playlist = await this.play.playlist(file.slice(0, -'.m3u8'.length));
+    res.setHeader('Content-Type', PLAYLIST_TYPE);
+    res.setHeader('Content-Length', String(Buffer.byteLength(playlist)));
+    res.setHeader('Cache-Control', PLAYLIST_CACHE);
+    res.status(200);
+    if (head) res.end();
+    else res.end(playlist);
+  }
+}
+
+function send(res: Response, bytes: PlayBytes): void {
+  res.setHeader('Content-Type', SEGMENT_TYPE);
+  res.setHeader('Content-Length', String(bytes.body.length));
+  // Only a URL naming the current content may be cached for ever (an old playlist's URL gets today's bytes).
+  res.setHeader('Cache-Control', bytes.current ? IMMUTABLE : 'no-cache');
+  res.setHeader('X-Montage-Status', 'done');
+  res.status(200).end(bytes.body);
+}
+
+/** `init.mp4` or `seg-<i>.m4s`; anything else is not part of a presentation. */
+function segmentIndex(part: string): number | 'init' {
+  if (part === 'init.mp4') return 'init';
+  const m = /^seg-(\d{1,6})\.m4s$/.exec(part);
+  if (!m) throw notFound('not found: a play presentation has init.mp4 and seg-<index>.m4s', [{ field: 'segment', message: 'expected init.mp4 or seg-<index>.m4s' }]);
+  return Number(m[1]);
+}

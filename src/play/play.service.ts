@@ -1,0 +1,168 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { MontageError, badInput, notFound, renderFailed, unavailable } from '../common/errors';
+import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { EngineName } from '../engines/engine';
+import { JobName, queueName, type RenderSegmentPayload } from '../jobs/job.types';
+import { JOB_QUEUE } from '../jobs/queue.module';
+import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
+import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
+import { segmentProfileOf } from '../renders/render-jobs';
+import type { LocatedOutput } from '../renders/render.types';
+import { planReusedSegments, type ReusableSegment } from '../renders/segment-reuse';
+import { progressKey, segmentChannel } from '../streaming/live-entries';
+import { TokensService } from '../tokens/tokens.service';
+import { initSegmentOf, mediaSegmentOf } from './media-segment';
+import { mediaPlaylist } from './playlist';
+
+/** The longest play segment: a seek waits for at most one segment this long to render. */
+export const PLAY_SEGMENT_SEC = 2;
+/** How long a request waits for its segment to render before it answers 503 (a player retries). */
+const SEGMENT_WAIT_MS = 120_000;
+/** Play segments are mp4 segments: fragmented MP4, H.264, video only, as distributed renders cut them. */
+const FORMAT = 'mp4';
+
+/** A token's movie cut into play segments. */
+interface Presentation {
+  located: LocatedOutput;
+  fps: number;
+  segments: ReusableSegment[];
+}
+
+/** What a segment request gets: the bytes, and whether the URL named the segment's current content (cacheable for ever). */
+export interface PlayBytes {
+  body: Buffer;
+  current: boolean;
+}
+
+/**
+ * Play mode: a token's movie as HLS whose segments render on demand. Each segment is a
+ * content-addressed stored segment (the same ones distributed renders store and reuse):
+ * stored → served; not stored → one `RenderSegment` job, high priority, its id derived from
+ * the key (concurrent viewers add it once; the node's lease guards against a distributed
+ * render drawing it at the same time), waited for until stored.
+ */
+@Injectable()
+export class PlayService {
+  private storageId?: Promise<string | undefined>;
+
+  constructor(
+    private readonly tokens: TokensService,
+    @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
+    @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
+  ) {}
+
+  /** The media playlist. Segment URIs carry a short form of their key: a new template version makes new URLs. */
+  async playlist(token: string): Promise<string> {
+    const p = await this.presentation(token);
+    return mediaPlaylist(
+      p.segments.map((s, i) => ({ frames: s.range.to - s.range.from, uri: `${token}/seg-${i}.m4s?k=${short(s.key)}` })),
+      p.fps,
+      `${token}/init.mp4?k=${short(p.segments[0].key)}`,
+    );
+  }
+
+  /** ftyp + moov of any stored segment of the movie; the first (shortest) segment is rendered for it when none is. */
+  async init(token: string, k: unknown, signal: AbortSignal): Promise<PlayBytes> {
+    const p = await this.presentation(token);
+    const stored = await Promise.all(p.segments.map((s) => this.stat(s.key)));
+    const at = stored.findIndex(Boolean);
+    const bytes = at >= 0 ? await this.read(p.segments[at].key).catch(() => undefined) : undefined;
+    const body = initSegmentOf(bytes ?? (await this.renderedSegment(p, 0, signal)));
+    return { body, current: k === short(p.segments[0].key) };
+  }
+
+  async segment(token: string, index: number, k: unknown, signal: AbortSignal): Promise<PlayBytes> {
+    const p = await this.presentation(token);
+    if (index >= p.segments.length) throw notFound(`this movie has ${p.segments.length} segments (seg-0 to seg-${p.segments.length - 1})`, [{ field: 'segment', message: 'no such segment' }]);
+    const seg = p.segments[index];
+    const bytes = (await this.stat(seg.key)) ? await this.read(seg.key).catch(() => undefined) : undefined;
+    const file = bytes ?? (await this.renderedSegment(p, index, signal));
+    return { body: mediaSegmentOf(file, seg.range.from, p.fps), current: k === short(seg.key) };
+  }
+
+  /** Whether a segment is stored (HEAD: nothing renders). */
+  async segmentStored(token: string, index: number): Promise<boolean> {
+    const p = await this.presentation(token);
+    if (index >= p.segments.length) throw notFound(`this movie has ${p.segments.length} segments`, [{ field: 'segment', message: 'no such segment' }]);
+    return !!(await this.stat(p.segments[index].key));
+  }
+
+  private async presentation(token: string): Promise<Presentation> {
+    const located = await this.tokens.locate(token, FORMAT, {});
+    const { resolved } = located;
+    if (!resolved || (located.engine ?? EngineName.FfmpegComposite) !== EngineName.FfmpegComposite) {
+      throw badInput('play mode plays movies the compositor renders; this one renders with Blender: use /v2/get/<token>.mp4', [{ field: 'token', message: 'not a compositor movie' }]);
+    }
+    const segments = planReusedSegments(resolved, {
+      project: located.token.project,
+      movie: located.movie,
+      templateVersion: located.templateVersion,
+      format: FORMAT,
+      parallel: 1,
+      segmentsPerLane: 1,
+      watched: true, // a short first segment: playing from the start begins at once
+      maxFrames: Math.round(PLAY_SEGMENT_SEC * resolved.fps),
+    });
+    return { located, fps: resolved.fps, segments };
+  }
+
+  /** Renders segment `index` on a render node (or joins the job already rendering it) and reads it once stored. */
+  private async renderedSegment(p: Presentation, index: number, signal: AbortSignal): Promise<Buffer> {
+    const { located } = p;
+    const seg = p.segments[index];
+    const queue = queueName(located.token.routingkey, EngineName.FfmpegComposite);
+    let jobId = `play-${seg.key}`;
+    // A failed job keeps its id for a day: a later request tries again under a new one.
+    const before = await this.queue.jobState(queue, jobId);
+    if (before?.state === 'failed') jobId = `${jobId}-${Date.now().toString(36)}`;
+    const payload: RenderSegmentPayload = {
+      engine: EngineName.FfmpegComposite,
+      routingKey: located.token.routingkey,
+      renderKey: seg.key,
+      run: 'play',
+      project: located.token.project,
+      movie: located.movie,
+      params: located.token.params,
+      templateVersion: located.templateVersion,
+      storageId: await this.storageIdentity(),
+      profile: segmentProfileOf(FORMAT),
+      channel: segmentChannel(seg.key, 'play', index),
+      progressKey: progressKey(seg.key, 'play'),
+      range: seg.range,
+      index,
+      segmentKey: seg.key,
+    };
+    // Priority 1: ahead of every distributed render's segments (a viewer is waiting for this one).
+    await this.queue.enqueue(queue, JobName.RenderSegment, payload, jobId, { priority: 1 });
+    const waited = AbortSignal.any([signal, AbortSignal.timeout(SEGMENT_WAIT_MS)]);
+    try {
+      await this.queue.waitFor(queue, jobId, { signal: waited, outageTimeoutMs: this.config.queueOutageTimeoutMs, pollMs: 1000 });
+    } catch (err) {
+      if (err instanceof MontageError) throw err;
+      if (waited.aborted && !signal.aborted) throw unavailable(`segment ${index} is still rendering after ${SEGMENT_WAIT_MS / 1000} s; request it again`, 2);
+      throw renderFailed(`segment ${index} failed to render: ${(err as Error).message}`);
+    }
+    const bytes = await this.read(seg.key).catch(() => undefined);
+    if (!bytes) throw renderFailed(`segment ${index} was rendered but is not in storage`);
+    return bytes;
+  }
+
+  private storageIdentity(): Promise<string | undefined> {
+    this.storageId ??= this.storage.identity().catch(() => undefined);
+    return this.storageId;
+  }
+
+  private stat(key: string) {
+    return this.storage.stat(key, FORMAT).catch(() => undefined);
+  }
+
+  private async read(key: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const part of await this.storage.read(key, FORMAT)) parts.push(part as Buffer);
+    return Buffer.concat(parts);
+  }
+}
+
+/** Enough of a segment key to tell versions apart in a URL. */
+const short = (key: string) => key.slice(2, 14);
