@@ -1,0 +1,154 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { Queue } from 'bullmq';
+import type { Browser } from 'playwright-core';
+import request from 'supertest';
+import { queueName, type RenderSegmentPayload } from '../../src/jobs/job.types';
+import { type ApiApp, startApi } from '../helpers/api-app';
+import { chromiumPath, launchChromium, pixelAt } from '../helpers/browser';
+import { near } from '../helpers/media';
+import { FIXTURE_TEMPLATES } from '../helpers/render-context';
+import { until } from '../helpers/wait';
+
+// Play mode against the API, a render-node process and real Redis: the `chapters` fixture is
+// five 2 s scenes of flat colours, so a decoded frame says which part of the movie it is.
+const execFileP = promisify(execFile);
+const NODE = path.join(__dirname, '..', '..', 'dist', 'render-nodes', 'main.js');
+const PLAY_PAGE = path.join(__dirname, '..', '..', 'examples', 'play.html');
+const MAGENTA: [number, number, number] = [0xd0, 0x20, 0xd0];
+const YELLOW: [number, number, number] = [0xd0, 0xd0, 0x20];
+const RED: [number, number, number] = [0xd0, 0x20, 0x20];
+const CHROMIUM = chromiumPath();
+if (!CHROMIUM) console.warn('skipped: the play mode browser test needs Chromium (apt-get install chromium, or set CHROMIUM_PATH)');
+
+let api: ApiApp;
+let node: ChildProcess;
+let queue: Queue;
+
+const newToken = async (movie = 'chapters') => (await request(api.url).post('/v2/render/t').set('X-Api-Key', api.key).send({ movie }).expect(200)).body.token as string;
+
+/** The ranges of the play-mode segment jobs the node was given (any state), sorted. */
+async function playJobs(): Promise<Array<{ from: number; to: number }>> {
+  const jobs = await queue.getJobs(['completed', 'active', 'waiting', 'prioritized', 'delayed', 'failed']);
+  return jobs
+    .filter((j) => j.name === 'render-segment' && (j.data as RenderSegmentPayload).run === 'play')
+    .map((j) => (j.data as RenderSegmentPayload).range)
+    .sort((a, b) => a.from - b.from);
+}
+
+/** Segment URIs and durations of a media playlist. */
+function parsePlaylist(text: string): Array<{ uri: string; seconds: number }> {
+  const lines = text.split('\n');
+  return lines.flatMap((l, i) => (l.startsWith('#EXTINF:') ? [{ seconds: Number(l.slice(8, -1)), uri: lines[i + 1] }] : []));
+}
+
+beforeAll(async () => {
+  api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0' } });
+  const redis = path.join(api.dataDir, 'redis', 'redis.sock');
+  node = spawn('node', [NODE], {
+    env: { ...process.env, REDIS_URL: `unix://${redis}`, MONTAGE_TEMPLATES_DIR: FIXTURE_TEMPLATES, MONTAGE_DATA_DIR: api.dataDir },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await until('a render node', async () => ((await request(api.url).get('/v2/nodes')).body.nodes.length === 1 ? true : undefined));
+  queue = new Queue(queueName('default'), { connection: { path: redis } });
+});
+afterAll(async () => {
+  await queue?.close();
+  node?.kill('SIGKILL');
+  await api?.close();
+});
+
+it('the playlist is complete before anything renders; bad tokens and segments are 404 JSON; HEAD renders nothing', async () => {
+  const token = await newToken();
+  const res = await request(api.url).get(`/v2/play/${token}.m3u8`).expect(200);
+  expect(res.headers['content-type']).toMatch(/^application\/vnd\.apple\.mpegurl/);
+  expect(res.headers['cache-control']).toBe('public, max-age=10');
+  const text = res.text;
+  expect(text).toMatch(/^#EXTM3U\n#EXT-X-VERSION:7\n/);
+  expect(text).toContain('#EXT-X-PLAYLIST-TYPE:VOD');
+  expect(text.trimEnd().endsWith('#EXT-X-ENDLIST')).toBe(true);
+  expect(text).toMatch(new RegExp(`#EXT-X-MAP:URI="${token}/init\\.mp4\\?k=[0-9a-f]{12}"`));
+  const segments = parsePlaylist(text);
+  expect(segments.map((s) => s.uri.replace(/\?k=.*/, ''))).toEqual(segments.map((_, i) => `${token}/seg-${i}.m4s`));
+  expect(segments.reduce((sum, s) => sum + s.seconds, 0)).toBeCloseTo(10, 5);
+  expect(Math.max(...segments.map((s) => s.seconds))).toBeLessThanOrEqual(2);
+  expect((await request(api.url).head(`/v2/play/${token}.m3u8`).expect(200)).headers['content-length']).toBe(String(Buffer.byteLength(text)));
+
+  const head = await request(api.url).head(`/v2/play/${token}/seg-3.m4s`).expect(200);
+  expect(head.headers['x-montage-status']).toBe('pending');
+  for (const [url, status] of [
+    ['/v2/play/nosuchtoken.m3u8', 404],
+    [`/v2/play/${token}/seg-${segments.length}.m4s`, 404],
+    [`/v2/play/${token}/seg-x.m4s`, 404],
+    [`/v2/play/${token}/seg-99999999.m4s`, 404],
+    [`/v2/play/${token}/..%2Fetc.m4s`, 404],
+    ['/v2/play/nosuchtoken/seg-0.m4s', 404],
+  ] as const) {
+    const bad = await request(api.url).get(url);
+    expect(bad.status).toBe(status);
+    expect(bad.body).toMatchObject({ statusCode: status, message: expect.any(String) });
+  }
+  expect(await playJobs()).toEqual([]);
+  const js = await request(api.url).get('/v2/play/hls.min.js').expect(200);
+  expect(js.headers['content-type']).toMatch(/javascript/);
+  expect(js.text.length).toBeGreaterThan(100_000);
+});
+
+(CHROMIUM ? it : it.skip)(
+  'Chromium with hls.js starting at 80 % plays from there, with nothing of the first six seconds rendered but the init segment',
+  async () => {
+    const token = await newToken();
+    const browser: Browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      // The example page as if the API served it: same origin, so the canvas can be read (a file:// page's cannot).
+      await page.route(`${api.url}/play.html**`, (route) => route.fulfill({ contentType: 'text/html', body: fs.readFileSync(PLAY_PAGE) }));
+      const src = `${api.url}/v2/play/${token}.m3u8`;
+      await page.goto(`${api.url}/play.html?src=${encodeURIComponent(src)}&t=8`);
+      // Played on from the seek point (not merely seeked there).
+      await page.waitForFunction('(() => { const v = document.querySelector("video"); return v.currentTime > 8.5 && !v.paused; })()', undefined, { timeout: 60_000 });
+      expect(near(await pixelAt(page, 160, 90), MAGENTA)).toBe(true);
+      // Back to 7 s: the fourth scene's colour (a segment rendered now, on demand).
+      expect(near(await pixelAt(page, 160, 90, { atTime: 7 }), YELLOW)).toBe(true);
+    } finally {
+      await browser.close();
+    }
+    // Rendered: the 3-frame first segment (its moov is the init segment) and what the player fetched from 6 s on.
+    const jobs = await playJobs();
+    expect(jobs[0]).toEqual({ from: 0, to: 3 });
+    expect(jobs.slice(1).every((r) => r.from >= 180)).toBe(true);
+    expect(jobs.some((r) => r.from <= 240 && r.to > 240)).toBe(true);
+  },
+  120_000,
+);
+
+it('ffmpeg reads the whole presentation: every frame once, in order, with the movie’s colours; a second token renders nothing again', async () => {
+  const token = await newToken();
+  const src = `${api.url}/v2/play/${token}.m3u8`;
+  const frames = async (url: string) => {
+    const { stdout } = await execFileP('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', url], { maxBuffer: 8 * 1024 * 1024 });
+    return stdout.split('\n').filter(Boolean).map((l) => parseFloat(l));
+  };
+  const times = await frames(src);
+  expect(times).toHaveLength(300);
+  times.forEach((t, i) => expect(t).toBeCloseTo(times[0] + i / 30, 3));
+  // Frame 15 (0.5 s) and frame 285 (9.5 s), decoded from the playlist.
+  const colour = async (second: number) => {
+    const { stdout } = await execFileP('ffmpeg', ['-v', 'error', '-i', src, '-ss', String(second), '-frames:v', '1', '-vf', 'crop=2:2:160:90', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { encoding: 'buffer' });
+    return [...stdout.subarray(0, 3)] as [number, number, number];
+  };
+  expect(near(await colour(0.5), RED)).toBe(true);
+  expect(near(await colour(9.5), MAGENTA)).toBe(true);
+
+  const rendered = (await playJobs()).length;
+  const again = await newToken();
+  expect(await frames(`${api.url}/v2/play/${again}.m3u8`)).toHaveLength(300);
+  expect((await playJobs()).length).toBe(rendered);
+  // Stored segments are content-addressed: cacheable for ever under the playlist's URL.
+  const first = parsePlaylist((await request(api.url).get(`/v2/play/${again}.m3u8`)).text)[1].uri;
+  const seg = await request(api.url).get(`/v2/play/${first}`).buffer(true).expect(200);
+  expect(seg.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+  expect((await request(api.url).head(`/v2/play/${first.replace(/\?.*/, '')}`)).headers['x-montage-status']).toBe('done');
+}, 120_000);
