@@ -27,7 +27,8 @@ let api: ApiApp;
 let node: ChildProcess;
 let queue: Queue;
 
-const newToken = async (movie = 'chapters') => (await request(api.url).post('/v2/render/t').set('X-Api-Key', api.key).send({ movie }).expect(200)).body.token as string;
+const newToken = async (movie = 'chapters', params: Record<string, unknown> = {}) =>
+  (await request(api.url).post('/v2/render/t').set('X-Api-Key', api.key).send({ movie, params }).expect(200)).body.token as string;
 
 /** The ranges of the play-mode segment jobs the node was given (any state), sorted. */
 async function playJobs(): Promise<Array<{ from: number; to: number }>> {
@@ -152,3 +153,15 @@ it('ffmpeg reads the whole presentation: every frame once, in order, with the mo
   expect(seg.headers['cache-control']).toBe('public, max-age=31536000, immutable');
   expect((await request(api.url).head(`/v2/play/${first.replace(/\?.*/, '')}`)).headers['x-montage-status']).toBe('done');
 }, 120_000);
+
+it('a segment that fails to render is a 500 JSON with the render\'s reason, not a hang; the next request tries again', async () => {
+  const token = await newToken('svg-refused', { size: 0 });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const res = await request(api.url).get(`/v2/play/${token}/seg-1.m4s`);
+    expect(res.status).toBe(500);
+    expect(res.body).toMatchObject({ statusCode: 500, message: expect.stringMatching(/segment 1 failed to render: .*badge\.svg\.hbs/) });
+  }
+  const init = await request(api.url).get(`/v2/play/${token}/init.mp4`);
+  expect(init.status).toBe(500);
+  expect(init.body.message).toMatch(/segment 0 failed to render/);
+}, 60_000);
