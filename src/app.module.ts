@@ -7,7 +7,7 @@ import { MONTAGE_CONFIG, type MontageConfig } from './config/config';
 import { DeliveryController } from './delivery/delivery.controller';
 import { PlayController } from './play/play.controller';
 import { PlayService } from './play/play.service';
-import { PlayerAssetsRepository } from './repositories/player-assets.repository';
+import { PlayFilesRepository } from './repositories/play-files.repository';
 import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { MetricsService } from './metrics/metrics.service';
@@ -96,7 +96,7 @@ export class AppModule {
         TemplateProjectsInitializer,
         MetricsService,
         PlayService,
-        PlayerAssetsRepository,
+        PlayFilesRepository,
       ],
     };
   }

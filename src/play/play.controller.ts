@@ -1,7 +1,7 @@
 import { Controller, Get, Head, Next, Param, Query, Req, Res } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { notFound } from '../common/errors';
-import { PlayerAssetsRepository } from '../repositories/player-assets.repository';
+import { PlayFilesRepository } from '../repositories/play-files.repository';
 import { type PlayBytes, PlayService } from './play.service';
 
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
@@ -20,7 +20,7 @@ const PLAYLIST_CACHE = 'public, max-age=10';
 export class PlayController {
   constructor(
     private readonly play: PlayService,
-    private readonly assets: PlayerAssetsRepository,
+    private readonly assets: PlayFilesRepository,
   ) {}
 
   @Head(':file')

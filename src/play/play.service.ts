@@ -6,7 +6,9 @@ import { JobName, queueName, type RenderSegmentPayload } from '../jobs/job.types
 import { JOB_QUEUE } from '../jobs/queue.module';
 import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
 import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
+import { initSegmentKey } from '../renders/render-key';
 import { segmentProfileOf } from '../renders/render-jobs';
+import { PlayFilesRepository } from '../repositories/play-files.repository';
 import type { LocatedOutput } from '../renders/render.types';
 import { planReusedSegments, type ReusableSegment } from '../renders/segment-reuse';
 import { progressKey, segmentChannel } from '../streaming/live-entries';
@@ -26,6 +28,8 @@ interface Presentation {
   located: LocatedOutput;
   fps: number;
   segments: ReusableSegment[];
+  /** The init segment's content address: shared by every movie of this canvas. */
+  initKey: string;
 }
 
 /** What a segment request gets: the bytes, and whether the URL named the segment's current content (cacheable for ever). */
@@ -50,6 +54,7 @@ export class PlayService {
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
     @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
+    private readonly files: PlayFilesRepository,
   ) {}
 
   /** The media playlist. Segment URIs carry a short form of their key: a new template version makes new URLs. */
@@ -58,18 +63,28 @@ export class PlayService {
     return mediaPlaylist(
       p.segments.map((s, i) => ({ frames: s.range.to - s.range.from, uri: `${token}/seg-${i}.m4s?k=${short(s.key)}` })),
       p.fps,
-      `${token}/init.mp4?k=${short(p.segments[0].key)}`,
+      `${token}/init.mp4?k=${short(p.initKey)}`,
     );
   }
 
-  /** ftyp + moov of any stored segment of the movie; the first (shortest) segment is rendered for it when none is. */
+  /**
+   * The init segment (ftyp + moov): stored once per canvas; else taken from any stored segment
+   * of this movie; else the first (shortest) segment is rendered for it. Then stored for the next movie.
+   */
   async init(token: string, k: unknown, signal: AbortSignal): Promise<PlayBytes> {
     const p = await this.presentation(token);
+    const current = k === short(p.initKey);
+    if (await this.stat(p.initKey)) {
+      const stored = await this.read(p.initKey).catch(() => undefined);
+      if (stored) return { body: stored, current };
+    }
     const stored = await Promise.all(p.segments.map((s) => this.stat(s.key)));
     const at = stored.findIndex(Boolean);
     const bytes = at >= 0 ? await this.read(p.segments[at].key).catch(() => undefined) : undefined;
     const body = initSegmentOf(bytes ?? (await this.renderedSegment(p, 0, signal)));
-    return { body, current: k === short(p.segments[0].key) };
+    // Not kept is only the next movie's loss.
+    await this.storage.storeOutput(p.initKey, FORMAT, (file) => this.files.writeBytes(file, body)).catch(() => undefined);
+    return { body, current };
   }
 
   async segment(token: string, index: number, k: unknown, signal: AbortSignal): Promise<PlayBytes> {
@@ -104,7 +119,8 @@ export class PlayService {
       watched: true, // a short first segment: playing from the start begins at once
       maxFrames: Math.round(PLAY_SEGMENT_SEC * resolved.fps),
     });
-    return { located, fps: resolved.fps, segments };
+    const initKey = initSegmentKey({ profile: segmentProfileOf(FORMAT), width: resolved.width, height: resolved.height, fps: resolved.fps });
+    return { located, fps: resolved.fps, segments, initKey };
   }
 
   /** Renders segment `index` on a render node (or joins the job already rendering it) and reads it once stored. */

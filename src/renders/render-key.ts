@@ -46,3 +46,12 @@ export function segmentKey(identity: SegmentIdentity): string {
 export function soundKey(identity: { project: string; movie: string; templateVersion: string; output: string; sound: unknown }): string {
   return `sd${createHash('sha256').update(canonicalJson({ format: SEGMENT_FORMAT, ...identity })).digest('hex').slice(0, 40)}`;
 }
+
+/**
+ * The content address of an HLS init segment (a segment's ftyp + moov). ffmpeg writes the moov
+ * of a fragmented MP4 before any frame (`empty_moov`): it holds the encoder's settings, the
+ * size and the rate, never the picture, so every movie of one canvas shares it.
+ */
+export function initSegmentKey(identity: { profile: unknown; width: number; height: number; fps: number }): string {
+  return `in${createHash('sha256').update(canonicalJson({ format: SEGMENT_FORMAT, ...identity })).digest('hex').slice(0, 40)}`;
+}

@@ -6,6 +6,7 @@ import { Queue } from 'bullmq';
 import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import { queueName, type RenderSegmentPayload } from '../../src/jobs/job.types';
+import { initSegmentOf } from '../../src/play/media-segment';
 import { type ApiApp, startApi } from '../helpers/api-app';
 import { chromiumPath, launchChromium, pixelAt } from '../helpers/browser';
 import { near } from '../helpers/media';
@@ -38,6 +39,12 @@ async function playJobs(): Promise<Array<{ from: number; to: number }>> {
     .map((j) => (j.data as RenderSegmentPayload).range)
     .sort((a, b) => a.from - b.from);
 }
+
+const binary = (res: NodeJS.ReadableStream, done: (err: Error | null, body: Buffer) => void) => {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => done(null, Buffer.concat(chunks)));
+};
 
 /** Segment URIs and durations of a media playlist. */
 function parsePlaylist(text: string): Array<{ uri: string; seconds: number }> {
@@ -152,6 +159,11 @@ it('ffmpeg reads the whole presentation: every frame once, in order, with the mo
   const seg = await request(api.url).get(`/v2/play/${first}`).buffer(true).expect(200);
   expect(seg.headers['cache-control']).toBe('public, max-age=31536000, immutable');
   expect((await request(api.url).head(`/v2/play/${first.replace(/\?.*/, '')}`)).headers['x-montage-status']).toBe('done');
+  // One init segment serves every segment: each stored segment's ftyp + moov is the same bytes (ffmpeg writes the moov before any frame).
+  const init = (await request(api.url).get(`/v2/play/${again}/init.mp4`).buffer(true).parse(binary).expect(200)).body as Buffer;
+  const stored = (fs.readdirSync(path.join(api.dataDir, 'outputs'), { recursive: true }) as string[]).filter((f) => path.basename(f).startsWith('sg'));
+  expect(stored.length).toBe(rendered);
+  for (const f of stored) expect(initSegmentOf(fs.readFileSync(path.join(api.dataDir, 'outputs', f))).equals(init)).toBe(true);
 }, 120_000);
 
 it('a segment that fails to render is a 500 JSON with the render\'s reason, not a hang; the next request tries again', async () => {
