@@ -150,6 +150,11 @@ it('ffmpeg reads the whole presentation: every frame once, in order, with the mo
   expect(near(await colour(0.5), RED)).toBe(true);
   expect(near(await colour(9.5), MAGENTA)).toBe(true);
 
+  // As the README says: the presentation copied into one mp4, every frame there.
+  const copy = path.join(api.dataDir, 'play-copy.mp4');
+  await execFileP('ffmpeg', ['-v', 'error', '-i', src, '-c', 'copy', copy]);
+  expect(await frames(copy)).toHaveLength(300);
+
   const rendered = (await playJobs()).length;
   const again = await newToken();
   expect(await frames(`${api.url}/v2/play/${again}.m3u8`)).toHaveLength(300);
