@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { type FarmRow, getJson, request, withFarm } from './farm';
+import { type FarmRow, request, withFarm } from './farm';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
@@ -57,7 +57,9 @@ async function batch(work: string, templates: string, movie: string, reuse: bool
     const { uuid: id } = JSON.parse(created.body.toString('utf8')) as { uuid: string };
     let view: BatchView;
     for (;;) {
-      view = await getJson<BatchView>(`${api.url}/v2/batch/${id}?limit=${ITEMS}`);
+      const got = await request(`${api.url}/v2/batch/${id}?limit=${ITEMS}`, { headers: { 'X-Api-Key': farm.key }, keep: true });
+      if (got.status !== 200) throw new Error(`GET /v2/batch/${id} answered ${got.status}: ${got.body.toString('utf8').slice(0, 300)}`);
+      view = JSON.parse(got.body.toString('utf8')) as BatchView;
       if (view.status === 'completed') break;
       await new Promise((r) => setTimeout(r, 200));
     }
