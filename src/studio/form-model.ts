@@ -1,6 +1,9 @@
 import type { ScalarVariable, Variable } from '../templates/movie.schema';
 
-/** How the page draws one input; the browser only renders these, it never validates. */
+/**
+ * How the page draws one input. The browser only renders these and never validates: no
+ * maxlength or min/max attributes either, so what is typed reaches the API, whose 400 is the judge.
+ */
 export type FieldKind = 'text' | 'textarea' | 'number' | 'checkbox' | 'color' | 'url' | 'select' | 'list';
 
 export interface FormField {
@@ -14,8 +17,6 @@ export interface FormField {
   required: boolean;
   /** The template's default: the field starts with it, and an unchanged value is not sent. */
   default?: unknown;
-  /** HTML attributes that help typing (never relied on: the API's 400 is the judge). */
-  attrs: Record<string, string | number>;
   /** enum values */
   options?: Array<string | number>;
   /** The constraints in words, shown under the label. */
@@ -52,7 +53,6 @@ function fieldOf(name: string, v: Variable): FormField {
       kind: 'list',
       required: v.required,
       default: v.default,
-      attrs: {},
       hint: hint ? `${hint} items` : undefined,
       item,
       scalarItems,
@@ -68,35 +68,29 @@ function scalarField(name: string, v: ScalarVariable): FormField {
   const hints: string[] = [];
   if (v.required) hints.push('required');
   if (MEDIA.has(v.type)) {
-    return { ...base, kind: 'url', media: v.type as FormField['media'], attrs: { inputmode: 'url' }, hint: [...hints, `http(s) URL of ${v.type === 'image' ? 'an' : 'a'} ${v.type}`].join('; ') };
+    return { ...base, kind: 'url', media: v.type as FormField['media'], hint: [...hints, `http(s) URL of ${v.type === 'image' ? 'an' : 'a'} ${v.type}`].join('; ') };
   }
   switch (v.type) {
     case 'number': {
-      const attrs: Record<string, number | string> = { step: v.integer ? 1 : 'any' };
-      if (v.min !== undefined) attrs.min = v.min;
-      if (v.max !== undefined) attrs.max = v.max;
       if (v.integer) hints.push('whole number');
       if (v.min !== undefined && v.max !== undefined) hints.push(`${v.min} to ${v.max}`);
       else if (v.min !== undefined) hints.push(`≥ ${v.min}`);
       else if (v.max !== undefined) hints.push(`≤ ${v.max}`);
-      return { ...base, kind: 'number', attrs, hint: hints.join('; ') || undefined };
+      return { ...base, kind: 'number', hint: hints.join('; ') || undefined };
     }
     case 'boolean':
-      return { ...base, kind: 'checkbox', attrs: {}, hint: hints.join('; ') || undefined };
+      return { ...base, kind: 'checkbox', hint: hints.join('; ') || undefined };
     case 'color':
-      return { ...base, kind: 'color', attrs: { spellcheck: 'false' }, hint: [...hints, '#rrggbb or #rrggbbaa'].join('; ') };
+      return { ...base, kind: 'color', hint: [...hints, '#rrggbb or #rrggbbaa'].join('; ') };
     case 'enum':
-      return { ...base, kind: 'select', options: v.values ?? [], attrs: {}, hint: hints.join('; ') || undefined };
+      return { ...base, kind: 'select', options: v.values ?? [], hint: hints.join('; ') || undefined };
     default: {
-      const attrs: Record<string, number | string> = {};
-      if (v.maxLength !== undefined) attrs.maxlength = v.maxLength;
-      if (v.minLength !== undefined) attrs.minlength = v.minLength;
       if (v.minLength !== undefined && v.maxLength !== undefined) hints.push(`${v.minLength}–${v.maxLength} characters`);
       else if (v.maxLength !== undefined) hints.push(`up to ${v.maxLength} characters`);
       else if (v.minLength !== undefined) hints.push(`at least ${v.minLength} characters`);
       if (v.pattern !== undefined) hints.push(`matches ${v.pattern}`);
       const long = (typeof v.default === 'string' && v.default.includes('\n')) || (v.maxLength ?? Infinity) > TEXTAREA_FROM;
-      return { ...base, kind: long ? 'textarea' : 'text', attrs, hint: hints.join('; ') || undefined };
+      return { ...base, kind: long ? 'textarea' : 'text', hint: hints.join('; ') || undefined };
     }
   }
 }

@@ -40,8 +40,8 @@ describe('studio form model', () => {
   });
 
   it('carries labels, defaults and constraints as attributes and words', () => {
-    expect(byName.name).toMatchObject({ label: 'Name', description: 'Who', required: true, attrs: { maxlength: 40 }, hint: 'required; up to 40 characters' });
-    expect(byName.price).toMatchObject({ default: 3, attrs: { min: 0, max: 10, step: 1 }, hint: 'whole number; 0 to 10' });
+    expect(byName.name).toMatchObject({ label: 'Name', description: 'Who', required: true, hint: 'required; up to 40 characters' });
+    expect(byName.price).toMatchObject({ default: 3, hint: 'whole number; 0 to 10' });
     expect(byName.photo).toMatchObject({ media: 'image', default: 'assets/photo.jpg', hint: 'http(s) URL of an image' });
     expect(byName.currency.options).toEqual(['USD', 'EUR']);
     expect(byName.brand.label).toBe('brand'); // no label: the name
@@ -54,7 +54,7 @@ describe('studio form model', () => {
       ['caption', 'text', false],
     ]);
     expect(byName.tags).toMatchObject({ scalarItems: true });
-    expect(byName.tags.item).toEqual([expect.objectContaining({ name: 'value', kind: 'text', attrs: { maxlength: 10 } })]);
+    expect(byName.tags.item).toEqual([expect.objectContaining({ name: 'value', kind: 'text', hint: 'up to 10 characters' })]);
   });
 });
 

@@ -113,7 +113,7 @@ function scalarField(field, path, initial, errorSlots, onChange) {
       };
       break;
     case 'textarea':
-      input = el('textarea', { ...common, ...field.attrs, rows: 6 });
+      input = el('textarea', { ...common, rows: 6, spellcheck: 'false' });
       input.value = initial === undefined ? '' : String(initial);
       read = () => (input.value === '' && field.default === undefined ? undefined : input.value);
       break;
@@ -152,7 +152,7 @@ function scalarField(field, path, initial, errorSlots, onChange) {
       read = () => (input.value.trim() === '' ? undefined : input.value.trim());
       break;
     default:
-      input = el('input', { ...common, ...field.attrs, type: 'text' });
+      input = el('input', { ...common, type: 'text' });
       input.value = initial === undefined ? '' : String(initial);
       read = () => (input.value === '' && (field.default === undefined || field.required) ? undefined : input.value);
   }
