@@ -83,6 +83,17 @@ export class AssemblyJob {
     });
   }
 
+  private async readStored(key: string, ext: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    try {
+      for await (const part of await this.storage.read(key, ext)) parts.push(part as Buffer);
+    } catch (err) {
+      // Gone since the API planned with it (retention): this run cannot finish; the next request plans again.
+      throw renderFailed(`reused segment ${key} could not be read: ${(err as Error).message}`);
+    }
+    return Buffer.concat(parts);
+  }
+
   /** The joined video: each segment's pieces in order, from the start of its channel, as they come. */
   private async *joined(payload: AssembleRenderPayload, signal: AbortSignal): AsyncGenerator<Buffer> {
     const joiner: SegmentJoiner = formatSpec(payload.format).segment!.joiner === 'fmp4' ? new Fmp4Joiner(payload.fps) : new IvfJoiner(payload.fps, payload.totalFrames);
@@ -91,6 +102,11 @@ export class AssemblyJob {
       for (let i = 0; i < payload.ranges.length; i++) {
         const range = payload.ranges[i];
         const segment = payload.segments[i];
+        if (segment.stored) {
+          // Reused: another render drew these frames, and storage has them.
+          yield joiner.push(await this.readStored(segment.stored.key, segment.stored.ext), range.from);
+          continue;
+        }
         const sequence = new PieceSequence();
         let after = '0';
         let outageSince: number | undefined;

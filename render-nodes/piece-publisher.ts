@@ -55,6 +55,17 @@ export class PiecePublisher {
     }
     return { pieces: seq, bytes };
   }
+
+  /** A whole file's bytes (a stored segment), published as the pieces its writer published. */
+  async publishWhole(data: Buffer, kind: FragmentKind, channel: string, attempt: number, onPiece?: (piece: Buffer) => void): Promise<{ pieces: number; bytes: number }> {
+    const chunker = fragmentChunker(kind);
+    let seq = 0;
+    for (const piece of [...chunker.push(data), ...chunker.end()]) {
+      onPiece?.(piece);
+      await this.live.append(channel, { kind: 'data', attempt, seq: seq++, data: piece });
+    }
+    return { pieces: seq, bytes: data.length };
+  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -80,6 +80,12 @@ export interface ResolvedMovie {
   audio: ResolvedAudio[];
   /** What renders the picture; a Blender movie has no scenes but its scene and bindings. */
   engine?: 'ffmpeg-composite' | 'blender';
+  /**
+   * Which params shape what (sorted names): per scene (its own fields, and what made it: an
+   * `each` list or range), per layer id (its fields, its SVG, its captions source). What cuts
+   * a movie into reusable segments: frames whose layers read the same params render alike.
+   */
+  paramUse?: { scenes: string[][]; layers: Record<string, string[]> };
   blender?: ResolvedBlenderScene;
 }
 
@@ -103,15 +109,20 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
 
   // Constants last: no param can stand in for one (validateParams refuses their names anyway).
   const root: Record<string, unknown> = { ...params, ...spec.constants };
+  const reads = new ParamReads(params, spec.constants);
+  const sceneUse: string[][] = [];
+  const layerUse: Record<string, string[]> = {};
 
-  type Expanded = { sourceIndex: number; context: Record<string, unknown>; data: Record<string, unknown> };
+  type Expanded = { sourceIndex: number; context: Record<string, unknown>; data: Record<string, unknown>; madeBy: string[] };
   const expanded: Expanded[] = [];
   spec.scenes.forEach((scene, sourceIndex) => {
     if (!scene.each) {
-      expanded.push({ sourceIndex, context: { ...root }, data: {} });
+      expanded.push({ sourceIndex, context: reads.context(), data: {}, madeBy: [] });
       return;
     }
-    const list = typeof scene.each === 'string' ? params[scene.each] : eachRange(scene.each.range, hb, root, (message) => errors.push({ field: at(['scenes', sourceIndex, 'each', 'range']), message }));
+    reads.take();
+    const list = typeof scene.each === 'string' ? params[scene.each] : eachRange(scene.each.range, hb, reads.context(), (message) => errors.push({ field: at(['scenes', sourceIndex, 'each', 'range']), message }));
+    const madeBy = typeof scene.each === 'string' ? [scene.each] : reads.take();
     if (list === undefined) return;
     if (!Array.isArray(list)) {
       errors.push({ field: at(['scenes', sourceIndex, 'each']), message: `"each: ${scene.each}" needs a list variable` });
@@ -120,8 +131,9 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
     list.forEach((item: ParamValue, index) =>
       expanded.push({
         sourceIndex,
-        context: { ...root, item },
+        context: reads.context({ item }),
         data: { index, first: index === 0, last: index === list.length - 1, count: list.length },
+        madeBy,
       }),
     );
   });
@@ -129,10 +141,24 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
   const scenes: ResolvedScene[] = [];
   let previousEnd = 0;
   const declaredTotal = spec.duration !== undefined ? toFrames(spec.duration) : undefined;
-  expanded.forEach(({ sourceIndex, context, data }, index) => {
+  expanded.forEach(({ sourceIndex, context, data, madeBy }, index) => {
     const sourcePath = ['scenes', sourceIndex];
-    const rendered = applyHandlebars(spec.scenes[sourceIndex], hb, context, data, (p, message) =>
-      errors.push({ field: at([...sourcePath, ...p]), message }),
+    // What each string leaf read: a layer's own leaves are its use, the rest the scene's.
+    const ownUse = new Set(madeBy);
+    const leafUse = new Map<number, Set<string>>();
+    reads.take();
+    const rendered = applyHandlebars(
+      spec.scenes[sourceIndex],
+      hb,
+      context,
+      data,
+      (p, message) => errors.push({ field: at([...sourcePath, ...p]), message }),
+      [],
+      (p) => {
+        const names = reads.take();
+        const into = p[0] === 'layers' && typeof p[1] === 'number' ? (leafUse.get(p[1]) ?? leafUse.set(p[1], new Set()).get(p[1])!) : ownUse;
+        for (const n of names) into.add(n);
+      },
     );
     const checked = resolvedSceneSchema.safeParse(rendered);
     if (!checked.success) {
@@ -172,6 +198,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
         return;
       }
       const timed: TimedLayer = { id: `s${index}.l${li}`, startFrame: s, endFrame: e, spec: layer };
+      const use = new Set([...ownUse, ...(leafUse.get(li) ?? [])]);
       if (layer.type === 'image' || layer.type === 'video') {
         const ref = mediaRef(template, layer.src, options.localFiles);
         if (typeof ref === 'string') errors.push({ field: at([...layerPath, 'src']), message: ref });
@@ -183,7 +210,9 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
         else if (!template.svgSources[rel]) errors.push({ field: at([...layerPath, 'src']), message: `${rel} is not an .svg.hbs file of this template` });
         else {
           try {
+            reads.take();
             timed.svg = hb.markup(template.svgSources[rel])(context, data);
+            for (const n of reads.take()) use.add(n);
             // librsvg would only say "could not be read": name the file and the line instead.
             const broken = xmlProblem(timed.svg);
             if (broken) errors.push({ field: `${template.project}/${template.movie}/${rel}:${broken.line}`, message: `not well-formed XML (after applying params): ${broken.message}` });
@@ -244,6 +273,7 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
       }
       if (layer.type === 'captions') {
         const variable = spec.variables[layer.source];
+        use.add(layer.source);
         if (!variable || (variable.type !== 'string' && variable.type !== 'list')) {
           errors.push({ field: at([...layerPath, 'source']), message: `"${layer.source}" is not a string or list variable of this movie` });
         } else if (params[layer.source] !== undefined) {
@@ -269,7 +299,9 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
         }
       }
       layers.push(timed);
+      if (use.size) layerUse[timed.id] = [...use].sort();
     });
+    sceneUse.push([...ownUse].sort());
     scenes.push({
       index,
       name: scene.name ?? `scene ${index + 1}`,
@@ -337,7 +369,46 @@ export function resolveMovie(template: LoadedTemplate, params: Params, options: 
     audio,
     engine: spec.engine,
     ...(blender ? { blender } : {}),
+    paramUse: { scenes: sceneUse, layers: layerUse },
   };
+}
+
+/**
+ * Which params Handlebars reads: each param is a getter on the context it is given, so a
+ * read through any helper, `lookup`, `@root` or partial is seen. Constants are plain values
+ * (they are the template's, covered by its version).
+ */
+class ParamReads {
+  private names = new Set<string>();
+
+  constructor(
+    private readonly params: Params,
+    private readonly constants: Record<string, unknown> = {},
+  ) {}
+
+  /** A fresh context: params as recording getters, then constants, then `extra` (an each scene's item). */
+  context(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    const context: Record<string, unknown> = {};
+    for (const name of Object.keys(this.params)) {
+      Object.defineProperty(context, name, {
+        enumerable: true,
+        configurable: true,
+        get: () => {
+          this.names.add(name);
+          return this.params[name];
+        },
+      });
+    }
+    for (const [name, value] of Object.entries({ ...this.constants, ...extra })) Object.defineProperty(context, name, { value, enumerable: true, configurable: true, writable: true });
+    return context;
+  }
+
+  /** The names read since the last take, sorted. */
+  take(): string[] {
+    const names = [...this.names].sort();
+    this.names.clear();
+    return names;
+  }
 }
 
 /** The largest side a keyframed scale may give a layer (ffmpeg refuses pictures past 16384 px). */
@@ -351,6 +422,8 @@ export function applyHandlebars(
   data: Record<string, unknown>,
   onError: (path: Array<string | number>, message: string) => void,
   at: Array<string | number> = [],
+  /** Called after each templated leaf is applied (what it read is the caller's to collect). */
+  onApplied?: (path: Array<string | number>) => void,
 ): unknown {
   if (typeof value === 'string') {
     if (!value.includes('{{')) return value;
@@ -359,12 +432,14 @@ export function applyHandlebars(
     } catch (err) {
       onError(at, `Handlebars: ${(err as Error).message.split('\n')[0]}`);
       return value;
+    } finally {
+      onApplied?.(at);
     }
   }
-  if (Array.isArray(value)) return value.map((v, i) => applyHandlebars(v, hb, context, data, onError, [...at, i]));
+  if (Array.isArray(value)) return value.map((v, i) => applyHandlebars(v, hb, context, data, onError, [...at, i], onApplied));
   if (value && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, applyHandlebars(v, hb, context, data, onError, [...at, k])]),
+      Object.entries(value).map(([k, v]) => [k, applyHandlebars(v, hb, context, data, onError, [...at, k], onApplied)]),
     );
   }
   return value;

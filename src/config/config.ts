@@ -38,6 +38,11 @@ export interface MontageConfig {
    * distributed stream start playing sooner (each piece costs about 0.3 s of set-up).
    */
   segmentsPerLane: number;
+  /**
+   * Distributed renders of the compositor store their segments by content and reuse them:
+   * a render whose params change only some seconds renders only those (SEGMENT_REUSE=false: off).
+   */
+  segmentReuse: boolean;
   /** Run a render node inside the API process (the embedded default). */
   embeddedRenderNode: boolean;
   /** Distributed renders a node assembles at once (joining and sound: light work beside its renders). */
@@ -215,6 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     segmentLockMs: int(env, 'SEGMENT_LOCK_MS', 30_000, 1000),
     stalledCheckMs: int(env, 'STALLED_CHECK_MS', 15_000, 500),
     segmentsPerLane: int(env, 'SEGMENTS_PER_LANE', 1, 1),
+    segmentReuse: bool(env, 'SEGMENT_REUSE', true),
     embeddedRenderNode: bool(env, 'EMBEDDED_RENDER_NODE', true),
     assemblyConcurrency: int(env, 'ASSEMBLY_CONCURRENCY', 4, 1),
     version: env.npm_package_version || '0.1.0',

@@ -82,6 +82,8 @@ export interface RenderOutputPayload extends RenderTarget {
 export interface RenderSegmentPayload extends RenderTarget {
   range: FrameRange;
   index: number;
+  /** Its content address: the node stores it under this key once rendered (or reuses it, if another run stored it meanwhile). */
+  segmentKey?: string;
 }
 
 export interface AssembleRenderPayload extends RenderTarget {
@@ -90,7 +92,7 @@ export interface AssembleRenderPayload extends RenderTarget {
   fps: number;
   ranges: FrameRange[];
   /** Where each segment is published, and its job (to notice one that failed for good). */
-  segments: Array<{ channel: string; queue: string; jobId: string }>;
+  segments: Array<{ channel: string; queue: string; jobId: string; stored?: { key: string; ext: string } }>;
   /** The last segment of each lane (its flow's root): removed when the render fails for good, so nothing more of it runs. */
   laneRoots: string[];
 }
@@ -120,6 +122,8 @@ export interface RenderSegmentResult {
   frames: number;
   pieces: number;
   node: string;
+  /** Published from storage: another render had drawn these frames. */
+  reused?: boolean;
 }
 
 export interface AssembleRenderResult {

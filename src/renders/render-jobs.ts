@@ -27,6 +27,11 @@ export interface RenderJobsInput {
   fps: number;
   /** The engine's frame ranges (used when the render is distributed). */
   ranges: FrameRange[];
+  /**
+   * Content addresses of the ranges' segments (same order), where the engine's segments are
+   * reused: a stored one is joined from storage and gets no job; the others are stored once rendered.
+   */
+  reuse?: Array<{ key: string; stored: boolean }>;
 }
 
 /** Where the run's followers look: its live channel, and the job whose end is the render's end. */
@@ -40,6 +45,12 @@ export interface RunWatch {
 export type RenderJobs =
   | { kind: 'output'; watch: RunWatch; job: { queue: string; jobId: string; payload: RenderOutputPayload } }
   | { kind: 'distributed'; watch: RunWatch; lanes: FlowJob[]; assembly: { queue: string; jobId: string; payload: AssembleRenderPayload } };
+
+/** How every segment of a distributed render of `format` is encoded (video only; IVF for VP9). */
+export function segmentProfileOf(format: OutputFormat): OutputProfile {
+  const spec = formatSpec(format).segment!;
+  return { format: format as RenderedFormat, streamable: true, videoOnly: true, ...(spec.container === 'ivf' ? { container: 'ivf' as const } : {}) };
+}
 
 /** Whether a render is cut into segments: a distributable format, `parallel` > 1, more than one range. */
 export function isDistributed(format: OutputFormat, parallel: number, ranges: FrameRange[]): boolean {
@@ -68,14 +79,18 @@ export function planRenderJobs(input: RenderJobsInput): RenderJobs {
     const payload: RenderOutputPayload = { ...target, profile: input.profile, channel, progressKey: progress, totalFrames: input.totalFrames, ...(input.frame !== undefined ? { frame: input.frame } : {}) };
     return { kind: 'output', watch: { channel, progressKey: progress, queue, jobId: runId }, job: { queue, jobId: runId, payload } };
   }
-  const spec = formatSpec(format).segment!;
-  const segmentProfile: OutputProfile = { format, streamable: true, videoOnly: true, ...(spec.container === 'ivf' ? { container: 'ivf' as const } : {}) };
+  const segmentProfile = segmentProfileOf(format);
   const segmentIds = input.ranges.map((r) => segmentJobId(target.renderKey, target.run, r));
-  const lanes = Math.max(1, Math.min(input.parallel, input.ranges.length));
+  const reuse = input.reuse;
+  if (reuse && reuse.length !== input.ranges.length) throw new Error(`${reuse.length} segment keys for ${input.ranges.length} ranges`);
+  // Stored segments are joined from storage: only the others become jobs, dealt out to the lanes.
+  const toRender = input.ranges.map((_, i) => i).filter((i) => !reuse?.[i].stored);
+  const lanes = Math.max(1, Math.min(input.parallel, toRender.length));
   const roots: FlowJob[] = [];
-  for (let lane = 0; lane < lanes; lane++) {
+  for (let lane = 0; lane < lanes && toRender.length > 0; lane++) {
     let chain: FlowJob | undefined;
-    for (let i = lane; i < input.ranges.length; i += lanes) {
+    for (let j = lane; j < toRender.length; j += lanes) {
+      const i = toRender[j];
       const payload: RenderSegmentPayload = {
         ...target,
         profile: segmentProfile,
@@ -83,6 +98,7 @@ export function planRenderJobs(input: RenderJobsInput): RenderJobs {
         progressKey: progress,
         range: input.ranges[i],
         index: i,
+        ...(reuse ? { segmentKey: reuse[i].key } : {}),
       };
       chain = { name: JobName.RenderSegment, queue, jobId: segmentIds[i], payload, priority: i + 1, children: chain ? [chain] : undefined };
     }
@@ -97,7 +113,12 @@ export function planRenderJobs(input: RenderJobsInput): RenderJobs {
     totalFrames: input.totalFrames,
     fps: input.fps,
     ranges: input.ranges,
-    segments: input.ranges.map((_, i) => ({ channel: segmentChannel(target.renderKey, target.run, i), queue, jobId: segmentIds[i] })),
+    segments: input.ranges.map((_, i) => ({
+      channel: segmentChannel(target.renderKey, target.run, i),
+      queue,
+      jobId: segmentIds[i],
+      ...(reuse?.[i].stored ? { stored: { key: reuse[i].key, ext: segmentProfile.container ?? format } } : {}),
+    })),
     laneRoots: roots.map((r) => r.jobId),
   };
   return { kind: 'distributed', watch: { channel, progressKey: progress, queue: ASSEMBLY_QUEUE, jobId: runId }, lanes: roots, assembly: { queue: ASSEMBLY_QUEUE, jobId: runId, payload: assembly } };

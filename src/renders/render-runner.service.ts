@@ -6,7 +6,7 @@ import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import type { Delivery, StoredDelivery } from '../delivery/delivery.types';
 import { EngineName } from '../engines/engine';
 import { EngineRegistry } from '../engines/engines.module';
-import { contentTypeOf, isStreamable } from '../formats/output-formats';
+import { contentTypeOf, formatSpec, isStreamable } from '../formats/output-formats';
 import { JobName, type NodeHeartbeat } from '../jobs/job.types';
 import { JOB_QUEUE, LIVE_STREAM } from '../jobs/queue.module';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
@@ -19,7 +19,8 @@ import type { LiveStreamRepository } from '../repositories/live-stream/live-stre
 import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
 import { OutputAccessService } from '../retention/output-access.service';
 import { isTransient, LiveFollow } from './live-follow';
-import { planRenderJobs, type RenderJobs, type RunWatch } from './render-jobs';
+import { planRenderJobs, type RenderJobs, type RunWatch, segmentProfileOf } from './render-jobs';
+import { planReusedSegments, type ReusableSegment } from './segment-reuse';
 import { RenderEvents } from './render-events';
 import type { LocatedOutput, RenderDoc, RenderStatus } from './render.types';
 
@@ -97,7 +98,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       this.access.noteAccess(located.key, stored.size);
       return stored;
     }
-    const doc = await this.claimOrJoin(located);
+    const doc = await this.claimOrJoin(located, progressive && isStreamable(located.format));
     const follow = this.follow(doc);
     if (progressive && isStreamable(located.format)) {
       const endTimer = this.metrics.firstByteSeconds.startTimer();
@@ -200,7 +201,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
    * here. The claim is one guarded update on the render's record, so of two processes asking
    * at once exactly one enqueues; the other follows its run.
    */
-  private async claimOrJoin(located: LocatedOutput): Promise<ClaimedDoc> {
+  private async claimOrJoin(located: LocatedOutput, watched = false): Promise<ClaimedDoc> {
     const { key, format, token } = located;
     for (let tries = 0; tries < 5; tries++) {
       let doc = await this.renders.findOne({ _id: key });
@@ -223,7 +224,7 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       const run = `${doc.attempts + 1}${randomBytes(3).toString('hex')}`;
       // What this scene's frames took last time sizes its chunks (Blender); unknown: the engine's default.
       const secondsPerFrame = located.timingKey && located.token.parallel > 1 ? await this.queue.timing(located.timingKey).catch(() => undefined) : undefined;
-      const jobs = this.planJobs(located, run, secondsPerFrame);
+      const jobs = await this.planJobs(located, run, secondsPerFrame, watched);
       const claimed = await this.renders.findOneAndUpdate(
         { _id: key, status: doc.status, updatedAt: doc.updatedAt, attempts: doc.attempts },
         { $set: { status: 'queued', run, watch: jobs.watch, framesDone: 0, totalFrames: located.totalFrames, updatedAt: now() }, $unset: { error: 1 }, $inc: { attempts: 1 } },
@@ -236,9 +237,10 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
     throw unavailable('this output is being claimed by several requests at once; request it again', 1);
   }
 
-  private planJobs(located: LocatedOutput, run: string, secondsPerFrame: number | undefined): RenderJobs {
+  private async planJobs(located: LocatedOutput, run: string, secondsPerFrame: number | undefined, watched: boolean): Promise<RenderJobs> {
     const { token } = located;
     const engine = this.engines.get(located.engine ?? EngineName.FfmpegComposite);
+    const reuse = await this.reusableSegments(located, watched);
     return planRenderJobs({
       target: {
         engine: engine.name,
@@ -259,8 +261,33 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       parallel: token.parallel,
       totalFrames: located.totalFrames,
       fps: located.fps,
-      ranges: token.parallel > 1 ? engine.planRanges(located.totalFrames, located.fps, token.parallel, secondsPerFrame) : [],
+      ranges: reuse ? reuse.map((s) => s.range) : token.parallel > 1 ? engine.planRanges(located.totalFrames, located.fps, token.parallel, secondsPerFrame) : [],
+      ...(reuse ? { reuse: reuse.map(({ key, stored }) => ({ key, stored })) } : {}),
     });
+  }
+
+  /**
+   * A distributed render of the compositor: its segments cut where the params read change and
+   * keyed by what they draw, each marked stored when storage has it (joined from there, not
+   * rendered again). Undefined where segments are not reused.
+   */
+  private async reusableSegments(located: LocatedOutput, watched: boolean): Promise<Array<ReusableSegment & { stored: boolean }> | undefined> {
+    const { token, resolved } = located;
+    if (!this.config.segmentReuse || !resolved || (located.engine ?? EngineName.FfmpegComposite) !== EngineName.FfmpegComposite) return undefined;
+    if (token.parallel <= 1 || !formatSpec(located.format).distributable) return undefined;
+    const segments = planReusedSegments(resolved, {
+      project: token.project,
+      movie: located.movie,
+      templateVersion: located.templateVersion,
+      format: located.format,
+      parallel: token.parallel,
+      segmentsPerLane: this.config.segmentsPerLane,
+      watched,
+    });
+    if (segments.length < 2) return undefined;
+    const ext = segmentProfileOf(located.format).container ?? located.format;
+    // Not known to be stored (storage away) is rendered: a slower render, never a wrong one.
+    return Promise.all(segments.map(async (s) => ({ ...s, stored: !!(await this.storage.stat(s.key, ext).catch(() => undefined)) })));
   }
 
   /** The claimed run's jobs go to the queue; if they cannot, the claim is given back. */
@@ -277,6 +304,9 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
         // The assembly first: lanes without it would render for nobody.
         await this.queue.enqueue(jobs.assembly.queue, JobName.AssembleRender, jobs.assembly.payload, jobs.assembly.jobId);
         await this.queue.addFlows(jobs.lanes);
+        // Segments reused from storage are done already: progress counts their frames.
+        const { ranges, segments, progressKey } = jobs.assembly.payload;
+        await Promise.all(segments.map((s, i) => (s.stored ? this.live.setProgress(progressKey, `f${i}`, ranges[i].to - ranges[i].from).catch(() => undefined) : undefined)));
       }
     } catch (err) {
       release?.();

@@ -3,6 +3,7 @@ import type { OutputProfile } from '../compiler/output-profiles';
 import type { OutputFormat, RenderedFormat } from '../formats/output-formats';
 import type { RunWatch } from './render-jobs';
 import type { MovieSpec } from '../tokens/render-request';
+import type { ResolvedMovie } from '../compiler/resolve';
 
 export type RenderStatus = 'pending' | 'queued' | 'rendering' | 'done' | 'failed';
 
@@ -79,4 +80,6 @@ export interface LocatedOutput {
   device?: string;
   /** Where the nodes record what this scene's frames take (Blender's adaptive chunks). */
   timingKey?: string;
+  /** The movie with the token's params applied: what cuts it into reusable segments. */
+  resolved?: ResolvedMovie;
 }

@@ -54,6 +54,11 @@ export class LiveFilesRepository {
     return fs.stat(file).then(() => true, () => false);
   }
 
+  /** A copy of a finished file at `target` (a staging file of storage). */
+  async copy(file: string, target: string): Promise<void> {
+    await fs.copyFile(file, target);
+  }
+
   async remove(file: string): Promise<void> {
     await fs.rm(file, { force: true });
   }

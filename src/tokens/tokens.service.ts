@@ -202,7 +202,7 @@ export class TokensService implements OnModuleInit {
     const pixelSeconds = resolved.width * resolved.height * (frames / resolved.fps);
     const engine = resolved.engine === 'blender' ? EngineName.Blender : EngineName.FfmpegComposite;
     const blender = resolved.blender ? { device: resolved.blender.settings.device, timingKey: sceneTimingKey(resolved.templateId, resolved.version, resolved.blender.settings, resolved) } : {};
-    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: frames, pixelSeconds, engine, ...blender };
+    return { token, templateVersion: template.version, format: ext, movie, profile, frame, key, fps: resolved.fps, totalFrames: frames, pixelSeconds, engine, ...blender, resolved };
   }
 
   /**

@@ -75,6 +75,30 @@ export class LiveStreamRepository {
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
   }
 
+  /**
+   * A lease on `key` for `ms` (Redis SET NX PX): true if this holder took it. One node renders
+   * a reusable segment that several renders want at once; the others wait for it to be stored.
+   */
+  async lease(key: string, holder: string, ms: number): Promise<boolean> {
+    return (await this.bounded('take a lease', this.writer.set(key, holder, 'PX', ms, 'NX'))) === 'OK';
+  }
+
+  /** Gives a lease back, if this holder still has it. */
+  async releaseLease(key: string, holder: string): Promise<void> {
+    await this.bounded('give a lease back', this.writer.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, holder));
+  }
+
+  /** Keeps a lease this holder has for another `ms`; false if it lapsed (another may have it now). */
+  async renewLease(key: string, holder: string, ms: number): Promise<boolean> {
+    const renewed = await this.bounded('renew a lease', this.writer.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end", 1, key, holder, String(ms)));
+    return renewed === 1;
+  }
+
+  /** Whether anyone holds the lease on `key`. */
+  async leased(key: string): Promise<boolean> {
+    return (await this.bounded('read a lease', this.writer.exists(key))) > 0;
+  }
+
   /** Whether anything was ever published on the channel (and it has not expired). */
   async exists(channel: string): Promise<boolean> {
     return (await this.bounded('read a live channel', this.writer.exists(channel))) > 0;
