@@ -7,7 +7,8 @@
  * (blender.ts: the sample 3D title on one pinned node against two, Blender's start-up share of a
  * chunk, the stream's first byte against the first chunk, adaptive chunk sizes).
  * The template language v2 (v2.ts: bench/v2 against a hand-written command, `templates check` timed).
- * BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2 or reuse
+ * The studio (studio.ts: in Chromium, a changed param to the new 1080p poster painted).
+ * BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2, reuse or studio
  * (comma-separated for several) runs those parts only; BENCH_RUNS (3)
  * runs of each, BENCH_FARM_RUNS (2) for the farm part, BENCH_BLENDER_RUNS (2) for the Blender part.
  * Prints a table, the figures with their targets, and the JSON it writes to bench/results/latest.json.
@@ -34,6 +35,7 @@ import { benchWebhooks } from './webhooks';
 import { benchBlender, blenderRows, blenderTableRows } from './blender';
 import { benchReuse, reuseRows } from './reuse';
 import { benchV2, v2Rows, v2TableRows } from './v2';
+import { benchStudio, STUDIO_TARGET_MS, studioRows, studioTableRows } from './studio';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** The farm part starts real processes and Chromium for each figure: 2 runs unless BENCH_FARM_RUNS says otherwise. */
@@ -283,7 +285,7 @@ async function benchScaling(runs: number) {
 }
 
 async function main() {
-  // BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2 or reuse (or several, comma-separated) runs just those parts.
+  // BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2, reuse or studio (or several, comma-separated) runs just those parts.
   const only = process.env.BENCH_ONLY?.split(',').map((p) => p.trim()).filter(Boolean);
   const part = (name: string) => !only || only.includes(name);
   const machineAtStart = loadMark();
@@ -322,6 +324,7 @@ async function main() {
   const blender = part('blender') ? await benchBlender(BLENDER_RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
   const v2 = part('v2') ? await benchV2(RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
   const reuse = part('reuse') ? await benchReuse(work).catch((err: Error) => ({ error: err.message })) : undefined;
+  const studio = part('studio') ? await benchStudio(RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
 
   const result = {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
@@ -367,6 +370,7 @@ async function main() {
       ...v2,
       targets: 'bench/v2 (1080×1920, 10 s): Montage with rasters cached ≤ 1.1× the hand-written ffmpeg command (welcome ≤ 0.8×), cold reported; templates check of every template ≤ 2 s, CLI and in-process',
     },
+    studio: studio && { ...studio, targets: `demo/welcome in Chromium, warm: a changed name to the new 1080p poster painted ≤ ${STUDIO_TARGET_MS} ms (median)` },
   };
   const rows: string[][] = [['', 'median', 'runs']];
   if (renderer && result.montage) {
@@ -413,6 +417,7 @@ async function main() {
   }
   if (blender && !('error' in blender)) rows.push(...blenderTableRows(blender));
   if (v2 && !('error' in v2)) rows.push(...v2TableRows(v2));
+  if (studio && !('error' in studio)) rows.push(...studioTableRows(studio));
   // The figures with targets, one row each: measured, target, met.
   const targets: FarmRow[] = farm ? farmRows(farm) : [];
   if (scaling) {
@@ -422,6 +427,7 @@ async function main() {
   if (blender) targets.push(...blenderRows(blender));
   if (v2) targets.push(...v2Rows(v2));
   if (reuse) targets.push(...reuseRows(reuse));
+  if (studio) targets.push(...studioRows(studio));
   if (webhooks && 'error' in webhooks) targets.push({ figure: '10. webhooks: receiver down 60 s then up', value: `not measured: ${webhooks.error}`, target: 'every event, in order per token, none twice', met: false });
   else if (webhooks) targets.push(...webhooks.targets.map((t) => ({ ...t, figure: `10. ${t.figure}` })));
   if (renderer && result.ratio !== undefined) {
