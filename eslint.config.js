@@ -14,6 +14,11 @@ module.exports = tseslint.config(
     },
   },
   {
+    // The studio's page scripts: ES modules run by the browser, no build step.
+    files: ['src/studio/static/**/*.js'],
+    languageOptions: { sourceType: 'module', globals: require('globals').browser },
+  },
+  {
     // The repository rule: external systems only through src/repositories/.
     files: ['src/**/*.ts'],
     ignores: ['src/repositories/**', 'src/main.ts', 'src/cli/**'],

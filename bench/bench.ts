@@ -7,7 +7,9 @@
  * (blender.ts: the sample 3D title on one pinned node against two, Blender's start-up share of a
  * chunk, the stream's first byte against the first chunk, adaptive chunk sizes).
  * The template language v2 (v2.ts: bench/v2 against a hand-written command, `templates check` timed).
- * BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2 or play
+ * The studio (studio.ts: in Chromium, a changed param to the new 1080p poster painted).
+ * Play mode (play.ts: Chromium + hls.js opening welcome's play URL at 80 %, to the first picture).
+ * BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2, reuse, studio or play
  * (comma-separated for several) runs those parts only; BENCH_RUNS (3)
  * runs of each, BENCH_FARM_RUNS (2) for the farm part, BENCH_BLENDER_RUNS (2) for the Blender part.
  * Prints a table, the figures with their targets, and the JSON it writes to bench/results/latest.json.
@@ -32,7 +34,9 @@ import { benchShutdown, benchSweeper } from './operations';
 import { benchDeliveries, deliveryRows } from './deliveries';
 import { benchWebhooks } from './webhooks';
 import { benchBlender, blenderRows, blenderTableRows } from './blender';
+import { benchReuse, reuseRows } from './reuse';
 import { benchV2, v2Rows, v2TableRows } from './v2';
+import { benchStudio, STUDIO_TARGET_MS, studioRows, studioTableRows } from './studio';
 import { benchPlay, playRows, playTableRows } from './play';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -283,7 +287,7 @@ async function benchScaling(runs: number) {
 }
 
 async function main() {
-  // BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2 or play (or several, comma-separated) runs just those parts.
+  // BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2, reuse, studio or play (or several, comma-separated) runs just those parts.
   const only = process.env.BENCH_ONLY?.split(',').map((p) => p.trim()).filter(Boolean);
   const part = (name: string) => !only || only.includes(name);
   const machineAtStart = loadMark();
@@ -321,6 +325,8 @@ async function main() {
   const webhooks = part('deliveries') || part('webhooks') ? await benchWebhooks().catch((err: Error) => ({ error: err.message })) : undefined;
   const blender = part('blender') ? await benchBlender(BLENDER_RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
   const v2 = part('v2') ? await benchV2(RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
+  const reuse = part('reuse') ? await benchReuse(work).catch((err: Error) => ({ error: err.message })) : undefined;
+  const studio = part('studio') ? await benchStudio(RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
   const play = part('play') ? await benchPlay(RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
 
   const result = {
@@ -359,10 +365,15 @@ async function main() {
       ...blender,
       targets: 'demo/title-3d, 48 frames at 640×360: 2 pinned nodes ≥ 1.85× 1 node; Blender start-up ≤ 15 % of a chunk at the default chunk size; first byte of the stream ≤ the first chunk\'s render time + 0.5 s',
     },
+    reuse: reuse && {
+      ...reuse,
+      targets: 'a batch of 20 welcome renders differing only in name (shown in the first 6 s): reuse on ≤ 0.6× off, every output frame-exact',
+    },
     v2: v2 && {
       ...v2,
       targets: 'bench/v2 (1080×1920, 10 s): Montage with rasters cached ≤ 1.1× the hand-written ffmpeg command (welcome ≤ 0.8×), cold reported; templates check of every template ≤ 2 s, CLI and in-process',
     },
+    studio: studio && { ...studio, targets: `demo/welcome in Chromium, warm: a changed name to the new 1080p poster painted ≤ ${STUDIO_TARGET_MS} ms (median)` },
     play: play && { ...play, targets: 'play mode, welcome (1080p, 10 s), fresh token: Chromium + hls.js opened at 80 % shows its first picture there ≤ 2 s (median)' },
   };
   const rows: string[][] = [['', 'median', 'runs']];
@@ -410,6 +421,7 @@ async function main() {
   }
   if (blender && !('error' in blender)) rows.push(...blenderTableRows(blender));
   if (v2 && !('error' in v2)) rows.push(...v2TableRows(v2));
+  if (studio && !('error' in studio)) rows.push(...studioTableRows(studio));
   if (play && !('error' in play)) rows.push(...playTableRows(play));
   // The figures with targets, one row each: measured, target, met.
   const targets: FarmRow[] = farm ? farmRows(farm) : [];
@@ -419,6 +431,8 @@ async function main() {
   if (deliveries) targets.push(...deliveryRows(deliveries));
   if (blender) targets.push(...blenderRows(blender));
   if (v2) targets.push(...v2Rows(v2));
+  if (reuse) targets.push(...reuseRows(reuse));
+  if (studio) targets.push(...studioRows(studio));
   if (play) targets.push(...playRows(play));
   if (webhooks && 'error' in webhooks) targets.push({ figure: '10. webhooks: receiver down 60 s then up', value: `not measured: ${webhooks.error}`, target: 'every event, in order per token, none twice', met: false });
   else if (webhooks) targets.push(...webhooks.targets.map((t) => ({ ...t, figure: `10. ${t.figure}` })));

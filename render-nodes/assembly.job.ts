@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   type AssembleRenderPayload,
   type AssembleRenderResult,
@@ -38,6 +38,8 @@ const IDLE_CHECK_MS = 1000;
  */
 @Injectable()
 export class AssemblyJob {
+  private readonly logger = new Logger('RenderNode');
+
   constructor(
     private readonly node: NodeJobs,
     private readonly engines: EngineRegistry,
@@ -54,12 +56,14 @@ export class AssemblyJob {
       const engine = this.engines.get(payload.engine);
       const { format } = payload;
       const file = this.files.livePath(payload.renderKey, format);
+      let sound: string | undefined;
       const stop = new AbortController();
       const onAbort = () => stop.abort();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       try {
+        sound = await this.soundTrack(payload);
         const video = this.joined(payload, stop.signal);
-        const muxing = engine.muxSound(requestOf(payload), video, file, format, stop.signal);
+        const muxing = engine.muxSound(video, sound, file, format, stop.signal);
         muxing.catch(() => stop.abort()); // the segment readers stop with the muxer
         await this.publisher.publishWhileWriting(file, formatSpec(format).fragments!, payload.channel, ctx.attempt, muxing, undefined, stop);
         await this.live.append(payload.channel, { kind: 'written', attempt: ctx.attempt });
@@ -79,8 +83,30 @@ export class AssemblyJob {
         stop.abort();
         ctx.signal.removeEventListener('abort', onAbort);
         await this.files.remove(file);
+        if (sound) await this.files.remove(sound);
       }
     });
+  }
+
+  /**
+   * The movie's sound track as a local file: the stored one when a render with the same sound
+   * made it before, else mixed here and stored for the next (keyed by what it is mixed from).
+   */
+  private async soundTrack(payload: AssembleRenderPayload): Promise<string> {
+    const track = await this.engines.get(payload.engine).soundTrack(requestOf(payload), payload.format);
+    const file = this.files.livePath(`${payload.renderKey}-sound`, track.ext);
+    try {
+      if (await this.storage.stat(track.key, track.ext).catch(() => undefined)) {
+        const copied = await this.storage.read(track.key, track.ext).then((stream) => this.files.writeFrom(stream, file)).then(() => true, () => false);
+        if (copied) return file;
+      }
+      await track.make(file);
+      await this.storage.storeOutput(track.key, track.ext, (out) => this.files.copy(file, out)).catch((err: Error) => this.logger.warn(`sound ${track.key} not stored for reuse: ${err.message}`));
+      return file;
+    } catch (err) {
+      await this.files.remove(file);
+      throw err;
+    }
   }
 
   private async readStored(key: string, ext: string): Promise<Buffer> {

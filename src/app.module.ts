@@ -45,6 +45,10 @@ import { OutboundHttpRepository } from './repositories/outbound-http/outbound-ht
 import { UploadTargetModule } from './repositories/upload-target/upload-target.module';
 import { UploadTasksService } from './uploads/upload-tasks.service';
 import { UploadsService } from './uploads/uploads.service';
+import { StudioController } from './studio/studio.controller';
+import { StudioService } from './studio/studio.service';
+import { StudioFilesRepository } from './repositories/studio-files.repository';
+import { TemplateWatcherRepository } from './repositories/template-watcher.repository';
 
 /** Projects live with the documents on MongoDB; with the embedded store, in files the CLI can share. */
 export const projectsRepositoryProvider = {
@@ -77,7 +81,7 @@ export class AppModule {
       module: AppModule,
       imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, UploadTargetModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes; PlayController before it (`/v2/play/<token>.m3u8`).
-      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, PlayController, DeliveryController],
+      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, StudioController, PlayController, DeliveryController],
       providers: [
         documentStoreProvider,
         projectsRepositoryProvider,
@@ -95,6 +99,9 @@ export class AppModule {
         StoreSweeper,
         TemplateProjectsInitializer,
         MetricsService,
+        StudioService,
+        StudioFilesRepository,
+        TemplateWatcherRepository,
         PlayService,
         PlayFilesRepository,
       ],

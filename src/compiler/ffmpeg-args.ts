@@ -131,30 +131,43 @@ export function buildRemuxArgs(input: string, output: string, format: 'mp4' | 'w
   ];
 }
 
+/** The container a movie's sound track is stored in, per output format (its codec is the output's). */
+export const SOUND_EXT = { mp4: 'm4a', webm: 'weba' } as const;
+
 /**
- * Assembles a distributed render as it arrives: the joined video comes in on stdin
- * (fragmented MP4 for mp4, IVF for webm) and is copied; the movie's sound is mixed and
- * encoded in the same process, once, for the whole movie; out comes a file viewers follow
- * (fragmented MP4, live WebM). Small probe sizes and per-packet flushing keep the first
- * bytes early.
+ * A movie's whole sound track, mixed and encoded once (AAC for mp4, Opus for webm) into a file
+ * that is stored by what it is made of: every render of the movie with the same sound reuses it.
  */
-export function buildLiveMuxArgs(plan: RenderPlan, output: string, format: 'mp4' | 'webm' = 'mp4'): string[] {
+export function buildSoundArgs(plan: RenderPlan, output: string, format: 'mp4' | 'webm'): string[] {
   const graph = new GraphBuilder(plan, { from: 0, to: plan.totalFrames });
   const audio = graph.audio();
-  const video = graph.inputs.length; // the pipe comes after the sound's inputs
   return [
-    '-hide_banner', '-loglevel', 'error', '-y',
+    '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
     ...graph.inputs.flat(),
-    '-probesize', '32', '-analyzeduration', '0', // codec parameters come from the moov / IVF header: start at once; no '-fflags nobuffer' (it drops what probing read)
-    '-f', format === 'mp4' ? 'mp4' : 'ivf', '-i', 'pipe:0',
     '-filter_complex', graph.chains.join(';'),
-    '-map', `${video}:v`, '-map', `[${audio}]`,
-    '-c:v', 'copy', ...BT709_TAGS, // IVF cannot say primaries and transfer: declared, whatever the input says
-    ...(format === 'mp4'
-      ? // The sound is encoded as the video arrives, so the last segment waits for its share:
-        // the fast AAC coder halves that wait (twoloop: ≈90 ms per second of sound here).
-        ['-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2', ...FLUSH, ...MP4_FRAGMENTS, '-f', 'mp4']
-      : ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', ...LIVE_WEBM, '-f', 'webm']),
+    '-map', `[${audio}]`,
+    ...(format === 'mp4' ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-f', 'mp4'] : ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', '-f', 'webm']),
     output,
   ];
 }
+
+/**
+ * Assembles a distributed render as it arrives, with its stored sound track: the joined video
+ * comes in on stdin (fragmented MP4 for mp4, IVF for webm), both are copied; out comes a file
+ * viewers follow (fragmented MP4, live WebM). The sound keeps its own times (`-copyts`): the
+ * AAC priming stays before 0, as an edit list, not as sound that would push the picture late.
+ */
+export function buildLiveMuxArgs(sound: string, output: string, format: 'mp4' | 'webm' = 'mp4'): string[] {
+  return [
+    '-hide_banner', '-loglevel', 'error', '-y',
+    '-copyts',
+    '-i', sound,
+    '-probesize', '32', '-analyzeduration', '0',
+    '-f', format === 'mp4' ? 'mp4' : 'ivf', '-i', 'pipe:0',
+    '-map', '1:v', '-map', '0:a',
+    '-c', 'copy', ...BT709_TAGS,
+    ...(format === 'mp4' ? [...FLUSH, ...MP4_FRAGMENTS, '-f', 'mp4'] : [...LIVE_WEBM, '-f', 'webm']),
+    output,
+  ];
+}
+

@@ -32,6 +32,14 @@ export interface EngineRequest {
   range?: FrameRange;
 }
 
+/** A movie's sound track: stored under `key` (`ext`), shared by every render whose sound is the same. */
+export interface SoundTrack {
+  key: string;
+  ext: string;
+  /** Mixes and encodes it into `output`. */
+  make(output: string): Promise<void>;
+}
+
 export interface EngineRenderResult {
   bytes: number;
   frames: number;
@@ -61,11 +69,13 @@ export interface RenderEngine {
   planRanges(totalFrames: number, fps: number, parallel: number, secondsPerFrame?: number): FrameRange[];
   /** Renders `request` into `output`; resolves with the bytes written (and what the frames took, where the engine times them). */
   render(request: EngineRequest, output: string, options?: EngineRenderOptions): Promise<EngineRenderResult>;
+  /** The movie's sound track as one file (mixed once from its audio tracks and clips): its content address and how to make it. */
+  soundTrack(request: Omit<EngineRequest, 'profile'>, format: 'mp4' | 'webm'): Promise<SoundTrack>;
   /**
    * A distributed render's last step: the joined video (fragmented MP4 or IVF) comes in
-   * as it arrives, the movie's sound is mixed once, out comes the streamable output.
+   * as it arrives, with the movie's sound track (a file), out comes the streamable output.
    */
-  muxSound(request: Omit<EngineRequest, 'profile'>, video: AsyncIterable<Buffer>, output: string, format: 'mp4' | 'webm', signal?: AbortSignal): Promise<void>;
+  muxSound(video: AsyncIterable<Buffer>, sound: string, output: string, format: 'mp4' | 'webm', signal?: AbortSignal): Promise<void>;
   /** A complete streamable output → the regular file that is stored (no re-encode). */
   remux(input: string, output: string, format: 'mp4' | 'webm'): Promise<number>;
 }

@@ -1,7 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { movieVtt } from '../captions/webvtt';
 import { badInput, notFound, renderFailed } from '../common/errors';
-import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, type FrameRange } from '../compiler/ffmpeg-args';
+import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, buildSoundArgs, type FrameRange, SOUND_EXT } from '../compiler/ffmpeg-args';
+import type { SoundTrack } from '../engines/engine';
+import { soundKey } from '../renders/render-key';
 import { DEFAULTS, type OutputProfile } from '../compiler/output-profiles';
 import { isStillFormat } from '../formats/output-formats';
 import { pictureOf, planRender, soundOf, type RenderPlan } from '../compiler/render-plan';
@@ -184,8 +186,26 @@ export class RenderService {
   }
 
   /** Assembles a distributed render: the joined video from `video`, the sound mixed on the way. */
-  async assembleLive(plan: RenderPlan, video: AsyncIterable<Buffer>, output: string, format: RemuxFormat, signal?: AbortSignal): Promise<void> {
-    await this.media.runWithInput(buildLiveMuxArgs(plan, output, format), video, signal);
+  async assembleLive(sound: string, video: AsyncIterable<Buffer>, output: string, format: RemuxFormat, signal?: AbortSignal): Promise<void> {
+    await this.media.runWithInput(buildLiveMuxArgs(sound, output, format), video, signal);
+  }
+
+  /**
+   * The movie's sound track (audio tracks and the clips whose sound joins the mix), keyed by
+   * what it is mixed from: tokens that differ only in what is seen share one.
+   */
+  async soundTrack(request: Omit<RenderRequest, 'profile'>, format: RemuxFormat): Promise<SoundTrack> {
+    const movie = soundOf(await this.resolveForRender(request));
+    const clips = movie.scenes.flatMap((s) => s.layers.map(({ id, startFrame, endFrame, spec, media }) => ({ id, startFrame, endFrame, spec, media })));
+    const key = soundKey({ project: request.project, movie: request.movie, templateVersion: movie.version, output: format, sound: { fps: movie.fps, totalFrames: movie.totalFrames, audio: movie.audio, clips } });
+    return {
+      key,
+      ext: SOUND_EXT[format],
+      make: async (output) => {
+        const plan = planRender(movie, await this.preparation.prepare(movie));
+        await this.media.run(buildSoundArgs(plan, output, format));
+      },
+    };
   }
 
   /** A streamable render → the regular file that is stored (no re-encode). */

@@ -3,6 +3,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { createWriteStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import type { FileEntry } from '../retention/retention-plan';
 import { listFiles } from './disk-areas.repository';
@@ -52,6 +55,11 @@ export class LiveFilesRepository {
 
   async exists(file: string): Promise<boolean> {
     return fs.stat(file).then(() => true, () => false);
+  }
+
+  /** Writes a stream (a stored file) to `file`. */
+  async writeFrom(stream: Readable, file: string): Promise<void> {
+    await pipeline(stream, createWriteStream(file));
   }
 
   /** A copy of a finished file at `target` (a staging file of storage). */

@@ -63,8 +63,8 @@ export interface ReusablePlanOptions {
 
 /**
  * Frame ranges for a movie whose segments are reused across tokens (pure): cut where the
- * params read change (snapped to `unit`); a short span joins the neighbour that reads most
- * of the same params (so a span every token shares stays apart); then the optional short
+ * params read change (snapped to `unit`); a short span joins the neighbour it adds fewest
+ * params to (so a span every token shares stays apart); then the optional short
  * first segment, then halving or splitting long ones. The cuts depend on the template and
  * the options, not on param values, except where a value changes the timing itself.
  */
@@ -99,7 +99,7 @@ export function planReusableSegments(spans: ParamSpan[], options: ReusablePlanOp
     const s = pieces[shortest];
     const left = pieces[shortest - 1];
     const right = pieces[shortest + 1];
-    const into = !right || (left && likeness(left.params, s.params) >= likeness(right.params, s.params)) ? shortest - 1 : shortest + 1;
+    const into = !right || (left && better(left.params, right.params, s.params)) ? shortest - 1 : shortest + 1;
     const other = pieces[into];
     pieces.splice(Math.min(into, shortest), 2, { from: Math.min(other.from, s.from), to: Math.max(other.to, s.to), params: union(other.params, s.params) });
   }
@@ -132,6 +132,17 @@ function splitEvenly(r: FrameRange, n: number, unit: number): FrameRange[] {
   for (let i = 1; i < parts; i++) cuts.push(r.from + Math.round((units * i) / parts) * unit);
   cuts.push(r.to);
   return cuts.slice(0, -1).map((from, i) => ({ from, to: cuts[i + 1] })).filter((x) => x.to > x.from);
+}
+
+/**
+ * Whether a short span reading `short` is better joined to `a` than to `b`: the one it adds
+ * fewer params to (a long span that starts reading the name is no longer shared by tokens
+ * differing in the name), then the more alike, then `a`.
+ */
+function better(a: string[], b: string[], short: string[]): boolean {
+  const added = (n: string[]) => short.filter((p) => !n.includes(p)).length;
+  if (added(a) !== added(b)) return added(a) < added(b);
+  return likeness(a, short) >= likeness(b, short);
 }
 
 function sameNames(a: string[], b: string[]): boolean {

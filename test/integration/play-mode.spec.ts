@@ -40,12 +40,6 @@ async function playJobs(): Promise<Array<{ from: number; to: number }>> {
     .sort((a, b) => a.from - b.from);
 }
 
-const binary = (res: NodeJS.ReadableStream, done: (err: Error | null, body: Buffer) => void) => {
-  const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => done(null, Buffer.concat(chunks)));
-};
-
 /** Segment URIs and durations of a media playlist. */
 function parsePlaylist(text: string): Array<{ uri: string; seconds: number }> {
   const lines = text.split('\n');
@@ -98,6 +92,10 @@ it('the playlist is complete before anything renders; bad tokens and segments ar
     expect(bad.status).toBe(status);
     expect(bad.body).toMatchObject({ statusCode: status, message: expect.any(String) });
   }
+  // Other extensions under /v2/play are /v2/get's (HEAD starts nothing).
+  const mp4 = await request(api.url).head(`/v2/play/${token}.mp4`).expect(200);
+  expect(mp4.headers['content-type']).toBe('video/mp4');
+  expect(mp4.headers['x-montage-status']).toBe('pending');
   expect(await playJobs()).toEqual([]);
   const js = await request(api.url).get('/v2/play/hls.min.js').expect(200);
   expect(js.headers['content-type']).toMatch(/javascript/);
@@ -165,7 +163,9 @@ it('ffmpeg reads the whole presentation: every frame once, in order, with the mo
   expect(seg.headers['cache-control']).toBe('public, max-age=31536000, immutable');
   expect((await request(api.url).head(`/v2/play/${first.replace(/\?.*/, '')}`)).headers['x-montage-status']).toBe('done');
   // One init segment serves every segment: each stored segment's ftyp + moov is the same bytes (ffmpeg writes the moov before any frame).
-  const init = (await request(api.url).get(`/v2/play/${again}/init.mp4`).buffer(true).parse(binary).expect(200)).body as Buffer;
+  const initRes = await fetch(`${api.url}/v2/play/${again}/init.mp4`);
+  expect(initRes.status).toBe(200);
+  const init = Buffer.from(await initRes.arrayBuffer());
   const stored = (fs.readdirSync(path.join(api.dataDir, 'outputs'), { recursive: true }) as string[]).filter((f) => path.basename(f).startsWith('sg'));
   expect(stored.length).toBe(rendered);
   for (const f of stored) expect(initSegmentOf(fs.readFileSync(path.join(api.dataDir, 'outputs', f))).equals(init)).toBe(true);

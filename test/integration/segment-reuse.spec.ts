@@ -99,7 +99,15 @@ it('a second render differing in a name shown early renders only the segments th
   expect(jobsB.map((j) => `${j.from}-${j.to}`)).toEqual(jobsA.filter((j) => j.from < 45).map((j) => `${j.from}-${j.to}`));
   expect((await progress(b)).formats.mp4).toMatchObject({ status: 'done', framesDone: 81, totalFrames: 81 });
 
-  for (const file of [fileA, fileB]) expect((await probe(file)).video).toMatchObject({ codec_name: 'h264', nb_read_frames: '81' });
+  for (const file of [fileA, fileB]) {
+    const probed = await probe(file);
+    expect(probed.video).toMatchObject({ codec_name: 'h264', nb_read_frames: '81' });
+    expect(probed.audio?.codec_name).toBe('aac');
+  }
+  // The sound track is keyed the same way: both renders' (silent) sound is one stored file.
+  const stored = fs.readdirSync(path.join(api.dataDir, 'outputs'));
+  expect(stored.filter((f) => /^sd[0-9a-f]{40}\.m4a$/.test(f))).toHaveLength(1);
+  expect(stored.filter((f) => /^sg[0-9a-f]{40}\.mp4$/.test(f))).toHaveLength(jobsA.length + jobsB.length);
   // Where nothing differs the frames are the same decoded pixels (they are the same segments); where the name is, they differ.
   const [hashesA, hashesB] = [await frameHashes(fileA), await frameHashes(fileB)];
   expect(hashesA).toHaveLength(81);

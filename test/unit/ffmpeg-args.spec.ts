@@ -1,4 +1,4 @@
-import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, ffColor } from '../../src/compiler/ffmpeg-args';
+import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, buildSoundArgs, ffColor } from '../../src/compiler/ffmpeg-args';
 import type { PlannedLayer, RenderPlan } from '../../src/compiler/render-plan';
 
 const fade = (duration: number) => ({ type: 'fade' as const, duration, easing: 'linear' as const, direction: 'left' as const, distance: 0 });
@@ -243,32 +243,41 @@ describe('buildRemuxArgs and buildLiveMuxArgs', () => {
     expect(buildRemuxArgs('live.webm', 'out.webm', 'webm').slice(-3)).toEqual(['-f', 'webm', 'out.webm']);
   });
 
-  it('assembles piped video with the sound mixed in the same process: video copied, sound encoded once', () => {
+  it('mixes the sound track once into a file of its own: AAC in MP4 for mp4, Opus in WebM for webm', () => {
     const audio = [{ id: 'a0', path: '/m.m4a', startFrame: 0, trimSec: 0, playSec: 2, volume: 1, fadeInSec: 0, fadeOutSec: 0, loop: false }];
-    expect(buildLiveMuxArgs(plan([], { audio }), 'live.mp4')).toEqual([
-      '-hide_banner', '-loglevel', 'error', '-y',
+    expect(buildSoundArgs(plan([], { audio }), 'sound.m4a', 'mp4')).toEqual([
+      '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
       '-i', '/m.m4a',
-      '-probesize', '32', '-analyzeduration', '0',
-      '-f', 'mp4', '-i', 'pipe:0',
       '-filter_complex',
       '[0:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,asetpts=N/SR/TB,atrim=start=0,asetpts=PTS-STARTPTS,atrim=end=2[at1];[at1]apad=whole_dur=2,atrim=start=0:end=2,asetpts=PTS-STARTPTS[a0]',
-      '-map', '1:v', '-map', '[a0]',
-      '-c:v', 'copy', ...BT709, // the copied video is declared BT.709 again
-      '-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '160k', '-ar', '48000', '-ac', '2',
+      '-map', '[a0]',
+      '-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-f', 'mp4',
+      'sound.m4a',
+    ]);
+    expect(buildSoundArgs(plan([], { audio }), 'sound.weba', 'webm').slice(-10)).toEqual(['-map', '[a0]', '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', '-f', 'webm', 'sound.weba'].slice(-10));
+  });
+
+  it('assembles piped video with the stored sound track: both copied, the sound keeping its own times', () => {
+    expect(buildLiveMuxArgs('/s/sound.m4a', 'live.mp4')).toEqual([
+      '-hide_banner', '-loglevel', 'error', '-y',
+      '-copyts',
+      '-i', '/s/sound.m4a',
+      '-probesize', '32', '-analyzeduration', '0',
+      '-f', 'mp4', '-i', 'pipe:0',
+      '-map', '1:v', '-map', '0:a',
+      '-c', 'copy', ...BT709, // the copied video is declared BT.709 again
       '-flush_packets', '1',
       '-frag_duration', '200000', '-movflags', 'frag_keyframe+empty_moov+default_base_moof+delay_moov',
       '-f', 'mp4', 'live.mp4',
     ]);
   });
 
-  it('assembles piped IVF into live WebM with Opus sound, written a cluster (≤ 1 s) at a time', () => {
-    const audio = [{ id: 'a0', path: '/m.m4a', startFrame: 0, trimSec: 0, playSec: 2, volume: 1, fadeInSec: 0, fadeOutSec: 0, loop: false }];
-    const args = buildLiveMuxArgs(plan([], { audio }), 'live.webm', 'webm');
-    expect(args.slice(args.indexOf('-probesize'), args.indexOf('-filter_complex'))).toEqual(['-probesize', '32', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0']);
+  it('assembles piped IVF into live WebM with the stored Opus track, written a cluster (≤ 1 s) at a time', () => {
+    const args = buildLiveMuxArgs('/s/sound.weba', 'live.webm', 'webm');
+    expect(args.slice(args.indexOf('-probesize'), args.indexOf('-map'))).toEqual(['-probesize', '32', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0']);
     expect(args.slice(args.indexOf('-map'))).toEqual([
-      '-map', '1:v', '-map', '[a0]',
-      '-c:v', 'copy', ...BT709, // IVF says nothing of primaries and transfer
-      '-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2',
+      '-map', '1:v', '-map', '0:a',
+      '-c', 'copy', ...BT709, // IVF says nothing of primaries and transfer
       '-flush_packets', '1', '-cluster_time_limit', '1000', '-cluster_size_limit', '1073741824', '-live', '1',
       '-f', 'webm', 'live.webm',
     ]);

@@ -8,7 +8,7 @@ import { isStillFormat } from '../../formats/output-formats';
 import { MediaPreparationService } from '../../render/media-preparation.service';
 import { RenderService, stillRange, videoRange } from '../../render/render.service';
 import { BlenderRepository, type BlenderRunOptions } from '../../repositories/blender.repository';
-import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRenderResult, type EngineRequest, type RenderEngine } from '../engine';
+import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRenderResult, type EngineRequest, type RenderEngine, type SoundTrack } from '../engine';
 import { blenderJob, blenderRenderArgs, blenderServeArgs, frameFile, serveChunkLine } from './blender-args';
 import { BlenderScenesService, SCENE_SCRIPT } from './blender-scenes.service';
 import type { BlenderLogEvent } from './blender-log';
@@ -104,8 +104,13 @@ export class BlenderEngine implements RenderEngine {
     }
   }
 
-  async muxSound(request: Omit<EngineRequest, 'profile'>, video: AsyncIterable<Buffer>, output: string, format: 'mp4' | 'webm', signal?: AbortSignal): Promise<void> {
-    await this.renderer.assembleLive(await this.renderer.planSound(request), video, output, format, signal);
+  /** A Blender movie's sound is the compositor's: its audio tracks. */
+  soundTrack(request: Omit<EngineRequest, 'profile'>, format: 'mp4' | 'webm'): Promise<SoundTrack> {
+    return this.renderer.soundTrack(request, format);
+  }
+
+  muxSound(video: AsyncIterable<Buffer>, sound: string, output: string, format: 'mp4' | 'webm', signal?: AbortSignal): Promise<void> {
+    return this.renderer.assembleLive(sound, video, output, format, signal);
   }
 
   remux(input: string, output: string, format: 'mp4' | 'webm'): Promise<number> {

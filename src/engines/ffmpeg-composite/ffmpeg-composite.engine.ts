@@ -3,7 +3,7 @@ import type { FrameRange } from '../../compiler/ffmpeg-args';
 import { MONTAGE_CONFIG, type MontageConfig } from '../../config/config';
 import { RenderService } from '../../render/render.service';
 import { distributedPlanOptions, planSegments } from '../../streaming/segment-planner';
-import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRenderResult, type EngineRequest, type RenderEngine } from '../engine';
+import { type EngineCapabilities, EngineName, type EngineRenderOptions, type EngineRenderResult, type EngineRequest, type RenderEngine, type SoundTrack } from '../engine';
 
 /** The compositor: templates → sharp rasters → one ffmpeg filter graph per range. */
 @Injectable()
@@ -28,9 +28,12 @@ export class FfmpegCompositeEngine implements RenderEngine {
     return { bytes: result.bytes, frames: result.range.to - result.range.from };
   }
 
-  async muxSound(request: Omit<EngineRequest, 'profile'>, video: AsyncIterable<Buffer>, output: string, format: 'mp4' | 'webm', signal?: AbortSignal): Promise<void> {
-    const plan = await this.renderer.planSound(request);
-    await this.renderer.assembleLive(plan, video, output, format, signal);
+  soundTrack(request: Omit<EngineRequest, 'profile'>, format: 'mp4' | 'webm'): Promise<SoundTrack> {
+    return this.renderer.soundTrack(request, format);
+  }
+
+  muxSound(video: AsyncIterable<Buffer>, sound: string, output: string, format: 'mp4' | 'webm', signal?: AbortSignal): Promise<void> {
+    return this.renderer.assembleLive(sound, video, output, format, signal);
   }
 
   remux(input: string, output: string, format: 'mp4' | 'webm'): Promise<number> {
