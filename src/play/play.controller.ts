@@ -36,7 +36,7 @@ export class PlayController {
   @Head(':token/:part')
   async headPart(@Param('token') token: string, @Param('part') part: string, @Res() res: Response) {
     const index = segmentIndex(part);
-    const stored = index === 'init' ? true : await this.play.segmentStored(token, index);
+    const stored = index === 'init' ? await this.play.initStored(token) : await this.play.segmentStored(token, index);
     res.setHeader('Content-Type', SEGMENT_TYPE);
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('X-Montage-Status', stored ? 'done' : 'pending');

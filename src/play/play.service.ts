@@ -96,6 +96,12 @@ export class PlayService {
     return { body: mediaSegmentOf(file, seg.range.from, p.fps), current: k === short(seg.key) };
   }
 
+  /** Whether the init segment is stored (HEAD: nothing renders). */
+  async initStored(token: string): Promise<boolean> {
+    const p = await this.presentation(token);
+    return !!(await this.stat(p.initKey));
+  }
+
   /** Whether a segment is stored (HEAD: nothing renders). */
   async segmentStored(token: string, index: number): Promise<boolean> {
     const p = await this.presentation(token);
@@ -129,9 +135,10 @@ export class PlayService {
     const seg = p.segments[index];
     const queue = queueName(located.token.routingkey, EngineName.FfmpegComposite);
     let jobId = `play-${seg.key}`;
-    // A failed job keeps its id for a day: a later request tries again under a new one.
+    // A failed job keeps its id for a day, a completed one for an hour: one that ended without
+    // leaving the segment in storage (failed, or stored and since removed) is tried again under a new id.
     const before = await this.queue.jobState(queue, jobId);
-    if (before?.state === 'failed') jobId = `${jobId}-${Date.now().toString(36)}`;
+    if (before?.state === 'failed' || before?.state === 'completed') jobId = `${jobId}-${Date.now().toString(36)}`;
     const payload: RenderSegmentPayload = {
       engine: EngineName.FfmpegComposite,
       routingKey: located.token.routingkey,

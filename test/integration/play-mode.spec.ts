@@ -80,6 +80,7 @@ it('the playlist is complete before anything renders; bad tokens and segments ar
 
   const head = await request(api.url).head(`/v2/play/${token}/seg-3.m4s`).expect(200);
   expect(head.headers['x-montage-status']).toBe('pending');
+  expect((await request(api.url).head(`/v2/play/${token}/init.mp4`).expect(200)).headers['x-montage-status']).toBe('pending');
   for (const [url, status] of [
     ['/v2/play/nosuchtoken.m3u8', 404],
     [`/v2/play/${token}/seg-${segments.length}.m4s`, 404],
