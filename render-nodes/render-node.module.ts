@@ -6,6 +6,7 @@ import { OutputJob } from './output.job';
 import { PiecePublisher } from './piece-publisher';
 import { RenderNodeRunner } from './render-node.runner';
 import { SegmentJob } from './segment.job';
+import { SoundJob } from './sound.job';
 
 /**
  * A render node: the engines, queue workers for every job kind, and the live channels its
@@ -14,6 +15,6 @@ import { SegmentJob } from './segment.job';
  */
 @Module({
   imports: [RenderModule, EnginesModule, OutputStorageModule],
-  providers: [LiveFilesRepository, NodeJobs, PiecePublisher, OutputJob, SegmentJob, AssemblyJob, RenderNodeRunner],
+  providers: [LiveFilesRepository, NodeJobs, PiecePublisher, OutputJob, SegmentJob, SoundJob, AssemblyJob, RenderNodeRunner],
 })
 export class RenderNodeModule {}

@@ -21,6 +21,7 @@ import { AssemblyJob } from './assembly.job';
 import { NodeJobs } from './node-jobs';
 import { OutputJob } from './output.job';
 import { SegmentJob } from './segment.job';
+import { SoundJob } from './sound.job';
 
 const HARDWARE_ENCODERS = ['h264_nvenc', 'hevc_nvenc', 'h264_qsv', 'h264_vaapi'];
 
@@ -38,6 +39,7 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
     private readonly engines: EngineRegistry,
     private readonly outputs: OutputJob,
     private readonly segments: SegmentJob,
+    private readonly sounds: SoundJob,
     private readonly assembly: AssemblyJob,
     private readonly media: MediaRepository,
     private readonly files: LiveFilesRepository,
@@ -48,6 +50,7 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
     const render: JobHandlers<QueueKind.Render> = {
       [JobName.RenderOutput]: (payload, ctx) => this.outputs.run(payload, ctx),
       [JobName.RenderSegment]: (payload, ctx) => this.segments.run(payload, ctx),
+      [JobName.RenderSound]: (payload, ctx) => this.sounds.run(payload, ctx),
     };
     // One queue per routing key, engine and device this node has: it never takes a job it cannot run
     // (a Blender job for a GPU waits in its own queue for a node that sees that GPU).

@@ -24,6 +24,7 @@ export {
   type RenderOutputResult,
   type RenderSegmentPayload,
   type RenderSegmentResult,
+  type RenderSoundPayload,
   type RenderTarget,
 } from './jobs/job.types';
 export { JOB_QUEUE, LIVE_STREAM, QueueModule } from './jobs/queue.module';

@@ -131,14 +131,17 @@ export function buildRemuxArgs(input: string, output: string, format: 'mp4' | 'w
   ];
 }
 
-/** The container a movie's sound track is stored in, per output format (its codec is the output's). */
-export const SOUND_EXT = { mp4: 'm4a', webm: 'weba' } as const;
+/** The container a movie's sound track is stored in, per output format (its codec is the output's; `hls`: AAC for play mode). */
+export const SOUND_EXT = { mp4: 'm4a', webm: 'weba', hls: 'mp4' } as const;
+export type SoundFormat = keyof typeof SOUND_EXT;
+/** Play mode's sound: fragmented every 2 s (all AAC frames are sync samples: cut by time only), each fragment an HLS segment by byte range. */
+const HLS_SOUND = ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-frag_duration', '2000000', '-movflags', 'empty_moov+default_base_moof', '-f', 'mp4'];
 
 /**
  * A movie's whole sound track, mixed and encoded once (AAC for mp4, Opus for webm) into a file
  * that is stored by what it is made of: every render of the movie with the same sound reuses it.
  */
-export function buildSoundArgs(plan: RenderPlan, output: string, format: 'mp4' | 'webm'): string[] {
+export function buildSoundArgs(plan: RenderPlan, output: string, format: SoundFormat): string[] {
   const graph = new GraphBuilder(plan, { from: 0, to: plan.totalFrames });
   const audio = graph.audio();
   return [
@@ -146,7 +149,7 @@ export function buildSoundArgs(plan: RenderPlan, output: string, format: 'mp4' |
     ...graph.inputs.flat(),
     '-filter_complex', graph.chains.join(';'),
     '-map', `[${audio}]`,
-    ...(format === 'mp4' ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-f', 'mp4'] : ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', '-f', 'webm']),
+    ...(format === 'hls' ? HLS_SOUND : format === 'mp4' ? ['-c:a', 'aac', '-b:a', '160k', '-ar', '48000', '-ac', '2', '-f', 'mp4'] : ['-c:a', 'libopus', '-b:a', '128k', '-ar', '48000', '-ac', '2', '-f', 'webm']),
     output,
   ];
 }

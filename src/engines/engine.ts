@@ -70,7 +70,7 @@ export interface RenderEngine {
   /** Renders `request` into `output`; resolves with the bytes written (and what the frames took, where the engine times them). */
   render(request: EngineRequest, output: string, options?: EngineRenderOptions): Promise<EngineRenderResult>;
   /** The movie's sound track as one file (mixed once from its audio tracks and clips): its content address and how to make it. */
-  soundTrack(request: Omit<EngineRequest, 'profile'>, format: 'mp4' | 'webm'): Promise<SoundTrack>;
+  soundTrack(request: Omit<EngineRequest, 'profile'>, format: 'mp4' | 'webm' | 'hls'): Promise<SoundTrack>;
   /**
    * A distributed render's last step: the joined video (fragmented MP4 or IVF) comes in
    * as it arrives, with the movie's sound track (a file), out comes the streamable output.

@@ -10,6 +10,8 @@ export enum JobName {
   RenderSegment = 'render-segment',
   /** A distributed render's segments joined in order as they arrive, the sound muxed once, published and stored. */
   AssembleRender = 'assemble-render',
+  /** Play mode's sound: the movie's sound track mixed once into fragmented AAC and stored under its key. */
+  RenderSound = 'render-sound',
   /** One upload task: the stored output streamed to its destination (S3, HTTP, Azure, FTP, SFTP, YouTube, Facebook). */
   Upload = 'upload',
   /** One webhook message to one endpoint: one attempt per run, later attempts on the retry schedule. */
@@ -35,6 +37,7 @@ export enum QueueKind {
 export const JOB_QUEUE_KIND = {
   [JobName.RenderOutput]: QueueKind.Render,
   [JobName.RenderSegment]: QueueKind.Render,
+  [JobName.RenderSound]: QueueKind.Render,
   [JobName.AssembleRender]: QueueKind.Assembly,
   [JobName.Upload]: QueueKind.Upload,
   [JobName.SendWebhook]: QueueKind.Webhook,
@@ -86,6 +89,11 @@ export interface RenderSegmentPayload extends RenderTarget {
   segmentKey?: string;
 }
 
+/** `soundKey`: where the API looks for it (the node checks it makes the same key). */
+export interface RenderSoundPayload extends RenderTarget {
+  soundKey: string;
+}
+
 export interface AssembleRenderPayload extends RenderTarget {
   format: 'mp4' | 'webm';
   totalFrames: number;
@@ -135,6 +143,7 @@ export interface AssembleRenderResult {
 export interface JobPayloads {
   [JobName.RenderOutput]: RenderOutputPayload;
   [JobName.RenderSegment]: RenderSegmentPayload;
+  [JobName.RenderSound]: RenderSoundPayload;
   [JobName.AssembleRender]: AssembleRenderPayload;
   [JobName.Upload]: UploadPayload;
   [JobName.SendWebhook]: SendWebhookPayload;
@@ -144,6 +153,7 @@ export interface JobPayloads {
 export interface JobResults {
   [JobName.RenderOutput]: RenderOutputResult;
   [JobName.RenderSegment]: RenderSegmentResult;
+  [JobName.RenderSound]: { bytes: number; node: string; reused?: boolean };
   [JobName.AssembleRender]: AssembleRenderResult;
   [JobName.Upload]: { status: string };
   [JobName.SendWebhook]: { status: string };

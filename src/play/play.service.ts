@@ -13,8 +13,11 @@ import type { LocatedOutput } from '../renders/render.types';
 import { planReusedSegments, type ReusableSegment } from '../renders/segment-reuse';
 import { progressKey, segmentChannel } from '../streaming/live-entries';
 import { TokensService } from '../tokens/tokens.service';
-import { initSegmentOf, mediaSegmentOf } from './media-segment';
-import { mediaPlaylist } from './playlist';
+import { soundOf } from '../compiler/render-plan';
+import type { StoredDelivery } from '../delivery/delivery.types';
+import { RenderService } from '../render/render.service';
+import { fragmentIndex, initSegmentOf, mediaSegmentOf } from './media-segment';
+import { byteRangePlaylist, masterPlaylist, mediaPlaylist } from './playlist';
 
 /** The longest play segment: a seek waits for at most one segment this long to render. */
 export const PLAY_SEGMENT_SEC = 2;
@@ -30,6 +33,8 @@ interface Presentation {
   segments: ReusableSegment[];
   /** The init segment's content address: shared by every movie of this canvas. */
   initKey: string;
+  /** Whether the movie has audio tracks or clips (which may have sound): then it has an audio rendition. */
+  hasSound: boolean;
 }
 
 /** What a segment request gets: the bytes, and whether the URL named the segment's current content (cacheable for ever). */
@@ -55,16 +60,102 @@ export class PlayService {
     @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     private readonly files: PlayFilesRepository,
+    private readonly renderer: RenderService,
   ) {}
 
-  /** The media playlist. Segment URIs carry a short form of their key: a new template version makes new URLs. */
+  /**
+   * `/v2/play/<token>.m3u8`: the video's media playlist, or with sound a master playlist (the
+   * video and the sound as an alternate audio rendition). Segment URIs carry a short form of
+   * their key: a new template version makes new URLs.
+   */
   async playlist(token: string): Promise<string> {
     const p = await this.presentation(token);
+    if (!p.hasSound) return this.videoPlaylistOf(p, `${token}/`);
+    const { width, height } = p.located.resolved!;
+    // Bandwidth: an estimate (players rank variants by it; there is one): 0.1 bit a pixel, plus the AAC.
+    return masterPlaylist({ uri: `${token}/video.m3u8`, width, height, fps: p.fps, bandwidth: width * height * p.fps * 0.1 + 160_000 }, `${token}/audio.m3u8`);
+  }
+
+  /** `/v2/play/<token>/video.m3u8`. */
+  async videoPlaylist(token: string): Promise<string> {
+    return this.videoPlaylistOf(await this.presentation(token), '');
+  }
+
+  private videoPlaylistOf(p: Presentation, prefix: string): string {
     return mediaPlaylist(
-      p.segments.map((s, i) => ({ frames: s.range.to - s.range.from, uri: `${token}/seg-${i}.m4s?k=${short(s.key)}` })),
+      p.segments.map((s, i) => ({ frames: s.range.to - s.range.from, uri: `${prefix}seg-${i}.m4s?k=${short(s.key)}` })),
       p.fps,
-      `${token}/init.mp4?k=${short(p.initKey)}`,
+      `${prefix}init.mp4?k=${short(p.initKey)}`,
     );
+  }
+
+  /**
+   * `/v2/play/<token>/audio.m3u8`: byte ranges into the movie's sound track (AAC fragmented
+   * every 2 s), mixed first on a render node if no movie with this sound has been played.
+   */
+  async audioPlaylist(token: string, signal: AbortSignal): Promise<string> {
+    const p = await this.presentation(token);
+    const sound = await this.sound(p, signal);
+    const index = fragmentIndex(await this.read(sound.key, sound.ext));
+    return byteRangePlaylist(
+      `audio.mp4?k=${short(sound.key)}`,
+      index.initSize,
+      index.fragments.map((f) => ({ offset: f.offset, size: f.size, seconds: f.duration / index.timescale })),
+    );
+  }
+
+  /** `/v2/play/<token>/audio.mp4`: the sound track file (the player asks for byte ranges). */
+  async audioFile(token: string, signal: AbortSignal): Promise<StoredDelivery> {
+    const p = await this.presentation(token);
+    const { key, ext } = await this.sound(p, signal);
+    const stat = await this.storage.stat(key, ext);
+    if (!stat) throw renderFailed('the sound track was mixed but is not in storage');
+    return { kind: 'stored', key, format: FORMAT, size: stat.size, contentType: 'audio/mp4', open: (range) => this.storage.read(key, ext, range) };
+  }
+
+  /** The sound track's key, stored: mixed by a `RenderSound` job when no movie with this sound was played before. */
+  private async sound(p: Presentation, signal: AbortSignal): Promise<{ key: string; ext: string }> {
+    if (!p.hasSound) throw notFound('this movie has no sound: its play presentation is video only', [{ field: 'audio', message: 'no sound' }]);
+    const { located } = p;
+    const track = await this.renderer.soundTrack(this.requestOf(located), 'hls');
+    if (await this.storage.stat(track.key, track.ext).catch(() => undefined)) return track;
+    const queue = queueName(located.token.routingkey, EngineName.FfmpegComposite);
+    let jobId = `play-${track.key}`;
+    const before = await this.queue.jobState(queue, jobId);
+    if (before?.state === 'failed' || before?.state === 'completed') jobId = `${jobId}-${Date.now().toString(36)}`;
+    await this.queue.enqueue(
+      queue,
+      JobName.RenderSound,
+      {
+        ...this.targetOf(located, track.key),
+        storageId: await this.storageIdentity(),
+        soundKey: track.key,
+      },
+      jobId,
+      { priority: 1 },
+    );
+    await this.waitForJob(queue, jobId, 'the sound track', signal);
+    return track;
+  }
+
+  private requestOf(located: LocatedOutput) {
+    return { project: located.token.project, movie: located.movie, params: located.token.params, templateVersion: located.templateVersion };
+  }
+
+  private targetOf(located: LocatedOutput, key: string) {
+    return {
+      engine: EngineName.FfmpegComposite,
+      routingKey: located.token.routingkey,
+      renderKey: key,
+      run: 'play',
+      project: located.token.project,
+      movie: located.movie,
+      params: located.token.params,
+      templateVersion: located.templateVersion,
+      profile: segmentProfileOf(FORMAT),
+      channel: segmentChannel(key, 'play', 0),
+      progressKey: progressKey(key, 'play'),
+    };
   }
 
   /**
@@ -94,6 +185,14 @@ export class PlayService {
     const bytes = (await this.stat(seg.key)) ? await this.read(seg.key).catch(() => undefined) : undefined;
     const file = bytes ?? (await this.renderedSegment(p, index, signal));
     return { body: mediaSegmentOf(file, seg.range.from, p.fps), current: k === short(seg.key) };
+  }
+
+  /** Whether the sound track is stored (HEAD: nothing renders). */
+  async soundStored(token: string): Promise<boolean> {
+    const p = await this.presentation(token);
+    if (!p.hasSound) throw notFound('this movie has no sound: its play presentation is video only', [{ field: 'audio', message: 'no sound' }]);
+    const track = await this.renderer.soundTrack(this.requestOf(p.located), 'hls');
+    return !!(await this.storage.stat(track.key, track.ext).catch(() => undefined));
   }
 
   /** Whether the init segment is stored (HEAD: nothing renders). */
@@ -126,7 +225,9 @@ export class PlayService {
       maxFrames: Math.round(PLAY_SEGMENT_SEC * resolved.fps),
     });
     const initKey = initSegmentKey({ profile: segmentProfileOf(FORMAT), width: resolved.width, height: resolved.height, fps: resolved.fps });
-    return { located, fps: resolved.fps, segments, initKey };
+    const sound = soundOf(resolved);
+    const hasSound = sound.audio.length > 0 || sound.scenes.some((scene) => scene.layers.length > 0);
+    return { located, fps: resolved.fps, segments, initKey, hasSound };
   }
 
   /** Renders segment `index` on a render node (or joins the job already rendering it) and reads it once stored. */
@@ -140,35 +241,31 @@ export class PlayService {
     const before = await this.queue.jobState(queue, jobId);
     if (before?.state === 'failed' || before?.state === 'completed') jobId = `${jobId}-${Date.now().toString(36)}`;
     const payload: RenderSegmentPayload = {
-      engine: EngineName.FfmpegComposite,
-      routingKey: located.token.routingkey,
-      renderKey: seg.key,
-      run: 'play',
-      project: located.token.project,
-      movie: located.movie,
-      params: located.token.params,
-      templateVersion: located.templateVersion,
+      ...this.targetOf(located, seg.key),
       storageId: await this.storageIdentity(),
-      profile: segmentProfileOf(FORMAT),
       channel: segmentChannel(seg.key, 'play', index),
-      progressKey: progressKey(seg.key, 'play'),
       range: seg.range,
       index,
       segmentKey: seg.key,
     };
     // Priority 1: ahead of every distributed render's segments (a viewer is waiting for this one).
     await this.queue.enqueue(queue, JobName.RenderSegment, payload, jobId, { priority: 1 });
+    await this.waitForJob(queue, jobId, `segment ${index}`, signal);
+    const bytes = await this.read(seg.key).catch(() => undefined);
+    if (!bytes) throw renderFailed(`segment ${index} was rendered but is not in storage`);
+    return bytes;
+  }
+
+  /** Waits for a job to end, at most SEGMENT_WAIT_MS: its failure is a 500 with its reason; too long a 503. */
+  private async waitForJob(queue: string, jobId: string, what: string, signal: AbortSignal): Promise<void> {
     const waited = AbortSignal.any([signal, AbortSignal.timeout(SEGMENT_WAIT_MS)]);
     try {
       await this.queue.waitFor(queue, jobId, { signal: waited, outageTimeoutMs: this.config.queueOutageTimeoutMs, pollMs: 1000 });
     } catch (err) {
       if (err instanceof MontageError) throw err;
-      if (waited.aborted && !signal.aborted) throw unavailable(`segment ${index} is still rendering after ${SEGMENT_WAIT_MS / 1000} s; request it again`, 2);
-      throw renderFailed(`segment ${index} failed to render: ${(err as Error).message}`);
+      if (waited.aborted && !signal.aborted) throw unavailable(`${what} is still rendering after ${SEGMENT_WAIT_MS / 1000} s; request it again`, 2);
+      throw renderFailed(`${what} failed to render: ${(err as Error).message}`);
     }
-    const bytes = await this.read(seg.key).catch(() => undefined);
-    if (!bytes) throw renderFailed(`segment ${index} was rendered but is not in storage`);
-    return bytes;
   }
 
   private storageIdentity(): Promise<string | undefined> {
@@ -180,9 +277,9 @@ export class PlayService {
     return this.storage.stat(key, FORMAT).catch(() => undefined);
   }
 
-  private async read(key: string): Promise<Buffer> {
+  private async read(key: string, ext: string = FORMAT): Promise<Buffer> {
     const parts: Buffer[] = [];
-    for await (const part of await this.storage.read(key, FORMAT)) parts.push(part as Buffer);
+    for await (const part of await this.storage.read(key, ext)) parts.push(part as Buffer);
     return Buffer.concat(parts);
   }
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { movieVtt } from '../captions/webvtt';
 import { badInput, notFound, renderFailed } from '../common/errors';
-import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, buildSoundArgs, type FrameRange, SOUND_EXT } from '../compiler/ffmpeg-args';
+import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, buildSoundArgs, type FrameRange, SOUND_EXT, type SoundFormat } from '../compiler/ffmpeg-args';
 import type { SoundTrack } from '../engines/engine';
 import { soundKey } from '../renders/render-key';
 import { DEFAULTS, type OutputProfile } from '../compiler/output-profiles';
@@ -194,7 +194,7 @@ export class RenderService {
    * The movie's sound track (audio tracks and the clips whose sound joins the mix), keyed by
    * what it is mixed from: tokens that differ only in what is seen share one.
    */
-  async soundTrack(request: Omit<RenderRequest, 'profile'>, format: RemuxFormat): Promise<SoundTrack> {
+  async soundTrack(request: Omit<RenderRequest, 'profile'>, format: SoundFormat): Promise<SoundTrack> {
     const movie = soundOf(await this.resolveForRender(request));
     const clips = movie.scenes.flatMap((s) => s.layers.map(({ id, startFrame, endFrame, spec, media }) => ({ id, startFrame, endFrame, spec, media })));
     const key = soundKey({ project: request.project, movie: request.movie, templateVersion: movie.version, output: format, sound: { fps: movie.fps, totalFrames: movie.totalFrames, audio: movie.audio, clips } });

@@ -68,6 +68,7 @@ it('removing an abandoned flow takes every segment not started, while the runnin
     QueueKind.Render,
     [queueName('abandon')],
     {
+      [JobName.RenderSound]: () => Promise.reject(new Error('no sound jobs in this test')),
       [JobName.RenderSegment]: async (p) => {
         ran.push(p.range.from);
         if (ran.length === 1) await held;
@@ -139,6 +140,7 @@ it('a job handed back on shutdown waits in its queue again without having used a
     QueueKind.Render,
     [queueName('handback')],
     {
+      [JobName.RenderSound]: () => Promise.reject(new Error('no sound jobs in this test')),
       [JobName.RenderSegment]: (_p, ctx) =>
         new Promise<RenderSegmentResult>((_, reject) => {
           started();

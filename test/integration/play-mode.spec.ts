@@ -183,3 +183,56 @@ it('a segment that fails to render is a 500 JSON with the render\'s reason, not 
   expect(init.status).toBe(500);
   expect(init.body.message).toMatch(/segment 0 failed to render/);
 }, 60_000);
+
+(CHROMIUM ? it : it.skip)(
+  'a movie with sound: a master playlist with the sound as an audio rendition; Chromium plays both, ffmpeg reads both whole',
+  async () => {
+    const token = await newToken('sound');
+    const master = (await request(api.url).get(`/v2/play/${token}.m3u8`).expect(200)).text;
+    expect(master).toContain(`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="sound",NAME="Sound",DEFAULT=YES,AUTOSELECT=YES,URI="${token}/audio.m3u8"`);
+    expect(master).toMatch(new RegExp(`#EXT-X-STREAM-INF:BANDWIDTH=\\d+,RESOLUTION=64x36,FRAME-RATE=30.000,AUDIO="sound"\n${token}/video.m3u8\n`));
+    expect((await request(api.url).head(`/v2/play/${token}/audio.m3u8`).expect(200)).headers['x-montage-status']).toBe('pending');
+    const audio = (await request(api.url).get(`/v2/play/${token}/audio.m3u8`).expect(200)).text;
+    expect(audio).toMatch(/#EXT-X-MAP:URI="audio\.mp4\?k=[0-9a-f]{12}",BYTERANGE="\d+@0"/);
+    const durations = [...audio.matchAll(/#EXTINF:([\d.]+),/g)].map((m) => Number(m[1]));
+    expect(durations.length).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...durations)).toBeLessThanOrEqual(2.1);
+    expect(durations.reduce((a, b) => a + b, 0)).toBeCloseTo(8, 1);
+    // A movie without sound has no audio rendition.
+    const silent = await newToken();
+    expect((await request(api.url).get(`/v2/play/${silent}/audio.m3u8`)).status).toBe(404);
+
+    // ffmpeg: every video frame and the whole sound.
+    const src = `${api.url}/v2/play/${token}.m3u8`;
+    const { stdout } = await execFileP('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,nb_read_frames:format=duration', '-of', 'json', src]);
+    const probed = JSON.parse(stdout) as { streams: Array<{ codec_type: string; nb_read_frames: string }> };
+    expect(probed.streams.find((s) => s.codec_type === 'video')?.nb_read_frames).toBe('240');
+    // 8 s of 48 kHz AAC: 375 frames of 1024 samples (and the encoder's priming frame).
+    expect(Number(probed.streams.find((s) => s.codec_type === 'audio')?.nb_read_frames)).toBeGreaterThanOrEqual(375);
+
+    // The movie's sound, in its place: silent before the music starts at 0.5 s, loud once it has faded in.
+    const pcm = (await execFileP('ffmpeg', ['-v', 'error', '-i', src, '-map', '0:a', '-ac', '1', '-ar', '8000', '-f', 's16le', '-'], { encoding: 'buffer', maxBuffer: 1 << 24 })).stdout;
+    const rms = (from: number, to: number) => {
+      let sum = 0;
+      for (let i = from * 8000; i < to * 8000; i++) sum += pcm.readInt16LE(i * 2) ** 2;
+      return Math.sqrt(sum / ((to - from) * 8000));
+    };
+    expect(pcm.length / 2 / 8000).toBeCloseTo(8, 1);
+    expect(rms(0, 0.4)).toBeLessThan(50);
+    expect(rms(2.6, 3.4)).toBeGreaterThan(1000);
+
+    const browser: Browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.route(`${api.url}/play.html**`, (route) => route.fulfill({ contentType: 'text/html', body: fs.readFileSync(PLAY_PAGE) }));
+      await page.goto(`${api.url}/play.html?src=${encodeURIComponent(src)}&t=4`);
+      await page.waitForFunction('(() => { const v = document.querySelector("video"); return v.currentTime > 5 && !v.paused; })()', undefined, { timeout: 60_000 });
+      const state = (await page.evaluate('({ tracks: window.montageHls.audioTracks.length, decoded: document.querySelector("video").webkitAudioDecodedByteCount })')) as { tracks: number; decoded: number };
+      expect(state.tracks).toBe(1);
+      expect(state.decoded).toBeGreaterThan(0);
+    } finally {
+      await browser.close();
+    }
+  },
+  120_000,
+);

@@ -105,7 +105,7 @@ export class BlenderEngine implements RenderEngine {
   }
 
   /** A Blender movie's sound is the compositor's: its audio tracks. */
-  soundTrack(request: Omit<EngineRequest, 'profile'>, format: 'mp4' | 'webm'): Promise<SoundTrack> {
+  soundTrack(request: Omit<EngineRequest, 'profile'>, format: 'mp4' | 'webm' | 'hls'): Promise<SoundTrack> {
     return this.renderer.soundTrack(request, format);
   }
 

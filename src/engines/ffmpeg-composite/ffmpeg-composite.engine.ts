@@ -28,7 +28,7 @@ export class FfmpegCompositeEngine implements RenderEngine {
     return { bytes: result.bytes, frames: result.range.to - result.range.from };
   }
 
-  soundTrack(request: Omit<EngineRequest, 'profile'>, format: 'mp4' | 'webm'): Promise<SoundTrack> {
+  soundTrack(request: Omit<EngineRequest, 'profile'>, format: 'mp4' | 'webm' | 'hls'): Promise<SoundTrack> {
     return this.renderer.soundTrack(request, format);
   }
 
