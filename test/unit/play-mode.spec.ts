@@ -1,11 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { initSegmentOf, mediaSegmentOf } from '../../src/play/media-segment';
-import { mediaPlaylist } from '../../src/play/playlist';
-import { readBoxes, trackTimescales } from '../../src/streaming/fmp4-joiner';
+import { fragmentIndex, initSegmentOf, mediaSegmentOf } from '../../src/play/media-segment';
+import { byteRangePlaylist, masterPlaylist, mediaPlaylist } from '../../src/play/playlist';
+import { countFragmentedSamples, readBoxes, trackTimescales } from '../../src/streaming/fmp4-joiner';
 
 // 10 frames of 64x64 H.264 at 30 fps, a keyframe every 5: ftyp, moov, two moof+mdat, mfra.
 const TINY = fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'media', 'tiny-fragmented.mp4'));
+// 5 s of a 440 Hz tone, 48 kHz AAC, fragmented every 2 s as play mode's sound track is.
+const SOUND = fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'media', 'tiny-sound.mp4'));
 
 /** Every fragment's decode time (tfdt) and sequence number, in file order. */
 function fragments(buf: Buffer): Array<{ tfdt: bigint; sequence: number }> {
@@ -91,5 +93,61 @@ describe('play segments from a stored fragmented MP4', () => {
     const moofOnly = mediaSegmentOf(TINY, 0, 30);
     expect(() => initSegmentOf(moofOnly)).toThrow(/no moov/);
     expect(() => mediaSegmentOf(moofOnly, 0, 30)).toThrow(/before the moov/);
+  });
+});
+
+describe('play mode sound', () => {
+  it('indexes a fragmented sound track: the init, then every moof + mdat to the end, each with its duration', () => {
+    const index = fragmentIndex(SOUND);
+    const boxes = readBoxes(SOUND);
+    expect(index.timescale).toBe(48000);
+    expect(index.initSize).toBe(boxes.find((b) => b.type === 'moov')!.start + boxes.find((b) => b.type === 'moov')!.size);
+    expect(index.fragments).toHaveLength(3);
+    // Contiguous from the init to the end of the last mdat.
+    let at = index.initSize;
+    for (const f of index.fragments) {
+      expect(f.offset).toBe(at);
+      expect(readBoxes(SOUND, f.offset, f.offset + f.size).map((b) => b.type)).toEqual(['moof', 'mdat']);
+      at += f.size;
+    }
+    expect(readBoxes(SOUND).filter((b) => b.start >= at).every((b) => b.type === 'mfra')).toBe(true);
+    // Per-sample durations: 5 s of tone plus the encoder's 1024 priming samples (the last AAC frame is a short one).
+    expect(index.fragments.reduce((sum, f) => sum + f.duration, 0)).toBe(5 * 48000 + 1024);
+    expect(countFragmentedSamples(SOUND)).toBe(Math.ceil((5 * 48000 + 1024) / 1024));
+    expect(index.fragments[0].duration / 48000).toBeGreaterThan(1.9);
+    expect(index.fragments[0].duration / 48000).toBeLessThan(2.1);
+  });
+
+  it('a byte-range playlist into one file, and the master playlist with the sound as an audio rendition', () => {
+    expect(byteRangePlaylist('audio.mp4?k=abc', 729, [{ offset: 729, size: 8578, seconds: 2.005333 }, { offset: 9307, size: 4614, seconds: 1.010667 }])).toBe(
+      [
+        '#EXTM3U',
+        '#EXT-X-VERSION:7',
+        '#EXT-X-TARGETDURATION:3',
+        '#EXT-X-PLAYLIST-TYPE:VOD',
+        '#EXT-X-MEDIA-SEQUENCE:0',
+        '#EXT-X-INDEPENDENT-SEGMENTS',
+        '#EXT-X-MAP:URI="audio.mp4?k=abc",BYTERANGE="729@0"',
+        '#EXTINF:2.005333,',
+        '#EXT-X-BYTERANGE:8578@729',
+        'audio.mp4?k=abc',
+        '#EXTINF:1.010667,',
+        '#EXT-X-BYTERANGE:4614@9307',
+        'audio.mp4?k=abc',
+        '#EXT-X-ENDLIST',
+        '',
+      ].join('\n'),
+    );
+    expect(masterPlaylist({ uri: 'tok/video.m3u8', width: 1920, height: 1080, fps: 30, bandwidth: 6_380_000 }, 'tok/audio.m3u8')).toBe(
+      [
+        '#EXTM3U',
+        '#EXT-X-VERSION:7',
+        '#EXT-X-INDEPENDENT-SEGMENTS',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="sound",NAME="Sound",DEFAULT=YES,AUTOSELECT=YES,URI="tok/audio.m3u8"',
+        '#EXT-X-STREAM-INF:BANDWIDTH=6380000,RESOLUTION=1920x1080,FRAME-RATE=30.000,AUDIO="sound"',
+        'tok/video.m3u8',
+        '',
+      ].join('\n'),
+    );
   });
 });
