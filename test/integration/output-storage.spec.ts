@@ -86,6 +86,22 @@ describe.each([
     expect(fs.existsSync(staging)).toBe(false);
   });
 
+  it('lists the reusable pieces among the outputs (segments sg…, sound tracks sd…) with size and age, nothing else', async () => {
+    const sg = `sg${'a'.repeat(40)}`;
+    const sd = `sd${'b'.repeat(40)}`;
+    const before = Date.now() - 60_000;
+    await storage.storeOutput(sg, 'mp4', async (file) => fs.writeFileSync(file, 'segment'));
+    await storage.storeOutput(sd, 'm4a', async (file) => fs.writeFileSync(file, 'sound'));
+    await storage.storeOutput('d41d8cd98f00b204e9800998ecf8427e', 'mp4', async (file) => fs.writeFileSync(file, 'an output'));
+    await storage.storeOutput(`sg${'c'.repeat(39)}`, 'mp4', async (file) => fs.writeFileSync(file, 'not an address'));
+    const listed = (await storage.listReusable()).sort((a, b) => a.key.localeCompare(b.key));
+    expect(listed.map(({ key, ext, bytes }) => ({ key, ext, bytes }))).toEqual([
+      { key: sd, ext: 'm4a', bytes: 5 },
+      { key: sg, ext: 'mp4', bytes: 7 },
+    ]);
+    for (const piece of listed) expect(piece.storedMs).toBeGreaterThan(before);
+  });
+
   it('keeps segments by name until they are removed', async () => {
     const bytes = randomBytes(300_000);
     expect(await storage.storeSegment('r-a1-0-15.mp4', async (file) => (fs.writeFileSync(file, bytes), bytes.length))).toBe(300_000);
