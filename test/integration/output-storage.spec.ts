@@ -193,7 +193,12 @@ describe('render nodes that share only Redis and S3 with the API', () => {
 
     // The stream ends when the video is complete; storing it in the bucket follows.
     await until('stored', async () => ((await request(api.url).get(`/v2/progress/${created.body.token}`)).body.status === 'done' ? true : undefined), 10_000);
-    expect(await keysIn(bucket)).toEqual([expect.stringMatching(/^outputs\/[0-9a-f]{40}\.mp4$/), 'storage-id']); // the output, no segments
+    // The output, its segments kept by content for reuse (sg…) and its sound track (sd…); no per-run leftovers.
+    const keys = await keysIn(bucket);
+    expect(keys.filter((k) => /^outputs\/[0-9a-f]{40}\.mp4$/.test(k))).toHaveLength(1);
+    expect(keys.filter((k) => /^outputs\/sg[0-9a-f]{40}\.mp4$/.test(k)).length).toBeGreaterThanOrEqual(2);
+    expect(keys.filter((k) => /^outputs\/sd[0-9a-f]{40}\.m4a$/.test(k))).toHaveLength(1);
+    expect(keys.filter((k) => !k.startsWith('outputs/'))).toEqual(['storage-id']);
     expect(fs.existsSync(path.join(api.dataDir, 'outputs'))).toBe(false);
     expect(fs.readdirSync(path.join(nodeDataDir, 'staging'))).toEqual([]);
 
