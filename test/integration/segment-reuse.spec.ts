@@ -136,3 +136,13 @@ it('a param drawn only late (the accent) re-renders only the late segments', asy
   expect(jobs.length).toBeGreaterThan(0);
   expect(jobs.map((j) => `${j.from}-${j.to}`)).toEqual(['96-171']);
 });
+
+it('two renders needing the same missing segment at once render it once: the other node waits for it and publishes the stored one', async () => {
+  const params = (name: string) => ({ movie: 'greeting', parallel: 2, params: { name, accent: '#ff00ff' } });
+  const [x, y] = [(await post(params('Kim'))).body.token as string, (await post(params('Lee'))).body.token as string];
+  const [fileX, fileY] = await Promise.all([renderStored(x, 'kim.mp4'), renderStored(y, 'lee.mp4')]);
+  const shared = [...(await segmentJobs(await renderKeyOf(x))), ...(await segmentJobs(await renderKeyOf(y)))].filter((j) => j.from === 96);
+  // The API of each saw it missing, so each run has a job for it; one rendered, the other reused what that one stored.
+  expect(shared.map((j) => j.reused).sort()).toEqual([false, true]);
+  expect((await frameHashes(fileX)).slice(96)).toEqual((await frameHashes(fileY)).slice(96));
+});
