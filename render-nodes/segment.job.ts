@@ -18,7 +18,7 @@ import { linked, NodeJobs, requestOf } from './node-jobs';
 import { PiecePublisher } from './piece-publisher';
 
 /** How long a lease on a reusable segment lasts unless its holder renews it (it does, every third of this). */
-const LEASE_MS = 15_000;
+const LEASE_MS = 6_000;
 /** How often a node waiting for another's render of the same segment looks again. */
 const WAIT_POLL_MS = 200;
 

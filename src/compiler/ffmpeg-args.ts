@@ -20,6 +20,12 @@ const MP4_FRAGMENTS = ['-frag_duration', '200000', '-movflags', 'frag_keyframe+e
 // encode of the same frames is cut alike, so a retried render's pieces line up with the first's.
 const LIVE_WEBM = [...FLUSH, '-cluster_time_limit', '1000', '-cluster_size_limit', '1073741824', '-live', '1'];
 
+/**
+ * The output of a still handed over raw: RGB24 on stdout, for sharp to encode (jpg, webp) with
+ * no PNG written, read back and decoded in between.
+ */
+export const RAW_STILL_OUTPUT = 'pipe:1';
+
 export interface RenderArgsOptions {
   /** Threads for the encoder; 0 or undefined lets ffmpeg choose. */
   threads?: number;
@@ -34,7 +40,8 @@ export interface RenderArgsOptions {
  * base. Animations are expressions of that absolute `t`, so frames [a, b) rendered alone are
  * the same frames as in a whole-movie render — the property that distributed rendering needs.
  * User text never appears here: text and SVG arrive as rasters, referenced by file path only
- * as `-i` arguments, never inside the filter string.
+ * as `-i` arguments, never inside the filter string. A still is a PNG file, or raw RGB24 on
+ * stdout when `output` is RAW_STILL_OUTPUT (then without progress: it would share the pipe).
  */
 export function buildRenderArgs(
   plan: RenderPlan,
@@ -49,6 +56,8 @@ export function buildRenderArgs(
   const graph = new GraphBuilder(plan, range);
   const video = graph.video();
   const still = isStillFormat(profile.format);
+  const raw = output === RAW_STILL_OUTPUT;
+  if (raw && !still) throw new Error(`only a still can be written raw to ${RAW_STILL_OUTPUT}, not ${profile.format}`);
   const withAudio = (profile.format === 'mp4' || profile.format === 'webm') && !profile.videoOnly;
   if (profile.container && (profile.format !== 'webm' || !profile.videoOnly)) {
     throw new Error(`the ${profile.container} container holds webm video only`);
@@ -59,7 +68,7 @@ export function buildRenderArgs(
   // Frames of another engine come on stdin; otherwise ffmpeg must not read it.
   const framesOnStdin = plan.scenes.some((scene) => scene.layers.some((layer) => layer.source.kind === 'frames'));
   const args = ['-hide_banner', ...(framesOnStdin ? [] : ['-nostdin']), '-loglevel', 'error', '-y'];
-  if (options.progress) args.push('-progress', 'pipe:1', '-nostats');
+  if (options.progress && !raw) args.push('-progress', 'pipe:1', '-nostats');
   for (const input of graph.inputs) args.push(...input);
 
   let finalVideo = video;
@@ -108,7 +117,8 @@ export function buildRenderArgs(
       args.push('-loop', '0', '-f', 'gif');
       break;
     default:
-      if (still) args.push('-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1');
+      if (raw) args.push('-frames:v', '1', '-f', 'rawvideo');
+      else if (still) args.push('-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1');
   }
   args.push(output);
   return args;

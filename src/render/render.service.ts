@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { movieVtt } from '../captions/webvtt';
 import { badInput, notFound, renderFailed } from '../common/errors';
-import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, buildSoundArgs, type FrameRange, SOUND_EXT, type SoundFormat } from '../compiler/ffmpeg-args';
+import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, buildSoundArgs, type FrameRange, RAW_STILL_OUTPUT, SOUND_EXT, type SoundFormat } from '../compiler/ffmpeg-args';
 import type { SoundTrack } from '../engines/engine';
 import { soundKey } from '../renders/render-key';
 import { DEFAULTS, type OutputProfile } from '../compiler/output-profiles';
@@ -116,6 +116,15 @@ export class RenderService {
     return planRender(movie, await this.preparation.prepare(movie));
   }
 
+  /**
+   * The plan of a still: only the layers seen at its frame are prepared (a changed param shown
+   * elsewhere in the movie costs the still nothing), and no sound.
+   */
+  async planStill(request: Omit<RenderRequest, 'profile'>): Promise<RenderPlan> {
+    const movie = this.composite(await this.resolveForRender(request));
+    return this.planPicture(request, stillRange(movie, request.frame));
+  }
+
   /** A movie whose picture is composited here: another engine's movie would come out as its background only. */
   private composite(movie: ResolvedMovie): ResolvedMovie {
     if (movie.engine === 'blender') throw renderFailed(`${movie.templateId} is a Blender movie: the blender engine renders its picture`);
@@ -149,37 +158,45 @@ export class RenderService {
     onProgress?: (p: RenderProgress) => void,
     options: { inPlace?: boolean; plan?: RenderPlan; signal?: AbortSignal; frames?: AsyncIterable<Buffer> } = {},
   ): Promise<RenderResult> {
-    // A part without sound (a segment) needs only the media of the layers seen in it.
+    // A part without sound (a segment) needs only the media of the layers seen in it; a still, those seen at its frame.
     const part = request.range && request.profile.videoOnly ? { from: request.range.from ?? 0, to: request.range.to ?? Infinity } : undefined;
-    // Preparing (downloads, decode checks, rasters) can take a while: a shutdown does not wait for it.
-    const plan = options.plan ?? (await abortable(part ? this.planPicture(request, part) : this.plan(request), options.signal));
     const still = isStillFormat(request.profile.format);
+    // Preparing (downloads, decode checks, rasters) can take a while: a shutdown does not wait for it.
+    const plan = options.plan ?? (await abortable(still ? this.planStill(request) : part ? this.planPicture(request, part) : this.plan(request), options.signal));
     const range = still ? stillRange(plan, request.frame) : videoRange(plan, request.range);
     const total = range.to - range.from;
     onProgress?.({ phase: 'rendering', framesDone: 0, totalFrames: total });
 
-    const temp = options.inPlace && !still ? output : await this.work.tempFor(output, still ? '.png' : undefined);
-    const converted = still && request.profile.format !== 'png' ? await this.work.tempFor(output) : undefined;
+    const temp = options.inPlace && !still ? output : await this.work.tempFor(output);
+    const format = request.profile.format;
+    const quality = request.profile.quality ?? DEFAULTS.still.quality;
+    // jpg, webp: sharp encodes the frame; it comes raw on ffmpeg's stdout unless another engine's frames hold stdin.
+    const encoded = still && format !== 'png';
+    const raw = encoded && !options.frames;
+    const png = encoded && !raw ? await this.work.tempFor(output, '.png') : undefined;
     try {
-      const args = buildRenderArgs(plan, range, request.profile, temp, { progress: true, threads: this.config.ffmpegThreads });
-      // Another engine's frames (a `frames` layer) come on stdin; that engine reports progress.
-      if (options.frames) await this.media.runWithInput(args, options.frames, options.signal);
-      else await this.media.run(args, {
-        signal: options.signal,
-        // A palette GIF writes nothing until it has seen every frame: its watchdog waits longer.
-        stallTimeoutMs: request.profile.format === 'gif' ? this.config.stallTimeoutMs * 6 : undefined,
-        onFrames: (frames) => onProgress?.({ phase: 'rendering', framesDone: Math.min(frames, total), totalFrames: total }),
-      });
-      if (converted) {
-        const format = request.profile.format as 'jpg' | 'webp';
-        await this.rasters.convertStill(temp, format, request.profile.quality ?? DEFAULTS.still.quality, converted);
-        await this.work.remove(temp);
+      if (raw) {
+        const args = buildRenderArgs(plan, range, request.profile, RAW_STILL_OUTPUT, { threads: this.config.ffmpegThreads });
+        const rgb = await this.media.runToBuffer(args, { signal: options.signal, maxBytes: plan.width * plan.height * 3 });
+        await this.rasters.encodeStill({ rgb, width: plan.width, height: plan.height }, format as 'jpg' | 'webp', quality, temp);
+      } else {
+        const args = buildRenderArgs(plan, range, request.profile, png ?? temp, { progress: true, threads: this.config.ffmpegThreads });
+        // Another engine's frames (a `frames` layer) come on stdin; that engine reports progress.
+        if (options.frames) await this.media.runWithInput(args, options.frames, options.signal);
+        else await this.media.run(args, {
+          signal: options.signal,
+          // A palette GIF writes nothing until it has seen every frame: its watchdog waits longer.
+          stallTimeoutMs: format === 'gif' ? this.config.stallTimeoutMs * 6 : undefined,
+          onFrames: (frames) => onProgress?.({ phase: 'rendering', framesDone: Math.min(frames, total), totalFrames: total }),
+        });
+        if (png) await this.rasters.encodeStill({ png }, format as 'jpg' | 'webp', quality, temp);
       }
-      if (temp !== output || converted) await this.work.commit(converted ?? temp, output);
+      if (temp !== output) await this.work.commit(temp, output);
     } catch (err) {
       if (temp !== output) await this.work.remove(temp);
-      if (converted) await this.work.remove(converted);
       throw err;
+    } finally {
+      if (png) await this.work.remove(png);
     }
     onProgress?.({ phase: 'done', framesDone: total, totalFrames: total });
     return { output, bytes: await this.work.size(output), plan, range };
@@ -240,7 +257,8 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promis
   });
 }
 
-export function stillRange(plan: RenderPlan, frame: number | undefined): FrameRange {
+/** The frame of a still (default the poster frame) as a range, checked against the movie (a plan or a resolved movie). */
+export function stillRange(plan: Pick<RenderPlan, 'posterFrame' | 'totalFrames'>, frame: number | undefined): FrameRange {
   const f = frame ?? plan.posterFrame;
   if (!Number.isInteger(f) || f < 0 || f >= plan.totalFrames) {
     throw badInput(`frame must be a whole number from 0 to ${plan.totalFrames - 1}, got ${frame}`, [

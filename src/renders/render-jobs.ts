@@ -75,7 +75,9 @@ export function planRenderJobs(input: RenderJobsInput): RenderJobs {
   const channel = liveChannel(target.renderKey, target.run);
   const progress = progressKey(target.renderKey, target.run);
   const runId = runJobId(target.renderKey, target.run);
-  if (!isDistributed(format, input.parallel, input.ranges)) {
+  // Reused segments cut a render even at parallel 1 (one lane): the ones already stored are not rendered again.
+  const segmented = input.reuse ? formatSpec(format).distributable && input.ranges.length > 1 : isDistributed(format, input.parallel, input.ranges);
+  if (!segmented) {
     const payload: RenderOutputPayload = { ...target, profile: input.profile, channel, progressKey: progress, totalFrames: input.totalFrames, ...(input.frame !== undefined ? { frame: input.frame } : {}) };
     return { kind: 'output', watch: { channel, progressKey: progress, queue, jobId: runId }, job: { queue, jobId: runId, payload } };
   }

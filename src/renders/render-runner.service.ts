@@ -274,7 +274,9 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
   private async reusableSegments(located: LocatedOutput, watched: boolean): Promise<Array<ReusableSegment & { stored: boolean }> | undefined> {
     const { token, resolved } = located;
     if (!this.config.segmentReuse || !resolved || (located.engine ?? EngineName.FfmpegComposite) !== EngineName.FfmpegComposite) return undefined;
-    if (token.parallel <= 1 || !formatSpec(located.format).distributable) return undefined;
+    // Parallel 1 with a viewer waiting stays one job (its first byte comes soonest); unwatched
+    // (batches, uploads, async) it is cut too, so a batch renders only what differs per item.
+    if (!formatSpec(located.format).distributable || (token.parallel <= 1 && watched)) return undefined;
     const segments = planReusedSegments(resolved, {
       project: token.project,
       movie: located.movie,

@@ -220,6 +220,54 @@ export class MediaRepository implements Pick<MediaProbe, 'probe'> {
     });
   }
 
+  /**
+   * Runs ffmpeg and returns what it writes on stdout (a raw still: `maxBytes` bounds it). It has
+   * no progress to watch: the stall timeout bounds the whole run, which is one frame's work.
+   */
+  runToBuffer(args: string[], options: { signal?: AbortSignal; maxBytes: number }): Promise<Buffer> {
+    if (options.signal?.aborted) return Promise.reject(renderFailed('render cancelled'));
+    return this.withGraphScript(args, (a) => this.runToBufferNow(a, options));
+  }
+
+  private runToBufferNow(args: string[], options: { signal?: AbortSignal; maxBytes: number }): Promise<Buffer> {
+    const stallMs = this.config.stallTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const child = spawnTied(this.config.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL' });
+      let stalled = false;
+      let tooLarge = false;
+      const watchdog = setTimeout(() => {
+        stalled = true;
+        child.kill('SIGKILL');
+      }, stallMs);
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      let stderr = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > options.maxBytes) {
+          tooLarge = true;
+          child.kill('SIGKILL');
+        } else chunks.push(chunk);
+      });
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr = (stderr + chunk).slice(-16_384);
+      });
+      const abort = () => child.kill('SIGKILL');
+      options.signal?.addEventListener('abort', abort, { once: true });
+      child.on('error', (err) => reject(this.cannotRun(err.message)));
+      child.on('close', (code, signal) => {
+        clearTimeout(watchdog);
+        options.signal?.removeEventListener('abort', abort);
+        if (code === 0 && !tooLarge) resolve(Buffer.concat(chunks, bytes));
+        else if (options.signal?.aborted) reject(renderFailed('render cancelled'));
+        else if (stalled) reject(renderFailed(`the render did not finish within ${Math.round(stallMs / 1000)} s and was stopped (an input that does not decode?)`, [], { internal: ffmpegErrorSummary(stderr) }));
+        else if (tooLarge) reject(renderFailed('the render wrote more than a still holds', [], { internal: `over ${options.maxBytes} bytes on stdout` }));
+        else if (cannotExecute(code, stderr)) reject(this.cannotRun('not found'));
+        else reject(this.failure(code, signal, stderr));
+      });
+    });
+  }
+
   /** A plain message for clients; the tool's own words (paths, addresses) for the log only. */
   private failure(code: number | null, signal: NodeJS.Signals | null, stderr: string) {
     return renderFailed(`ffmpeg failed (${signal ?? `exit ${code}`})`, [], { internal: ffmpegErrorSummary(stderr) });

@@ -77,6 +77,8 @@ const PANGO_WEIGHT: Record<string, string> = {
 
 /** Cap on what a single raster may be, so a hostile param cannot make sharp allocate gigabytes. */
 const MAX_PIXELS = 8192 * 8192;
+/** PNGs that only pass between steps of one raster in memory: stored, not deflated (the same pixels, a fraction of the time). */
+const BETWEEN_STEPS = { compressionLevel: 0 } as const;
 
 /**
  * Everything sharp does: text, SVG, images and gradients become PNG rasters once per render,
@@ -104,15 +106,15 @@ export class RasterRepository {
       const free = Math.round(spec.width) - width;
       const side = blockSide(layoutParagraphs(spec.text, spec.align));
       textBox.left = side === 'center' ? Math.floor(free / 2) : side === 'right' ? free : 0;
-      img = await sharp(img).extend({ left: textBox.left, right: free - textBox.left, background: TRANSPARENT }).png().toBuffer();
+      img = await sharp(img).extend({ left: textBox.left, right: free - textBox.left, background: TRANSPARENT }).png(BETWEEN_STEPS).toBuffer();
       width += free;
     }
     if (spec.height) {
       const boxHeight = Math.max(1, Math.round(spec.height));
       const placed = placeVertically(height, boxHeight, spec.verticalAlign ?? 'top');
       img = placed.crop
-        ? await sharp(img).extract({ left: 0, top: placed.crop.top, width, height: boxHeight }).png().toBuffer()
-        : await sharp(img).extend({ top: placed.top, bottom: boxHeight - height - placed.top, background: TRANSPARENT }).png().toBuffer();
+        ? await sharp(img).extract({ left: 0, top: placed.crop.top, width, height: boxHeight }).png(BETWEEN_STEPS).toBuffer()
+        : await sharp(img).extend({ top: placed.top, bottom: boxHeight - height - placed.top, background: TRANSPARENT }).png(BETWEEN_STEPS).toBuffer();
       textBox.top = placed.crop ? -placed.crop.top : placed.top;
       height = boxHeight;
     }
@@ -122,7 +124,7 @@ export class RasterRepository {
     const sh = spec.shadow;
     const pad = Math.ceil(Math.max(outline + (sh ? sh.blur * 2 + Math.max(Math.abs(sh.x), Math.abs(sh.y)) : 0), bg ? Math.max(bg.padding.v, bg.padding.h) : 0)) + 2;
     const layers: sharp.OverlayOptions[] = [];
-    const padded = await sharp(img).extend({ top: pad, bottom: pad, left: pad, right: pad, background: TRANSPARENT }).png().toBuffer();
+    const padded = await sharp(img).extend({ top: pad, bottom: pad, left: pad, right: pad, background: TRANSPARENT }).png(BETWEEN_STEPS).toBuffer();
     const W = width + pad * 2;
     const H = height + pad * 2;
     const alpha = await sharp(padded).extractChannel(3).raw().toBuffer();
@@ -159,7 +161,7 @@ export class RasterRepository {
     const canvas = sharp({ create: { width: W, height: H, channels: 4, background: TRANSPARENT } }).composite(layers);
     const meta = { size, top: extent.top, bottom: extent.bottom };
     if (!part) {
-      const info = await canvas.png().toFile(out);
+      const info = await canvas.png({ compressionLevel: 1 }).toFile(out);
       return { path: out, width: info.width, height: info.height, dx: -pad, dy: -pad, text: meta };
     }
     // A part: only its ink, at its place in the whole layout.
@@ -205,7 +207,7 @@ export class RasterRepository {
     } catch (err) {
       throw renderFailed('text could not be rasterised', [], { internal: (err as Error).message });
     }
-    return text.png().toBuffer({ resolveWithObject: true }).catch((err: Error) => {
+    return text.png(BETWEEN_STEPS).toBuffer({ resolveWithObject: true }).catch((err: Error) => {
       throw renderFailed('text could not be rasterised (a font or a character Pango cannot use)', [], { internal: err.message });
     });
   }
@@ -394,12 +396,18 @@ export class RasterRepository {
     return { path: out, width: info.width, height: info.height, dx: 0, dy: 0, opaque: colors.every((c) => alphaPercent(c) === 100) };
   }
 
-  /** A PNG frame from ffmpeg → the still format asked for. */
-  async convertStill(pngPath: string, format: 'png' | 'jpg' | 'webp', quality: number, out: string): Promise<void> {
-    const img = sharp(pngPath);
-    if (format === 'jpg') await img.flatten({ background: '#000000' }).jpeg({ quality, mozjpeg: true }).toFile(out);
-    else if (format === 'webp') await img.webp({ quality }).toFile(out);
-    else await img.png().toFile(out);
+  /**
+   * A frame from ffmpeg (raw RGB24, or a PNG file) → a jpg or webp file. JPEG: mozjpeg's quantisation tables
+   * with optimised Huffman codes, without its trellis quantisation and progressive scans: those
+   * cost ten times the encode (≈150 ms for a 1080p frame) for ≈20 % fewer bytes, at no better PSNR.
+   */
+  async encodeStill(frame: { rgb: Buffer; width: number; height: number } | { png: string }, format: 'jpg' | 'webp', quality: number, out: string): Promise<void> {
+    if ('rgb' in frame && frame.rgb.length !== frame.width * frame.height * 3) {
+      throw renderFailed('the render did not produce one whole frame', [], { internal: `${frame.rgb.length} bytes for ${frame.width}×${frame.height} RGB` });
+    }
+    const img = 'rgb' in frame ? sharp(frame.rgb, { raw: { width: frame.width, height: frame.height, channels: 3 } }) : sharp(frame.png).removeAlpha();
+    if (format === 'jpg') await img.jpeg({ quality, quantisationTable: 3, optimiseCoding: true }).toFile(out);
+    else await img.webp({ quality }).toFile(out);
   }
 
   /**
@@ -464,7 +472,7 @@ async function tinted(mask: Buffer, width: number, height: number, color: string
   const scaled = a < 1 ? await sharp(mask, { raw: { width, height, channels: 1 } }).linear(a, 0).extractChannel(0).raw().toBuffer() : mask;
   return sharp({ create: { width, height, channels: 3, background: { r, g, b } } })
     .joinChannel(scaled, { raw: { width, height, channels: 1 } })
-    .png()
+    .png(BETWEEN_STEPS)
     .toBuffer();
 }
 

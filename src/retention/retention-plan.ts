@@ -138,6 +138,16 @@ export function deadStaging(files: FileEntry[], writerAlive: (pid: number) => bo
   });
 }
 
+/**
+ * Reusable segments and sound tracks to remove: those stored more than `ttlDays` ago (0: kept).
+ * By age since stored, not since last used: a piece still in use is rendered again once, at worst.
+ */
+export function expiredReusable<T extends { storedMs: number }>(pieces: T[], ttlDays: number, nowMs: number): T[] {
+  if (ttlDays <= 0) return [];
+  const cutoff = nowMs - ttlDays * 24 * 3600 * 1000;
+  return pieces.filter((p) => p.storedMs < cutoff);
+}
+
 export interface StoredOutput {
   key: string;
   bytes: number;

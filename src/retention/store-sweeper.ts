@@ -9,12 +9,14 @@ import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-stora
 import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../repositories/document-store/port';
 import { DiskUsage } from './disk-usage';
 import { PeriodicPass } from './periodic-pass';
-import { deadLeftovers, planOutputExpiry } from './retention-plan';
+import { deadLeftovers, expiredReusable, planOutputExpiry } from './retention-plan';
 
 export interface StoreSweepReport {
   tokensExpired: number;
   outputsExpired: number;
   leftoversRemoved: number;
+  /** Reusable segments and sound tracks older than OUTPUT_TTL_DAYS. */
+  reusableExpired: number;
   liveFilesRemoved: number;
   durationMs: number;
 }
@@ -65,7 +67,7 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
 
   private async run(): Promise<StoreSweepReport> {
     const started = Date.now();
-    const report: StoreSweepReport = { tokensExpired: 0, outputsExpired: 0, leftoversRemoved: 0, liveFilesRemoved: 0, durationMs: 0 };
+    const report: StoreSweepReport = { tokensExpired: 0, outputsExpired: 0, leftoversRemoved: 0, reusableExpired: 0, liveFilesRemoved: 0, durationMs: 0 };
     const now = new Date();
 
     for (const token of await this.tokens.find({ expiresAt: { $lt: now.toISOString() } }, { limit: 1000 })) {
@@ -99,6 +101,14 @@ export class StoreSweeper implements OnApplicationBootstrap, OnApplicationShutdo
       }
     }
     this.usage.set('outputs', storedBytes, storedFiles);
+
+    // Segments and sound tracks shared by content: kept as long as an output would be.
+    for (const piece of expiredReusable(await this.storage.listReusable(), this.config.retention.outputTtlDays, now.getTime())) {
+      await this.storage.remove(piece.key, piece.ext).then(
+        () => void report.reusableExpired++,
+        (err: Error) => this.logger.warn(`reusable ${piece.key}.${piece.ext} not removed: ${err.message}`),
+      );
+    }
 
     const active = await this.renders.find({ status: { $in: ['queued', 'rendering'] } });
     const leftovers = await this.storage.listLeftovers();

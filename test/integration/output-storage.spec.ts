@@ -86,6 +86,22 @@ describe.each([
     expect(fs.existsSync(staging)).toBe(false);
   });
 
+  it('lists the reusable pieces among the outputs (segments sg…, sound tracks sd…) with size and age, nothing else', async () => {
+    const sg = `sg${'a'.repeat(40)}`;
+    const sd = `sd${'b'.repeat(40)}`;
+    const before = Date.now() - 60_000;
+    await storage.storeOutput(sg, 'mp4', async (file) => fs.writeFileSync(file, 'segment'));
+    await storage.storeOutput(sd, 'm4a', async (file) => fs.writeFileSync(file, 'sound'));
+    await storage.storeOutput('d41d8cd98f00b204e9800998ecf8427e', 'mp4', async (file) => fs.writeFileSync(file, 'an output'));
+    await storage.storeOutput(`sg${'c'.repeat(39)}`, 'mp4', async (file) => fs.writeFileSync(file, 'not an address'));
+    const listed = (await storage.listReusable()).sort((a, b) => a.key.localeCompare(b.key));
+    expect(listed.map(({ key, ext, bytes }) => ({ key, ext, bytes }))).toEqual([
+      { key: sd, ext: 'm4a', bytes: 5 },
+      { key: sg, ext: 'mp4', bytes: 7 },
+    ]);
+    for (const piece of listed) expect(piece.storedMs).toBeGreaterThan(before);
+  });
+
   it('keeps segments by name until they are removed', async () => {
     const bytes = randomBytes(300_000);
     expect(await storage.storeSegment('r-a1-0-15.mp4', async (file) => (fs.writeFileSync(file, bytes), bytes.length))).toBe(300_000);
@@ -177,7 +193,12 @@ describe('render nodes that share only Redis and S3 with the API', () => {
 
     // The stream ends when the video is complete; storing it in the bucket follows.
     await until('stored', async () => ((await request(api.url).get(`/v2/progress/${created.body.token}`)).body.status === 'done' ? true : undefined), 10_000);
-    expect(await keysIn(bucket)).toEqual([expect.stringMatching(/^outputs\/[0-9a-f]{40}\.mp4$/), 'storage-id']); // the output, no segments
+    // The output, its segments kept by content for reuse (sg…) and its sound track (sd…); no per-run leftovers.
+    const keys = await keysIn(bucket);
+    expect(keys.filter((k) => /^outputs\/[0-9a-f]{40}\.mp4$/.test(k))).toHaveLength(1);
+    expect(keys.filter((k) => /^outputs\/sg[0-9a-f]{40}\.mp4$/.test(k)).length).toBeGreaterThanOrEqual(2);
+    expect(keys.filter((k) => /^outputs\/sd[0-9a-f]{40}\.m4a$/.test(k))).toHaveLength(1);
+    expect(keys.filter((k) => !k.startsWith('outputs/'))).toEqual(['storage-id']);
     expect(fs.existsSync(path.join(api.dataDir, 'outputs'))).toBe(false);
     expect(fs.readdirSync(path.join(nodeDataDir, 'staging'))).toEqual([]);
 

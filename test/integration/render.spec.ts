@@ -7,7 +7,7 @@ import { MontageError } from '../../src/common/errors';
 import { buildRenderArgs } from '../../src/compiler/ffmpeg-args';
 import type { RenderPlan } from '../../src/compiler/render-plan';
 import { brightPixels, bt709ToRgb, frameAt, meanVolume, near, pictTypes, pixel, probe, ssimPerFrame, webmClusters, yuvAt } from '../helpers/media';
-import { renderContext } from '../helpers/render-context';
+import { DEMO_TEMPLATES, renderContext } from '../helpers/render-context';
 
 type Ctx = Awaited<ReturnType<typeof renderContext>>;
 let ctx: Ctx;
@@ -279,6 +279,58 @@ describe('bad input: one clear error, nothing written', () => {
       await expect(broken.renders.render({ project: 't', movie: 'colors', params: {}, profile: { format: 'mp4' } }, out)).rejects.toMatchObject({
         kind: 'render_failed',
       });
+      expect(fs.readdirSync(path.dirname(out))).toEqual([]);
+    } finally {
+      await broken.close();
+    }
+  });
+});
+
+describe('stills: only what is seen at the frame', () => {
+  // demo/welcome at 1080p: its poster (3 s) is in the intro; `name` is shown there and in the card.
+  let demo: Ctx;
+  beforeAll(async () => {
+    demo = await renderContext({ templatesDir: DEMO_TEMPLATES });
+  });
+  afterAll(() => demo.close());
+  const request = { project: 'demo', movie: 'welcome', params: { name: 'Still Life' } };
+  const rgbOf = async (file: string) => (await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true })).data;
+
+  it('plans only the layers seen at the frame, and draws the same pixels as the whole movie planned', async () => {
+    const out = demo.out('poster.png');
+    const result = await demo.renders.render({ ...request, profile: { format: 'png' } }, out);
+    expect(result.range).toEqual({ from: 90, to: 91 });
+    // The card's layers (its own `name` text among them) were not prepared for the poster.
+    expect(result.plan.scenes.map((s) => s.layers.map((l) => l.id))).toEqual([['s0.l0', 's0.l1', 's0.l2', 's0.l3'], []]);
+    expect(result.plan.audio).toEqual([]);
+    const whole = await demo.renders.plan(request);
+    expect(whole.scenes[1].layers).toHaveLength(3);
+    const reference = demo.out('poster-whole-plan.png');
+    await promisify(execFile)('ffmpeg', buildRenderArgs(whole, result.range, { format: 'png' }, reference));
+    expect(Buffer.compare(await rgbOf(out), await rgbOf(reference))).toBe(0);
+  });
+
+  it.each(['jpg', 'webp'] as const)('%s: the frame raw from ffmpeg, encoded by sharp, is the png still within the codec’s error', async (format) => {
+    const png = demo.out('frame-100.png');
+    await demo.renders.render({ ...request, profile: { format: 'png' }, frame: 100 }, png);
+    const out = demo.out(`frame-100.${format}`);
+    await demo.renders.render({ ...request, profile: { format, quality: 85 }, frame: 100 }, out);
+    const meta = await sharp(out).metadata();
+    expect(meta).toMatchObject({ format: format === 'jpg' ? 'jpeg' : 'webp', width: 1920, height: 1080 });
+    const [a, b] = [await rgbOf(png), await rgbOf(out)];
+    let sum = 0;
+    for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+    expect(sum / a.length).toBeLessThan(1.5);
+    expect(sum / a.length).toBeGreaterThan(0); // lossy: really the encoded file, not the png
+    // Nothing left beside the output (no PNG in between).
+    expect(fs.readdirSync(path.dirname(out)).filter((f) => f.startsWith('.'))).toEqual([]);
+  });
+
+  it('a jpg still whose ffmpeg fails leaves no file', async () => {
+    const broken = await renderContext({ templatesDir: DEMO_TEMPLATES, env: { FFMPEG_PATH: '/bin/false' } });
+    try {
+      const out = broken.out('broken.jpg');
+      await expect(broken.renders.render({ ...request, profile: { format: 'jpg' } }, out)).rejects.toMatchObject({ kind: 'render_failed' });
       expect(fs.readdirSync(path.dirname(out))).toEqual([]);
     } finally {
       await broken.close();

@@ -13,7 +13,7 @@ import { FIXTURE_TEMPLATES, renderContext } from '../helpers/render-context';
 import { until } from '../helpers/wait';
 
 // Re-rendering only what a change touches: the API and two render-node processes, real Redis,
-// the `greeting` fixture (a name in its first 1.5 s, none after).
+// the `greeting` fixture (a name in its first 3 s, an accent colour from 3.2 s).
 const execFileP = promisify(execFile);
 const NODE = path.join(__dirname, '..', '..', 'dist', 'render-nodes', 'main.js');
 let api: ApiApp;
@@ -83,11 +83,11 @@ it('a second render differing in a name shown early renders only the segments th
   const a = (await post({ movie: 'greeting', parallel: 2, params: { name: 'Ada' } })).body.token as string;
   const fileA = await renderStored(a, 'ada.mp4');
   const jobsA = await segmentJobs(await renderKeyOf(a));
-  // Cut where the name stops being drawn (the first scene ends at frame 45, the second starts at 36): every segment is rendered once.
+  // Cut where the accent starts being drawn (frame 96; the name is gone from 90): every segment is rendered once.
   expect(jobsA.length).toBeGreaterThanOrEqual(3);
   expect(jobsA.every((j) => !j.reused)).toBe(true);
-  expect(jobsA.some((j) => j.to === 45 || j.from === 45)).toBe(true);
-  expect(jobsA[jobsA.length - 1].to).toBe(81); // 1.5 s + 1.5 s less the 0.3 s crossfade
+  expect(jobsA.some((j) => j.from === 96)).toBe(true);
+  expect(jobsA[jobsA.length - 1].to).toBe(171); // 3 s + 3 s less the 0.3 s crossfade
 
   const b = (await post({ movie: 'greeting', parallel: 2, params: { name: 'Grace Hopper' } })).body.token as string;
   const fileB = await renderStored(b, 'grace.mp4');
@@ -95,13 +95,13 @@ it('a second render differing in a name shown early renders only the segments th
   // Only the segments where the name is drawn ran again; none after it.
   expect(jobsB.length).toBeGreaterThan(0);
   expect(jobsB.length).toBeLessThan(jobsA.length);
-  expect(jobsB.every((j) => j.from < 45)).toBe(true);
-  expect(jobsB.map((j) => `${j.from}-${j.to}`)).toEqual(jobsA.filter((j) => j.from < 45).map((j) => `${j.from}-${j.to}`));
-  expect((await progress(b)).formats.mp4).toMatchObject({ status: 'done', framesDone: 81, totalFrames: 81 });
+  expect(jobsB.every((j) => j.from < 96)).toBe(true);
+  expect(jobsB.map((j) => `${j.from}-${j.to}`)).toEqual(jobsA.filter((j) => j.from < 96).map((j) => `${j.from}-${j.to}`));
+  expect((await progress(b)).formats.mp4).toMatchObject({ status: 'done', framesDone: 171, totalFrames: 171 });
 
   for (const file of [fileA, fileB]) {
     const probed = await probe(file);
-    expect(probed.video).toMatchObject({ codec_name: 'h264', nb_read_frames: '81' });
+    expect(probed.video).toMatchObject({ codec_name: 'h264', nb_read_frames: '171' });
     expect(probed.audio?.codec_name).toBe('aac');
   }
   // The sound track is keyed the same way: both renders' (silent) sound is one stored file.
@@ -110,16 +110,16 @@ it('a second render differing in a name shown early renders only the segments th
   expect(stored.filter((f) => /^sg[0-9a-f]{40}\.mp4$/.test(f))).toHaveLength(jobsA.length + jobsB.length);
   // Where nothing differs the frames are the same decoded pixels (they are the same segments); where the name is, they differ.
   const [hashesA, hashesB] = [await frameHashes(fileA), await frameHashes(fileB)];
-  expect(hashesA).toHaveLength(81);
-  expect(hashesB.slice(45)).toEqual(hashesA.slice(45));
-  expect(hashesB.slice(15, 40).filter((h, i) => h !== hashesA[15 + i]).length).toBe(25);
+  expect(hashesA).toHaveLength(171);
+  expect(hashesB.slice(96)).toEqual(hashesA.slice(96));
+  expect(hashesB.slice(15, 80).filter((h, i) => h !== hashesA[15 + i]).length).toBe(65);
   // Against single passes of each: every frame the same picture (each segment is its own x264 pass).
   const single = await renderContext();
   try {
     for (const [name, file] of [['Ada', fileA], ['Grace Hopper', fileB]] as const) {
       const whole = single.out(`${name}.mp4`);
       await single.renders.render({ project: 't', movie: 'greeting', params: { name }, profile: { format: 'mp4' } }, whole);
-      expect(Math.min(...(await ssimPerFrame(whole, file, 0, 81)))).toBeGreaterThanOrEqual(0.985);
+      expect(Math.min(...(await ssimPerFrame(whole, file, 0, 171)))).toBeGreaterThanOrEqual(0.985);
     }
   } finally {
     await single.close();
@@ -134,6 +134,15 @@ it('a param drawn only late (the accent) re-renders only the late segments', asy
   await renderStored(c, 'accent.mp4');
   const jobs = await segmentJobs(await renderKeyOf(c));
   expect(jobs.length).toBeGreaterThan(0);
-  expect(jobs.every((j) => j.to > 45 - 9)).toBe(true); // the crossfade brings the accent in from frame 36
-  expect(jobs.some((j) => j.from === 0)).toBe(false);
+  expect(jobs.map((j) => `${j.from}-${j.to}`)).toEqual(['96-171']);
+});
+
+it('two renders needing the same missing segment at once render it once: the other node waits for it and publishes the stored one', async () => {
+  const params = (name: string) => ({ movie: 'greeting', parallel: 2, params: { name, accent: '#ff00ff' } });
+  const [x, y] = [(await post(params('Kim'))).body.token as string, (await post(params('Lee'))).body.token as string];
+  const [fileX, fileY] = await Promise.all([renderStored(x, 'kim.mp4'), renderStored(y, 'lee.mp4')]);
+  const shared = [...(await segmentJobs(await renderKeyOf(x))), ...(await segmentJobs(await renderKeyOf(y)))].filter((j) => j.from === 96);
+  // The API of each saw it missing, so each run has a job for it; one rendered, the other reused what that one stored.
+  expect(shared.map((j) => j.reused).sort()).toEqual([false, true]);
+  expect((await frameHashes(fileX)).slice(96)).toEqual((await frameHashes(fileY)).slice(96));
 });

@@ -42,8 +42,10 @@ suite('studio (Chromium)', () => {
   });
 
   const openMovie = async (movie: string) => {
+    // The inputs of the form shown now are marked: the movie's form is the one drawn after the click (the same movie opens afresh).
+    await page.evaluate(`document.querySelectorAll('#params-form [name]').forEach((i) => i.setAttribute('data-old', ''))`);
     await page.click(`#movie-list button[data-movie="${movie}"]`);
-    await page.waitForSelector(`#params-form[data-movie="${movie}"]`);
+    await page.waitForSelector(`#params-form[data-movie="${movie}"] [name]:not([data-old])`);
   };
   /** Runs `body` (a function expression over the page's DOM, as text: these tests compile without the DOM types) until it returns something truthy. */
   // Polled with evaluate: waitForFunction on a string needs eval, which the page's CSP forbids (as it should).
@@ -117,6 +119,42 @@ suite('studio (Chromium)', () => {
     expect(bars).toEqual(['intro', 'card']);
     await page.click('#timeline .seg.scene:has-text("card")');
     await waitFor(`() => document.getElementById('preview').dataset.frame === '162'`);
+  });
+
+  it('asks for the preview at once after a quiet spell, waits out a burst of keystrokes, and previews one edit once', async () => {
+    await openMovie('welcome');
+    await previewAfter(undefined);
+    // Token POSTs the page makes, recorded as they are sent (the page's module calls the global fetch).
+    await page.evaluate(`(() => {
+      window.tokenPosts = [];
+      const original = window.fetch;
+      window.fetch = (url, init) => {
+        if (String(url).includes('/v2/token/')) window.tokenPosts.push(JSON.parse(init.body).params.name);
+        return original(url, init);
+      };
+    })()`);
+    const type = (names: string[], event = 'input') =>
+      page.evaluate(`((names) => {
+        const input = document.querySelector('[name="name"]');
+        for (const name of names) {
+          input.value = name;
+          input.dispatchEvent(new Event(${JSON.stringify(event)}, { bubbles: true }));
+        }
+        return window.tokenPosts.slice();
+      })(${JSON.stringify(names)})`) as Promise<string[]>;
+    await new Promise((r) => setTimeout(r, 400)); // quiet
+    // Leading edge: the first change is asked for within the event itself; the burst after it waits.
+    expect(await type(['B', 'Bu', 'Bur'])).toEqual(['B']);
+    await waitFor(`() => window.tokenPosts.length === 2`);
+    expect(await page.evaluate('window.tokenPosts')).toEqual(['B', 'Bur']);
+    // `change` after `input` of the same edit (a colour picker, a blur): no second preview.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await type(['Burst'])).toEqual(['B', 'Bur', 'Burst']);
+    await type(['Burst'], 'change');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await page.evaluate('window.tokenPosts')).toEqual(['B', 'Bur', 'Burst']);
+    await page.reload(); // the page's own fetch again
+    await page.waitForSelector('#params-form[data-movie]');
   });
 
   it('shows the API’s own message beside a bad field, and clears it when fixed', async () => {

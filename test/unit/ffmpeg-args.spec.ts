@@ -1,4 +1,4 @@
-import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, buildSoundArgs, ffColor } from '../../src/compiler/ffmpeg-args';
+import { buildLiveMuxArgs, buildRemuxArgs, buildRenderArgs, buildSoundArgs, ffColor, RAW_STILL_OUTPUT } from '../../src/compiler/ffmpeg-args';
 import type { PlannedLayer, RenderPlan } from '../../src/compiler/render-plan';
 
 const fade = (duration: number) => ({ type: 'fade' as const, duration, easing: 'linear' as const, direction: 'left' as const, distance: 0 });
@@ -108,6 +108,22 @@ describe('buildRenderArgs', () => {
     ]);
     expect(args).not.toContain('-c:a');
     expect(args.filter((a) => a === '-map')).toHaveLength(1);
+  });
+
+  it('a jpg or webp still comes raw (RGB24 on stdout, no progress there) for sharp to encode; only a still can', () => {
+    const still = layer({ source: { kind: 'still', path: '/r/a.png' } });
+    for (const format of ['jpg', 'webp'] as const) {
+      const args = buildRenderArgs(plan([still]), { from: 30, to: 31 }, { format, quality: 85 }, RAW_STILL_OUTPUT, { progress: true, threads: 2 });
+      expect(args.slice(0, 7)).toEqual([...HEAD, '-i', '/r/a.png']);
+      expect(args).not.toContain('-progress');
+      expect(args.slice(args.indexOf('-map'))).toEqual(['-map', '[rgb]', '-threads', '2', '-frames:v', '1', '-f', 'rawvideo', 'pipe:1']);
+      // The same picture as the png still's graph.
+      const png = buildRenderArgs(plan([still]), { from: 30, to: 31 }, { format: 'png' }, 'f.png');
+      expect(args[args.indexOf('-filter_complex') + 1]).toBe(png[png.indexOf('-filter_complex') + 1]);
+    }
+    // Another engine's frames keep stdin; the still then goes through a PNG file as before.
+    expect(buildRenderArgs(plan([still]), { from: 30, to: 31 }, { format: 'jpg' }, 'f.png').slice(-8)).toEqual(['-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1', 'f.png'].slice(-8));
+    expect(() => buildRenderArgs(plan([still]), { from: 0, to: 60 }, { format: 'mp4' }, RAW_STILL_OUTPUT)).toThrow(/only a still/);
   });
 
   it('layers outside the range add no input and no filter', () => {

@@ -1,6 +1,7 @@
 import {
   CACHE_MIN_AGE_MS,
   deadLeftovers,
+  expiredReusable,
   deadStaging,
   type FileEntry,
   groupCacheFiles,
@@ -130,5 +131,15 @@ describe('planOutputExpiry', () => {
 
   it('keeps everything without limits', () => {
     expect(planOutputExpiry(outputs, { outputTtlDays: 0, maxStoredBytes: 0 }, NOW)).toEqual([]);
+  });
+});
+
+describe('expiredReusable', () => {
+  const day = 24 * 3600 * 1000;
+  const now = 100 * day;
+  it('removes reusable pieces stored more than the TTL ago; a TTL of 0 keeps them', () => {
+    const pieces = [{ key: 'old', storedMs: now - 31 * day }, { key: 'young', storedMs: now - 29 * day }];
+    expect(expiredReusable(pieces, 30, now).map((p) => p.key)).toEqual(['old']);
+    expect(expiredReusable(pieces, 0, now)).toEqual([]);
   });
 });

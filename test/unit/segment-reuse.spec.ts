@@ -162,14 +162,16 @@ describe('planReusedSegments', () => {
     const a = planReusedSegments(movie(), input);
     const b = planReusedSegments(movie({ name: 'Grace' }), input);
     expect(a.map((s) => s.range)).toEqual(b.map((s) => s.range));
-    a.forEach((s, i) => {
-      expect(s.key).toMatch(/^sg[0-9a-f]{40}$/);
-      if (s.range.to <= 180) expect(b[i].key).not.toBe(s.key);
-      else expect(b[i].key).toBe(s.key);
-    });
+    // 6–7 s (the company alone) is under two seconds: it joins the name's span, which it adds nothing to.
+    expect(a.map((s) => s.range)).toEqual([
+      { from: 0, to: 210 },
+      { from: 210, to: 300 },
+    ]);
+    a.forEach((s) => expect(s.key).toMatch(/^sg[0-9a-f]{40}$/));
+    expect(b.map((s, i) => s.key === a[i].key)).toEqual([false, true]);
     // Another accent: only what is drawn from 7 s changes.
     const c = planReusedSegments(movie({ accent: '#00ff00' }), input);
-    a.forEach((s, i) => expect(c[i].key === s.key).toBe(s.range.to <= 210));
+    expect(c.map((s, i) => s.key === a[i].key)).toEqual([true, false]);
   });
 
   it('another format, template version or place in the movie is another segment', () => {
@@ -210,5 +212,22 @@ describe('planRenderJobs with reuse', () => {
     ]);
     expect(jobs.assembly.payload.segments.map((s) => s.stored)).toEqual([undefined, { key: 'sgB', ext: 'mp4' }, undefined]);
     expect(jobs.assembly.payload.laneRoots).toEqual(['k9-r1a2b3c-0-30', 'k9-r1a2b3c-60-90']);
+  });
+
+  it('with reuse, parallel 1 is cut too: one lane renders its segments in order', () => {
+    const r: FrameRange[] = [
+      { from: 0, to: 30 },
+      { from: 30, to: 90 },
+    ];
+    const target = { engine: EngineName.FfmpegComposite, renderKey: 'k9', run: '1a2b3c', project: 'acme', movie: 'intro', params: {}, templateVersion: 'v7' };
+    const base = { target, format: 'mp4' as const, profile: { format: 'mp4' as const, streamable: true }, routingKey: 'default', parallel: 1, totalFrames: 90, fps: 30, ranges: r };
+    const jobs = planRenderJobs({ ...base, reuse: [{ key: 'sgA', stored: false }, { key: 'sgB', stored: false }] });
+    if (jobs.kind !== 'distributed') throw new Error('expected a distributed render');
+    expect(jobs.lanes).toHaveLength(1);
+    expect(jobs.lanes[0].jobId).toBe('k9-r1a2b3c-30-90');
+    expect(jobs.lanes[0].children?.map((c) => c.jobId)).toEqual(['k9-r1a2b3c-0-30']);
+    // Without reuse, parallel 1 stays one job; a gif is never cut.
+    expect(planRenderJobs(base).kind).toBe('output');
+    expect(planRenderJobs({ ...base, format: 'gif', profile: { format: 'gif' }, reuse: [{ key: 'sgA', stored: false }, { key: 'sgB', stored: false }] }).kind).toBe('output');
   });
 });

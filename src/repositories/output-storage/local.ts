@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { notFound, unavailable } from '../../common/errors';
 import type { FileEntry, Leftover } from '../../retention/retention-plan';
 import { listFiles } from '../disk-areas.repository';
-import { storageName, type OutputStorage } from './port';
+import { REUSABLE_NAME, type ReusablePiece, storageName, type OutputStorage } from './port';
 
 /**
  * Outputs and segments in a local directory: the data dir on one machine, or a mount that
@@ -75,6 +75,17 @@ export class LocalOutputStorage implements OutputStorage {
 
   async remove(key: string, ext: string): Promise<void> {
     await fs.rm(this.outputPath(key, ext), { force: true });
+  }
+
+  async listReusable(): Promise<ReusablePiece[]> {
+    const pieces: ReusablePiece[] = [];
+    for (const name of await fs.readdir(this.outputsDir).catch(() => [] as string[])) {
+      const m = REUSABLE_NAME.exec(name);
+      if (!m) continue;
+      const s = await fs.stat(path.join(this.outputsDir, name)).catch(() => undefined);
+      if (s?.isFile()) pieces.push({ key: m[1], ext: m[2], bytes: s.size, storedMs: s.mtimeMs });
+    }
+    return pieces;
   }
 
   async storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T> {

@@ -33,6 +33,12 @@ export interface OutputStorage {
   storeOutput<T>(key: string, ext: string, write: (file: string) => Promise<T>): Promise<T>;
   remove(key: string, ext: string): Promise<void>;
 
+  /**
+   * Stored pieces that renders share by content (reusable segments `sg…`, sound tracks `sd…`),
+   * with their size and when they were stored: what the sweeper expires.
+   */
+  listReusable(): Promise<ReusablePiece[]>;
+
   /** As storeOutput, for one segment of a distributed render (`name` is unique per render attempt). */
   storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T>;
   readSegment(name: string): Promise<Buffer>;
@@ -47,6 +53,16 @@ export interface OutputStorage {
 }
 
 export const OUTPUT_STORAGE = Symbol('OUTPUT_STORAGE');
+
+export interface ReusablePiece {
+  key: string;
+  ext: string;
+  bytes: number;
+  storedMs: number;
+}
+
+/** The names of reusable pieces among the outputs: `sg` (a segment) or `sd` (a sound track), a 40-hex address, an extension. */
+export const REUSABLE_NAME = /^(s[gd][0-9a-f]{40})\.([a-z0-9]+)$/;
 
 
 /** Keys and names are made by Montage (hashes, ids); anything else is a bug, not a path or key to write. */

@@ -18,7 +18,7 @@ import type { Readable } from 'node:stream';
 import { MontageError, notFound, unavailable } from '../../common/errors';
 import type { Leftover } from '../../retention/retention-plan';
 import { contentTypeOf, isOutputFormat } from '../../formats/output-formats';
-import { storageName, type OutputStorage } from './port';
+import { REUSABLE_NAME, type ReusablePiece, storageName, type OutputStorage } from './port';
 import { describeStorage, type StorageLocation } from './location';
 
 type S3Location = Extract<StorageLocation, { kind: 's3' }>;
@@ -124,6 +124,27 @@ export class S3OutputStorage implements OutputStorage {
 
   async remove(key: string, ext: string): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.outputKey(key, ext) }));
+  }
+
+  async listReusable(): Promise<ReusablePiece[]> {
+    const found: ReusablePiece[] = [];
+    const outputs = `${this.location.prefix}outputs/`;
+    try {
+      for (const kind of ['sg', 'sd']) {
+        let token: string | undefined;
+        do {
+          const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: `${outputs}${kind}`, ContinuationToken: token }));
+          for (const o of page.Contents ?? []) {
+            const m = o.Key ? REUSABLE_NAME.exec(o.Key.slice(outputs.length)) : null;
+            if (m) found.push({ key: m[1], ext: m[2], bytes: o.Size ?? 0, storedMs: o.LastModified?.getTime() ?? 0 });
+          }
+          token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (token);
+      }
+    } catch (err) {
+      throw unreachable(err);
+    }
+    return found;
   }
 
   async storeSegment<T>(name: string, write: (file: string) => Promise<T>): Promise<T> {

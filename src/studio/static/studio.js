@@ -5,7 +5,10 @@ import { attachSource, detachSource } from './player.js';
 
 const $ = (id) => document.getElementById(id);
 const STORE = sessionStorage; // the key lives for this tab only
-/** Typing pauses this long before a preview is asked for. */
+/**
+ * The first change after a quiet spell of this long is previewed at once; changes that follow
+ * it more closely (typing) wait until they pause this long.
+ */
 const DEBOUNCE_MS = 150;
 
 const state = {
@@ -18,7 +21,7 @@ const state = {
   previewUrl: null,
   inflight: null, // AbortController of the preview being made
   events: null,
-  timer: 0,
+  asked: null, // the movie and params last previewed (or about to be)
 };
 
 function say(id, text) {
@@ -129,14 +132,37 @@ function showProblems(problems) {
   );
 }
 
+/**
+ * A debounce that fires on the leading edge: `work` runs at once after a quiet spell, else
+ * (a burst of changes) once the changes pause; each call supersedes a pending one.
+ */
+function debouncer() {
+  let last = -Infinity;
+  let timer = 0;
+  return (work) => {
+    const now = performance.now();
+    const quiet = now - last >= DEBOUNCE_MS;
+    last = now;
+    clearTimeout(timer);
+    if (quiet) work();
+    else timer = setTimeout(work, DEBOUNCE_MS);
+  };
+}
+const paramsChanged = debouncer();
+const frameChanged = debouncer();
+
 function schedule() {
-  clearTimeout(state.timer);
-  state.timer = setTimeout(preview, DEBOUNCE_MS);
+  // One edit can fire `input` and then `change`: the same params are previewed once.
+  const asked = JSON.stringify([state.movie?.name, state.form?.collect()]);
+  if (asked === state.asked) return;
+  state.asked = asked;
+  paramsChanged(() => void preview());
 }
 
 /** A token for the current params, then its frame: the previous attempt is cancelled first. */
 async function preview() {
   if (!state.form) return;
+  state.asked = JSON.stringify([state.movie.name, state.form.collect()]);
   state.inflight?.abort();
   const inflight = new AbortController();
   state.inflight = inflight;
@@ -262,12 +288,11 @@ function afterSeek() {
   $('frame-out').value = frame === null ? 'poster' : String(frame);
   $('scrubber').setAttribute('aria-valuetext', frameText(frame ?? state.timeline?.posterFrame ?? 0));
   if (state.timeline) drawTimeline(state.timeline);
-  clearTimeout(state.timer);
-  state.timer = setTimeout(() => {
+  frameChanged(() => {
     state.inflight?.abort();
     state.inflight = new AbortController();
     void showFrame(state.inflight.signal);
-  }, DEBOUNCE_MS);
+  });
 }
 
 async function refreshEmbed(movie, params, token, signal) {
