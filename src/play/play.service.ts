@@ -20,7 +20,7 @@ import { fragmentIndex, initSegmentOf, mediaSegmentOf } from './media-segment';
 import { byteRangePlaylist, masterPlaylist, mediaPlaylist } from './playlist';
 
 /** The longest play segment: a seek waits for at most one segment this long to render. */
-export const PLAY_SEGMENT_SEC = 2;
+export const PLAY_SEGMENT_SEC = 1;
 /** How long a request waits for its segment to render before it answers 503 (a player retries). */
 const SEGMENT_WAIT_MS = 120_000;
 /** Play segments are mp4 segments: fragmented MP4, H.264, video only, as distributed renders cut them. */
@@ -71,6 +71,8 @@ export class PlayService {
   async playlist(token: string): Promise<string> {
     const p = await this.presentation(token);
     if (!p.hasSound) return this.videoPlaylistOf(p, `${token}/`);
+    // The player asks for the audio playlist next: its mix starts now, beside the first segment it asks for.
+    void this.startSound(p).catch(() => undefined);
     const { width, height } = p.located.resolved!;
     // Bandwidth: an estimate (players rank variants by it; there is one): 0.1 bit a pixel, plus the AAC.
     return masterPlaylist({ uri: `${token}/video.m3u8`, width, height, fps: p.fps, bandwidth: width * height * p.fps * 0.1 + 160_000 }, `${token}/audio.m3u8`);
@@ -115,10 +117,17 @@ export class PlayService {
 
   /** The sound track's key, stored: mixed by a `RenderSound` job when no movie with this sound was played before. */
   private async sound(p: Presentation, signal: AbortSignal): Promise<{ key: string; ext: string }> {
+    const started = await this.startSound(p);
+    if (started.job) await this.waitForJob(started.job.queue, started.job.id, 'the sound track', signal);
+    return started.track;
+  }
+
+  /** The sound track, and the job mixing it unless it is stored (added once: its id is the key's). */
+  private async startSound(p: Presentation): Promise<{ track: { key: string; ext: string }; job?: { queue: string; id: string } }> {
     if (!p.hasSound) throw notFound('this movie has no sound: its play presentation is video only', [{ field: 'audio', message: 'no sound' }]);
     const { located } = p;
     const track = await this.renderer.soundTrack(this.requestOf(located), 'hls');
-    if (await this.storage.stat(track.key, track.ext).catch(() => undefined)) return track;
+    if (await this.storage.stat(track.key, track.ext).catch(() => undefined)) return { track };
     const queue = queueName(located.token.routingkey, EngineName.FfmpegComposite);
     let jobId = `play-${track.key}`;
     const before = await this.queue.jobState(queue, jobId);
@@ -134,8 +143,7 @@ export class PlayService {
       jobId,
       { priority: 1 },
     );
-    await this.waitForJob(queue, jobId, 'the sound track', signal);
-    return track;
+    return { track, job: { queue, id: jobId } };
   }
 
   private requestOf(located: LocatedOutput) {

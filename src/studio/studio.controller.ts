@@ -56,13 +56,6 @@ export class StudioController {
     this.sendFile(res, data, type, 'no-cache');
   }
 
-  @Get('studio/vendor/hls.min.js')
-  async hls(@Res() res: Response) {
-    const data = await this.files.hlsJs();
-    if (!data) throw notFound('hls.js is not installed');
-    this.sendFile(res, data, 'text/javascript; charset=utf-8', 'public, max-age=86400');
-  }
-
   @Get('v2/studio/:projectId')
   async movies(@Param('projectId') projectId: string, @Req() req: Request) {
     return this.studio.movies(await this.studio.authenticate(projectId, apiKeyOf(req)));

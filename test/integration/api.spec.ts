@@ -292,7 +292,7 @@ describe('signed direct-render URLs', () => {
 describe('movies', () => {
   it('lists movies and describes one with its variables', async () => {
     const list = await request(api.url).get('/v2/projects/t/movies').expect(200);
-    expect(list.body.movies.map((m: { name: string }) => m.name)).toEqual(['badge', 'captions', 'captions-words', 'colors', 'greeting', 'hostile', 'long', 'lottie', 'lottie-bad', 'lottie-look', 'media', 'motion', 'slow', 'sound']);
+    expect(list.body.movies.map((m: { name: string }) => m.name)).toEqual(['badge', 'captions', 'captions-words', 'chapters', 'colors', 'greeting', 'hostile', 'long', 'lottie', 'lottie-bad', 'lottie-look', 'media', 'motion', 'slow', 'sound', 'svg-refused']);
     const one = await request(api.url).get('/v2/projects/t/movies/colors').expect(200);
     expect(one.body).toMatchObject({ name: 'colors', width: 320, height: 180, fps: 30, durationSec: 2, variables: { box: { type: 'color', default: '#00ff00' } } });
     expect(one.body.posterUrl).toMatch(/^\/v1\/render\/t\/colors\.jpg\?sig=[0-9a-f]{64}$/);

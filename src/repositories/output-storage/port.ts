@@ -34,7 +34,7 @@ export interface OutputStorage {
   remove(key: string, ext: string): Promise<void>;
 
   /**
-   * Stored pieces that renders share by content (reusable segments `sg…`, sound tracks `sd…`),
+   * Stored pieces that renders share by content (reusable segments `sg…`, sound tracks `sd…`, init segments `in…`),
    * with their size and when they were stored: what the sweeper expires.
    */
   listReusable(): Promise<ReusablePiece[]>;
@@ -61,8 +61,8 @@ export interface ReusablePiece {
   storedMs: number;
 }
 
-/** The names of reusable pieces among the outputs: `sg` (a segment) or `sd` (a sound track), a 40-hex address, an extension. */
-export const REUSABLE_NAME = /^(s[gd][0-9a-f]{40})\.([a-z0-9]+)$/;
+/** The names of reusable pieces among the outputs: `sg` (a segment), `sd` (a sound track) or `in` (a play init segment), a 40-hex address, an extension. */
+export const REUSABLE_NAME = /^((?:sg|sd|in)[0-9a-f]{40})\.([a-z0-9]+)$/;
 
 
 /** Keys and names are made by Montage (hashes, ids); anything else is a bug, not a path or key to write. */

@@ -130,7 +130,7 @@ export class S3OutputStorage implements OutputStorage {
     const found: ReusablePiece[] = [];
     const outputs = `${this.location.prefix}outputs/`;
     try {
-      for (const kind of ['sg', 'sd']) {
+      for (const kind of ['sg', 'sd', 'in']) {
         let token: string | undefined;
         do {
           const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: `${outputs}${kind}`, ContinuationToken: token }));

@@ -315,19 +315,19 @@ function hidePlayer() {
   $('play-button').textContent = 'Play';
 }
 
-function togglePlay() {
+async function togglePlay() {
   const video = $('player');
   if (!video.hidden) {
     hidePlayer();
     return;
   }
   if (!state.token) return;
-  attachSource(video, state.token);
   video.hidden = false;
   $('preview').hidden = true;
   $('play-button').textContent = 'Stop';
+  await attachSource(video, state.token);
   video.play().catch(() => undefined);
-  say('preview-status', 'Playing (streamed while it renders).');
+  say('preview-status', 'Playing (play mode: each second renders as the player reaches it; seeking starts there).');
 }
 
 async function copy(id) {
