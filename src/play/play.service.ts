@@ -16,6 +16,8 @@ import { TokensService } from '../tokens/tokens.service';
 import { soundOf } from '../compiler/render-plan';
 import type { StoredDelivery } from '../delivery/delivery.types';
 import { RenderService } from '../render/render.service';
+import { RateLimitsService } from '../limits/rate-limits.service';
+import { ProjectsService } from '../projects/projects.service';
 import { fragmentIndex, initSegmentOf, mediaSegmentOf } from './media-segment';
 import { byteRangePlaylist, masterPlaylist, mediaPlaylist } from './playlist';
 
@@ -61,6 +63,8 @@ export class PlayService {
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     private readonly files: PlayFilesRepository,
     private readonly renderer: RenderService,
+    private readonly limits: RateLimitsService,
+    private readonly projects: ProjectsService,
   ) {}
 
   /**
@@ -247,7 +251,14 @@ export class PlayService {
     // A failed job keeps its id for a day, a completed one for an hour: one that ended without
     // leaving the segment in storage (failed, or stored and since removed) is tried again under a new id.
     const before = await this.queue.jobState(queue, jobId);
-    if (before?.state === 'failed' || before?.state === 'completed') jobId = `${jobId}-${Date.now().toString(36)}`;
+    const again = before?.state === 'failed' || before?.state === 'completed';
+    if (again) jobId = `${jobId}-${Date.now().toString(36)}`;
+    // The request that adds the job pays for it, as a GET that starts a render does (running renders, daily pixel-seconds).
+    const resolved = located.resolved!;
+    const release =
+      !before || again
+        ? await this.limits.admitRender(await this.projects.get(located.token.project), located.token.keyId, seg.key, (resolved.width * resolved.height * (seg.range.to - seg.range.from)) / resolved.fps)
+        : undefined;
     const payload: RenderSegmentPayload = {
       ...this.targetOf(located, seg.key),
       storageId: await this.storageIdentity(),
@@ -256,9 +267,13 @@ export class PlayService {
       index,
       segmentKey: seg.key,
     };
-    // Priority 1: ahead of every distributed render's segments (a viewer is waiting for this one).
-    await this.queue.enqueue(queue, JobName.RenderSegment, payload, jobId, { priority: 1 });
-    await this.waitForJob(queue, jobId, `segment ${index}`, signal);
+    try {
+      // Priority 1: ahead of every distributed render's segments (a viewer is waiting for this one).
+      await this.queue.enqueue(queue, JobName.RenderSegment, payload, jobId, { priority: 1 });
+      await this.waitForJob(queue, jobId, `segment ${index}`, signal);
+    } finally {
+      release?.();
+    }
     const bytes = await this.read(seg.key).catch(() => undefined);
     if (!bytes) throw renderFailed(`segment ${index} was rendered but is not in storage`);
     return bytes;

@@ -88,3 +88,20 @@ it('pixel-seconds per day, shared: a render that would pass the quota is 429 wit
   expect((await fetch(`${b.url}/v2/progress/${second.token}`)).status).toBe(200); // the token itself is fine
   expect((await fetch(`${b.url}/v2/get/${second.token}.png`)).status).toBe(200);
 });
+
+it('play mode pays the same way: segment by segment, each its own seconds, until the daily quota is spent', async () => {
+  // colors is 320×180: 57,600 pixel-seconds a second. 100,000 holds the first segments, not the whole 2 s.
+  const api = await startApiProcess({ QUOTA_PIXEL_SECONDS_PER_DAY: '100000' });
+  stop.push(() => killGroup(api.pid));
+  const { token } = (await (await post(api, { movie: 'colors', params: { label: 'play quota' } })).json()) as { token: string };
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const res = await fetch(`${api.url}/v2/play/${token}/seg-${i}.m4s`);
+    statuses.push(res.status);
+    if (res.status === 429) expect(((await res.json()) as { message: string }).message).toMatch(/daily quota of 100000 pixel-seconds/);
+    else await res.arrayBuffer();
+    if (res.status !== 200) break;
+  }
+  expect(statuses[0]).toBe(200);
+  expect(statuses[statuses.length - 1]).toBe(429);
+});
