@@ -5,6 +5,7 @@ import {
   EngineRegistry,
   Fmp4Joiner,
   formatSpec,
+  framesInFile,
   isPermanent,
   IvfJoiner,
   MontageError,
@@ -129,8 +130,21 @@ export class AssemblyJob {
         const range = payload.ranges[i];
         const segment = payload.segments[i];
         if (segment.stored) {
-          // Reused: another render drew these frames, and storage has them.
-          yield joiner.push(await this.readStored(segment.stored.key, segment.stored.ext), range.from);
+          // Reused: another render drew these frames, and storage has them (whole: checked, as a node checks what it publishes).
+          const bytes = await this.readStored(segment.stored.key, segment.stored.ext);
+          const kind = formatSpec(payload.format).segment!.fragments;
+          let frames = -1;
+          try {
+            frames = framesInFile(kind, bytes);
+          } catch {
+            // counted as none: malformed
+          }
+          if (frames !== range.to - range.from) {
+            // Removed, so that the next request renders it again rather than failing on it too.
+            await this.storage.remove(segment.stored.key, segment.stored.ext).catch(() => undefined);
+            throw renderFailed(`reused segment ${segment.stored.key} holds ${Math.max(frames, 0)} frames, not ${range.to - range.from}: removed; request the output again`, [], { permanent: true });
+          }
+          yield joiner.push(bytes, range.from);
           continue;
         }
         const sequence = new PieceSequence();

@@ -3,6 +3,7 @@ import {
   EngineRegistry,
   formatSpec,
   type FragmentKind,
+  framesInFile,
   framesInPiece,
   type JobContext,
   LIVE_STREAM,
@@ -53,7 +54,13 @@ export class SegmentJob {
       const lease = payload.segmentKey ? `montage:segment-lease:${payload.segmentKey}` : undefined;
       if (payload.segmentKey && lease) {
         const stored = await this.storedOrLeased(payload.segmentKey, ext, lease, holder, ctx.signal);
-        if (stored) return this.publishStored(payload, ctx, kind, stored);
+        if (stored && this.holdsItsFrames(payload, kind, stored)) return this.publishStored(payload, ctx, kind, stored);
+        if (stored) {
+          // A damaged object would fail every render that reuses it: it goes, and is rendered again here.
+          this.logger.warn(`stored segment ${payload.segmentKey} does not hold frames ${payload.range.from}-${payload.range.to}: removed, rendering it again`);
+          await this.storage.remove(payload.segmentKey, ext).catch(() => undefined);
+          await this.live.lease(lease, holder, LEASE_MS).catch(() => true);
+        }
       }
       // Held while rendering: a node that dies lets it lapse, and a waiting one takes over.
       const renewing = lease ? setInterval(() => void this.live.renewLease(lease, holder, LEASE_MS).catch(() => undefined), LEASE_MS / 3) : undefined;
@@ -116,11 +123,18 @@ export class SegmentJob {
     return Buffer.concat(parts);
   }
 
+  /** Checked before anything is published: a stored segment that is not whole is never joined. */
+  private holdsItsFrames(payload: RenderSegmentPayload, kind: FragmentKind, bytes: Buffer): boolean {
+    try {
+      return framesInFile(kind, bytes) === payload.range.to - payload.range.from;
+    } catch {
+      return false;
+    }
+  }
+
   private async publishStored(payload: RenderSegmentPayload, ctx: JobContext, kind: FragmentKind, bytes: Buffer): Promise<RenderSegmentResult> {
-    let frames = 0;
-    const { pieces } = await this.publisher.publishWhole(bytes, kind, payload.channel, ctx.attempt, (piece) => (frames += framesInPiece(kind, piece)));
-    const expected = payload.range.to - payload.range.from;
-    if (frames !== expected) throw renderFailed(`stored segment ${payload.segmentKey} has ${frames} frames, expected ${expected}`);
+    const frames = payload.range.to - payload.range.from;
+    const { pieces } = await this.publisher.publishWhole(bytes, kind, payload.channel, ctx.attempt);
     await this.end(payload, ctx, frames);
     return { frames, pieces, node: this.node.nodeId, reused: true };
   }

@@ -40,6 +40,6 @@ export { OUTPUT_STORAGE, type OutputStorage } from './repositories/output-storag
 export { RenderModule } from './render/render.module';
 export { RetentionModule } from './retention/retention.module';
 export { Fmp4Joiner } from './streaming/fmp4-joiner';
-export { fragmentChunker, framesInPiece } from './streaming/fragment-chunker';
+export { fragmentChunker, framesInFile, framesInPiece } from './streaming/fragment-chunker';
 export { IvfJoiner, type SegmentJoiner } from './streaming/ivf-joiner';
 export { PieceSequence } from './streaming/live-entries';

@@ -3,7 +3,8 @@ import { MontageError, badInput, notFound, renderFailed, unavailable } from '../
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { EngineName } from '../engines/engine';
 import { JobName, queueName, type RenderSegmentPayload } from '../jobs/job.types';
-import { JOB_QUEUE } from '../jobs/queue.module';
+import { JOB_QUEUE, LIVE_STREAM } from '../jobs/queue.module';
+import type { LiveStreamRepository } from '../repositories/live-stream/live-stream.repository';
 import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
 import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
 import { initSegmentKey } from '../renders/render-key';
@@ -65,6 +66,7 @@ export class PlayService {
     private readonly renderer: RenderService,
     private readonly limits: RateLimitsService,
     private readonly projects: ProjectsService,
+    @Inject(LIVE_STREAM) private readonly live: LiveStreamRepository,
   ) {}
 
   /**
@@ -267,13 +269,25 @@ export class PlayService {
       index,
       segmentKey: seg.key,
     };
-    try {
-      // Priority 1: ahead of every distributed render's segments (a viewer is waiting for this one).
-      await this.queue.enqueue(queue, JobName.RenderSegment, payload, jobId, { priority: 1 });
-      await this.waitForJob(queue, jobId, `segment ${index}`, signal);
-    } finally {
+    // Priority 1: level with a distributed render's first segment, ahead of all its others (a viewer waits for this one).
+    await this.queue.enqueue(queue, JobName.RenderSegment, payload, jobId, { priority: 1 }).catch((err: unknown) => {
       release?.();
+      throw err;
+    });
+    if (release) {
+      // The adder follows the job to its end, whoever waits: the limits slot is the job's, not the
+      // request's (a viewer leaving does not free it), and the job's published pieces, which no
+      // one reads (play reads the stored file), go from Redis.
+      void this.queue
+        .waitFor(queue, jobId, { outageTimeoutMs: this.config.queueOutageTimeoutMs, pollMs: 1000 })
+        .catch(() => undefined)
+        .finally(() => {
+          release();
+          void this.live.remove(payload.channel).catch(() => undefined);
+        });
     }
+    await this.waitForJob(queue, jobId, `segment ${index}`, signal);
+    await this.tokens.notePiece(located.token._id, `${seg.key}.${FORMAT}`).catch(() => undefined);
     const bytes = await this.read(seg.key).catch(() => undefined);
     if (!bytes) throw renderFailed(`segment ${index} was rendered but is not in storage`);
     return bytes;

@@ -7,7 +7,7 @@ import type { Delivery, StoredDelivery } from '../delivery/delivery.types';
 import { EngineName } from '../engines/engine';
 import { EngineRegistry } from '../engines/engines.module';
 import { contentTypeOf, formatSpec, isStreamable } from '../formats/output-formats';
-import { JobName, type NodeHeartbeat } from '../jobs/job.types';
+import { type FlowJob, JobName, type NodeHeartbeat } from '../jobs/job.types';
 import { JOB_QUEUE, LIVE_STREAM } from '../jobs/queue.module';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { RateLimitsService } from '../limits/rate-limits.service';
@@ -227,7 +227,11 @@ export class RenderRunner implements OnModuleInit, OnModuleDestroy {
       const jobs = await this.planJobs(located, run, secondsPerFrame, watched);
       const claimed = await this.renders.findOneAndUpdate(
         { _id: key, status: doc.status, updatedAt: doc.updatedAt, attempts: doc.attempts },
-        { $set: { status: 'queued', run, watch: jobs.watch, framesDone: 0, totalFrames: located.totalFrames, updatedAt: now() }, $unset: { error: 1 }, $inc: { attempts: 1 } },
+        {
+          $set: { status: 'queued', run, watch: jobs.watch, framesDone: 0, totalFrames: located.totalFrames, updatedAt: now(), ...(jobs.kind === 'distributed' ? { pieces: piecesOf(jobs) } : {}) },
+          $unset: { error: 1 },
+          $inc: { attempts: 1 },
+        },
       );
       if (!claimed) continue; // another process claimed it first: follow its run
       await this.enqueue(located, claimed as ClaimedDoc, jobs);
@@ -411,4 +415,17 @@ function lost(message: string): MontageError {
 
 function now(): string {
   return new Date().toISOString();
+}
+
+/** The stored names (`<key>.<ext>`) of a distributed run's reusable segments. */
+function piecesOf(jobs: Extract<RenderJobs, { kind: 'distributed' }>): string[] {
+  const names: string[] = [];
+  const visit = (job: FlowJob) => {
+    const p = job.payload as { segmentKey?: string; profile: { container?: string; format: string } };
+    if (p.segmentKey) names.push(`${p.segmentKey}.${p.profile.container ?? p.profile.format}`);
+    job.children?.forEach(visit);
+  };
+  jobs.lanes.forEach(visit);
+  for (const s of jobs.assembly.payload.segments) if (s.stored) names.push(`${s.stored.key}.${s.stored.ext}`);
+  return names.sort();
 }

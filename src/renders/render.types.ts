@@ -31,6 +31,8 @@ export interface TokenDoc {
   expiresAt?: string;
   /** Outputs of a pinned token are kept whatever the project's output TTL and byte limit. */
   pin?: boolean;
+  /** Play-mode segments this token's viewers had rendered (`<key>.<ext>`): removed with it unless something else uses them. */
+  pieces?: string[];
   /** The caller's own data, sent back in every webhook about this token. */
   metadata?: Record<string, unknown>;
   /** Where the token's URLs point (PUBLIC_URL or the host the POST came to): for webhooks and batch results. */
@@ -56,6 +58,11 @@ export interface RenderDoc {
   run?: string;
   /** Where followers of the run look: its live channel, progress, and the job whose end is the render's. */
   watch?: RunWatch;
+  /**
+   * The reusable segments its latest run was cut into (`<key>.<ext>`): they draw this output's
+   * params (a name, say), so they go with it unless another output or token uses them.
+   */
+  pieces?: string[];
   /** When a stored output was last fetched (written at most every ten minutes): for its expiry. */
   lastAccessAt?: string;
   createdAt: string;

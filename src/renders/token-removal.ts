@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
+import { OUTPUT_STORAGE, type OutputStorage, REUSABLE_NAME } from '../repositories/output-storage/port';
 import { type Collection, DOCUMENT_STORE, type DocumentStore } from '../repositories/document-store/port';
 import type { RenderDoc, TokenDoc } from './render.types';
 
@@ -31,6 +31,7 @@ export class TokenRemoval {
     }
     if (token.upload?.length) await this.uploads.deleteMany({ token: token._id });
     await this.tokens.deleteOne({ _id: token._id });
+    await this.removeUnusedPieces(token.pieces ?? []);
     return outputsRemoved;
   }
 
@@ -39,7 +40,23 @@ export class TokenRemoval {
     // A render under way (on any process) keeps its record: its nodes store the output at the end.
     if (doc.status === 'queued' || doc.status === 'rendering') return false;
     const removed = (await this.renders.deleteOne({ _id: doc._id, status: { $in: ['done', 'failed', 'pending'] } })) > 0;
-    if (removed) await this.storage.remove(doc._id, doc.format);
+    if (removed) {
+      await this.storage.remove(doc._id, doc.format);
+      await this.removeUnusedPieces(doc.pieces ?? []);
+    }
     return removed;
+  }
+
+  /**
+   * Reusable segments that no output record and no token names any more: they may draw the
+   * params of what was removed (a person's name), so they do not stay behind it.
+   */
+  private async removeUnusedPieces(names: string[]): Promise<void> {
+    for (const name of names) {
+      const m = REUSABLE_NAME.exec(name);
+      if (!m) continue;
+      if ((await this.renders.countDocuments({ pieces: name })) > 0 || (await this.tokens.countDocuments({ pieces: name })) > 0) continue;
+      await this.storage.remove(m[1], m[2]).catch(() => undefined);
+    }
   }
 }

@@ -181,6 +181,12 @@ class WebmChunker extends Buffered {
 }
 
 /** Frames in one piece of a video-only output: an MP4 fragment's `trun` samples, one per IVF frame. */
+/** Frames in a whole file (a stored segment): its pieces, counted as a publisher would. Throws on a malformed one. */
+export function framesInFile(kind: FragmentKind, file: Buffer): number {
+  const chunker = fragmentChunker(kind);
+  return [...chunker.push(file), ...chunker.end()].reduce((n, piece) => n + framesInPiece(kind, piece), 0);
+}
+
 export function framesInPiece(kind: FragmentKind, piece: Buffer): number {
   if (kind === 'ivf-frames') return piece.toString('latin1', 0, 4) === 'DKIF' ? 0 : 1;
   if (kind !== 'mp4-fragments') throw new Error(`frames are not counted in ${kind}`);

@@ -312,6 +312,11 @@ export class TokensService implements OnModuleInit {
     return resolved;
   }
 
+  /** A play segment rendered for this token (`<key>.<ext>`): it goes with the token unless something else uses it. */
+  async notePiece(tokenId: string, name: string): Promise<void> {
+    await this.tokens.findOneAndUpdate({ _id: tokenId }, { $addToSet: { pieces: name } });
+  }
+
   private async findToken(tokenId: string, options: { evenExpired?: boolean } = {}): Promise<TokenDoc> {
     const token = TOKEN.test(tokenId) ? await this.tokens.findOne({ _id: tokenId }) : null;
     if (!token) throw notFound('unknown token', [{ field: 'token', message: 'unknown or deleted token' }]);

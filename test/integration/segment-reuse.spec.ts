@@ -146,3 +146,27 @@ it('two renders needing the same missing segment at once render it once: the oth
   expect(shared.map((j) => j.reused).sort()).toEqual([false, true]);
   expect((await frameHashes(fileX)).slice(96)).toEqual((await frameHashes(fileY)).slice(96));
 });
+
+it('deleting a token removes the segments that drew its params, and keeps those another output uses', async () => {
+  const params = (name: string) => ({ movie: 'greeting', parallel: 2, params: { name, accent: '#00aa00' } });
+  const p = (await post(params('Pat'))).body.token as string;
+  await renderStored(p, 'pat.mp4');
+  const q = (await post(params('Quinn'))).body.token as string;
+  await renderStored(q, 'quinn.mp4');
+  const segmentsOf = async (token: string) => (await segmentJobs(await renderKeyOf(token))).map((j) => j.from);
+  const stored = () => new Set(fs.readdirSync(path.join(api.dataDir, 'outputs')).filter((f) => f.startsWith('sg')));
+  const before = stored();
+  const records = api.app.get<DocumentStore>(DOCUMENT_STORE).collection<{ _id: string; pieces?: string[] }>('renders');
+  const piecesQ = (await records.findOne({ _id: await renderKeyOf(q) }))!.pieces!;
+  const piecesP = (await records.findOne({ _id: await renderKeyOf(p) }))!.pieces!;
+  const personal = piecesQ.filter((n) => !piecesP.includes(n));
+  expect(personal.length).toBeGreaterThan(0);
+  expect(personal.length).toBe((await segmentsOf(q)).length); // Quinn's own renders; the accent's segment is Pat's too
+  for (const n of piecesQ) expect(before.has(n)).toBe(true);
+
+  await request(api.url).delete(`/v2/token/${q}`).set('X-Api-Key', api.key).expect(200);
+  const after = stored();
+  for (const n of personal) expect(after.has(n)).toBe(false);
+  for (const n of piecesP) expect(after.has(n)).toBe(true);
+  await request(api.url).get(`/v2/get/${p}.mp4`).expect(200);
+});
