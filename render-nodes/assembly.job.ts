@@ -62,7 +62,7 @@ export class AssemblyJob {
       const onAbort = () => stop.abort();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       try {
-        sound = await this.soundTrack(payload);
+        sound = await this.soundTrack(payload, stop.signal);
         const video = this.joined(payload, stop.signal);
         const muxing = engine.muxSound(video, sound, file, format, stop.signal);
         muxing.catch(() => stop.abort()); // the segment readers stop with the muxer
@@ -93,7 +93,7 @@ export class AssemblyJob {
    * The movie's sound track as a local file: the stored one when a render with the same sound
    * made it before, else mixed here and stored for the next (keyed by what it is mixed from).
    */
-  private async soundTrack(payload: AssembleRenderPayload): Promise<string> {
+  private async soundTrack(payload: AssembleRenderPayload, signal: AbortSignal): Promise<string> {
     const track = await this.engines.get(payload.engine).soundTrack(requestOf(payload), payload.format);
     const file = this.files.livePath(`${payload.renderKey}-sound`, track.ext);
     try {
@@ -101,7 +101,7 @@ export class AssemblyJob {
         const copied = await this.storage.read(track.key, track.ext).then((stream) => this.files.writeFrom(stream, file)).then(() => true, () => false);
         if (copied) return file;
       }
-      await track.make(file);
+      await track.make(file, signal);
       await this.storage.storeOutput(track.key, track.ext, (out) => this.files.copy(file, out)).catch((err: Error) => this.logger.warn(`sound ${track.key} not stored for reuse: ${err.message}`));
       return file;
     } catch (err) {

@@ -26,7 +26,7 @@ export class SoundJob {
       if (stored) return { bytes: stored.size, node: this.node.nodeId, reused: true };
       const file = this.files.livePath(`${track.key}-sound`, track.ext);
       try {
-        await track.make(file);
+        await track.make(file, ctx.signal);
         await this.storage.storeOutput(track.key, track.ext, (out) => this.files.copy(file, out));
         const done = await this.storage.stat(track.key, track.ext);
         return { bytes: done?.size ?? 0, node: this.node.nodeId };

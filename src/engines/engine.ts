@@ -36,8 +36,8 @@ export interface EngineRequest {
 export interface SoundTrack {
   key: string;
   ext: string;
-  /** Mixes and encodes it into `output`. */
-  make(output: string): Promise<void>;
+  /** Mixes and encodes it into `output` (`signal` stops it: a shutdown, a cancelled job). */
+  make(output: string, signal?: AbortSignal): Promise<void>;
 }
 
 export interface EngineRenderResult {

@@ -218,9 +218,9 @@ export class RenderService {
     return {
       key,
       ext: SOUND_EXT[format],
-      make: async (output) => {
+      make: async (output, signal) => {
         const plan = planRender(movie, await this.preparation.prepare(movie));
-        await this.media.run(buildSoundArgs(plan, output, format));
+        await this.media.run(buildSoundArgs(plan, output, format), { signal });
       },
     };
   }
