@@ -26,6 +26,8 @@ import { byteRangePlaylist, masterPlaylist, mediaPlaylist } from './playlist';
 export const PLAY_SEGMENT_SEC = 1;
 /** How long a request waits for its segment to render before it answers 503 (a player retries). */
 const SEGMENT_WAIT_MS = 120_000;
+/** Outputs whose play cut is kept in memory (a cut is its segments' ranges and addresses). */
+const PLANS_KEPT = 500;
 /** Play segments are mp4 segments: fragmented MP4, H.264, video only, as distributed renders cut them. */
 const FORMAT = 'mp4';
 
@@ -56,6 +58,8 @@ export interface PlayBytes {
 @Injectable()
 export class PlayService {
   private storageId?: Promise<string | undefined>;
+  /** Presentations' cuts by render key, least recently used first. */
+  private readonly plans = new Map<string, Omit<Presentation, 'located'>>();
 
   constructor(
     private readonly tokens: TokensService,
@@ -183,7 +187,8 @@ export class PlayService {
       const stored = await this.read(p.initKey).catch(() => undefined);
       if (stored) return { body: stored, current };
     }
-    const stored = await Promise.all(p.segments.map((s) => this.stat(s.key)));
+    // Rare (the init is kept per canvas): a few segments looked at, not a long movie's thousands.
+    const stored = await Promise.all(p.segments.slice(0, 16).map((s) => this.stat(s.key)));
     const at = stored.findIndex(Boolean);
     const bytes = at >= 0 ? await this.read(p.segments[at].key).catch(() => undefined) : undefined;
     const body = initSegmentOf(bytes ?? (await this.renderedSegment(p, 0, signal)));
@@ -228,6 +233,13 @@ export class PlayService {
     if (!resolved || (located.engine ?? EngineName.FfmpegComposite) !== EngineName.FfmpegComposite) {
       throw badInput('play mode plays movies the compositor renders; this one renders with Blender: use /v2/get/<token>.mp4', [{ field: 'token', message: 'not a compositor movie' }]);
     }
+    // The cut and its addresses hash the movie once per segment: made once per output (its render key names the template version and params).
+    const known = this.plans.get(located.key);
+    if (known) {
+      this.plans.delete(located.key);
+      this.plans.set(located.key, known); // most recently used last
+      return { located, ...known };
+    }
     const segments = planReusedSegments(resolved, {
       project: located.token.project,
       movie: located.movie,
@@ -241,7 +253,10 @@ export class PlayService {
     const initKey = initSegmentKey({ profile: segmentProfileOf(FORMAT), width: resolved.width, height: resolved.height, fps: resolved.fps });
     const sound = soundOf(resolved);
     const hasSound = sound.audio.length > 0 || sound.scenes.some((scene) => scene.layers.length > 0);
-    return { located, fps: resolved.fps, segments, initKey, hasSound };
+    const plan = { fps: resolved.fps, segments, initKey, hasSound };
+    this.plans.set(located.key, plan);
+    if (this.plans.size > PLANS_KEPT) this.plans.delete(this.plans.keys().next().value!);
+    return { located, ...plan };
   }
 
   /** Renders segment `index` on a render node (or joins the job already rendering it) and reads it once stored. */
