@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { type FSWatcher, readdirSync, watch } from 'node:fs';
+import { type FSWatcher, readdirSync, statSync, watch } from 'node:fs';
 import * as path from 'node:path';
 
 /** One burst of changes below the watched folder: the relative paths touched (forward slashes). */
@@ -10,8 +10,8 @@ export interface TemplateChange {
 export type ChangeListener = (change: TemplateChange) => void;
 
 interface Watch {
-  /** One fs.watch per directory, by relative path ('' for the root). */
-  dirs: Map<string, FSWatcher>;
+  /** One fs.watch per directory, by relative path ('' for the root), with the directory's inode. */
+  dirs: Map<string, { watcher: FSWatcher; ino: number }>;
   listeners: Set<ChangeListener>;
   pending: Set<string>;
   timer?: NodeJS.Timeout;
@@ -39,8 +39,29 @@ export class TemplateWatcherRepository implements OnModuleDestroy {
         created.pending.clear();
         for (const l of created.listeners) l({ paths });
       };
+      const inodeOf = (rel: string) => {
+        try {
+          const st = statSync(path.join(root, rel));
+          return st.isDirectory() ? st.ino : undefined;
+        } catch {
+          return undefined;
+        }
+      };
+      // A folder removed (or replaced: `rm -rf` and a copy, a checkout) leaves a dead watch on
+      // Linux, without an error: it and the ones below it go, and a folder there now is watched anew.
+      const drop = (rel: string) => {
+        for (const [dir, w] of [...created.dirs]) {
+          if (dir !== rel && !dir.startsWith(`${rel}/`)) continue;
+          w.watcher.close();
+          created.dirs.delete(dir);
+        }
+      };
       const add = (rel: string) => {
-        if (created.dirs.has(rel)) return;
+        const ino = inodeOf(rel);
+        const known = created.dirs.get(rel);
+        if (known && known.ino === ino) return;
+        if (known) drop(rel);
+        if (ino === undefined) return;
         let watcher: FSWatcher;
         try {
           watcher = watch(path.join(root, rel), { persistent: false });
@@ -48,19 +69,17 @@ export class TemplateWatcherRepository implements OnModuleDestroy {
           if (rel === '') this.logger.warn(`cannot watch ${root}: ${(err as Error).message}`);
           return;
         }
-        created.dirs.set(rel, watcher);
+        created.dirs.set(rel, { watcher, ino });
         watcher.on('change', (_event, file) => {
           const child = file ? (rel ? `${rel}/${String(file)}` : String(file)) : rel;
           created.pending.add(child);
           clearTimeout(created.timer);
           created.timer = setTimeout(fire, debounceMs);
-          if (file) scan(child); // a new sub-folder gets a watch of its own
+          if (file && inodeOf(child) === undefined) drop(child);
+          else if (file) scan(child); // a new (or replaced) sub-folder gets a watch of its own
         });
         // A folder removed under the watch ends its watch: forget it (it is watched again if it comes back).
-        watcher.on('error', () => {
-          watcher.close();
-          created.dirs.delete(rel);
-        });
+        watcher.on('error', () => drop(rel));
         scan(rel);
       };
       const scan = (rel: string) => {
@@ -70,7 +89,7 @@ export class TemplateWatcherRepository implements OnModuleDestroy {
         } catch {
           return; // a file, or gone
         }
-        if (!created.dirs.has(rel) && rel !== '') add(rel);
+        if (rel !== '') add(rel);
         for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.')) add(rel ? `${rel}/${e.name}` : e.name);
       };
       add('');
@@ -90,7 +109,7 @@ export class TemplateWatcherRepository implements OnModuleDestroy {
     const entry = this.watches.get(root);
     if (!entry) return;
     clearTimeout(entry.timer);
-    for (const w of entry.dirs.values()) w.close();
+    for (const w of entry.dirs.values()) w.watcher.close();
     this.watches.delete(root);
   }
 

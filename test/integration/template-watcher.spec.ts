@@ -55,6 +55,22 @@ describe('TemplateWatcherRepository', () => {
     expect(changes[0].paths).toContain('promo/movie.yaml');
   });
 
+  it('a movie folder removed and made again (a checkout, rm -rf and a copy) is watched again', async () => {
+    const changes: TemplateChange[] = [];
+    watcher.subscribe(dir, (c) => changes.push(c), 150);
+    await sleep(100);
+    fs.rmSync(path.join(dir, 'welcome'), { recursive: true });
+    await sleep(400);
+    fs.mkdirSync(path.join(dir, 'welcome'));
+    fs.writeFileSync(path.join(dir, 'welcome', 'movie.yaml'), 'canvas: { width: 64, height: 64 }\n');
+    await sleep(500);
+    changes.length = 0;
+    fs.appendFileSync(path.join(dir, 'welcome', 'movie.yaml'), '# edited in the new folder\n');
+    await sleep(600);
+    expect(changes).toHaveLength(1);
+    expect(changes[0].paths).toContain('welcome/movie.yaml');
+  });
+
   it('hears nothing while nothing changes', async () => {
     const changes: TemplateChange[] = [];
     watcher.subscribe(dir, (c) => changes.push(c), 100);
