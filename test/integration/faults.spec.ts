@@ -489,7 +489,9 @@ describe('render nodes die or stop mid-segment', () => {
     expect(code).toBe(0);
     expect(ms).toBeLessThanOrEqual(Number(grace) + 2000);
     if (grace === '0') expect(a.output()).toMatch(/handed job .* back to render\.default/);
-    else expect(a.output()).not.toMatch(/handed job/);
+    // The running segment is finished, not handed back. The render's assembly, if this node took it,
+    // may be: it waits for segments that no node renders while this one stops.
+    else expect(a.output()).not.toMatch(/handed job .* back to render\.default/);
     await expectNothingLeft(children, a.pid);
     const b = track(startNodeProcess(api.dataDir, redis.url));
     const result = await viewer;
