@@ -19,6 +19,7 @@ import {
   type MontageConfig,
   OUTPUT_STORAGE,
   type OutputStorage,
+  readWhole,
   PieceSequence,
   renderFailed,
   type SegmentJoiner,
@@ -111,14 +112,10 @@ export class AssemblyJob {
   }
 
   private async readStored(key: string, ext: string): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    try {
-      for await (const part of await this.storage.read(key, ext)) parts.push(part as Buffer);
-    } catch (err) {
-      // Gone since the API planned with it (retention): this run cannot finish; the next request plans again.
-      throw renderFailed(`reused segment ${key} could not be read: ${(err as Error).message}`);
-    }
-    return Buffer.concat(parts);
+    // Gone since the API planned with it (retention): this run cannot finish; the next request plans again.
+    return readWhole(this.storage, key, ext).catch((err: Error) => {
+      throw renderFailed(`reused segment ${key} could not be read: ${err.message}`);
+    });
   }
 
   /** The joined video: each segment's pieces in order, from the start of its channel, as they come. */

@@ -11,6 +11,7 @@ import {
   type LiveStreamRepository,
   OUTPUT_STORAGE,
   type OutputStorage,
+  readWhole,
   renderFailed,
   type RenderSegmentPayload,
   type RenderSegmentResult,
@@ -108,19 +109,13 @@ export class SegmentJob {
     for (;;) {
       if (signal.aborted) throw renderFailed('stopped while waiting for a segment another node renders');
       if (await this.storage.stat(key, ext).catch(() => undefined)) {
-        const bytes = await this.readStored(key, ext).catch(() => undefined);
+        const bytes = await readWhole(this.storage, key, ext).catch(() => undefined);
         if (bytes) return bytes;
       }
       // Redis unreachable: render it (the lease only saves work; the job's own retries handle the outage).
       if (await this.live.lease(lease, holder, LEASE_MS).catch(() => true)) return undefined;
       await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
     }
-  }
-
-  private async readStored(key: string, ext: string): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    for await (const part of await this.storage.read(key, ext)) parts.push(part as Buffer);
-    return Buffer.concat(parts);
   }
 
   /** Checked before anything is published: a stored segment that is not whole is never joined. */

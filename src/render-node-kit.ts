@@ -36,7 +36,7 @@ export { LiveFilesRepository } from './repositories/live-files.repository';
 export type { LiveStreamRepository } from './repositories/live-stream/live-stream.repository';
 export { MediaRepository } from './repositories/media.repository';
 export { OutputStorageModule } from './repositories/output-storage/output-storage.module';
-export { OUTPUT_STORAGE, type OutputStorage } from './repositories/output-storage/port';
+export { OUTPUT_STORAGE, type OutputStorage, readWhole } from './repositories/output-storage/port';
 export { RenderModule } from './render/render.module';
 export { RetentionModule } from './retention/retention.module';
 export { Fmp4Joiner } from './streaming/fmp4-joiner';

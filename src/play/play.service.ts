@@ -6,7 +6,7 @@ import { JobName, queueName, type RenderSegmentPayload } from '../jobs/job.types
 import { JOB_QUEUE, LIVE_STREAM } from '../jobs/queue.module';
 import type { LiveStreamRepository } from '../repositories/live-stream/live-stream.repository';
 import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
-import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
+import { OUTPUT_STORAGE, type OutputStorage, readWhole } from '../repositories/output-storage/port';
 import { initSegmentKey } from '../renders/render-key';
 import { segmentProfileOf } from '../renders/render-jobs';
 import { PlayFilesRepository } from '../repositories/play-files.repository';
@@ -329,10 +329,8 @@ export class PlayService {
     return this.storage.stat(key, FORMAT).catch(() => undefined);
   }
 
-  private async read(key: string, ext: string = FORMAT): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    for await (const part of await this.storage.read(key, ext)) parts.push(part as Buffer);
-    return Buffer.concat(parts);
+  private read(key: string, ext: string = FORMAT): Promise<Buffer> {
+    return readWhole(this.storage, key, ext);
   }
 }
 

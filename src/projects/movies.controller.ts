@@ -1,6 +1,7 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { notFound } from '../common/errors';
 import { TemplatesService } from '../templates/templates.service';
+import { declaredDurationSec } from '../templates/template.types';
 import type { ProjectDoc } from './project.types';
 import { ProjectsService } from './projects.service';
 import { signedUrl } from './url-signing';
@@ -30,7 +31,7 @@ export class MoviesController {
     const template = await this.templates.load(projectId, movie);
     const { spec } = template;
     const needsInput = Object.values(spec.variables).some((v) => v.required && v.default === undefined);
-    const durationSec = spec.duration ?? spec.scenes.reduce((s, sc) => s + (typeof sc.duration === 'number' ? sc.duration : 0), 0);
+    const durationSec = declaredDurationSec(spec);
     return {
       name: movie,
       title: spec.title ?? movie,

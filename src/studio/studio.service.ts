@@ -7,6 +7,7 @@ import type { ProjectDoc } from '../projects/project.types';
 import { ProjectsService } from '../projects/projects.service';
 import { TemplateWatcherRepository } from '../repositories/template-watcher.repository';
 import { TemplatesService } from '../templates/templates.service';
+import { declaredDurationSec } from '../templates/template.types';
 import { type FormField, formFields } from './form-model';
 import { embedSnippets, type EmbedSnippets } from './snippet';
 import { type Timeline, timelineOf } from './timeline';
@@ -61,7 +62,7 @@ export class StudioService {
     try {
       const template = await this.templates.load(project._id, name);
       const { spec } = template;
-      const durationSec = spec.duration ?? spec.scenes.reduce((s, sc) => s + (typeof sc.duration === 'number' ? sc.duration : 0), 0);
+      const durationSec = declaredDurationSec(spec);
       return {
         name,
         title: spec.title ?? name,

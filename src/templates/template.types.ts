@@ -25,3 +25,8 @@ export interface LoadedTemplate {
   /** Line of a value in the movie file, for error messages. */
   lineOf(path: ReadonlyArray<string | number>): number;
 }
+
+/** A movie's length in seconds with default params (transitions not subtracted; a list variable can make it longer). */
+export function declaredDurationSec(spec: MovieFile): number {
+  return spec.duration ?? spec.scenes.reduce((s, sc) => s + (typeof sc.duration === 'number' ? sc.duration : 0), 0);
+}

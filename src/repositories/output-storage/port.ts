@@ -54,6 +54,13 @@ export interface OutputStorage {
 
 export const OUTPUT_STORAGE = Symbol('OUTPUT_STORAGE');
 
+/** A stored object's whole bytes (a segment, an init, a sound track: small, read at once). */
+export async function readWhole(storage: OutputStorage, key: string, ext: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of await storage.read(key, ext)) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
 export interface ReusablePiece {
   key: string;
   ext: string;
