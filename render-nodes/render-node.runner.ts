@@ -51,6 +51,10 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
       [JobName.RenderOutput]: (payload, ctx) => this.outputs.run(payload, ctx),
       [JobName.RenderSegment]: (payload, ctx) => this.segments.run(payload, ctx),
       [JobName.RenderSound]: (payload, ctx) => this.sounds.run(payload, ctx),
+      // Placeholders until the farm handlers land (issue 14, in progress).
+      [JobName.RenderFarmFrames]: () => Promise.reject(new Error('farm jobs are not built yet')),
+      [JobName.InspectScene]: () => Promise.reject(new Error('farm jobs are not built yet')),
+      [JobName.EncodeTurntable]: () => Promise.reject(new Error('farm jobs are not built yet')),
     };
     // One queue per routing key, engine and device this node has: it never takes a job it cannot run
     // (a Blender job for a GPU waits in its own queue for a node that sees that GPU).

@@ -72,6 +72,20 @@ export interface MontageConfig {
     /** How long a Blender keeps a scene loaded for the next chunk of it (0: one Blender per chunk). */
     keepAliveMs: number;
   };
+  /** Render-farm jobs and product renders (issue 14). */
+  farm: {
+    /** Largest single upload (a .blend, a model, an asset, an archive): the presigned POST's content-length-range and the confirm check. */
+    maxFileBytes: number;
+    /** An archive's entries at most, and their total unpacked size at most. */
+    maxArchiveEntries: number;
+    maxArchiveBytes: number;
+    /** How long presigned upload and download URLs work. */
+    urlTtlSec: number;
+    /** Frames per chunk of a scene job (one Blender per chunk). */
+    chunkFrames: number;
+    /** How long a confirm waits for a node to read a .blend's inventory. */
+    inspectTimeoutMs: number;
+  };
   /** How long a fetched media file may take to prove it decodes (a few frames), before it is refused. */
   mediaCheckTimeoutMs: number;
   /** After SIGTERM/SIGINT: how long running renders and segments get to finish before they are handed back. */
@@ -235,6 +249,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       chunkSeconds: int(env, 'BLENDER_CHUNK_SECONDS', 10, 1),
       enabled: bool(env, 'BLENDER_ENABLED', true),
       keepAliveMs: int(env, 'BLENDER_KEEP_ALIVE_MS', 30_000, 0),
+    },
+    farm: {
+      maxFileBytes: int(env, 'FARM_MAX_FILE_BYTES', 2 * 1024 ** 3, 1),
+      maxArchiveEntries: int(env, 'FARM_MAX_ARCHIVE_ENTRIES', 10_000, 1),
+      maxArchiveBytes: int(env, 'FARM_MAX_ARCHIVE_BYTES', 8 * 1024 ** 3, 1),
+      urlTtlSec: int(env, 'FARM_URL_TTL_SEC', 3600, 10),
+      chunkFrames: int(env, 'FARM_CHUNK_FRAMES', 4, 1),
+      inspectTimeoutMs: int(env, 'FARM_INSPECT_TIMEOUT_MS', 120_000, 1000),
     },
     mediaCheckTimeoutMs: int(env, 'MEDIA_CHECK_TIMEOUT_MS', 15_000, 500),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0),

@@ -1,6 +1,14 @@
 import type { FrameRange } from '../compiler/ffmpeg-args';
 import type { OutputProfile } from '../compiler/output-profiles';
 import { EngineName } from '../engines/engine';
+import type {
+  EncodeTurntablePayload,
+  EncodeTurntableResult,
+  InspectScenePayload,
+  RenderFarmFramesPayload,
+  RenderFarmFramesResult,
+  SceneInventory,
+} from '../farm/farm.types';
 
 /** Every kind of job. Each has exactly one handler; a worker refuses to start without it. */
 export enum JobName {
@@ -20,6 +28,14 @@ export enum JobName {
   RenderBatchItem = 'render-batch-item',
   /** Finished items of a batch not yet sent go to its webhook, `size` at a time. */
   FlushBatch = 'flush-batch',
+  /** A farm job's chunk: scene (or product shot) frames rendered by Blender, each stored as it is saved. */
+  RenderFarmFrames = 'render-farm-frames',
+  /** An uploaded .blend read by Blender with scripts off: cameras, view layers, frames, external files. */
+  InspectScene = 'inspect-scene',
+  /** A product turntable's stored frames encoded into an MP4 and a GIF. */
+  EncodeTurntable = 'encode-turntable',
+  /** A product render request followed in an API process: its farm jobs, the turntable's encode, the webhooks. */
+  TrackProductRender = 'track-product-render',
 }
 
 /** Who takes which jobs: render nodes take both kinds, from `render.<routingKey>` and `montage.assembly`. */
@@ -32,6 +48,8 @@ export enum QueueKind {
   Batch = 'batch',
   /** Batch groups to webhooks: their own queue, so a flush never waits behind item jobs that wait for renders. */
   BatchFlush = 'batch-flush',
+  /** Product render requests followed by API processes (they emit webhooks and write the store). */
+  Farm = 'farm',
 }
 
 export const JOB_QUEUE_KIND = {
@@ -43,6 +61,10 @@ export const JOB_QUEUE_KIND = {
   [JobName.SendWebhook]: QueueKind.Webhook,
   [JobName.RenderBatchItem]: QueueKind.Batch,
   [JobName.FlushBatch]: QueueKind.BatchFlush,
+  [JobName.RenderFarmFrames]: QueueKind.Render,
+  [JobName.InspectScene]: QueueKind.Render,
+  [JobName.EncodeTurntable]: QueueKind.Render,
+  [JobName.TrackProductRender]: QueueKind.Farm,
 } as const satisfies Record<JobName, QueueKind>;
 
 /** Assembly only copies video and mixes sound: light work, taken by every node beside its renders. */
@@ -51,6 +73,7 @@ export const UPLOAD_QUEUE = 'montage.uploads';
 export const WEBHOOK_QUEUE = 'montage.webhooks';
 export const BATCH_QUEUE = 'montage.batches';
 export const BATCH_FLUSH_QUEUE = 'montage.batch-flush';
+export const FARM_QUEUE = 'montage.farm';
 
 /** What every job of a render carries: nodes never read the database. */
 export interface RenderTarget {
@@ -116,6 +139,10 @@ export interface RenderBatchItemPayload {
   batch: string;
   item: string;
 }
+/** A product render request (`prr_…`, in the store) to follow. */
+export interface TrackProductRenderPayload {
+  productRender: string;
+}
 export interface FlushBatchPayload {
   batch: string;
 }
@@ -149,6 +176,10 @@ export interface JobPayloads {
   [JobName.SendWebhook]: SendWebhookPayload;
   [JobName.RenderBatchItem]: RenderBatchItemPayload;
   [JobName.FlushBatch]: FlushBatchPayload;
+  [JobName.RenderFarmFrames]: RenderFarmFramesPayload;
+  [JobName.InspectScene]: InspectScenePayload;
+  [JobName.EncodeTurntable]: EncodeTurntablePayload;
+  [JobName.TrackProductRender]: TrackProductRenderPayload;
 }
 export interface JobResults {
   [JobName.RenderOutput]: RenderOutputResult;
@@ -159,6 +190,10 @@ export interface JobResults {
   [JobName.SendWebhook]: { status: string };
   [JobName.RenderBatchItem]: { status: string };
   [JobName.FlushBatch]: { sent: number };
+  [JobName.RenderFarmFrames]: RenderFarmFramesResult;
+  [JobName.InspectScene]: { node: string; inventory: SceneInventory };
+  [JobName.EncodeTurntable]: EncodeTurntableResult;
+  [JobName.TrackProductRender]: { status: string };
 }
 
 /** Per-job queue options beside the defaults (3 attempts, exponential backoff from 0.5 s). */

@@ -69,6 +69,9 @@ it('removing an abandoned flow takes every segment not started, while the runnin
     [queueName('abandon')],
     {
       [JobName.RenderSound]: () => Promise.reject(new Error('no sound jobs in this test')),
+      [JobName.RenderFarmFrames]: () => Promise.reject(new Error('no farm jobs in this test')),
+      [JobName.InspectScene]: () => Promise.reject(new Error('no farm jobs in this test')),
+      [JobName.EncodeTurntable]: () => Promise.reject(new Error('no farm jobs in this test')),
       [JobName.RenderSegment]: async (p) => {
         ran.push(p.range.from);
         if (ran.length === 1) await held;
@@ -141,6 +144,9 @@ it('a job handed back on shutdown waits in its queue again without having used a
     [queueName('handback')],
     {
       [JobName.RenderSound]: () => Promise.reject(new Error('no sound jobs in this test')),
+      [JobName.RenderFarmFrames]: () => Promise.reject(new Error('no farm jobs in this test')),
+      [JobName.InspectScene]: () => Promise.reject(new Error('no farm jobs in this test')),
+      [JobName.EncodeTurntable]: () => Promise.reject(new Error('no farm jobs in this test')),
       [JobName.RenderSegment]: (_p, ctx) =>
         new Promise<RenderSegmentResult>((_, reject) => {
           started();
