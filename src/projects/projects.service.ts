@@ -98,6 +98,14 @@ export class ProjectsService {
     throw unauthorized('invalid API key');
   }
 
+  /** The project a key belongs to, for APIs whose requests name no project (the farm's Rentaflop and VNTANA shapes): 401 otherwise. */
+  async authenticateKey(key: string | undefined): Promise<ProjectDoc> {
+    if (!key) throw unauthorized('an API key is required: send "Authorization: Bearer <key>", "X-Api-Key: <key>" or "api_key" in the JSON body');
+    const owner = await this.projects.findByKeyHash(hashKey(key));
+    if (!owner) throw unauthorized('invalid API key');
+    return owner;
+  }
+
   /** Whether some project holds this key (for details only key holders see). */
   async isValidKey(key: string): Promise<boolean> {
     return !!(await this.projects.findByKeyHash(hashKey(key)).catch(() => undefined));

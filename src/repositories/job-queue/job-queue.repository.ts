@@ -12,6 +12,8 @@ import {
 } from 'bullmq';
 import IORedis, { type RedisOptions } from 'ioredis';
 
+import type { FrameState } from '../../farm/farm.types';
+import { frameStatesKey } from '../../farm/farm-keys';
 import { isPermanent, MontageError, unavailable } from '../../common/errors';
 import {
   type FlowJob,
@@ -31,6 +33,8 @@ import {
 /** Failures of a run's jobs are remembered this long (a run lasts minutes). */
 const FAILURES_TTL_SEC = 24 * 3600;
 const TIMINGS_KEY = 'montage:engine-timings';
+/** A farm job's Redis state lives a week: a job runs for hours, and the API copies it to the store once it settles. */
+const FARM_STATE_TTL_SEC = 7 * 24 * 3600;
 
 /**
  * `redis://…`, `rediss://…` or `unix:///path/redis.sock` → ioredis options. Reconnects every
@@ -543,6 +547,39 @@ export class JobQueueRepository {
     return this.guard('read a timing', async () => {
       const value = Number(await this.redis.hget(TIMINGS_KEY, key));
       return Number.isFinite(value) && value > 0 ? value : undefined;
+    });
+  }
+
+  /** A farm job's frame states (Redis keeps them while it runs; the API copies them to the store once it settles). */
+  async farmFrameStates(job: string): Promise<Record<number, FrameState>> {
+    return this.guard('read frame states', async () => {
+      const all = await this.redis.hgetall(frameStatesKey(job));
+      return Object.fromEntries(Object.entries(all).map(([frame, v]) => [Number(frame), JSON.parse(v) as FrameState]));
+    });
+  }
+
+  /** One frame's state, written by the node that renders it. */
+  async setFarmFrameState(job: string, frame: number, state: FrameState): Promise<void> {
+    await this.guard('write a frame state', async () => {
+      await this.redis.multi().hset(frameStatesKey(job), String(frame), JSON.stringify(state)).expire(frameStatesKey(job), FARM_STATE_TTL_SEC).exec();
+    });
+  }
+
+  /** A stopped job: a chunk that starts after this renders nothing (the API also removes its waiting chunks). */
+  async stopFarmJob(job: string): Promise<void> {
+    await this.guard('stop a farm job', async () => {
+      await this.redis.set(`montage:farm:${job}:stopped`, '1', 'EX', FARM_STATE_TTL_SEC);
+    });
+  }
+
+  async farmJobStopped(job: string): Promise<boolean> {
+    return this.guard('read a farm job stop', async () => (await this.redis.exists(`montage:farm:${job}:stopped`)) === 1);
+  }
+
+  /** A settled or removed job's Redis state goes. */
+  async removeFarmJobState(job: string): Promise<void> {
+    await this.guard('remove farm job state', async () => {
+      await this.redis.del(frameStatesKey(job), `montage:farm:${job}:stopped`);
     });
   }
 
