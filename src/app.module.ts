@@ -37,6 +37,8 @@ import { waitForDependency } from './health/dependency-wait';
 import { RenderEventsModule } from './renders/render-events';
 import { SecretsModule } from './secrets/secrets.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
+import { FarmModule } from './farm/farm.module';
+import { ProductsModule } from './products/products.module';
 import { BatchesController } from './batches/batches.controller';
 import { BatchesService } from './batches/batches.service';
 import { ConnectionsController } from './connections/connections.controller';
@@ -79,7 +81,7 @@ export class AppModule {
   static forRoot(config: MontageConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, UploadTargetModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
+      imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, UploadTargetModule, FarmModule, ProductsModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes; PlayController before it (`/v2/play/<token>.m3u8`).
       controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, StudioController, PlayController, DeliveryController],
       providers: [

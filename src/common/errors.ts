@@ -11,6 +11,7 @@ export type MontageErrorKind =
   | 'too_many' // 429: more distinct outputs from one token than allowed; a rate limit or quota
   | 'unusable_media' // 422 / exit 2: a URL that is unreachable, refused, or not media
   | 'gone' // 410 / exit 2: a token that expired
+  | 'conflict' // 409 / exit 2: the thing is not in a state that allows this (a retry with no failed frame)
   | 'unsupported_media_type' // 415 / exit 2: a body that is not JSON, or an encoding we cannot read
   | 'render_failed' // 500 / exit 1: ffmpeg or sharp failed on valid input
   | 'unavailable'; // 503 / exit 1: a dependency (Redis, the store, the storage) is away for now
@@ -60,6 +61,7 @@ export class MontageError extends Error {
       too_large: 413,
       unusable_media: 422,
       gone: 410,
+      conflict: 409,
       unsupported_media_type: 415,
       too_many: 429,
       render_failed: 500,
@@ -79,6 +81,7 @@ export const forbidden = (message: string) => new MontageError('forbidden', mess
 export const notFound = (message: string, details: ErrorDetail[] = []) => new MontageError('not_found', message, details);
 export const unusableMedia = (message: string, details: ErrorDetail[] = [], options: MontageErrorOptions = {}) =>
   new MontageError('unusable_media', message, details, options);
+export const conflict = (message: string, details: ErrorDetail[] = []) => new MontageError('conflict', message, details);
 export const tooLarge = (message: string, details: ErrorDetail[] = []) => new MontageError('too_large', message, details);
 export const renderFailed = (message: string, details: ErrorDetail[] = [], options: MontageErrorOptions = {}) =>
   new MontageError('render_failed', message, details, options);

@@ -115,6 +115,10 @@ export interface FarmChunk {
   jobId: string;
   queue: string;
   frames: number[];
+  /** Which try of these frames (1 for the job's own chunks; a retry's are higher). */
+  attempt?: number;
+  /** When it was queued: a frame state older than its newest chunk is of an earlier try. */
+  createdAt?: string;
 }
 
 export interface FarmJobDoc {
@@ -129,6 +133,10 @@ export interface FarmJobDoc {
   productRender?: string;
   settings: SceneSettings;
   shot?: ProductShot;
+  /** Fox's `project_name`: a label to filter tasks by (not the Montage project). */
+  projectName?: string;
+  /** The render queue's routing key (`routingkey`, default `default`). */
+  routingKey?: string;
   totalFrames: number;
   chunks: FarmChunk[];
   /** Set by a stop: no chunk starts after it, running ones finish. */

@@ -9,11 +9,20 @@ export const WEBHOOK_EVENT_TYPES = [
   'upload.failed',
   'batch.output',
   'batch.completed',
+  // Product renders (VNTANA's names): stills, and the turntable video.
+  'renders.pending',
+  'renders.processing',
+  'renders.completed',
+  'renders.failed',
+  'turntable.pending',
+  'turntable.processing',
+  'turntable.completed',
+  'turntable.failed',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
 /** Patterns an endpoint may subscribe with besides exact types: a whole family, or everything. */
-export const WEBHOOK_EVENT_PATTERNS = ['render.*', 'upload.*', 'batch.*', '*'] as const;
+export const WEBHOOK_EVENT_PATTERNS = ['render.*', 'upload.*', 'batch.*', 'renders.*', 'turntable.*', '*'] as const;
 
 /** A registered receiver of a project's events. */
 export interface WebhookEndpointDoc {

@@ -262,6 +262,21 @@ export class JobQueueRepository {
     await this.guard('add the render to the queue', () => flows.addBulk(roots.map(toBull)));
   }
 
+  /**
+   * Removes a job that has not started (waiting, delayed, prioritised); a running one is left
+   * alone (BullMQ refuses to remove a locked job). Whether it was removed.
+   */
+  async removeWaiting(queueName: string, jobId: string): Promise<boolean> {
+    const job = await this.guard('read a job', () => this.queue(queueName).getJob(jobId));
+    if (!job) return false;
+    const state = await this.guard('read a job', () => job.getState());
+    if (!['waiting', 'delayed', 'prioritized', 'paused', 'wait'].includes(state)) return false;
+    return this.guard('remove a job', () => job.remove()).then(
+      () => true,
+      () => false, // taken by a node meanwhile: it runs (and renders nothing once the job is stopped)
+    );
+  }
+
   /** A job's state and, once failed, its reason; undefined when the queue has no such job. */
   async jobState(queueName: string, jobId: string): Promise<{ state: string; failedReason?: string } | undefined> {
     const job = await this.guard('read a job', () => this.queue(queueName).getJob(jobId));
