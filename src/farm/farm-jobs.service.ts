@@ -137,7 +137,7 @@ export class FarmJobsService {
             engine: 'blender',
             job: doc._id,
             project: doc.project,
-            chunk: doc.chunks.indexOf(c),
+            chunk: doc.chunks.findIndex((d) => d.jobId === c.jobId),
             attempt: c.attempt ?? 1,
             frames: c.frames,
             source,

@@ -101,7 +101,7 @@ describe('event subscriptions', () => {
 
   it('are checked: unknown names are a 400 that lists the valid ones', () => {
     expect(parseEvents(['render.*', 'render.*', 'upload.failed'])).toEqual(['render.*', 'upload.failed']);
-    expect(() => parseEvents(['render.done'])).toThrow(/unknown event type "render\.done"; the valid ones are render\.pending, render\.processing, .*, render\.\*, upload\.\*, batch\.\*, \*/);
+    expect(() => parseEvents(['render.done'])).toThrow(/unknown event type "render\.done"; the valid ones are render\.pending, render\.processing, .*, render\.\*, upload\.\*, batch\.\*, renders\.\*, turntable\.\*, \*/);
     expect(() => parseEvents(['render'])).toThrow(/unknown event type/);
     expect(() => parseEvents([1])).toThrow(/unknown event type number/);
     expect(() => parseEvents([])).toThrow(/1 to 32/);
