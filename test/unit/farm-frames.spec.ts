@@ -45,7 +45,7 @@ describe('parseFramesSpec', () => {
     expect(refusal('0-99999,100000-199999').message).toBe('frames: names more than 100000 frames');
     expect(parseFramesSpec('0-99999')).toHaveLength(100_000);
     expect(refusal('1\u0000-2').message).toBe("frames: '1?-2' is not a frame, a range a-b or a range with a step a-b[step]");
-    expect(refusal('../../etc').message).not.toMatch(/\u0000/);
+    expect(refusal('../../etc').message).not.toContain('\u0000');
   });
 
   it("writes a scene's own range in the same syntax", () => {
