@@ -1,0 +1,190 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { MontageError } from '../../src/common/errors';
+import { loadConfig } from '../../src/config/config';
+import type { FarmFilesService } from '../../src/farm/farm-files.service';
+import { FarmJobsService } from '../../src/farm/farm-jobs.service';
+import type { FarmStore } from '../../src/farm/farm-store';
+import { FARM_JOBS_COLLECTION, type FarmFileDoc, type FarmJobDoc, type FrameState } from '../../src/farm/farm.types';
+import type { JobContext } from '../../src/jobs/job.types';
+import { ProductsService, parseRendersRequest, productEventPayload } from '../../src/products/products.service';
+import type { ProductDoc } from '../../src/products/products.types';
+import { ArchiveRepository } from '../../src/repositories/archive.repository';
+import { NedbDocumentStore } from '../../src/repositories/document-store/nedb';
+import type { JobQueueRepository } from '../../src/repositories/job-queue/job-queue.repository';
+import type { OutputStorage } from '../../src/repositories/output-storage/port';
+import type { WebhooksService } from '../../src/webhooks/webhooks.service';
+
+// Products with the farm's neighbours replaced (the real embedded store; a queue whose nodes
+// are played by the test), and the real FarmJobsService between them.
+
+const MODEL: FarmFileDoc = { _id: 'up_model', project: 'p1', path: 'models/chair.glb', kind: 'model', sha256: 'b'.repeat(64), size: 4242, storageKey: 'ffmodel', ext: 'glb', model: { container: 'glb', meshes: 1, nodes: 1 }, createdAt: '' };
+const PROJECT = { _id: 'p1', keyHashes: [], signingSecret: 's'.repeat(64), public: false, limits: {}, createdAt: '' };
+const REQUEST = { productUuids: [] as string[], imageWidth: 64, imageHeight: 48, imageFormat: 'JPG', turntable: { includeGif: true, imageCount: 4, frameRate: 12, width: 32, height: 32 } };
+
+describe('ProductsService', () => {
+  let dir: string;
+  let db: NedbDocumentStore;
+  let products: ProductsService;
+  const emitted: Array<{ type: string; data: Record<string, unknown>; eventId: string }> = [];
+  const enqueued: Array<{ queue: string; name: string; payload: unknown; jobId: string }> = [];
+  const states: Record<string, Record<number, FrameState>> = {};
+  const chunkStates = new Map<string, { state: string }>();
+  const removed: string[] = [];
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'products-'));
+    db = new NedbDocumentStore(dir);
+    emitted.length = 0;
+    enqueued.length = 0;
+    const store = {
+      jobs: db.collection(FARM_JOBS_COLLECTION),
+      downloads: db.collection('farm_downloads'),
+      collection: (name: string) => db.collection(name),
+      authenticateKey: async (key?: string) => {
+        if (key !== 'k1') throw new MontageError('unauthorized', 'invalid API key');
+        return PROJECT;
+      },
+      project: async () => PROJECT,
+    } as unknown as FarmStore;
+    const files = {
+      get: async (_p: string, id: string) => {
+        if (id === MODEL._id) return MODEL;
+        if (id === 'up_blend') return { ...MODEL, _id: 'up_blend', kind: 'blend' };
+        throw new MontageError('not_found', 'unknown upload_id');
+      },
+      ref: (d: FarmFileDoc) => ({ path: d.path, storageKey: d.storageKey, ext: d.ext, sha256: d.sha256, size: d.size }),
+      filesBeside: async () => [],
+    } as unknown as FarmFilesService;
+    const queue = {
+      enqueueBulk: async (q: string, name: string, jobs: Array<{ payload: unknown; jobId: string }>) => {
+        for (const j of jobs) {
+          enqueued.push({ queue: q, name, ...j });
+          chunkStates.set(j.jobId, { state: 'waiting' });
+        }
+      },
+      enqueue: async (q: string, name: string, payload: unknown, jobId: string) => void enqueued.push({ queue: q, name, payload, jobId }),
+      waitFor: async (_q: string, id: string) => (id.startsWith('encode-') ? { node: 'n1', mp4: { bytes: 900, frames: 4 }, gif: { bytes: 700, frames: 4 } } : Promise.reject(new Error('?'))),
+      farmFrameStates: async (job: string) => ({ ...(states[job] ?? {}) }),
+      jobState: async (_q: string, id: string) => chunkStates.get(id),
+      removeFarmJobState: async () => undefined,
+      liveNodes: async () => [],
+    } as unknown as JobQueueRepository;
+    const storage = { identity: async () => 'sid', remove: async (k: string, e: string) => void removed.push(`${k}.${e}`) } as unknown as OutputStorage;
+    const webhooks = { emit: async (_p: string, type: string, data: Record<string, unknown>, o: { eventId: string }) => void emitted.push({ type, data, eventId: o.eventId }) } as unknown as WebhooksService;
+    const config = loadConfig({ FARM_CHUNK_FRAMES: '4' });
+    const jobs = new FarmJobsService(store, files, new ArchiveRepository(), queue, storage, config);
+    products = new ProductsService(store, files, jobs, webhooks, queue, storage, config);
+  });
+
+  afterEach(async () => {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const ctx = { attempt: 1, progress: async () => undefined, lastAttempt: false, signal: new AbortController().signal } as JobContext;
+  const done = (job: string, frame: number): FrameState => ({ status: 'done', node: 'n1', storageKey: `fr-${job}-${frame}`, ext: 'jpg', bytes: 10 + frame, sha256: 'c'.repeat(64), at: new Date().toISOString() });
+
+  it('checks a renders request, naming the bad field', () => {
+    const bad = (over: Record<string, unknown>) => {
+      try {
+        parseRendersRequest({ ...REQUEST, productUuids: ['00000000-0000-4000-8000-000000000000'], ...over });
+      } catch (err) {
+        return (err as MontageError).details[0].field;
+      }
+      return 'accepted';
+    };
+    expect(bad({})).toBe('accepted');
+    expect(bad({ imageWidth: 8 })).toBe('imageWidth');
+    expect(bad({ imageHeight: 5000 })).toBe('imageHeight');
+    expect(bad({ imageFormat: 'TIFF' })).toBe('imageFormat');
+    expect(bad({ turntable: { ...REQUEST.turntable, imageCount: 721 } })).toBe('turntable.imageCount');
+    expect(bad({ turntable: { ...REQUEST.turntable, frameRate: 0 } })).toBe('turntable.frameRate');
+    expect(bad({ turntable: { ...REQUEST.turntable, includeGif: 'yes' } })).toBe('turntable.includeGif');
+    expect(bad({ turntable: { ...REQUEST.turntable, fps: 3 } })).toBe('turntable.fps');
+    expect(bad({ productUuids: ['../x'] })).toBe('productUuids[0]');
+    expect(bad({ extra: 1 })).toBe('extra');
+  });
+
+  it("creates products from models only, and answers VNTANA's shapes", async () => {
+    const created = await products.create('k1', { name: 'Chair', upload_id: 'up_model' });
+    expect(created).toEqual({ success: true, errors: [], response: { uuid: expect.stringMatching(/^[0-9a-f-]{36}$/) } });
+    await expect(products.create('k1', { name: 'Scene', upload_id: 'up_blend' })).rejects.toThrow('upload_id: not a glTF/GLB model (it is a blend)');
+    const listed = await products.list('k1', {});
+    expect(listed.response.grid.map((p) => p.name)).toEqual(['Chair']);
+    await expect(products.requestRenders('k1', { ...REQUEST, productUuids: ['00000000-0000-4000-8000-000000000000'] })).rejects.toMatchObject({ httpStatus: 404 });
+  });
+
+  it('renders stills and a turntable per product, emits pending at once, then processing and completed, and records the attachments (replacing the previous ones)', async () => {
+    const { response } = await products.create('k1', { name: 'Chair', description: 'oak', upload_id: 'up_model' });
+    const answer = await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid] });
+    expect(answer).toEqual({ success: true, errors: [], response: { uuids: [response.uuid], errors: null } });
+    expect(emitted.map((e) => e.type)).toEqual(['renders.pending', 'turntable.pending']);
+    const product = (await db.collection<ProductDoc>('products').findOne({ _id: response.uuid }))!;
+    expect(emitted[0].data).toEqual(productEventPayload('renders.pending', 'p1', product, product.lastRender!));
+    expect(emitted[0].data).toEqual({
+      event: 'renders.pending',
+      organization: { uuid: 'p1' },
+      product: { uuid: response.uuid, name: 'Chair', description: 'oak', status: 'LIVE_PUBLIC', asset: { assetOriginalName: 'chair.glb', assetOriginalSize: 4242, generationRequestUuid: expect.stringMatching(/^prr_/) } },
+      client: { uuid: 'p1' },
+    });
+    const jobs = await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).find({}, { sort: { createdAt: 1 } });
+    const stills = jobs.find((j) => j.kind === 'product-stills')!;
+    const turntable = jobs.find((j) => j.kind === 'product-turntable')!;
+    expect(stills.shot).toEqual({ mode: 'stills', count: 6, width: 64, height: 48, samples: 16 });
+    expect(stills.settings).toMatchObject({ frames: [0, 1, 2, 3, 4, 5], format: 'JPEG' });
+    expect(turntable.shot).toEqual({ mode: 'turntable', count: 4, width: 32, height: 32, samples: 16 });
+    expect(turntable.settings).toMatchObject({ frames: [0, 1, 2, 3], format: 'PNG' });
+    const chunk = enqueued.find((e) => e.name === 'render-farm-frames')!;
+    expect(chunk.payload).toMatchObject({ source: { kind: 'product', model: { path: 'models/chair.glb', storageKey: 'ffmodel' }, shot: stills.shot } });
+    expect(enqueued.find((e) => e.name === 'track-product-render')).toMatchObject({ queue: 'montage.farm', jobId: `track-${product.lastRender}`, payload: { productRender: product.lastRender } });
+
+    // The nodes' part: every frame done, every chunk completed.
+    for (const job of [stills, turntable]) {
+      states[job._id] = Object.fromEntries(job.settings.frames.map((f) => [f, done(job._id, f)]));
+      for (const c of job.chunks) chunkStates.set(c.jobId, { state: 'completed' });
+    }
+    await expect(products.track({ productRender: product.lastRender! }, ctx)).resolves.toEqual({ status: 'completed/completed' });
+    expect(emitted.map((e) => e.type)).toEqual(['renders.pending', 'turntable.pending', 'renders.processing', 'renders.completed', 'turntable.processing', 'turntable.completed']);
+    const encode = enqueued.find((e) => e.name === 'encode-turntable')!;
+    expect(encode).toMatchObject({ queue: 'render.default.blender', jobId: `encode-${product.lastRender}` });
+    expect(encode.payload).toMatchObject({ job: turntable._id, frameRate: 12, width: 32, height: 32, includeGif: true, mp4Key: `tt-${product.lastRender}`, gifKey: `tg-${product.lastRender}` });
+    const listed = await products.attachments('k1', response.uuid, 'http://api.test');
+    expect(listed.response.attachments.map((a) => [a.type, a.view ?? '', a.format, a.width, a.size])).toEqual([
+      ['RENDER', 'front', 'JPG', 64, 10],
+      ['RENDER', 'front-right', 'JPG', 64, 11],
+      ['RENDER', 'right', 'JPG', 64, 12],
+      ['RENDER', 'back', 'JPG', 64, 13],
+      ['RENDER', 'left', 'JPG', 64, 14],
+      ['RENDER', 'top', 'JPG', 64, 15],
+      ['TURNTABLE', '', 'MP4', 32, 900],
+      ['TURNTABLE_GIF', '', 'GIF', 32, 700],
+    ]);
+    expect(new URL(listed.response.attachments[0].url).searchParams.get('sig')).toMatch(/^[0-9a-f]{64}$/);
+
+    // A second request replaces the first one's attachments, and their stored objects go.
+    await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid], turntable: { ...REQUEST.turntable, includeGif: false } });
+    const second = (await db.collection<ProductDoc>('products').findOne({ _id: response.uuid }))!.lastRender!;
+    for (const job of await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).find({ productRender: second })) {
+      states[job._id] = Object.fromEntries(job.settings.frames.map((f) => [f, done(job._id, f)]));
+      for (const c of job.chunks) chunkStates.set(c.jobId, { state: 'completed' });
+    }
+    await products.track({ productRender: second }, ctx);
+    const after = await products.attachments('k1', response.uuid, 'http://api.test');
+    expect(after.response.attachments.map((a) => a.type)).toEqual(['RENDER', 'RENDER', 'RENDER', 'RENDER', 'RENDER', 'RENDER', 'TURNTABLE']);
+    expect(removed).toEqual(expect.arrayContaining([`fr-${stills._id}-0.jpg`, `tt-${product.lastRender}.mp4`, `tg-${product.lastRender}.gif`]));
+  });
+
+  it('emits renders.failed when the stills job fails', async () => {
+    const { response } = await products.create('k1', { name: 'Chair', upload_id: 'up_model' });
+    await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid] });
+    const prr = (await db.collection<ProductDoc>('products').findOne({ _id: response.uuid }))!.lastRender!;
+    for (const job of await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).find({ productRender: prr })) {
+      for (const c of job.chunks) chunkStates.set(c.jobId, { state: job.kind === 'product-stills' ? 'failed' : 'completed' });
+      if (job.kind === 'product-turntable') states[job._id] = Object.fromEntries(job.settings.frames.map((f) => [f, done(job._id, f)]));
+    }
+    await expect(products.track({ productRender: prr }, ctx)).resolves.toEqual({ status: 'failed/completed' });
+    expect(emitted.map((e) => e.type)).toEqual(['renders.pending', 'turntable.pending', 'renders.failed', 'turntable.processing', 'turntable.completed']);
+  });
+});
