@@ -163,7 +163,7 @@ export class FarmJob {
       const ws = await this.workspace.create(`inspect-${p.project}`);
       try {
         const [file] = await this.workspace.layOut(ws.files, [p.file], ctx.signal);
-        const { value, error } = await this.blender.query(farmInspectArgs(file, FARM_SCRIPT), 'MONTAGE_FARM_INVENTORY', this.config.farm.inspectTimeoutMs);
+        const { value, error } = await this.blender.query(farmInspectArgs(file, FARM_SCRIPT, ws.files), 'MONTAGE_FARM_INVENTORY', this.config.farm.inspectTimeoutMs);
         const unreadable = () => unusableMedia(`${p.file.path} is not a readable .blend file (Blender could not open it)`, [{ field: 'file', message: 'not a readable .blend' }], { permanent: true });
         if (value && typeof value === 'object' && 'unreadable' in value) throw unreadable();
         if (value === undefined) {

@@ -12,7 +12,7 @@ export const FARM_SCRIPT = path.join(__dirname, '..', 'engines', 'blender', 'pyt
 
 /** What montage_farm.py is asked to do: the JSON after `--`. Data only, never code. */
 export type FarmScriptJob =
-  | { mode: 'inspect'; file: string }
+  | { mode: 'inspect'; file: string; folder: string }
   | {
       mode: 'render';
       /** The .blend (Blender checks it opened this one, not its default scene). */
@@ -45,9 +45,12 @@ function scriptJob(job: FarmScriptJob): string {
   return json;
 }
 
-/** `blender … <file> -P montage_farm.py -- '{"mode":"inspect"}'`: the scene's inventory, nothing rendered. */
-export function farmInspectArgs(file: string, script: string): string[] {
-  return [...head({ kind: 'blend', path: file }), '-P', script, '--', scriptJob({ mode: 'inspect', file })];
+/**
+ * `blender … <file> -P montage_farm.py -- '{"mode":"inspect",…}'`: the scene's inventory, nothing
+ * rendered. `folder` (the job's, by default the file's own): names of data linked from outside it are left out.
+ */
+export function farmInspectArgs(file: string, script: string, folder = path.dirname(file)): string[] {
+  return [...head({ kind: 'blend', path: file }), '-P', script, '--', scriptJob({ mode: 'inspect', file, folder })];
 }
 
 export interface FarmRenderCommand {

@@ -212,6 +212,32 @@ describe('scene jobs', () => {
     expect(await storage.stat(farmFrameKey('job_hostile', 2), 'png')).toBeUndefined();
   });
 
+  it('a .blend linking a library outside its folder: the inventory keeps the linked camera\'s name to itself, and the render is refused', async () => {
+    const lib = path.join(dataDir, 'other-project.blend');
+    const linking = path.join(work, 'linking.blend');
+    const script = path.join(work, 'link.py');
+    fs.writeFileSync(
+      script,
+      `import bpy, sys
+lib, out = sys.argv[sys.argv.index("--") + 1:]
+cam = bpy.data.objects.new("SecretCam", bpy.data.cameras.new("SecretCam"))
+bpy.context.scene.collection.objects.link(cam)
+bpy.ops.wm.save_as_mainfile(filepath=lib)
+bpy.ops.wm.read_factory_settings(use_empty=True)
+with bpy.data.libraries.load(lib, link=True) as (src, dst):
+    dst.objects = ["SecretCam"]
+bpy.context.scene.collection.objects.link(dst.objects[0])
+bpy.ops.wm.save_as_mainfile(filepath=out, relative_remap=False)
+`,
+    );
+    execFileSync('blender', ['--factory-startup', '-b', '-Y', '--python-exit-code', '3', '-P', script, '--', lib, linking], { stdio: 'ignore', timeout: 120_000 });
+    const file = await storeFile('linking.blend', fs.readFileSync(linking), 'blend');
+    const { inventory } = await run(JobName.InspectScene, { project: PROJECT, file });
+    expect(inventory.externalFiles).toEqual([lib]);
+    expect(inventory.cameras).toEqual([]);
+    await expect(run(JobName.RenderFarmFrames, scenePayload('job_linking', file, [1]))).rejects.toThrow(`library "other-project.blend" reads ${lib}, outside the job's folder`);
+  });
+
   it('RenderFarmFrames: a stopped job renders nothing', async () => {
     await queue.stopFarmJob('job_stopped');
     const result = await run(JobName.RenderFarmFrames, scenePayload('job_stopped', main, [1, 2]));

@@ -8,9 +8,10 @@ const HEAD = ['--factory-startup', '-b', '-Y', '--python-exit-code', '3'];
 
 describe('farm Blender args', () => {
   it('inspect: the file, the script, and the job after --', () => {
-    expect(farmInspectArgs('/w/files/shot/a.blend', '/s/montage_farm.py')).toEqual([
-      ...HEAD, '/w/files/shot/a.blend', '-P', '/s/montage_farm.py', '--', '{"mode":"inspect","file":"/w/files/shot/a.blend"}',
+    expect(farmInspectArgs('/w/files/shot/a.blend', '/s/montage_farm.py', '/w/files')).toEqual([
+      ...HEAD, '/w/files/shot/a.blend', '-P', '/s/montage_farm.py', '--', '{"mode":"inspect","file":"/w/files/shot/a.blend","folder":"/w/files"}',
     ]);
+    expect(farmInspectArgs('/w/files/shot/a.blend', '/s/montage_farm.py').at(-1)).toBe('{"mode":"inspect","file":"/w/files/shot/a.blend","folder":"/w/files/shot"}');
   });
 
   it('render: -o before -F and -f, -f a comma list and last before --', () => {
@@ -76,7 +77,21 @@ describe('layoutPath', () => {
     expect(layoutPath('shot/lgt.blend')).toBe('shot/lgt.blend');
     expect(layoutPath('tex/wood grain.png')).toBe('tex/wood grain.png');
   });
-  it.each(['', '/etc/passwd', '../x', 'a/../../x', 'a/./b', 'a//b', 'a/', 'C:/x', 'a\\..\\b', 'a\u0000b', 'a\nb', 'x'.repeat(1025), `${'y'.repeat(256)}/a`])('refuses %j', (p) => {
+  it.each([
+    ['empty', ''],
+    ['absolute', '/etc/passwd'],
+    ['parent', '../x'],
+    ['climbing', 'a/../../x'],
+    ['dot segment', 'a/./b'],
+    ['empty segment', 'a//b'],
+    ['trailing slash', 'a/'],
+    ['drive letter', 'C:/x'],
+    ['backslashes', 'a\\..\\b'],
+    ['NUL', 'a\u0000b'],
+    ['newline', 'a\nb'],
+    ['too long', 'x'.repeat(1025)],
+    ['segment too long', `${'y'.repeat(256)}/a`],
+  ])('refuses %s', (_what, p) => {
     expect(() => layoutPath(p)).toThrow();
   });
 });
@@ -91,7 +106,15 @@ describe('parseSceneInventory', () => {
     const { camera: _camera, ...rest } = good;
     expect(parseSceneInventory({ ...rest, $where: 'x', extra: { deep: 1 } })).toEqual(rest);
   });
-  it.each([null, [], 'x', { ...good, cameras: 'CamA' }, { ...good, frameStart: 1.5 }, { ...good, fps: 'x' }, { ...good, scene: 'a\u0000b' }])('refuses %j', (v) => {
+  it.each([
+    ['null', null],
+    ['an array', []],
+    ['a string', 'x'],
+    ['cameras not a list', { ...good, cameras: 'CamA' }],
+    ['a fractional frame', { ...good, frameStart: 1.5 }],
+    ['fps not a number', { ...good, fps: 'x' }],
+    ['a NUL in a name', { ...good, scene: 'a\u0000b' }],
+  ])('refuses %s', (_what, v) => {
     expect(parseSceneInventory(v)).toBeUndefined();
   });
   it('drops names that are not strings', () => expect(parseSceneInventory({ ...good, cameras: ['A', 3, { x: 1 }] })?.cameras).toEqual(['A']));

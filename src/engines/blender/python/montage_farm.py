@@ -186,7 +186,14 @@ def inspect(job):
     check_loaded(job, "MONTAGE_FARM_INVENTORY")
     scene = bpy.context.scene
     render = scene.render
-    cameras = [o.name for o in scene.objects if o.type == "CAMERA"]
+    folder = job.get("folder") or os.path.dirname(job["file"])
+
+    def local(idblock):
+        # Data linked from a library outside the folder was read at load (before any script runs): its names stay unsaid.
+        lib = idblock.library
+        return lib is None or is_inside(bpy.path.abspath(lib.filepath, library=lib.library), folder)
+
+    cameras = [o.name for o in scene.objects if o.type == "CAMERA" and local(o)]
     files = sorted({path for _, _, path, _ in external_files()})
     version = bpy.data.version
     report(
@@ -194,7 +201,7 @@ def inspect(job):
         {
             "scene": scene.name,
             "cameras": sorted(cameras)[:MAX_LIST],
-            **({"camera": scene.camera.name} if scene.camera else {}),
+            **({"camera": scene.camera.name} if scene.camera and local(scene.camera) else {}),
             "viewLayers": [v.name for v in scene.view_layers][:MAX_LIST],
             "frameStart": scene.frame_start,
             "frameEnd": scene.frame_end,
