@@ -84,34 +84,9 @@ async function makeScene(work: string, name: string, width: number, height: numb
   return out;
 }
 
+/** A GLB box made with @gltf-transform/core, by the tests' helper process (the library is ESM-only underneath). */
 async function makeModel(file: string): Promise<void> {
-  const { Document, NodeIO } = await import('@gltf-transform/core');
-  const doc = new Document();
-  const buffer = doc.createBuffer();
-  // A box 2 × 1 × 0.6, its faces coloured apart so the turntable shows it turning.
-  const p: number[] = [];
-  const idx: number[] = [];
-  const [x, y, z] = [1, 0.5, 0.3];
-  const faces = [
-    [[x, -y, -z], [x, y, -z], [x, y, z], [x, -y, z]],
-    [[-x, -y, -z], [-x, -y, z], [-x, y, z], [-x, y, -z]],
-    [[-x, y, -z], [-x, y, z], [x, y, z], [x, y, -z]],
-    [[-x, -y, -z], [x, -y, -z], [x, -y, z], [-x, -y, z]],
-    [[-x, -y, z], [x, -y, z], [x, y, z], [-x, y, z]],
-    [[-x, -y, -z], [-x, y, -z], [x, y, -z], [x, -y, -z]],
-  ];
-  for (const [i, face] of faces.entries()) {
-    face.forEach((v) => p.push(...v));
-    idx.push(i * 4, i * 4 + 1, i * 4 + 2, i * 4, i * 4 + 2, i * 4 + 3);
-  }
-  const position = doc.createAccessor().setType('VEC3').setArray(new Float32Array(p)).setBuffer(buffer);
-  const indices = doc.createAccessor().setType('SCALAR').setArray(new Uint16Array(idx)).setBuffer(buffer);
-  const material = doc.createMaterial('paint').setBaseColorFactor([0.85, 0.3, 0.1, 1]).setRoughnessFactor(0.4);
-  const prim = doc.createPrimitive().setAttribute('POSITION', position).setIndices(indices).setMaterial(material);
-  const mesh = doc.createMesh('box').addPrimitive(prim);
-  const node = doc.createNode('box').setMesh(mesh);
-  doc.createScene('scene').addChild(node);
-  fs.writeFileSync(file, await new NodeIO().writeBinary(doc));
+  await run(process.execPath, [path.join(root, 'test', 'helpers', 'make-glb.mjs'), file, '#d9531e']);
 }
 
 function rssMb(pid: number): number {
