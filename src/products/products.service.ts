@@ -182,7 +182,7 @@ export class ProductsService {
       const stills = await this.jobs.create(project._id, {
         ...base,
         kind: 'product-stills',
-        settings: { frames: range(count), framesSpec: `0-${count - 1}[1]`, format: request.format, resolutionPercent: 100, samples: PRODUCT_SAMPLES, device: 'CPU' },
+        settings: { frames: range(count), framesSpec: `1-${count}[1]`, format: request.format, resolutionPercent: 100, samples: PRODUCT_SAMPLES, device: 'CPU' },
         shot: { mode: 'stills', count, width: request.imageWidth, height: request.imageHeight, samples: PRODUCT_SAMPLES },
         parallel: 1,
       });
@@ -190,7 +190,7 @@ export class ProductsService {
       const turntable = await this.jobs.create(project._id, {
         ...base,
         kind: 'product-turntable',
-        settings: { frames: range(n), framesSpec: `0-${n - 1}[1]`, format: 'PNG', resolutionPercent: 100, samples: PRODUCT_SAMPLES, device: 'CPU' },
+        settings: { frames: range(n), framesSpec: `1-${n}[1]`, format: 'PNG', resolutionPercent: 100, samples: PRODUCT_SAMPLES, device: 'CPU' },
         shot: { mode: 'turntable', count: n, width: request.turntable.width, height: request.turntable.height, samples: PRODUCT_SAMPLES },
         parallel: 2,
       });
@@ -262,7 +262,7 @@ export class ProductsService {
     const attachments: ProductAttachment[] = progress.frames.map((f) => ({
       uuid: randomUUID(),
       type: 'RENDER',
-      view: PRODUCT_VIEWS[f.frame] ?? `view-${f.frame}`,
+      view: PRODUCT_VIEWS[f.frame - 1] ?? `view-${f.frame}`,
       format: prr.image.format,
       width: prr.image.width,
       height: prr.image.height,
@@ -378,7 +378,8 @@ export class ProductsService {
 }
 
 const isFinal = (s: ProductRenderStatus) => s === 'completed' || s === 'failed';
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+/** A product shot's frames: 1…n (the node's script keys pose i at frame i + 1). */
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 const firstError = (frames: Array<{ error?: string }>) => frames.find((f) => f.error)?.error;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

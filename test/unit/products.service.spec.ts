@@ -133,9 +133,9 @@ describe('ProductsService', () => {
     const stills = jobs.find((j) => j.kind === 'product-stills')!;
     const turntable = jobs.find((j) => j.kind === 'product-turntable')!;
     expect(stills.shot).toEqual({ mode: 'stills', count: 6, width: 64, height: 48, samples: 16 });
-    expect(stills.settings).toMatchObject({ frames: [0, 1, 2, 3, 4, 5], format: 'JPEG' });
+    expect(stills.settings).toMatchObject({ frames: [1, 2, 3, 4, 5, 6], format: 'JPEG' });
     expect(turntable.shot).toEqual({ mode: 'turntable', count: 4, width: 32, height: 32, samples: 16 });
-    expect(turntable.settings).toMatchObject({ frames: [0, 1, 2, 3], format: 'PNG' });
+    expect(turntable.settings).toMatchObject({ frames: [1, 2, 3, 4], format: 'PNG' });
     const chunk = enqueued.find((e) => e.name === 'render-farm-frames')!;
     expect(chunk.payload).toMatchObject({ source: { kind: 'product', model: { path: 'models/chair.glb', storageKey: 'ffmodel' }, shot: stills.shot } });
     expect(enqueued.find((e) => e.name === 'track-product-render')).toMatchObject({ queue: 'montage.farm', jobId: `track-${product.lastRender}`, payload: { productRender: product.lastRender } });
@@ -152,12 +152,12 @@ describe('ProductsService', () => {
     expect(encode.payload).toMatchObject({ job: turntable._id, frameRate: 12, width: 32, height: 32, includeGif: true, mp4Key: `tt-${product.lastRender}`, gifKey: `tg-${product.lastRender}` });
     const listed = await products.attachments('k1', response.uuid, 'http://api.test');
     expect(listed.response.attachments.map((a) => [a.type, a.view ?? '', a.format, a.width, a.size])).toEqual([
-      ['RENDER', 'front', 'JPG', 64, 10],
-      ['RENDER', 'front-right', 'JPG', 64, 11],
-      ['RENDER', 'right', 'JPG', 64, 12],
-      ['RENDER', 'back', 'JPG', 64, 13],
-      ['RENDER', 'left', 'JPG', 64, 14],
-      ['RENDER', 'top', 'JPG', 64, 15],
+      ['RENDER', 'front', 'JPG', 64, 11],
+      ['RENDER', 'front-right', 'JPG', 64, 12],
+      ['RENDER', 'right', 'JPG', 64, 13],
+      ['RENDER', 'back', 'JPG', 64, 14],
+      ['RENDER', 'left', 'JPG', 64, 15],
+      ['RENDER', 'top', 'JPG', 64, 16],
       ['TURNTABLE', '', 'MP4', 32, 900],
       ['TURNTABLE_GIF', '', 'GIF', 32, 700],
     ]);
@@ -173,7 +173,7 @@ describe('ProductsService', () => {
     await products.track({ productRender: second }, ctx);
     const after = await products.attachments('k1', response.uuid, 'http://api.test');
     expect(after.response.attachments.map((a) => a.type)).toEqual(['RENDER', 'RENDER', 'RENDER', 'RENDER', 'RENDER', 'RENDER', 'TURNTABLE']);
-    expect(removed).toEqual(expect.arrayContaining([`fr-${stills._id}-0.jpg`, `tt-${product.lastRender}.mp4`, `tg-${product.lastRender}.gif`]));
+    expect(removed).toEqual(expect.arrayContaining([`fr-${stills._id}-1.jpg`, `tt-${product.lastRender}.mp4`, `tg-${product.lastRender}.gif`]));
   });
 
   it('emits renders.failed when the stills job fails', async () => {
