@@ -49,6 +49,7 @@ import { StudioController } from './studio/studio.controller';
 import { StudioService } from './studio/studio.service';
 import { StudioFilesRepository } from './repositories/studio-files.repository';
 import { TemplateWatcherRepository } from './repositories/template-watcher.repository';
+import { FARM_CONTROLLERS, FARM_PROVIDERS } from './farm/farm.module';
 
 /** Projects live with the documents on MongoDB; with the embedded store, in files the CLI can share. */
 export const projectsRepositoryProvider = {
@@ -81,7 +82,7 @@ export class AppModule {
       module: AppModule,
       imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, UploadTargetModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes; PlayController before it (`/v2/play/<token>.m3u8`).
-      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, StudioController, PlayController, DeliveryController],
+      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, StudioController, ...FARM_CONTROLLERS, PlayController, DeliveryController],
       providers: [
         documentStoreProvider,
         projectsRepositoryProvider,
@@ -104,6 +105,7 @@ export class AppModule {
         TemplateWatcherRepository,
         PlayService,
         PlayFilesRepository,
+        ...FARM_PROVIDERS,
       ],
     };
   }

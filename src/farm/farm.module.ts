@@ -1,0 +1,13 @@
+import { FarmFilesController } from './farm-files.controller';
+import { FarmFilesService } from './farm-files.service';
+import { FarmUrlsService } from './farm-urls.service';
+import { ArchiveRepository } from '../repositories/archive.repository';
+import { FarmSpoolRepository } from '../repositories/farm-spool.repository';
+
+/**
+ * The farm's controllers and providers. They join AppModule's own (spread there, not a Nest
+ * module of their own): they need ProjectsService and the document store, which are
+ * AppModule providers, and a second instance of either would be a second store.
+ */
+export const FARM_CONTROLLERS = [FarmFilesController];
+export const FARM_PROVIDERS = [FarmFilesService, FarmUrlsService, FarmSpoolRepository, ArchiveRepository];
