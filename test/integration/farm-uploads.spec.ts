@@ -184,3 +184,39 @@ it('local storage: signed object URLs read stored bytes, and refuse a changed or
     await api.close();
   }
 }, 60_000);
+
+describe('a .blend is read by a render node with Blender before it is accepted', () => {
+  const blendFile = path.join(tmp, 'scene.blend');
+  beforeAll(() => {
+    // A real scene saved by Blender: its camera and frame range come back in the inventory.
+    execFileSync('blender', ['-b', '--factory-startup', '--python-expr', `import bpy; s=bpy.context.scene; s.frame_start=1; s.frame_end=7; bpy.ops.wm.save_as_mainfile(filepath=${JSON.stringify(blendFile)}, compress=False)`], { stdio: 'ignore', timeout: 120_000 });
+  }, 150_000);
+
+  it('with no node up: 503 saying so, and the upload can be confirmed again later', async () => {
+    const api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0' } });
+    try {
+      const up = await call(api, 'upload', { api_key: api.key, filename: 'shot/lgt.blend' });
+      expect((await postForm(up.body.url, up.body.fields, fs.readFileSync(blendFile))).status).toBe(204);
+      const confirm = await call(api, 'confirm-upload', { api_key: api.key, filename: up.body.filename });
+      expect(confirm.status).toBe(503);
+      expect(confirm.body.message).toMatch(/no render node with Blender/);
+      const again = await call(api, 'confirm-upload', { api_key: api.key, filename: up.body.filename });
+      expect(again.status).toBe(503); // still staged
+    } finally {
+      await api.close();
+    }
+  }, 60_000);
+
+  // Needs the node's InspectScene handler (branch farm-node): runs once main has it.
+  const hasInspect = fs.existsSync(path.resolve(__dirname, '../../render-nodes/farm.job.ts'));
+  (hasInspect ? it : it.skip)('with the embedded node: the inventory comes back with the upload_id', async () => {
+    const api = await startApi({ env: { EMBEDDED_RENDER_NODE: '1' } });
+    try {
+      const done = await send(api, 'shot/lgt.blend', fs.readFileSync(blendFile));
+      expect(done.status).toBe(200);
+      expect(done.body).toMatchObject({ kind: 'blend', path: 'shot/lgt.blend', inventory: { frameStart: 1, frameEnd: 7, cameras: ['Camera'] } });
+    } finally {
+      await api.close();
+    }
+  }, 180_000);
+});
