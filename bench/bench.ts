@@ -9,7 +9,7 @@
  * The template language v2 (v2.ts: bench/v2 against a hand-written command, `templates check` timed).
  * The studio (studio.ts: in Chromium, a changed param to the new 1080p poster painted).
  * Play mode (play.ts: Chromium + hls.js opening welcome's play URL at 80 %, to the first picture).
- * BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2, reuse, studio or play
+ * BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2, reuse, studio, play or farm-jobs
  * (comma-separated for several) runs those parts only; BENCH_RUNS (3)
  * runs of each, BENCH_FARM_RUNS (2) for the farm part, BENCH_BLENDER_RUNS (2) for the Blender part.
  * Prints a table, the figures with their targets, and the JSON it writes to bench/results/latest.json.
@@ -38,6 +38,7 @@ import { benchReuse, reuseRows } from './reuse';
 import { benchV2, v2Rows, v2TableRows } from './v2';
 import { benchStudio, STUDIO_TARGET_MS, studioRows, studioTableRows } from './studio';
 import { benchPlay, playRows, playTableRows } from './play';
+import { benchFarmJobs, farmJobsRows } from './farm-jobs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** The farm part starts real processes and Chromium for each figure: 2 runs unless BENCH_FARM_RUNS says otherwise. */
@@ -287,7 +288,7 @@ async function benchScaling(runs: number) {
 }
 
 async function main() {
-  // BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2, reuse, studio or play (or several, comma-separated) runs just those parts.
+  // BENCH_ONLY=renderer, api, farm, scaling, operations, deliveries, webhooks, blender, v2, reuse, studio, play or farm-jobs (or several, comma-separated) runs just those parts.
   const only = process.env.BENCH_ONLY?.split(',').map((p) => p.trim()).filter(Boolean);
   const part = (name: string) => !only || only.includes(name);
   const machineAtStart = loadMark();
@@ -328,6 +329,7 @@ async function main() {
   const reuse = part('reuse') ? await benchReuse(work).catch((err: Error) => ({ error: err.message })) : undefined;
   const studio = part('studio') ? await benchStudio(RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
   const play = part('play') ? await benchPlay(RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
+  const farmJobs = part('farm-jobs') ? await benchFarmJobs(BLENDER_RUNS).catch((err: Error) => ({ error: err.message })) : undefined;
 
   const result = {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
@@ -375,6 +377,7 @@ async function main() {
     },
     studio: studio && { ...studio, targets: `demo/welcome in Chromium, warm: a changed name to the new 1080p poster painted ≤ ${STUDIO_TARGET_MS} ms (median)` },
     play: play && { ...play, targets: 'play mode, welcome (1080p, 10 s), fresh token: Chromium + hls.js opened at 80 % shows its first picture there ≤ 2 s (median)' },
+    farmJobs: farmJobs && { ...farmJobs, targets: 'a 24-frame scene job at 640×360: 2 pinned nodes ≥ 1.85× 1 node, frames per minute printed; a turntable of 24 images at 320×320 with GIF: time printed; the zip download of 100 frames: API RSS growth ≤ 64 MB' },
   };
   const rows: string[][] = [['', 'median', 'runs']];
   if (renderer && result.montage) {
@@ -434,6 +437,7 @@ async function main() {
   if (reuse) targets.push(...reuseRows(reuse));
   if (studio) targets.push(...studioRows(studio));
   if (play) targets.push(...playRows(play));
+  if (farmJobs) targets.push(...farmJobsRows(farmJobs));
   if (webhooks && 'error' in webhooks) targets.push({ figure: '10. webhooks: receiver down 60 s then up', value: `not measured: ${webhooks.error}`, target: 'every event, in order per token, none twice', met: false });
   else if (webhooks) targets.push(...webhooks.targets.map((t) => ({ ...t, figure: `10. ${t.figure}` })));
   if (renderer && result.ratio !== undefined) {

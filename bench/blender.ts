@@ -266,7 +266,7 @@ async function renderOnce(farm: Farm, what: string, totalFrames: number): Promis
 }
 
 /** Stops the node and waits until the API lists only the others. */
-async function stopNode(farm: Farm, proc: Proc): Promise<void> {
+export async function stopNode(farm: Farm, proc: Proc): Promise<void> {
   await farm.procs.stop(proc);
   const want = farm.nodes.length - 1;
   const api = farm.apis[0];

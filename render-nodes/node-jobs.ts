@@ -61,6 +61,20 @@ export class NodeJobs {
   }
 
   /**
+   * Runs a job that has no live channel (farm jobs: their progress is frame states in Redis):
+   * counted while it runs, refused for good on a node with another storage than the API's.
+   */
+  async runPlain<T>(storageId: string | undefined, work: () => Promise<T>): Promise<T> {
+    this.running++;
+    try {
+      await this.checkStorage(storageId);
+      return await work();
+    } finally {
+      this.running--;
+    }
+  }
+
+  /**
    * Flamenco's rules for jobs that fail on a node: one this node failed before, or any job of a
    * run of which this node failed three, goes back (no attempt spent) to another live node that
    * can take it, if there is one; with no other node, this one tries again.

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
-import { EnginesModule, LiveFilesRepository, OutputStorageModule, RenderModule } from '../src/render-node-kit';
+import { EnginesModule, FarmWorkspaceRepository, LiveFilesRepository, OutputStorageModule, RenderModule } from '../src/render-node-kit';
 import { AssemblyJob } from './assembly.job';
+import { FarmJob } from './farm.job';
 import { NodeJobs } from './node-jobs';
 import { OutputJob } from './output.job';
 import { PiecePublisher } from './piece-publisher';
@@ -15,6 +16,6 @@ import { SoundJob } from './sound.job';
  */
 @Module({
   imports: [RenderModule, EnginesModule, OutputStorageModule],
-  providers: [LiveFilesRepository, NodeJobs, PiecePublisher, OutputJob, SegmentJob, SoundJob, AssemblyJob, RenderNodeRunner],
+  providers: [LiveFilesRepository, NodeJobs, PiecePublisher, OutputJob, SegmentJob, SoundJob, AssemblyJob, FarmWorkspaceRepository, FarmJob, RenderNodeRunner],
 })
 export class RenderNodeModule {}

@@ -18,6 +18,7 @@ import {
   queueName,
 } from '../src/render-node-kit';
 import { AssemblyJob } from './assembly.job';
+import { FarmJob } from './farm.job';
 import { NodeJobs } from './node-jobs';
 import { OutputJob } from './output.job';
 import { SegmentJob } from './segment.job';
@@ -41,6 +42,7 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
     private readonly segments: SegmentJob,
     private readonly sounds: SoundJob,
     private readonly assembly: AssemblyJob,
+    private readonly farm: FarmJob,
     private readonly media: MediaRepository,
     private readonly files: LiveFilesRepository,
   ) {}
@@ -51,10 +53,9 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
       [JobName.RenderOutput]: (payload, ctx) => this.outputs.run(payload, ctx),
       [JobName.RenderSegment]: (payload, ctx) => this.segments.run(payload, ctx),
       [JobName.RenderSound]: (payload, ctx) => this.sounds.run(payload, ctx),
-      // Placeholders until the farm handlers land (issue 14, in progress).
-      [JobName.RenderFarmFrames]: () => Promise.reject(new Error('farm jobs are not built yet')),
-      [JobName.InspectScene]: () => Promise.reject(new Error('farm jobs are not built yet')),
-      [JobName.EncodeTurntable]: () => Promise.reject(new Error('farm jobs are not built yet')),
+      [JobName.RenderFarmFrames]: (payload, ctx) => this.farm.renderFrames(payload, ctx),
+      [JobName.InspectScene]: (payload, ctx) => this.farm.inspect(payload, ctx),
+      [JobName.EncodeTurntable]: (payload, ctx) => this.farm.encodeTurntable(payload, ctx),
     };
     // One queue per routing key, engine and device this node has: it never takes a job it cannot run
     // (a Blender job for a GPU waits in its own queue for a node that sees that GPU).

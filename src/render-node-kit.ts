@@ -3,7 +3,7 @@
  * the engines, the repositories it reaches (queue, live channels, storage, local files), the
  * job types and the pure streaming pieces. The node imports nothing else from `src/`.
  */
-export { isPermanent, MontageError, renderFailed, unavailable } from './common/errors';
+export { badInput, isPermanent, MontageError, renderFailed, unavailable, unusableMedia } from './common/errors';
 export { loadConfig, MONTAGE_CONFIG, type MontageConfig } from './config/config';
 export { ConfigModule } from './config/config.module';
 export { EngineRegistry, EnginesModule } from './engines/engines.module';
@@ -38,6 +38,22 @@ export { MediaRepository } from './repositories/media.repository';
 export { OutputStorageModule } from './repositories/output-storage/output-storage.module';
 export { OUTPUT_STORAGE, type OutputStorage, readWhole } from './repositories/output-storage/port';
 export { RenderModule } from './render/render.module';
+export { BlenderRepository } from './repositories/blender.repository';
+export { FarmWorkspaceRepository, type FarmWorkspace } from './repositories/farm-workspace.repository';
+export { FARM_SCRIPT, farmFrameFile, farmInspectArgs, farmRenderArgs, productRenderArgs, turntableEncodeArgs, turntableGifArgs } from './farm/blender-farm-args';
+export { farmFrameKey } from './farm/farm-keys';
+export { parseSceneInventory } from './farm/farm-inventory';
+export {
+  FARM_FRAME_FORMATS,
+  type EncodeTurntablePayload,
+  type EncodeTurntableResult,
+  type FarmFileRef,
+  type FrameState,
+  type InspectScenePayload,
+  type RenderFarmFramesPayload,
+  type RenderFarmFramesResult,
+  type SceneInventory,
+} from './farm/farm.types';
 export { RetentionModule } from './retention/retention.module';
 export { Fmp4Joiner } from './streaming/fmp4-joiner';
 export { fragmentChunker, framesInFile, framesInPiece } from './streaming/fragment-chunker';

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { renderFailed } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import { blenderErrorSummary, type BlenderLogEvent, LineSplitter, parseBlenderLine } from '../engines/blender/blender-log';
+import { blenderErrorSummary, type BlenderJsonTag, type BlenderLogEvent, LineSplitter, parseBlenderLine } from '../engines/blender/blender-log';
 import { blenderFailure } from './blender-failure';
 import { signalable } from './processes.repository';
 import { cannotExecute, runTied, spawnTied } from './child-processes';
@@ -44,7 +44,7 @@ export class BlenderRepository implements OnModuleDestroy {
   constructor(@Inject(MONTAGE_CONFIG) private readonly config: MontageConfig) {}
 
   /** Runs a query (`blenderQueryArgs`) and returns the tagged JSON it printed; undefined when Blender cannot run here. */
-  async query(args: string[], tag: 'MONTAGE_INVENTORY' | 'MONTAGE_DEVICES', timeoutMs = 60_000): Promise<{ value?: unknown; error?: string }> {
+  async query(args: string[], tag: BlenderJsonTag, timeoutMs = 60_000): Promise<{ value?: unknown; error?: string }> {
     if (!this.config.blender.enabled) return { error: 'Blender is switched off on this machine (BLENDER_ENABLED=0)' };
     let result;
     try {

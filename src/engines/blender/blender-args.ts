@@ -49,7 +49,7 @@ export function frameFile(dir: string, frame: number): string {
 }
 
 /** The part every call shares: no user preferences or add-ons, no scripts stored in the .blend, a failing script fails Blender. */
-function head(scene: BlenderRenderCommand['scene'] | undefined): string[] {
+export function head(scene: BlenderRenderCommand['scene'] | undefined): string[] {
   return [
     '--factory-startup',
     '-b',

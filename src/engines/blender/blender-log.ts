@@ -10,10 +10,13 @@ export type BlenderLogEvent =
   | { kind: 'device-error'; message: string }
   /** A serving Blender finished a chunk. */
   | { kind: 'chunk-done' }
-  | { kind: 'json'; tag: 'MONTAGE_INVENTORY' | 'MONTAGE_DEVICES'; value: unknown };
+  | { kind: 'json'; tag: BlenderJsonTag; value: unknown };
+
+/** Lines that carry JSON answers: a template scene's inventory, this Blender's devices, a farm scene's inventory. */
+export type BlenderJsonTag = 'MONTAGE_INVENTORY' | 'MONTAGE_DEVICES' | 'MONTAGE_FARM_INVENTORY';
 
 const SAVED = /^Saved: '(.+)'\s*$/;
-const TAGGED = /^(MONTAGE_ERROR|MONTAGE_DEVICE_ERROR|MONTAGE_DEVICE|MONTAGE_CHUNK|MONTAGE_INVENTORY|MONTAGE_DEVICES) (\{.*\})\s*$/;
+const TAGGED = /^(MONTAGE_ERROR|MONTAGE_DEVICE_ERROR|MONTAGE_DEVICE|MONTAGE_CHUNK|MONTAGE_INVENTORY|MONTAGE_DEVICES|MONTAGE_FARM_INVENTORY) (\{.*\})\s*$/;
 
 export function parseBlenderLine(line: string): BlenderLogEvent | undefined {
   const saved = SAVED.exec(line);
@@ -36,7 +39,7 @@ export function parseBlenderLine(line: string): BlenderLogEvent | undefined {
     case 'MONTAGE_DEVICE':
       return { kind: 'device', type: String(value.type), devices: Array.isArray(value.devices) ? value.devices.map(String) : [] };
     default:
-      return { kind: 'json', tag: tagged[1] as 'MONTAGE_INVENTORY' | 'MONTAGE_DEVICES', value };
+      return { kind: 'json', tag: tagged[1] as BlenderJsonTag, value };
   }
 }
 

@@ -1,0 +1,94 @@
+import { execFile, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { type ApiProc, killGroup, type Proc, type RedisProc, startApiProcess, startNodeProcess, startRedis, eventually } from '../helpers/processes';
+import { type S3Server, startS3Server } from '../helpers/s3-server';
+
+// Rentaflop's own Python example (test/fixtures/farm/rentaflop_example.py, copied verbatim from
+// their API document) run against Montage with only its base URL changed: upload through the
+// presigned POST, confirm, render, poll progress, download the zip — with real Python
+// `requests`, a real API process, a real render node with Debian's Blender, Redis, and both
+// storages (radosgw S3: the POST goes to S3 itself; local: to the API's signed upload target).
+// Only `time.sleep` is shortened (their loop sleeps 60 s between polls).
+const run = promisify(execFile);
+const ROOT = path.join(__dirname, '..', '..');
+const EXAMPLE = path.join(ROOT, 'test', 'fixtures', 'farm', 'rentaflop_example.py');
+const SCENE_SCRIPT = path.join(ROOT, 'bench', 'farm', 'make_bench_scene.py');
+const BLENDER = process.env.BLENDER_PATH || execFileSync('sh', ['-c', 'command -v blender'], { encoding: 'utf8' }).trim();
+
+let s3: S3Server;
+let redis: RedisProc;
+const procs: Proc[] = [];
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-rentaflop-'));
+
+beforeAll(async () => {
+  [s3, redis] = await Promise.all([startS3Server(), startRedis()]);
+  // Their example uploads `my_project.blend` from the working directory: 3 frames at 64×36, one Cycles sample.
+  await run(BLENDER, ['-b', '--factory-startup', '--python-exit-code', '3', '-P', SCENE_SCRIPT, '--', path.join(work, 'my_project.blend'), '64', '36', '3', '1']);
+}, 180_000);
+
+afterAll(async () => {
+  for (const p of procs) killGroup(p.pid);
+  await redis?.stop();
+  await s3?.stop();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+async function farmWith(storageUrl: string | undefined): Promise<ApiProc> {
+  const env = { EMBEDDED_RENDER_NODE: '0', REDIS_URL: redis.url, BLENDER_THREADS: '1', ...(storageUrl ? { STORAGE_URL: storageUrl } : {}) };
+  const api = await startApiProcess(env);
+  procs.push(api);
+  const node = startNodeProcess(api.dataDir, redis.url, env);
+  procs.push(node);
+  await eventually('a render node with Blender', async () => {
+    if (!node.running()) throw new Error(`the node exited: ${node.output().slice(-2000)}`);
+    const { nodes } = (await (await fetch(`${api.url}/v2/nodes`)).json()) as { nodes: Array<{ pid: number; engines: string[] }> };
+    return nodes.some((n) => n.pid === node.pid && n.engines.includes('blender')) ? true : undefined;
+  }, 60_000);
+  return api;
+}
+
+describe.each([
+  ['radosgw S3', () => s3.storageUrl(`rentaflop-${Date.now().toString(36)}`)],
+  ['local storage', () => undefined],
+])("Rentaflop's example against Montage (%s)", (_name, storage) => {
+  it('uploads, confirms, renders, polls and downloads a zip of every frame, changing only the base URL', async () => {
+    const api = await farmWith(storage());
+    const dir = fs.mkdtempSync(path.join(work, 'client-'));
+    fs.copyFileSync(path.join(work, 'my_project.blend'), path.join(dir, 'my_project.blend'));
+    const original = fs.readFileSync(EXAMPLE, 'utf8');
+    const script = original.replace('rentaflop_api_url = "https://api.rentaflop.com/v1/"', `rentaflop_api_url = "${api.url}/v1/farm/"`);
+    // The only change: one line.
+    const changed = script.split('\n').filter((line, i) => line !== original.split('\n')[i]);
+    expect(changed).toEqual([`rentaflop_api_url = "${api.url}/v1/farm/"`]);
+    fs.writeFileSync(path.join(dir, 'example.py'), script);
+    const shortSleep = 'import time, runpy; _sleep = time.sleep; time.sleep = lambda s: _sleep(min(s, 0.5)); runpy.run_path("example.py", run_name="__main__")';
+    const { stdout } = await run('python3', ['-c', shortSleep], { cwd: dir, env: { ...process.env, RENTAFLOP_KEY: api.key() }, timeout: 240_000 });
+    expect(stdout).toContain('Completed 3 out of 3 frames.');
+    expect(stdout).toContain('Download complete.');
+
+    // A real zip (unzip -t) with the three frames, each a 64×36 picture that is not blank.
+    const zip = path.join(dir, 'output.zip');
+    const { stdout: tested } = await run('unzip', ['-t', zip]);
+    expect(tested).toContain('No errors detected');
+    const { stdout: listing } = await run('unzip', ['-Z1', zip]);
+    const names = listing.trim().split('\n').sort();
+    expect(names).toHaveLength(3);
+    expect(names.every((n) => /frame_0*[123]\.png$/.test(n))).toBe(true);
+    await run('unzip', ['-q', zip, '-d', path.join(dir, 'out')]);
+    for (const name of names) {
+      const { data, info } = await sharp(path.join(dir, 'out', name)).raw().toBuffer({ resolveWithObject: true });
+      expect([info.width, info.height]).toEqual([64, 36]);
+      let min = 255;
+      let max = 0;
+      for (const v of data) {
+        min = Math.min(min, v);
+        max = Math.max(max, v);
+      }
+      expect(max - min).toBeGreaterThan(20); // the spheres on the floor, not one flat colour
+    }
+  }, 300_000);
+});
