@@ -135,7 +135,7 @@ describe.each([
     expect(res.body.files.find((f: { path: string }) => f.path === 'proj/tex/a.png').sha256).toBe(sha(tex));
 
     const glb = path.join(tmp, `m-${kind}.glb`);
-    execFileSync('node', [path.resolve(__dirname, '../helpers/farm-glb.mjs'), glb, '3']);
+    execFileSync('node', [path.resolve(__dirname, '../helpers/make-glb.mjs'), glb, '#cc0d0d', '3']);
     const model = await send(api, 'products/chair.glb', fs.readFileSync(glb));
     expect(model.status).toBe(200);
     expect(model.body).toMatchObject({ kind: 'model', model: { container: 'glb', meshes: 3, nodes: 3, generator: 'montage-test' } });
