@@ -8,6 +8,7 @@ const [out, hex = '#cc0d0d', boxes = '1'] = process.argv.slice(2);
 if (!out) throw new Error('usage: make-glb.mjs <out.glb> [#rrggbb] [boxes]');
 const rgb = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255);
 const doc = new Document();
+doc.getRoot().getAsset().generator = 'montage-test';
 const buffer = doc.createBuffer();
 const corners = [-1, -1, -1, 1, -1, -1, 1, 1, -1, -1, 1, -1, -1, -1, 1, 1, -1, 1, 1, 1, 1, -1, 1, 1].map((v, i) => (i % 3 === 1 ? v * 0.5 : v * 0.8));
 const triangles = [0, 2, 1, 0, 3, 2, 4, 5, 6, 4, 6, 7, 0, 1, 5, 0, 5, 4, 2, 3, 7, 2, 7, 6, 1, 2, 6, 1, 6, 5, 0, 4, 7, 0, 7, 3];
