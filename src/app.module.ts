@@ -37,8 +37,6 @@ import { waitForDependency } from './health/dependency-wait';
 import { RenderEventsModule } from './renders/render-events';
 import { SecretsModule } from './secrets/secrets.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
-import { FarmModule } from './farm/farm.module';
-import { ProductsModule } from './products/products.module';
 import { BatchesController } from './batches/batches.controller';
 import { BatchesService } from './batches/batches.service';
 import { ConnectionsController } from './connections/connections.controller';
@@ -51,6 +49,7 @@ import { StudioController } from './studio/studio.controller';
 import { StudioService } from './studio/studio.service';
 import { StudioFilesRepository } from './repositories/studio-files.repository';
 import { TemplateWatcherRepository } from './repositories/template-watcher.repository';
+import { FARM_CONTROLLERS, FARM_PROVIDERS } from './farm/farm.module';
 
 /** Projects live with the documents on MongoDB; with the embedded store, in files the CLI can share. */
 export const projectsRepositoryProvider = {
@@ -81,9 +80,9 @@ export class AppModule {
   static forRoot(config: MontageConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, UploadTargetModule, FarmModule, ProductsModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
+      imports: [ConfigModule.forRoot(config), LifecycleModule, RenderModule, EnginesModule, OutputStorageModule, QueueModule, LimitsModule, RetentionModule, SecretsModule, RenderEventsModule, WebhooksModule, UploadTargetModule, ...(config.embeddedRenderNode ? [RenderNodeModule] : [])],
       // DeliveryController last: its `/:file` short form must not shadow the other routes; PlayController before it (`/v2/play/<token>.m3u8`).
-      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, StudioController, PlayController, DeliveryController],
+      controllers: [HealthController, MetricsController, TokensController, MoviesController, NodesController, ConnectionsController, BatchesController, StudioController, ...FARM_CONTROLLERS, PlayController, DeliveryController],
       providers: [
         documentStoreProvider,
         projectsRepositoryProvider,
@@ -106,6 +105,7 @@ export class AppModule {
         TemplateWatcherRepository,
         PlayService,
         PlayFilesRepository,
+        ...FARM_PROVIDERS,
       ],
     };
   }

@@ -18,6 +18,7 @@ import { startStartupProbe } from './repositories/startup-probe.server';
 
 import { json } from 'express';
 
+const MULTIPART_ROUTES = new Set(['/v1/farm/upload-target']);
 const JSON_TYPE = /^application\/([\w.+-]*\+)?json\s*(;|$)/i;
 
 /**
@@ -25,6 +26,8 @@ const JSON_TYPE = /^application\/([\w.+-]*\+)?json\s*(;|$)/i;
  * (depth, keys) before anything of it is used or stored.
  */
 function requestBodyPolicy(req: Request, res: Response, next: NextFunction): void {
+  // Multipart forms, streamed by their own route (the farm's upload URL when storage is local).
+  if (MULTIPART_ROUTES.has(req.path) && req.method === 'POST') return next();
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
   if (hasBody && ['POST', 'PUT', 'PATCH'].includes(req.method) && !JSON_TYPE.test(req.headers['content-type'] ?? '')) {
     sendError(res, new MontageError('unsupported_media_type', 'send the request body as JSON, with Content-Type: application/json'));

@@ -1,11 +1,8 @@
-import { Inject, Injectable, Module, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import { FarmModule } from '../farm/farm.module';
 import { FARM_QUEUE, JobName, QueueKind } from '../jobs/job.types';
 import { JOB_QUEUE } from '../jobs/queue.module';
 import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
-import { OutputStorageModule } from '../repositories/output-storage/output-storage.module';
-import { WebhooksModule } from '../webhooks/webhooks.module';
 import { ProductsController } from './products.controller';
 import { ProductsService } from './products.service';
 
@@ -14,7 +11,7 @@ const TRACKERS = 16;
 
 /** With DELIVERY_WORKERS (the default), this API process follows product render requests (they emit webhooks and write the store). */
 @Injectable()
-class ProductWorkers implements OnApplicationBootstrap {
+export class ProductWorkers implements OnApplicationBootstrap {
   constructor(
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
@@ -27,10 +24,6 @@ class ProductWorkers implements OnApplicationBootstrap {
   }
 }
 
-/** 3D products and their renders (VNTANA's contract). */
-@Module({
-  imports: [FarmModule, WebhooksModule, OutputStorageModule],
-  controllers: [ProductsController],
-  providers: [ProductsService, ProductWorkers],
-})
-export class ProductsModule {}
+/** 3D products and their renders (VNTANA's contract): joined to the farm's lists, which AppModule spreads into its own. */
+export const PRODUCTS_CONTROLLERS = [ProductsController];
+export const PRODUCTS_PROVIDERS = [ProductsService, ProductWorkers];

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 
 /** Stored form: `enc:v1:<key id>:<iv>:<tag>:<ciphertext>`, base64url parts. */
 const PREFIX = 'enc:v1:';
@@ -38,6 +38,15 @@ export class SecretBox {
 
   openJson<T>(sealed: string): T {
     return JSON.parse(this.open(sealed)) as T;
+  }
+
+  /**
+   * HMAC-SHA256 (hex) of `data` with a key derived from the service's key for `purpose`: signed
+   * URLs every process of the deployment can check, without exposing the sealing key itself.
+   */
+  mac(purpose: string, data: string): string {
+    const key = createHmac('sha256', this.key).update(`montage-mac:${purpose}`).digest();
+    return createHmac('sha256', key).update(data).digest('hex');
   }
 
   static isSealed(value: unknown): value is string {

@@ -133,6 +133,50 @@ describe.each([
     await expect(storage.storeOutput('../etc/passwd', 'mp4', async () => undefined)).rejects.toThrow(/not a storage name/);
     await expect(storage.readSegment('a/../../b')).rejects.toThrow(/not a storage name/);
   });
+
+  it('presigns uploads and downloads where the store can (S3: a POST policy and a query-signed GET); local storage has none (the API serves them)', async () => {
+    const up = await storage.presignUpload('up-contract', 'upload', { maxBytes: 1000, expiresSec: 60 });
+    const down = await storage.presignDownload('up-contract', 'upload', { expiresSec: 60, filename: 'scène "1".blend' });
+    if (storage.kind === 'local') {
+      expect(up).toBeUndefined();
+      expect(down).toBeUndefined();
+      return;
+    }
+    expect(up).toMatchObject({ method: 'POST', fields: { 'x-amz-algorithm': 'AWS4-HMAC-SHA256' } });
+    // As Python's requests posts it (data=fields, files={'file': …}): the fields, then the file.
+    const post = (fields: Record<string, string>, bytes: Buffer) => {
+      const form = new FormData();
+      for (const [k, v] of Object.entries(fields)) form.append(k, v);
+      form.append('file', new Blob([bytes]), 'scene.blend');
+      return fetch(up!.url, { method: 'POST', body: form });
+    };
+    const bytes = randomBytes(700);
+    const posted = await post(up!.fields, bytes);
+    expect(posted.status).toBe(204);
+    expect(await storage.stat('up-contract', 'upload')).toMatchObject({ size: 700 });
+
+    // Over the policy's content-length-range, or signed with another secret: the store refuses, nothing is written.
+    const tooBig = await storage.presignUpload('up-big', 'upload', { maxBytes: 100, expiresSec: 60 });
+    expect((await post(tooBig!.fields, randomBytes(101))).status).toBe(400);
+    expect(await storage.stat('up-big', 'upload')).toBeUndefined();
+    const forged = { ...up!.fields, key: up!.fields.key.replace('up-contract', 'up-forged') };
+    expect((await post(forged, bytes)).status).toBe(403);
+    const badSig = { ...tooBig!.fields, 'x-amz-signature': '0'.repeat(64) };
+    expect((await post(badSig, randomBytes(10))).status).toBe(403);
+    expect(await storage.stat('up-forged', 'upload')).toBeUndefined();
+
+    // The download URL reads the bytes under the given name, and stops working once it expires.
+    const got = await fetch(down!);
+    expect(got.status).toBe(200);
+    expect(Buffer.from(await got.arrayBuffer()).equals(bytes)).toBe(true);
+    expect(got.headers.get('content-disposition')).toContain("filename*=UTF-8''sc%C3%A8ne%20_1_.blend");
+    const tampered = down!.replace('X-Amz-Expires=60', 'X-Amz-Expires=600');
+    expect((await fetch(tampered)).status).toBe(403);
+    const short = await storage.presignDownload('up-contract', 'upload', { expiresSec: 1, filename: 'a.blend' });
+    expect((await fetch(short!)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await fetch(short!)).status).toBe(403);
+  }, 30_000);
 });
 
 it('local: start-up removes staging files and segments that an interrupted run left', async () => {

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { notFound, unavailable } from '../../common/errors';
 import type { FileEntry, Leftover } from '../../retention/retention-plan';
 import { listFiles } from '../disk-areas.repository';
-import { REUSABLE_NAME, type ReusablePiece, storageName, type OutputStorage } from './port';
+import { type PresignedUpload, REUSABLE_NAME, type ReusablePiece, storageName, type OutputStorage } from './port';
 
 /**
  * Outputs and segments in a local directory: the data dir on one machine, or a mount that
@@ -117,6 +117,15 @@ export class LocalOutputStorage implements OutputStorage {
     const dir = leftover.area === 'segments' ? this.segmentsDir : this.outputsDir;
     if (!/^\.{0,2}[A-Za-z0-9][A-Za-z0-9._-]*$/.test(leftover.name)) return; // its own names only (staging ones start with dots): no path, no traversal
     await fs.rm(path.join(dir, leftover.name), { force: true });
+  }
+
+  /** A local directory has no URLs of its own: the API receives uploads and serves downloads. */
+  presignUpload(): Promise<PresignedUpload | undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  presignDownload(): Promise<string | undefined> {
+    return Promise.resolve(undefined);
   }
 
   /**

@@ -50,6 +50,21 @@ export interface OutputStorage {
    */
   listLeftovers(): Promise<Leftover[]>;
   removeLeftover(leftover: Leftover): Promise<void>;
+
+  /**
+   * Where a client uploads an output itself (a browser-style POST: `fields` first, then the
+   * `file` part), limited to `maxBytes` by the store; undefined when the storage cannot take
+   * uploads directly (local: the API receives them).
+   */
+  presignUpload(key: string, ext: string, options: { maxBytes: number; expiresSec: number; contentType?: string }): Promise<PresignedUpload | undefined>;
+  /** A URL that reads an output for `expiresSec`, saved as `filename`; undefined when the storage has none (local: the API serves it). */
+  presignDownload(key: string, ext: string, options: { expiresSec: number; filename: string; contentType?: string }): Promise<string | undefined>;
+}
+
+export interface PresignedUpload {
+  url: string;
+  fields: Record<string, string>;
+  method: 'POST';
 }
 
 export const OUTPUT_STORAGE = Symbol('OUTPUT_STORAGE');
@@ -76,4 +91,13 @@ export const REUSABLE_NAME = /^((?:sg|sd|in)[0-9a-f]{40})\.([a-z0-9]+)$/;
 export function storageName(name: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`not a storage name: ${JSON.stringify(name)}`);
   return name;
+}
+
+/** `attachment; filename="…"` with an ASCII fallback and the UTF-8 name (RFC 6266); quotes, controls and slashes never pass. */
+export function attachmentDisposition(filename: string): string {
+  // eslint-disable-next-line no-control-regex -- replacing them is the point
+  const clean = filename.replace(/[\u0000-\u001f\u007f"\\/]/g, '_').slice(0, 255) || 'download';
+  const ascii = clean.replace(/[^\x20-\x7e]/g, '_');
+  const encoded = encodeURIComponent(clean).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }

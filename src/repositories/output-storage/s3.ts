@@ -18,7 +18,8 @@ import type { Readable } from 'node:stream';
 import { MontageError, notFound, unavailable } from '../../common/errors';
 import type { Leftover } from '../../retention/retention-plan';
 import { contentTypeOf, isOutputFormat } from '../../formats/output-formats';
-import { REUSABLE_NAME, type ReusablePiece, storageName, type OutputStorage } from './port';
+import { attachmentDisposition, type PresignedUpload, REUSABLE_NAME, type ReusablePiece, storageName, type OutputStorage } from './port';
+import { postPolicyFields, presignGetUrl, type SigV4Credentials } from './sigv4';
 import { describeStorage, type StorageLocation } from './location';
 
 type S3Location = Extract<StorageLocation, { kind: 's3' }>;
@@ -181,6 +182,51 @@ export class S3OutputStorage implements OutputStorage {
   async removeLeftover(leftover: Leftover): Promise<void> {
     if (leftover.area !== 'segments' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(leftover.name)) return;
     await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.segmentKey(leftover.name) }));
+  }
+
+  /** A POST policy the store itself enforces: this key only, at most `maxBytes`, until it expires. */
+  async presignUpload(key: string, ext: string, options: { maxBytes: number; expiresSec: number; contentType?: string }): Promise<PresignedUpload | undefined> {
+    const { origin, bucketPath } = this.addressing();
+    const fields = postPolicyFields({
+      bucket: this.location.bucket,
+      key: this.outputKey(key, ext),
+      maxBytes: options.maxBytes,
+      expiresSec: options.expiresSec,
+      region: this.location.region,
+      credentials: await this.signingCredentials(),
+      contentType: options.contentType,
+    });
+    return { url: `${origin}${bucketPath}`, fields, method: 'POST' };
+  }
+
+  async presignDownload(key: string, ext: string, options: { expiresSec: number; filename: string; contentType?: string }): Promise<string | undefined> {
+    const { origin, bucketPath } = this.addressing();
+    return presignGetUrl({
+      origin,
+      path: `${bucketPath}/${this.outputKey(key, ext)}`,
+      region: this.location.region,
+      credentials: await this.signingCredentials(),
+      expiresSec: options.expiresSec,
+      query: {
+        'response-content-disposition': attachmentDisposition(options.filename),
+        ...(options.contentType ? { 'response-content-type': options.contentType } : {}),
+      },
+    });
+  }
+
+  /** Path-style (`http://host/bucket`) or virtual-hosted (`https://bucket.host`), as the client addresses the bucket. */
+  private addressing(): { origin: string; bucketPath: string } {
+    const endpoint = new URL(this.location.endpoint ?? `https://s3.${this.location.region}.amazonaws.com`);
+    if (this.location.forcePathStyle) return { origin: endpoint.origin, bucketPath: `/${this.location.bucket}` };
+    return { origin: `${endpoint.protocol}//${this.location.bucket}.${endpoint.host}`, bucketPath: '' };
+  }
+
+  /** The client's credentials (the URL's, or the SDK's default chain: environment, profile, role). */
+  private async signingCredentials(): Promise<SigV4Credentials> {
+    const creds = await this.client.config.credentials().catch((err: unknown) => {
+      throw unavailable('the output storage has no credentials to sign a URL with', 30, (err as Error).message);
+    });
+    return { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, sessionToken: creds.sessionToken };
   }
 
   /**
