@@ -453,28 +453,52 @@ function frameOut(f: FrameView) {
   return { frame: f.frame, status: f.status, ...(f.node ? { node: f.node } : {}), ...(f.error ? { error: f.error } : {}) };
 }
 
-/** `have`: {name: sha256} (a frame is left out when its name and hash match) or a list of sha256 (left out by hash). */
+/**
+ * `have`, what the client already has: a list of sha-256 (a frame is left out by its hash), a
+ * list of `{name, sha256}` (left out when its name and hash match), or an object `{name:
+ * sha256}`. JSON keys may not contain "." (the body policy), so an object's names are given
+ * without their extension (`frame_000001`) or as frame numbers (`"1"`); names in a list may
+ * have it. A name is the zip's (`job_…/frame_000001.png`) or its last part.
+ */
 export function parseHave(raw: unknown): { has(sha: string, name: string): boolean; size: number } {
   const sha = (v: unknown, at: string) => {
     if (typeof v !== 'string' || !/^[0-9a-fA-F]{64}$/.test(v)) throw badInput(`have: ${at} is not a sha-256 (64 hex digits)`, [{ field: 'have', message: `${at}: not a sha-256` }]);
     return v.toLowerCase();
   };
+  const named = (name: unknown, at: string) => {
+    if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw badInput(`have: ${at} needs a name of 1 to 256 characters`, [{ field: 'have', message: `${at}: bad name` }]);
+    return name;
+  };
   if (raw === undefined || raw === null) return { has: () => false, size: 0 };
+  const hashes = new Set<string>();
+  const byName = new Map<string, string>();
+  const entries: Array<[string | undefined, unknown, string]> = [];
   if (Array.isArray(raw)) {
-    if (raw.length > 100_000) throw badInput('have lists more than 100000 hashes', [{ field: 'have', message: 'too many entries' }]);
-    const hashes = new Set(raw.map((v, i) => sha(v, `entry ${i}`)));
-    return { has: (s) => hashes.has(s), size: hashes.size };
+    if (raw.length > 100_000) throw badInput('have lists more than 100000 entries', [{ field: 'have', message: 'too many entries' }]);
+    raw.forEach((v, i) => {
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) entries.push([named((v as Record<string, unknown>).name, `entry ${i}`), (v as Record<string, unknown>).sha256, `entry ${i}`]);
+      else entries.push([undefined, v, `entry ${i}`]);
+    });
+  } else if (typeof raw === 'object') {
+    const pairs = Object.entries(raw as Record<string, unknown>);
+    if (pairs.length > 100_000) throw badInput('have lists more than 100000 entries', [{ field: 'have', message: 'too many entries' }]);
+    for (const [name, v] of pairs) entries.push([named(name, 'a name'), v, `"${printable(name, 64)}"`]);
+  } else {
+    throw badInput('have must be a list of sha-256 or of {name, sha256}, or an object {name: sha256}', [{ field: 'have', message: 'not a list or an object' }]);
   }
-  if (typeof raw === 'object') {
-    const entries = Object.entries(raw as Record<string, unknown>);
-    if (entries.length > 100_000) throw badInput('have lists more than 100000 files', [{ field: 'have', message: 'too many entries' }]);
-    const byName = new Map<string, string>();
-    for (const [name, v] of entries) {
-      if (name.length > 256) throw badInput('have: a file name is longer than 256 characters', [{ field: 'have', message: 'name too long' }]);
-      byName.set(name, sha(v, `"${printable(name, 64)}"`));
-    }
-    // The zip's name (`job/frame_000001.png`) or its last part (`frame_000001.png`), as a client that unpacked it has it.
-    return { has: (s, name) => byName.get(name) === s || byName.get(name.slice(name.indexOf('/') + 1)) === s, size: byName.size };
+  for (const [name, v, at] of entries) {
+    const hash = sha(v, at);
+    if (name === undefined) hashes.add(hash);
+    else byName.set(name, hash);
   }
-  throw badInput('have must be an object {name: sha256} or a list of sha256', [{ field: 'have', message: 'not an object or a list' }]);
+  return {
+    has: (s, name) => {
+      if (hashes.has(s)) return true;
+      const base = name.slice(name.indexOf('/') + 1);
+      const bare = (n: string) => n.replace(/\.[A-Za-z0-9]+$/, '');
+      const frame = /frame_0*(\d+)\./.exec(base)?.[1];
+      return [name, base, bare(name), bare(base), frame].some((n) => n !== undefined && byName.get(n) === s);
+    },
+    size: hashes.size + byName.size,
+  };
 }

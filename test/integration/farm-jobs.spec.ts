@@ -158,7 +158,7 @@ describe("Rentaflop's flow against /v1/farm/", () => {
 
     const manifest = (await (await fetch(asked.json.manifest_url as string)).json()) as { frames: Array<{ frame: number; name: string; sha256: string; url: string }> };
     expect(manifest.frames).toHaveLength(6);
-    const have = Object.fromEntries(manifest.frames.slice(0, 2).map((f) => [f.name, f.sha256]));
+    const have = manifest.frames.slice(0, 2).map((f) => ({ name: f.name, sha256: f.sha256 }));
     const again = await post('download', { api_key: key, job_id: job, have });
     expect(again.json.frames).toBe(4);
     const partial = await downloadZip(again.json.url as string, 'partial.zip');

@@ -293,7 +293,11 @@ describe('FarmJobsService', () => {
     expect(url.pathname).toBe(`/v1/farm/jobs/${job}/frames.zip`);
     const query = Object.fromEntries(url.searchParams);
     expect((await service.zipEntries(job, query)).entries.map((e) => e.name)).toEqual([1, 2, 3].map((f) => `${job}/frame_00000${f}.png`));
-    const have = { [`${job}/frame_000001.png`]: done(1).sha256, 'frame_000003.png': done(3).sha256, 'frame_000002.png': 'f'.repeat(64) };
+    const have = [
+      { name: `${job}/frame_000001.png`, sha256: done(1).sha256 },
+      { name: 'frame_000003.png', sha256: done(3).sha256 },
+      { name: 'frame_000002.png', sha256: 'f'.repeat(64) }, // changed since: downloaded again
+    ];
     const partial = await service.download('k1', { job_id: job, have }, 'http://api.test');
     expect(partial.frames).toBe(1);
     const partialQuery = Object.fromEntries(new URL(partial.url).searchParams);
@@ -388,12 +392,18 @@ describe('deriveProgress', () => {
 });
 
 describe('parseHave', () => {
-  it('takes {name: sha256} or [sha256] and refuses anything else', () => {
+  it('takes [sha256], [{name, sha256}] or {name: sha256} and refuses anything else', () => {
     const h = 'ab'.repeat(32);
-    expect(parseHave({ 'frame_000001.png': h }).has(h, 'job_x/frame_000001.png')).toBe(true);
-    expect(parseHave({ 'frame_000001.png': h }).has(h, 'job_x/frame_000002.png')).toBe(false);
+    // Object keys carry no "." (the body policy): names without their extension, or frame numbers.
+    expect(parseHave({ frame_000001: h }).has(h, 'job_x/frame_000001.png')).toBe(true);
+    expect(parseHave({ 'job_x/frame_000001': h }).has(h, 'job_x/frame_000001.png')).toBe(true);
+    expect(parseHave({ 1: h }).has(h, 'job_x/frame_000001.png')).toBe(true);
+    expect(parseHave({ frame_000001: h }).has(h, 'job_x/frame_000002.png')).toBe(false);
+    expect(parseHave([{ name: 'frame_000002.png', sha256: h }]).has(h, 'job_x/frame_000002.png')).toBe(true);
+    expect(parseHave([{ name: 'frame_000002.png', sha256: h }]).has('0'.repeat(64), 'job_x/frame_000002.png')).toBe(false);
     expect(parseHave([h.toUpperCase()]).has(h, 'whatever')).toBe(true);
     expect(() => parseHave('x')).toThrow(/have must be/);
     expect(() => parseHave({ a: 'short' })).toThrow(/not a sha-256/);
+    expect(() => parseHave([{ sha256: h }])).toThrow(/needs a name/);
   });
 });
