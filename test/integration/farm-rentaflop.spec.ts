@@ -30,6 +30,15 @@ beforeAll(async () => {
   await run(BLENDER, ['-b', '--factory-startup', '--python-exit-code', '3', '-P', SCENE_SCRIPT, '--', path.join(work, 'my_project.blend'), '64', '36', '3', '1']);
 }, 180_000);
 
+// Each case's API and node go when it ends: the cases share one Redis, and a node left from the
+// S3 case would take the next case's chunks and refuse them (another storage than its API's).
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    killGroup(p.pid);
+    await p.exited;
+  }
+});
+
 afterAll(async () => {
   for (const p of procs) killGroup(p.pid);
   await redis?.stop();
