@@ -101,7 +101,7 @@ describe('endpoints', () => {
     ['a URL over 2048 characters', { url: `http://127.0.0.1/${'a'.repeat(2100)}` }, /url: at most 2048 characters/],
     ['a NUL in the URL', { url: 'http://127.0.0.1/a\u0000b' }, /U\+0000 \(NUL\)/],
     ['not a URL', { url: 'notaurl' }, /not a valid absolute URL/],
-    ['an unknown event', { url: 'http://127.0.0.1/x', events: ['render.done'] }, /unknown event type "render\.done"; the valid ones are render\.pending, .*batch\.\*, \*/],
+    ['an unknown event', { url: 'http://127.0.0.1/x', events: ['render.done'] }, /unknown event type "render\.done"; the valid ones are render\.pending, .*batch\.\*, renders\.\*, turntable\.\*, \*/],
     ['events that are not a list', { url: 'http://127.0.0.1/x', events: 'render.*' }, /events/],
     ['an empty event list', { url: 'http://127.0.0.1/x', events: [] }, /events must be a list/],
     ['an unknown field', { url: 'http://127.0.0.1/x', secret: 'whsec_mine' }, /unknown field: secret/],
