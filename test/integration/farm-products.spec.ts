@@ -33,15 +33,22 @@ async function call(method: string, route: string, body?: unknown, headers: Reco
   return { status: res.status, json: (await res.json()) as Json };
 }
 
-async function uploadModel(): Promise<string> {
-  const target = (await call('POST', '/v1/farm/upload', { filename: 'products/chair.glb' })).json;
+/** The upload flow: the signed form with the fields, then the file; confirmed. */
+async function uploadFile(filename: string, bytes: Buffer): Promise<Json> {
+  const target = (await call('POST', '/v1/farm/upload', { filename })).json;
   const form = new FormData();
   for (const [k, v] of Object.entries(target.fields as Record<string, string>)) form.append(k, v);
-  form.append('file', new Blob([fs.readFileSync(MODEL)]), 'chair.glb');
+  form.append('file', new Blob([bytes]), path.basename(filename));
   expect((await fetch(target.url, { method: 'POST', body: form })).status).toBe(204);
   const confirmed = await call('POST', '/v1/farm/confirm-upload', { filename: target.filename });
-  expect(confirmed.json).toMatchObject({ kind: 'model', model: { container: 'glb' } });
-  return confirmed.json.upload_id as string;
+  expect(confirmed.status).toBe(200);
+  return confirmed.json;
+}
+
+async function uploadModel(): Promise<string> {
+  const confirmed = await uploadFile('products/chair.glb', fs.readFileSync(MODEL));
+  expect(confirmed).toMatchObject({ kind: 'model', model: { container: 'glb' } });
+  return confirmed.upload_id as string;
 }
 
 async function attachmentsWhen(uuid: string, ready: (types: string[]) => boolean): Promise<Json[]> {
@@ -97,8 +104,20 @@ describe("VNTANA's product renders", () => {
     uuid = (await call('POST', '/v1/products', { name: 'Chair', description: 'oak', upload_id: await uploadModel() })).json.response.uuid;
     expect(uuid).toEqual(expect.any(String));
     const request = { productUuids: [uuid], imageWidth: 48, imageHeight: 48, imageFormat: 'PNG', turntable: { includeGif: true, imageCount: 6, frameRate: 6, width: 48, height: 48 } };
-    const unknown = await call('POST', '/v1/products/renders', { ...request, productUuids: ['no-such-product'] });
+    const unknown = await call('POST', '/v1/products/renders', { ...request, productUuids: ['1b4e28ba-2fa1-41d2-883f-0016d3cca427'] });
     expect(unknown.status).toBe(404);
+    const malformed = await call('POST', '/v1/products/renders', { ...request, productUuids: ['../x'] });
+    expect(malformed.status).toBe(400);
+    expect(malformed.json.details).toEqual([{ field: 'productUuids[0]', message: 'not a uuid' }]);
+    // An upload the project does not have, and one that is not a model.
+    const missing = await call('POST', '/v1/products', { name: 'x', upload_id: 'file_000000000000000000000000' });
+    expect(missing.status).toBe(404);
+    const notes = await uploadFile('products/notes.txt', Buffer.from('not a model'));
+    expect(notes.kind).toBe('asset');
+    const notModel = await call('POST', '/v1/products', { name: 'x', upload_id: notes.upload_id });
+    expect(notModel.status).toBeGreaterThanOrEqual(400);
+    expect(notModel.status).toBeLessThan(500);
+    expect(notModel.json.message).toMatch(/model|glTF|GLB/i);
     const bad = await call('POST', '/v1/products/renders', { ...request, imageFormat: 'BMP' });
     expect(bad.status).toBe(400);
     expect(JSON.stringify(bad.json.details)).toContain('imageFormat');
