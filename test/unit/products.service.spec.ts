@@ -71,7 +71,7 @@ describe('ProductsService', () => {
       removeFarmJobState: async () => undefined,
       liveNodes: async () => [],
     } as unknown as JobQueueRepository;
-    const storage = { identity: async () => 'sid', remove: async (k: string, e: string) => void removed.push(`${k}.${e}`) } as unknown as OutputStorage;
+    const storage = { identity: async () => 'sid', stat: async () => undefined, remove: async (k: string, e: string) => void removed.push(`${k}.${e}`) } as unknown as OutputStorage;
     const webhooks = { emit: async (_p: string, type: string, data: Record<string, unknown>, o: { eventId: string }) => void emitted.push({ type, data, eventId: o.eventId }) } as unknown as WebhooksService;
     const config = loadConfig({ FARM_CHUNK_FRAMES: '4' });
     const jobs = new FarmJobsService(store, files, new ArchiveRepository(), queue, storage, config);
