@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { badInput, MontageError, notFound, tooLarge, unavailable, unusableMedia } from '../common/errors';
+import { badInput, conflict, MontageError, notFound, tooLarge, unavailable, unusableMedia } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { EngineName } from '../engines/engine';
 import { JOB_QUEUE } from '../jobs/queue.module';
@@ -37,7 +37,16 @@ export interface FarmStageDoc {
   path: string;
   createdAt: string;
   expiresAt: string;
+  /** Set while a confirm works on it: a second confirm is a 409, not a race over the staged object. */
+  confirming?: string;
 }
+
+/** A confirm that has held its stage this long died with its API: another may take it over. */
+const STALE_CONFIRM_MS = 15 * 60_000;
+/** How long past its URL's expiry an unconfirmed upload is kept. */
+const STAGE_GRACE_MS = 24 * 3600_000;
+/** .blend files of one archive read by nodes at confirm, at most (each is a Blender start on a node). */
+export const MAX_BLENDS_PER_ARCHIVE = 8;
 
 /** One confirmed file as the API shows it. */
 export interface FarmFileView {
@@ -135,22 +144,53 @@ export class FarmFilesService implements OnModuleInit {
     if (typeof input.filename !== 'string' || !/^[0-9a-f]{32}$/.test(input.filename)) {
       throw badInput('filename must be the "filename" that POST /upload answered', [{ field: 'filename', message: 'not an upload of this API' }]);
     }
-    const stage = await this.stages.findOne({ _id: input.filename, project });
-    if (!stage) throw notFound('no upload waits for this filename (confirmed already, expired, or of another project)', [{ field: 'filename', message: 'unknown upload' }]);
-    const staged = await this.storage.stat(stagedUploadKey(stage._id), 'upload');
-    if (!staged) throw notFound('nothing was uploaded for this filename yet: post the file to the upload URL first', [{ field: 'filename', message: 'not uploaded' }]);
+    const stage = await this.claimStage(project, input.filename);
     let keepStage = false;
     try {
+      const staged = await this.storage.stat(stagedUploadKey(stage._id), 'upload');
+      if (!staged) {
+        keepStage = true;
+        throw notFound('nothing was uploaded for this filename yet: post the file to the upload URL first', [{ field: 'filename', message: 'not uploaded' }]);
+      }
       return await this.confirmStaged(project, stage, staged.size);
     } catch (err) {
-      keepStage = err instanceof MontageError && err.kind === 'unavailable';
+      keepStage ||= err instanceof MontageError && err.kind === 'unavailable';
       throw err;
     } finally {
-      if (!keepStage) {
-        await this.storage.remove(stagedUploadKey(stage._id), 'upload').catch(() => undefined);
-        await this.stages.deleteOne({ _id: stage._id }).catch(() => undefined);
-      }
+      if (keepStage) await this.stages.findOneAndUpdate({ _id: stage._id }, { $unset: { confirming: 1 } }).catch(() => undefined);
+      else await this.dropStage(stage._id);
     }
+  }
+
+  /** The stage, held for this confirm (one document update: two confirms of one upload never race over its object). */
+  private async claimStage(project: string, id: string): Promise<FarmStageDoc> {
+    const now = new Date().toISOString();
+    const claimed =
+      (await this.stages.findOneAndUpdate({ _id: id, project, confirming: { $exists: false } }, { $set: { confirming: now } })) ??
+      (await this.stages.findOneAndUpdate({ _id: id, project, confirming: { $lt: new Date(Date.now() - STALE_CONFIRM_MS).toISOString() } }, { $set: { confirming: now } }));
+    if (claimed) return claimed;
+    if (await this.stages.findOne({ _id: id, project })) throw conflict('this upload is being confirmed by another request: wait for its answer', [{ field: 'filename', message: 'being confirmed' }]);
+    throw notFound('no upload waits for this filename (confirmed already, expired, or of another project)', [{ field: 'filename', message: 'unknown upload' }]);
+  }
+
+  private async dropStage(id: string): Promise<void> {
+    await this.storage.remove(stagedUploadKey(id), 'upload').catch(() => undefined);
+    await this.stages.deleteOne({ _id: id }).catch(() => undefined);
+  }
+
+  /**
+   * Uploads asked for and never confirmed: their staged objects (up to FARM_MAX_FILE_BYTES each)
+   * and stages go once their URL has expired and a day more has passed (a client may confirm late).
+   */
+  async sweepStages(now = Date.now()): Promise<number> {
+    const expired = await this.stages.find({ expiresAt: { $lt: new Date(now - STAGE_GRACE_MS).toISOString() } }, { limit: 500 });
+    let removed = 0;
+    for (const stage of expired) {
+      if (stage.confirming && Date.parse(stage.confirming) > now - STALE_CONFIRM_MS) continue; // a confirm is working on it
+      await this.dropStage(stage._id);
+      removed++;
+    }
+    return removed;
   }
 
   async get(project: string, uploadId: unknown): Promise<FarmFileDoc> {
@@ -273,6 +313,10 @@ export class FarmFilesService implements OnModuleInit {
         throw unusableMedia(`${archivePath}: the ${format} archive cannot be read; nothing was stored`, [{ field: 'filename', message: 'unreadable archive' }], { internal: (err as Error).message });
       });
     const results = [...stored.values()];
+    const blends = results.filter((r) => r.doc.kind === 'blend').length;
+    if (blends > MAX_BLENDS_PER_ARCHIVE) {
+      throw unusableMedia(`${archivePath}: ${blends} .blend files in one archive; at most ${MAX_BLENDS_PER_ARCHIVE} (each is read by Blender on a node): upload the scenes apart, with their assets in archives of their own`, [{ field: 'filename', message: 'too many .blend files' }]);
+    }
     await this.inspectBlends(project, results.map((r) => r.doc), 'entry');
     const kept: Array<{ doc: FarmFileDoc; existed: boolean }> = [];
     for (const r of results) kept.push({ doc: await this.keep(r.doc), existed: r.existed });

@@ -3,6 +3,7 @@ import { FarmFilesService } from './farm-files.service';
 import { FarmJobsController } from './farm-jobs.controller';
 import { FarmJobsService } from './farm-jobs.service';
 import { FarmStore } from './farm-store';
+import { FarmSweeper } from './farm-sweeper';
 import { FarmUrlsService } from './farm-urls.service';
 import { ArchiveRepository } from '../repositories/archive.repository';
 import { FarmSpoolRepository } from '../repositories/farm-spool.repository';
@@ -14,4 +15,4 @@ import { PRODUCTS_CONTROLLERS, PRODUCTS_PROVIDERS } from '../products/products.m
  * AppModule providers, and a second instance of either would be a second store.
  */
 export const FARM_CONTROLLERS = [FarmFilesController, FarmJobsController, ...PRODUCTS_CONTROLLERS];
-export const FARM_PROVIDERS = [FarmFilesService, FarmUrlsService, FarmSpoolRepository, ArchiveRepository, FarmStore, FarmJobsService, ...PRODUCTS_PROVIDERS];
+export const FARM_PROVIDERS = [FarmFilesService, FarmUrlsService, FarmSpoolRepository, ArchiveRepository, FarmStore, FarmJobsService, FarmSweeper, ...PRODUCTS_PROVIDERS];

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
+import { signalable } from './processes.repository';
 
 /** A file copied to this machine while hashed: what confirm checks before anything is kept. */
 export interface SpooledFile {
@@ -29,6 +30,8 @@ export class SpoolTooLarge extends Error {
 export class MultipartProblem extends Error {}
 
 const HEAD_BYTES = 512;
+/** A scratch file this old whose writer is gone is an orphan. */
+const ORPHAN_AGE_MS = 24 * 3600_000;
 
 /** An HTTP request as the form parser reads it. */
 export type FormRequest = Readable & { headers: IncomingHttpHeaders };
@@ -43,6 +46,26 @@ export class FarmSpoolRepository {
 
   constructor(@Inject(MONTAGE_CONFIG) config: MontageConfig) {
     this.dir = path.join(config.dataDir, 'farm-spool');
+  }
+
+  /**
+   * Scratch files of processes that are gone (an API killed in the middle of a confirm), left
+   * a day at least: another host sharing the data dir may reuse a pid, so age decides as well.
+   */
+  async removeOrphans(now = Date.now()): Promise<number> {
+    const names = await fs.readdir(this.dir).catch(() => [] as string[]);
+    let removed = 0;
+    for (const name of names) {
+      const m = /^(\d+)-[0-9a-f]+$/.exec(name);
+      // This process's, or a live one's (its writer may still be at work): kept.
+      if (!m || Number(m[1]) === process.pid || signalable(Number(m[1]))) continue;
+      const file = path.join(this.dir, name);
+      const stat = await fs.stat(file).catch(() => undefined);
+      if (!stat || now - stat.mtimeMs < ORPHAN_AGE_MS) continue;
+      await fs.rm(file, { recursive: true, force: true }).catch(() => undefined);
+      removed++;
+    }
+    return removed;
   }
 
   /** `source` copied to a scratch file, hashed and counted as it goes; over `maxBytes`: SpoolTooLarge, nothing left. */

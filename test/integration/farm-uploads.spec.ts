@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as yazl from 'yazl';
+import { FarmSweeper } from '../../src/farm/farm-sweeper';
 import { type ApiApp, startApi } from '../helpers/api-app';
 import { type S3Server, startS3Server } from '../helpers/s3-server';
 
@@ -158,6 +159,54 @@ describe.each([
 
   }, 60_000);
 });
+
+it('one confirm per upload: a second one at the same time is a 409, then the upload is gone (404)', async () => {
+  const api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0' } });
+  try {
+    const up = await call(api, 'upload', { api_key: api.key, filename: 'tex/wood.png' });
+    expect((await postForm(up.body.url, up.body.fields, randomBytes(300_000))).status).toBe(204);
+    const both = await Promise.all([1, 2].map(() => call(api, 'confirm-upload', { api_key: api.key, filename: up.body.filename })));
+    expect(both.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect(both.find((r) => r.status === 409)!.body.message).toMatch(/being confirmed/);
+    expect(farmObjects(api.dataDir)).toHaveLength(1);
+    expect((await call(api, 'confirm-upload', { api_key: api.key, filename: up.body.filename })).status).toBe(404);
+  } finally {
+    await api.close();
+  }
+}, 60_000);
+
+it('an archive of more than 8 scenes is refused before any node reads one, and nothing of it is stored', async () => {
+  const api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0' } });
+  try {
+    const blend = Buffer.concat([Buffer.from('BLENDER-v304'), randomBytes(64)]);
+    const zip = await zipOf(Array.from({ length: 9 }, (_, i) => [`shots/s${i}.blend`, Buffer.concat([blend, Buffer.from([i])])] as [string, Buffer]));
+    const res = await send(api, 'shots.zip', zip);
+    expect(res.status).toBe(422);
+    expect(res.body.message).toMatch(/9 \.blend files in one archive; at most 8/);
+    expect(farmObjects(api.dataDir)).toEqual([]);
+  } finally {
+    await api.close();
+  }
+}, 60_000);
+
+it('the farm sweep removes uploads never confirmed (stage and staged bytes) a day after their URL expired, and nothing younger', async () => {
+  const api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0' } });
+  try {
+    const staged = () => fs.readdirSync(path.join(api.dataDir, 'outputs')).filter((n) => n.startsWith('up-'));
+    const up = await call(api, 'upload', { api_key: api.key, filename: 'tex/forgotten.png' });
+    expect((await postForm(up.body.url, up.body.fields, randomBytes(1000))).status).toBe(204);
+    expect(staged()).toHaveLength(1);
+    const sweeper = api.app.get(FarmSweeper);
+    expect((await sweeper.sweep()).stages).toBe(0); // its URL still works
+    expect(staged()).toHaveLength(1);
+    const later = Date.now() + 3600_000 + 25 * 3600_000; // the URL's hour, and a day more
+    expect((await sweeper.sweep(later)).stages).toBe(1);
+    expect(staged()).toEqual([]);
+    expect((await call(api, 'confirm-upload', { api_key: api.key, filename: up.body.filename })).status).toBe(404);
+  } finally {
+    await api.close();
+  }
+}, 60_000);
 
 describe('a .blend is read by a render node with Blender before it is accepted', () => {
   const blendFile = path.join(tmp, 'scene.blend');
