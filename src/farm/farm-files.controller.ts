@@ -26,6 +26,14 @@ export class FarmFilesController {
     return this.files.upload(project, body, baseUrlOf(req, this.config.publicUrl));
   }
 
+  /** Fox's folder upload: every file's hash at once; those the project has are skipped, the others get upload URLs. */
+  @Post('upload-folder')
+  @HttpCode(200)
+  async uploadFolder(@Body() body: unknown, @Req() req: Request) {
+    const project = await this.project(body, req);
+    return this.files.uploadFolder(project, body, baseUrlOf(req, this.config.publicUrl));
+  }
+
   /** The upload URL when the storage takes none itself: a multipart form as S3 takes it, answered 204 like S3. */
   @Post('upload-target')
   @HttpCode(204)

@@ -65,6 +65,8 @@ export interface FarmFileView {
 const MAX_GLTF_JSON_BYTES = 64 * 1024 * 1024;
 /** How many files `filesBeside` lays out with a scene at most. */
 const MAX_FILES_BESIDE = 10_000;
+/** Files of one folder upload request at most. */
+const MAX_FOLDER_FILES = 1000;
 
 /**
  * Uploads of the farm (Rentaflop's upload → confirm, Fox's skip-the-same-file): staged objects
@@ -116,6 +118,44 @@ export class FarmFilesService implements OnModuleInit {
     await this.stages.insertOne({ _id: id, project, path, createdAt: new Date(now).toISOString(), expiresAt });
     const target = (await this.storage.presignUpload(stagedUploadKey(id), 'upload', { maxBytes, expiresSec: ttl })) ?? this.urls.uploadTarget(base, id, ttl);
     return { status: 200, filename: id, path, url: target.url, fields: target.fields, method: target.method, expires_at: expiresAt, max_bytes: maxBytes };
+  }
+
+  /**
+   * `POST /v1/farm/upload-folder {files: [{filename, sha256, size?}]}` (Fox's "skip the existing
+   * same file", for a folder): one answer per file, in order — `exists` with its upload_id, or
+   * where to post it (as `upload` answers). Every entry is checked before any stage is made.
+   */
+  async uploadFolder(project: string, body: unknown, base: string): Promise<Record<string, unknown>> {
+    const input = asObject(body);
+    const files = input.files;
+    if (!Array.isArray(files) || files.length === 0 || files.length > MAX_FOLDER_FILES) {
+      throw badInput(`files must be a list of 1 to ${MAX_FOLDER_FILES} {filename, sha256, size?}`, [{ field: 'files', message: `not a list of 1 to ${MAX_FOLDER_FILES} files` }]);
+    }
+    const seen = new Set<string>();
+    files.forEach((f, i) => {
+      const entry = f && typeof f === 'object' && !Array.isArray(f) ? (f as Record<string, unknown>) : undefined;
+      if (!entry) throw badInput(`files[${i}] must be {filename, sha256, size?}`, [{ field: `files[${i}]`, message: 'not an object' }]);
+      const path = normaliseFarmPath(entry.filename, `files[${i}].filename`);
+      if (seen.has(path)) throw badInput(`files[${i}].filename: ${path} is listed twice`, [{ field: `files[${i}].filename`, message: 'listed twice' }]);
+      seen.add(path);
+      if (typeof entry.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(entry.sha256)) {
+        throw badInput(`files[${i}].sha256 must be 64 hex digits (a folder upload skips the files the project has by their hash)`, [{ field: `files[${i}].sha256`, message: 'not a sha-256 in hex' }]);
+      }
+    });
+    const answers: Array<Record<string, unknown>> = [];
+    for (const [i, f] of files.entries()) {
+      const entry = f as Record<string, unknown>;
+      try {
+        const answer = await this.upload(project, { filename: entry.filename, sha256: entry.sha256, ...(entry.size !== undefined ? { size: entry.size } : {}) }, base);
+        const { status: _status, ...rest } = answer;
+        answers.push(rest);
+      } catch (err) {
+        // A field of this entry (its size): named with its index.
+        if (err instanceof MontageError) throw new MontageError(err.kind, `files[${i}]: ${err.message}`, err.details.map((d) => ({ ...d, field: `files[${i}].${d.field}` })));
+        throw err;
+      }
+    }
+    return { status: 200, files: answers, skipped: answers.filter((a) => a.exists === true).length, to_upload: answers.filter((a) => a.exists !== true).length };
   }
 
   /**

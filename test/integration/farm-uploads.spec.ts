@@ -160,6 +160,38 @@ describe.each([
   }, 60_000);
 });
 
+it("a folder (Fox's upload of a directory): files the project has are skipped by hash, the others get upload URLs", async () => {
+  const api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0' } });
+  try {
+    const wood = randomBytes(5000);
+    const stone = randomBytes(7000);
+    const first = await send(api, 'asset/tex/wood.png', wood);
+    expect(first.status).toBe(200);
+    const folder = await call(api, 'upload-folder', {
+      api_key: api.key,
+      files: [
+        { filename: 'shot2/tex/wood.png', sha256: sha(wood), size: wood.length },
+        { filename: 'shot2/tex/stone.png', sha256: sha(stone), size: stone.length },
+      ],
+    });
+    expect(folder.status).toBe(200);
+    expect(folder.body).toMatchObject({ status: 200, skipped: 1, to_upload: 1 });
+    const [skipped, toSend] = folder.body.files;
+    expect(skipped).toMatchObject({ exists: true, path: 'shot2/tex/wood.png' });
+    expect(skipped.url).toBeUndefined();
+    expect(toSend).toMatchObject({ path: 'shot2/tex/stone.png', method: 'POST' });
+    expect((await postForm(toSend.url, toSend.fields, stone)).status).toBe(204);
+    const confirmed = await call(api, 'confirm-upload', { api_key: api.key, filename: toSend.filename });
+    expect(confirmed.body).toMatchObject({ path: 'shot2/tex/stone.png', sha256: sha(stone), existed: false });
+    expect(farmObjects(api.dataDir)).toHaveLength(2); // wood's bytes once, whatever its paths
+    const bad = await call(api, 'upload-folder', { api_key: api.key, files: [{ filename: 'a.png', sha256: sha(wood) }, { filename: '../b.png', sha256: sha(stone) }] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.details[0].field).toBe('files[1].filename');
+  } finally {
+    await api.close();
+  }
+}, 60_000);
+
 it('one confirm per upload: a second one at the same time is a 409, then the upload is gone (404)', async () => {
   const api = await startApi({ env: { EMBEDDED_RENDER_NODE: '0' } });
   try {
