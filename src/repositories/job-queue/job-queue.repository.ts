@@ -591,6 +591,17 @@ export class JobQueueRepository {
     return this.guard('read a farm job stop', async () => (await this.redis.exists(`montage:farm:${job}:stopped`)) === 1);
   }
 
+  /** A deleted job: a node rendering one of its chunks stores no more frames (it abandons the chunk). Kept for the state's TTL. */
+  async removeFarmJob(job: string): Promise<void> {
+    await this.guard('mark a farm job removed', async () => {
+      await this.redis.set(`montage:farm:${job}:removed`, '1', 'EX', FARM_STATE_TTL_SEC);
+    });
+  }
+
+  async farmJobRemoved(job: string): Promise<boolean> {
+    return this.guard('read a farm job removal', async () => (await this.redis.exists(`montage:farm:${job}:removed`)) === 1);
+  }
+
   /** A settled or removed job's Redis state goes. */
   async removeFarmJobState(job: string): Promise<void> {
     await this.guard('remove farm job state', async () => {
