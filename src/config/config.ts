@@ -88,6 +88,8 @@ export interface MontageConfig {
     inspectTimeoutMs: number;
     /** Farm Blenders in bubblewrap: auto (where `bwrap` works on the node), bwrap (required: a node without it does not start), off. */
     sandbox: FarmSandboxMode;
+    /** A product render request still unfinished this long after it was made is failed (renders.failed / turntable.failed). */
+    productDeadlineSec: number;
   };
   /** How long a fetched media file may take to prove it decodes (a few frames), before it is refused. */
   mediaCheckTimeoutMs: number;
@@ -269,6 +271,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       chunkFrames: int(env, 'FARM_CHUNK_FRAMES', 4, 1),
       inspectTimeoutMs: int(env, 'FARM_INSPECT_TIMEOUT_MS', 120_000, 1000),
       sandbox: sandboxMode(env.FARM_SANDBOX),
+      productDeadlineSec: int(env, 'FARM_PRODUCT_DEADLINE_SEC', 6 * 3600, 10),
     },
     mediaCheckTimeoutMs: int(env, 'MEDIA_CHECK_TIMEOUT_MS', 15_000, 500),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0),

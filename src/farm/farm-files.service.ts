@@ -228,13 +228,6 @@ export class FarmFilesService implements OnModuleInit {
     return { status: 200, page, page_size: pageSize, total: await this.files.countDocuments({ project }), uploads: docs.slice((page - 1) * pageSize).map(view) };
   }
 
-  /** A stored object's bytes for the signed download route (local storage). */
-  async open(storageKey: string, ext: string) {
-    const stat = await this.storage.stat(storageKey, ext);
-    if (!stat) throw notFound('this file is no longer stored');
-    return { size: stat.size, body: await this.storage.read(storageKey, ext) };
-  }
-
   private async withSameBytes(project: string, path: string, sha256: string): Promise<FarmFileDoc | undefined> {
     const [same] = await this.files.find({ project, sha256 }, { sort: { createdAt: -1 }, limit: 1 });
     if (!same || !(await this.storage.stat(same.storageKey, same.ext))) return undefined;
@@ -379,7 +372,7 @@ export class FarmFilesService implements OnModuleInit {
       }
       const { external, ...model } = checkGltfJson(json.toString('utf8'), container);
       if (container === 'glb' && external.length > 0) throw refuse('a .glb must embed its buffers and images');
-      return model;
+      return { ...model, ...(external.length > 0 ? { external: external.slice(0, 100) } : {}) };
     } catch (err) {
       if (err instanceof GltfProblem) throw refuse(`not a usable glTF 2.0 model: ${err.message}`);
       throw err;

@@ -2,21 +2,9 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Re
 import type { Request, Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
-import { apiKeyOf, baseUrlOf } from '../delivery/http-delivery';
+import { baseUrlOf } from '../delivery/http-delivery';
+import { farmKeyOf } from './farm-auth';
 import { FarmJobsService } from './farm-jobs.service';
-
-/**
- * The key of a farm request: `api_key` in the JSON body (Rentaflop), `Authorization: Bearer` or
- * `X-Api-Key` (Montage), or `X-AUTH-TOKEN: Bearer <key>` (VNTANA).
- */
-export function farmKeyOf(req: Request, body?: unknown): string | undefined {
-  const fromBody = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).api_key : undefined;
-  if (typeof fromBody === 'string' && fromBody) return fromBody;
-  const own = apiKeyOf(req);
-  if (own) return own;
-  const vntana = req.headers['x-auth-token'];
-  return typeof vntana === 'string' && vntana.trim() ? vntana.replace(/^Bearer\s+/i, '').trim() || undefined : undefined;
-}
 
 /**
  * Rentaflop's rendering API under `/v1/farm/` (their example runs with only the base URL

@@ -1,13 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { badInput, conflict, forbidden, notFound } from '../common/errors';
+import { badInput, conflict, notFound } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { EngineName } from '../engines/engine';
 import { JobName, queueName } from '../jobs/job.types';
 import { JOB_QUEUE } from '../jobs/queue.module';
 import type { ProjectDoc } from '../projects/project.types';
-import { sign, verify } from '../projects/url-signing';
 import { ArchiveRepository } from '../repositories/archive.repository';
 import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
 import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
@@ -16,6 +15,7 @@ import { FarmFilesService } from './farm-files.service';
 import { type ChunkState, deriveProgress, type FrameView, type JobProgress } from './farm-progress';
 import { parseRenderBody, plainObject, printable, refuseUnknown, settingsFor, text, whole } from './farm-request';
 import { FarmStore } from './farm-store';
+import { FarmUrlsService } from './farm-urls.service';
 import type { FarmChunk, FarmFileDoc, FarmJobDoc, FarmJobKind, FarmJobStatus, FrameState, ProductShot, RenderFarmFramesPayload, SceneSettings } from './farm.types';
 
 /** Rentaflop's status words, and the lower-case keys also accepted in filters. */
@@ -66,6 +66,7 @@ export class FarmJobsService {
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    private readonly urls: FarmUrlsService,
   ) {}
 
   // ——— Creating ———
@@ -353,8 +354,8 @@ export class FarmJobsService {
     const { job, progress } = await this.refresh(found);
     const done = progress.frames.filter((f) => f.status === 'done' && f.state?.storageKey);
     const exclude = done.filter((f) => have.has(f.state!.sha256 ?? '', frameFileName(job._id, f.frame, f.state!.ext ?? ''))).map((f) => f.frame);
-    const expires = Math.floor(Date.now() / 1000) + this.config.farm.urlTtlSec;
-    const query: Record<string, string> = { expires: String(expires) };
+    const expires = this.urls.expiresAt();
+    const query: Record<string, string> = {};
     if (exclude.length > 0) {
       const id = `dl_${randomBytes(9).toString('base64url')}`;
       await this.store.downloads.insertOne({ _id: id, job: job._id, project: project._id, exclude, createdAt: new Date().toISOString(), expiresAt: new Date(expires * 1000).toISOString() });
@@ -362,26 +363,20 @@ export class FarmJobsService {
     }
     return {
       status: 200 as const,
-      url: this.signedUrl(project, baseUrl, `/v1/farm/jobs/${job._id}/frames.zip`, query),
-      manifest_url: this.signedUrl(project, baseUrl, `/v1/farm/jobs/${job._id}/manifest`, { expires: String(expires) }),
+      url: this.urls.signedApiUrl(baseUrl, `/v1/farm/jobs/${job._id}/frames.zip`, query, expires),
+      manifest_url: this.urls.signedApiUrl(baseUrl, `/v1/farm/jobs/${job._id}/manifest`, {}, expires),
       frames: done.length - exclude.length,
       job_status: progress.status,
       expires_at: new Date(expires * 1000).toISOString(),
     };
   }
 
-  private signedUrl(project: ProjectDoc, baseUrl: string, path: string, query: Record<string, string>): string {
-    return `${baseUrl}${path}?${new URLSearchParams({ ...query, sig: sign(project.signingSecret, path, query) }).toString()}`;
-  }
-
-  /** A signed route's job: its signature checked with its project's secret, and its expiry (403 otherwise). */
-  private async signedJob(id: string, path: string, query: Record<string, unknown>): Promise<{ project: ProjectDoc; job: FarmJobDoc }> {
-    const strings = Object.fromEntries(Object.entries(query).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+  /** A signed route's job: the URL's signature (the service's, see FarmUrlsService) and expiry checked (403 otherwise). */
+  private async signedJob(id: string, path: string, query: Record<string, unknown>): Promise<{ job: FarmJobDoc }> {
+    this.urls.verifySignedApiUrl(path, query, 'ask POST /v1/farm/download for a new one');
     const job = JOB_ID.test(id) ? await this.store.jobs.findOne({ _id: id }) : null;
-    const project = job ? await this.store.project(job.project) : undefined;
-    if (!job || !project || !verify(project.signingSecret, path, strings, strings.sig)) throw forbidden('this URL is not signed, or its signature does not match: ask POST /v1/farm/download for a new one');
-    if (!/^\d{1,12}$/.test(strings.expires ?? '') || Number(strings.expires) * 1000 < Date.now()) throw forbidden('this URL has expired: ask POST /v1/farm/download for a new one');
-    return { project, job };
+    if (!job) throw notFound('this job is gone', [{ field: 'id', message: 'no such job' }]);
+    return { job };
   }
 
   /** The job of a route that takes a key or a signature (manifest, single frames). */
@@ -393,7 +388,7 @@ export class FarmJobsService {
   async manifest(key: string | undefined, id: string, query: Record<string, unknown>, baseUrl: string) {
     const found = await this.keyOrSigned(key, id, `/v1/farm/jobs/${id}/manifest`, query);
     const { job, progress } = await this.refresh(found.job);
-    const expires = String(Math.floor(Date.now() / 1000) + this.config.farm.urlTtlSec);
+    const expires = this.urls.expiresAt();
     return {
       status: 200 as const,
       job_id: job._id,
@@ -405,7 +400,7 @@ export class FarmJobsService {
           name: frameFileName(job._id, f.frame, f.state!.ext ?? 'bin'),
           sha256: f.state!.sha256,
           bytes: f.state!.bytes,
-          url: this.signedUrl(found.project, baseUrl, `/v1/farm/jobs/${job._id}/frames/${f.frame}`, { expires }),
+          url: this.urls.signedApiUrl(baseUrl, `/v1/farm/jobs/${job._id}/frames/${f.frame}`, {}, expires),
         })),
     };
   }

@@ -45,6 +45,8 @@ export interface ModelInfo {
   nodes: number;
   /** `asset.generator`, if the file names one. */
   generator?: string;
+  /** A .gltf's buffers and images that are files beside it, not embedded (`data:`): a product cannot use it (its node lays out the model alone). */
+  external?: string[];
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { baseUrlOf } from '../delivery/http-delivery';
-import { farmKeyOf } from '../farm/farm-jobs.controller';
+import { farmKeyOf } from '../farm/farm-auth';
 import { ProductsService } from './products.service';
 
 const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp', mp4: 'video/mp4', gif: 'image/gif' };

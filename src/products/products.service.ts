@@ -1,18 +1,18 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { badInput, forbidden, notFound } from '../common/errors';
+import { badInput, isPermanent, notFound, unusableMedia } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { EngineName } from '../engines/engine';
 import { FarmFilesService } from '../farm/farm-files.service';
 import { FarmJobsService } from '../farm/farm-jobs.service';
 import { plainObject, printable, refuseUnknown, text, whole } from '../farm/farm-request';
 import { FarmStore } from '../farm/farm-store';
-import { type FarmFileRef, PRODUCT_VIEWS, PRODUCTS_COLLECTION } from '../farm/farm.types';
+import { FarmUrlsService } from '../farm/farm-urls.service';
+import { type FarmFileRef, type FarmJobDoc, PRODUCT_VIEWS, PRODUCTS_COLLECTION } from '../farm/farm.types';
 import { FARM_QUEUE, type JobContext, JobName, queueName, type TrackProductRenderPayload } from '../jobs/job.types';
 import { JOB_QUEUE } from '../jobs/queue.module';
-import type { ProjectDoc } from '../projects/project.types';
-import { sign, verify } from '../projects/url-signing';
+import { FarmSpoolRepository } from '../repositories/farm-spool.repository';
 import type { JobQueueRepository } from '../repositories/job-queue/job-queue.repository';
 import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
 import { WebhooksService } from '../webhooks/webhooks.service';
@@ -25,6 +25,19 @@ const IMAGE_FORMATS = { PNG: 'PNG', JPG: 'JPEG', WEBP: 'WEBP' } as const;
 export const PRODUCT_SAMPLES = 16;
 /** How often a tracker looks at its jobs. */
 const TRACK_POLL_MS = 1000;
+/** A request younger than this may not have its tracker queued yet: the next request does not judge it. */
+const TRACKER_GRACE_MS = 60_000;
+
+/** A product attachment's own storage key (never a farm frame's: deleting a farm job cannot break an attachment). */
+export function attachmentKey(uuid: string): string {
+  return `pa-${uuid}`;
+}
+
+/** The uuid of one attachment of a render request: the same on every try of its tracker (a second copy overwrites the first). */
+export function attachmentUuid(productRender: string, slot: string): string {
+  const h = createHash('sha256').update(`${productRender}\0${slot}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
 
 /** VNTANA's webhook payload for one product of a render request. */
 export function productEventPayload(event: WebhookEventType, project: string, product: ProductDoc, productRender: string): Record<string, unknown> {
@@ -105,6 +118,8 @@ export class ProductsService {
     @Inject(JOB_QUEUE) private readonly queue: JobQueueRepository,
     @Inject(OUTPUT_STORAGE) private readonly storage: OutputStorage,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
+    private readonly urls: FarmUrlsService,
+    private readonly spool: FarmSpoolRepository,
   ) {}
 
   private get products() {
@@ -127,6 +142,14 @@ export class ProductsService {
     const description = body.description === undefined || body.description === '' ? '' : text(body, 'description', { max: 4096 })!;
     const upload = await this.files.get(project._id, uploadId);
     if (upload.kind !== 'model') throw badInput(`upload_id: not a glTF/GLB model (it is a${upload.kind === 'asset' ? 'n' : ''} ${upload.kind})`, [{ field: 'upload_id', message: 'not a model' }]);
+    // A node lays out the model file alone: a .gltf must embed its buffers and images (or be sent as a .glb).
+    const external = upload.model?.external ?? [];
+    if (external.length > 0) {
+      throw unusableMedia(
+        `upload_id: this .gltf refers to files beside it (${external.slice(0, 5).map((u) => printable(u, 80)).join(', ')}${external.length > 5 ? ', …' : ''}): embed its buffers and images (data: URIs) or send a .glb`,
+        external.slice(0, 20).map((u) => ({ field: 'upload_id', message: `external URI ${printable(u, 200)}` })),
+      );
+    }
     const now = new Date().toISOString();
     const doc: ProductDoc = {
       _id: randomUUID(),
@@ -155,7 +178,9 @@ export class ProductsService {
 
   async get(key: string | undefined, uuid: string) {
     const project = await this.store.authenticateKey(key);
-    return ok(this.view(await this.ownProduct(project._id, uuid)));
+    const product = await this.ownProduct(project._id, uuid);
+    if (product.lastRender) await this.failIfUntracked(product.lastRender);
+    return ok(this.view(product));
   }
 
   async list(key: string | undefined, query: Record<string, unknown>) {
@@ -174,11 +199,14 @@ export class ProductsService {
     const request = parseRendersRequest(raw);
     const products: ProductDoc[] = [];
     for (const [i, uuid] of request.productUuids.entries()) products.push(await this.ownProduct(project._id, uuid, `productUuids[${i}]`));
+    // Product jobs go where this deployment's nodes listen (its first routing key), not to a fixed 'default'.
+    const routingKey = this.config.routingKeys[0] ?? 'default';
     for (const product of products) {
+      if (product.lastRender) await this.failIfUntracked(product.lastRender);
       const upload = await this.files.get(project._id, product.upload);
       const id = `prr_${randomBytes(12).toString('base64url').replace(/[-_]/g, '').slice(0, 16)}`;
       const count = PRODUCT_VIEWS.length;
-      const base = { upload, product: product._id, productRender: id, routingKey: 'default' };
+      const base = { upload, product: product._id, productRender: id, routingKey };
       const stills = await this.jobs.create(project._id, {
         ...base,
         kind: 'product-stills',
@@ -217,21 +245,70 @@ export class ProductsService {
   }
 
   private emit(project: string, product: ProductDoc, productRender: string, type: WebhookEventType): Promise<void> {
-    return this.webhooks.emit(project, type, productEventPayload(type, project, product, productRender), { eventId: `${productRender}:${type}`, orderKey: productRender });
+    // VNTANA's receivers read body.event and body.product: the payload is the whole body.
+    return this.webhooks.emit(project, type, productEventPayload(type, project, product, productRender), { eventId: `${productRender}:${type}`, orderKey: productRender, bodyIsData: true });
+  }
+
+  /**
+   * A request whose tracker BullMQ gave up on (failed for good, or lost) while the request was
+   * unfinished: failed now, with its failed webhooks (the tracker's own catch covers errors;
+   * this covers stalls and lost jobs, found by the next request of the product).
+   */
+  private async failIfUntracked(productRender: string): Promise<void> {
+    const prr = await this.renders.findOne({ _id: productRender });
+    if (!prr || (isFinal(prr.renders) && isFinal(prr.turntableStatus))) return;
+    if (Date.now() - Date.parse(prr.createdAt) < TRACKER_GRACE_MS) return;
+    const tracker = await this.queue.jobState(FARM_QUEUE, `track-${prr._id}`).catch(() => ({ state: 'unknown' }));
+    if (tracker && tracker.state !== 'failed') return;
+    const product = await this.products.findOne({ _id: prr.product });
+    if (product) await this.failRender(prr, product, 'the render request stopped being followed (its tracker failed)');
+  }
+
+  /** Every family of the request not final yet becomes failed (with its webhook); its farm jobs are stopped. */
+  private async failRender(prr: ProductRenderDoc, product: ProductDoc, reason: string): Promise<void> {
+    for (const id of [prr.stillsJob, prr.turntableJob]) {
+      const job = await this.store.jobs.findOne({ _id: id });
+      if (job) await this.jobs.stopJob(job).catch((err: Error) => this.logger.warn(`could not stop farm job ${id}: ${err.message}`));
+    }
+    if (!isFinal(prr.renders)) await this.setStatus(prr, product, 'renders', 'failed', reason);
+    if (!isFinal(prr.turntableStatus)) await this.setStatus(prr, product, 'turntableStatus', 'failed', reason);
   }
 
   // ——— Tracking (TrackProductRender, in API processes) ———
 
   /** Follows one product's render request until its stills and turntable are recorded (or failed). */
   async track({ productRender }: TrackProductRenderPayload, ctx: JobContext): Promise<{ status: string }> {
+    try {
+      return await this.follow(productRender, ctx);
+    } catch (err) {
+      // BullMQ gives up after this try: the request fails now rather than stay pending for ever.
+      if ((ctx.lastAttempt || isPermanent(err)) && !ctx.signal.aborted) {
+        const prr = await this.renders.findOne({ _id: productRender }).catch(() => null);
+        const product = prr ? await this.products.findOne({ _id: prr.product }).catch(() => null) : null;
+        if (prr && product) await this.failRender(prr, product, 'the render request failed unexpectedly').catch((e: Error) => this.logger.warn(`could not fail ${productRender}: ${e.message}`));
+      }
+      throw err;
+    }
+  }
+
+  private async follow(productRender: string, ctx: JobContext): Promise<{ status: string }> {
     for (;;) {
       const prr = await this.renders.findOne({ _id: productRender });
       if (!prr) return { status: 'gone' };
       const product = await this.products.findOne({ _id: prr.product });
       if (!product) return { status: 'gone' };
       if (isFinal(prr.renders) && isFinal(prr.turntableStatus)) return { status: `${prr.renders}/${prr.turntableStatus}` };
+      if (product.lastRender !== prr._id) {
+        await this.failRender(prr, product, `superseded by a newer render request (${product.lastRender ?? 'none'})`);
+        return { status: 'superseded' };
+      }
+      const deadline = Date.parse(prr.createdAt) + this.config.farm.productDeadlineSec * 1000;
+      if (Date.now() >= deadline) {
+        await this.failRender(prr, product, `not finished within ${formatDuration(this.config.farm.productDeadlineSec)}`);
+        return { status: `${prr.renders}/${prr.turntableStatus}` };
+      }
       if (!isFinal(prr.renders)) await this.followStills(prr, product);
-      if (!isFinal(prr.turntableStatus)) await this.followTurntable(prr, product, ctx);
+      if (!isFinal(prr.turntableStatus)) await this.followTurntable(prr, product, ctx, deadline);
       const again = await this.renders.findOne({ _id: productRender });
       if (again && isFinal(again.renders) && isFinal(again.turntableStatus)) return { status: `${again.renders}/${again.turntableStatus}` };
       await sleep(TRACK_POLL_MS, ctx.signal);
@@ -259,25 +336,27 @@ export class ProductsService {
     if (!progress.settled) return;
     if (progress.status !== 'Finished') return this.setStatus(prr, product, 'renders', 'failed', firstError(progress.frames) ?? `the stills job ended ${progress.status.toLowerCase()}`);
     const now = new Date().toISOString();
-    const attachments: ProductAttachment[] = progress.frames.map((f) => ({
-      uuid: randomUUID(),
-      type: 'RENDER',
-      view: PRODUCT_VIEWS[f.frame - 1] ?? `view-${f.frame}`,
-      format: prr.image.format,
-      width: prr.image.width,
-      height: prr.image.height,
-      size: f.state?.bytes ?? 0,
-      storageKey: f.state!.storageKey!,
-      ext: f.state!.ext!,
-      productRender: prr._id,
-      createdAt: now,
-    }));
+    // Each still is copied to a key of its own: the farm job and its frames can go without breaking it.
+    const attachments: ProductAttachment[] = [];
+    for (const f of progress.frames) {
+      const view = PRODUCT_VIEWS[f.frame - 1] ?? `view-${f.frame}`;
+      const uuid = attachmentUuid(prr._id, `RENDER:${view}`);
+      const ext = f.state!.ext!;
+      await this.storage.storeOutput(attachmentKey(uuid), ext, async (file) => this.spool.writeTo(await this.storage.read(f.state!.storageKey!, ext), file));
+      attachments.push({ uuid, type: 'RENDER', view, format: prr.image.format, width: prr.image.width, height: prr.image.height, size: f.state?.bytes ?? 0, storageKey: attachmentKey(uuid), ext, productRender: prr._id, createdAt: now });
+    }
     await this.record(prr, ['RENDER'], attachments);
     if (prr.renders === 'pending') await this.setStatus(prr, product, 'renders', 'processing');
     await this.setStatus(prr, product, 'renders', 'completed');
+    await this.removeFrames(progress.frames);
   }
 
-  private async followTurntable(prr: ProductRenderDoc, product: ProductDoc, ctx: JobContext): Promise<void> {
+  /** A product job's stored frames, once copied or encoded (its document says what they were). */
+  private async removeFrames(frames: Array<{ state?: { storageKey?: string; ext?: string } }>): Promise<void> {
+    for (const f of frames) if (f.state?.storageKey && f.state.ext) await this.storage.remove(f.state.storageKey, f.state.ext).catch(() => undefined);
+  }
+
+  private async followTurntable(prr: ProductRenderDoc, product: ProductDoc, ctx: JobContext, deadline: number): Promise<void> {
     const state = await this.jobProgress(prr.turntableJob);
     if (!state) return this.setStatus(prr, product, 'turntableStatus', 'failed', 'the turntable job is gone');
     const { job, progress } = state;
@@ -303,19 +382,24 @@ export class ProductsService {
       encodeId,
     );
     let result;
+    // The encode, too, ends by the request's deadline.
+    const late = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
     try {
-      result = await this.queue.waitFor<JobName.EncodeTurntable>(encodeQueue, encodeId, { signal: ctx.signal });
+      result = await this.queue.waitFor<JobName.EncodeTurntable>(encodeQueue, encodeId, { signal: AbortSignal.any([ctx.signal, late]) });
     } catch (err) {
       if (ctx.signal.aborted) throw err;
+      if (late.aborted) return this.failRender(prr, product, `not finished within ${formatDuration(this.config.farm.productDeadlineSec)}`);
       return this.setStatus(prr, product, 'turntableStatus', 'failed', `the turntable could not be encoded: ${(err as Error).message.split('\n')[0].slice(0, 200)}`);
     }
     const now = new Date().toISOString();
     const common = { format: 'MP4', width: prr.turntable.width, height: prr.turntable.height, productRender: prr._id, createdAt: now };
-    const attachments: ProductAttachment[] = [{ ...common, uuid: randomUUID(), type: 'TURNTABLE', size: result.mp4.bytes, storageKey: mp4Key, ext: 'mp4' }];
-    if (gifKey && result.gif) attachments.push({ ...common, uuid: randomUUID(), type: 'TURNTABLE_GIF', format: 'GIF', size: result.gif.bytes, storageKey: gifKey, ext: 'gif' });
+    const attachments: ProductAttachment[] = [{ ...common, uuid: attachmentUuid(prr._id, 'TURNTABLE'), type: 'TURNTABLE', size: result.mp4.bytes, storageKey: mp4Key, ext: 'mp4' }];
+    if (gifKey && result.gif) attachments.push({ ...common, uuid: attachmentUuid(prr._id, 'TURNTABLE_GIF'), type: 'TURNTABLE_GIF', format: 'GIF', size: result.gif.bytes, storageKey: gifKey, ext: 'gif' });
     await this.record(prr, ['TURNTABLE', 'TURNTABLE_GIF'], attachments);
     if (prr.turntableStatus === 'pending') await this.setStatus(prr, product, 'turntableStatus', 'processing');
     await this.setStatus(prr, product, 'turntableStatus', 'completed');
+    // The PNG frames were only the encode's input.
+    await this.removeFrames(progress.frames);
   }
 
   /**
@@ -333,42 +417,54 @@ export class ProductsService {
     const kept = product.attachments.filter((a) => !types.includes(a.type));
     await this.products.findOneAndUpdate({ _id: product._id }, { $set: { attachments: [...kept, ...fresh], updatedAt: new Date().toISOString() } });
     for (const a of replaced) await this.storage.remove(a.storageKey, a.ext).catch(() => undefined);
+    await this.removeSuperseded(prr, types.includes('RENDER') ? 'stillsJob' : 'turntableJob');
+  }
+
+  /**
+   * Older requests of the product whose attachments of this family were just replaced: their
+   * farm job of the family goes (document and frames); a finished request with neither job
+   * left goes too. An unfinished one is its tracker's to end (it sees it was superseded).
+   */
+  private async removeSuperseded(prr: ProductRenderDoc, family: 'stillsJob' | 'turntableJob'): Promise<void> {
+    const older = (await this.renders.find({ product: prr.product })).filter((r) => r._id !== prr._id && r.createdAt <= prr.createdAt);
+    for (const old of older) {
+      const job = await this.store.jobs.findOne({ _id: old[family] });
+      if (job) await this.removeProductJob(job);
+      const left = await this.store.jobs.countDocuments({ _id: { $in: [old.stillsJob, old.turntableJob] } } as never);
+      if (left === 0 && isFinal(old.renders) && isFinal(old.turntableStatus)) await this.renders.deleteOne({ _id: old._id });
+    }
+  }
+
+  private async removeProductJob(job: FarmJobDoc): Promise<void> {
+    await this.jobs.removeJob(job).catch((err: Error) => this.logger.warn(`could not remove superseded farm job ${job._id}: ${err.message}`));
   }
 
   // ——— Attachments ———
 
-  /** GET /v1/products/:uuid/attachments: VNTANA's attachments with signed download URLs. */
+  /** GET /v1/products/:uuid/attachments: VNTANA's attachments with signed download URLs (FarmUrlsService's, no key needed). */
   async attachments(key: string | undefined, uuid: string, baseUrl: string) {
     const project = await this.store.authenticateKey(key);
     const product = await this.ownProduct(project._id, uuid);
-    const expires = String(Math.floor(Date.now() / 1000) + this.config.farm.urlTtlSec);
+    const expires = this.urls.expiresAt();
     return ok({
-      attachments: product.attachments.map((a) => {
-        const path = `/v1/products/${product._id}/attachments/${a.uuid}`;
-        const query = { expires };
-        return {
-          uuid: a.uuid,
-          type: a.type,
-          ...(a.view ? { view: a.view } : {}),
-          format: a.format,
-          width: a.width,
-          height: a.height,
-          size: a.size,
-          url: `${baseUrl}${path}?${new URLSearchParams({ ...query, sig: sign(project.signingSecret, path, query) }).toString()}`,
-        };
-      }),
+      attachments: product.attachments.map((a) => ({
+        uuid: a.uuid,
+        type: a.type,
+        ...(a.view ? { view: a.view } : {}),
+        format: a.format,
+        width: a.width,
+        height: a.height,
+        size: a.size,
+        url: this.urls.signedApiUrl(baseUrl, `/v1/products/${product._id}/attachments/${a.uuid}`, {}, expires),
+      })),
     });
   }
 
   /** GET /v1/products/:uuid/attachments/:attachment?expires&sig: the stored bytes. */
   async attachment(uuid: string, attachmentId: string, query: Record<string, unknown>): Promise<{ stream: Readable; size: number; ext: string; name: string }> {
-    const strings = Object.fromEntries(Object.entries(query).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+    this.urls.verifySignedApiUrl(`/v1/products/${uuid}/attachments/${attachmentId}`, query, 'list the attachments again for a new one');
     const product = UUID.test(uuid) ? await this.products.findOne({ _id: uuid }) : null;
-    const project: ProjectDoc | undefined = product ? await this.store.project(product.project) : undefined;
-    const path = `/v1/products/${uuid}/attachments/${attachmentId}`;
-    if (!product || !project || !verify(project.signingSecret, path, strings, strings.sig)) throw forbidden('this URL is not signed, or its signature does not match');
-    if (!/^\d{1,12}$/.test(strings.expires ?? '') || Number(strings.expires) * 1000 < Date.now()) throw forbidden('this URL has expired: list the attachments again for a new one');
-    const a = product.attachments.find((x) => x.uuid === attachmentId);
+    const a = product?.attachments.find((x) => x.uuid === attachmentId);
     if (!a) throw notFound('this attachment was replaced by a newer render', [{ field: 'attachment', message: 'unknown attachment' }]);
     const stat = await this.storage.stat(a.storageKey, a.ext);
     if (!stat) throw notFound('this attachment is no longer stored', [{ field: 'attachment', message: 'not stored' }]);
@@ -378,6 +474,7 @@ export class ProductsService {
 }
 
 const isFinal = (s: ProductRenderStatus) => s === 'completed' || s === 'failed';
+const formatDuration = (sec: number) => (sec % 3600 === 0 ? `${sec / 3600} h` : sec % 60 === 0 ? `${sec / 60} min` : `${sec} s`);
 /** A product shot's frames: 1…n (the node's script keys pose i at frame i + 1). */
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 const firstError = (frames: Array<{ error?: string }>) => frames.find((f) => f.error)?.error;

@@ -16,6 +16,11 @@ export interface EmitOptions {
   eventId: string;
   /** Messages with the same key (a token, a batch) reach each endpoint in the order they were made. */
   orderKey?: string;
+  /**
+   * `data` is the whole JSON body, not wrapped in `{type, timestamp, data}`: for receivers of
+   * another contract (VNTANA's read `body.event`). Still signed with the Standard Webhooks headers.
+   */
+  bodyIsData?: boolean;
 }
 
 /**
@@ -36,7 +41,7 @@ export class WebhooksService {
   ) {}
 
   /** Fans an event out to the project's endpoints that subscribe to `type`. */
-  async emit(project: string, type: WebhookEventType, data: Record<string, unknown>, options: { eventId: string; orderKey?: string }): Promise<void> {
+  async emit(project: string, type: WebhookEventType, data: Record<string, unknown>, options: EmitOptions): Promise<void> {
     // Taken before anything is awaited: events said one after the other keep their order.
     const seq = nextSeq();
     const at = new Date();
@@ -44,7 +49,7 @@ export class WebhooksService {
     const endpoints = await this.store.endpoints.find({ project });
     const targets = endpoints.filter((e) => !e.disabled && matchesEvent(e.events, type));
     if (targets.length === 0) return;
-    const body = messageBody(type, data, at);
+    const body = options.bodyIsData ? JSON.stringify(data) : messageBody(type, data, at);
     await Promise.all(
       targets.map((endpoint) =>
         this.createMessage({ _id: messageIdFor([endpoint._id, type, options.eventId]), project, endpoint: endpoint._id, type, body, orderKey: options.orderKey, seq, at }),

@@ -15,7 +15,8 @@ export interface ReceivedWebhook {
   signature: string;
   contentType: string;
   body: string;
-  payload: { type: string; timestamp: string; data: Record<string, unknown> };
+  /** The parsed body: Standard Webhooks' `{type, timestamp, data}`, or (VNTANA's renders.* and turntable.*) the payload itself, `{event, product, …}`. */
+  payload: { type: string; timestamp: string; data: Record<string, unknown>; [field: string]: unknown };
   /** standardwebhooks' verify accepted it with the receiver's secret (when one is set). */
   verified: boolean;
   verifyError?: string;

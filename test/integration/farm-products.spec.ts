@@ -160,17 +160,19 @@ describe("VNTANA's product renders", () => {
     const gif = await probeBuffer(await fetchSigned(list.find((a) => a.type === 'TURNTABLE_GIF')!.url));
     expect(gif.video).toMatchObject({ codec_name: 'gif', nb_read_frames: '6' });
 
-    // Webhooks: each family pending → processing → completed, every one signed and verified, VNTANA's payload.
+    // Webhooks: each family pending → processing → completed, every one signed and verified, with
+    // VNTANA's payload as the whole body (their receivers read body.event and body.product.uuid).
+    const eventOf = (e: { payload: Json }) => e.payload.event as string;
     const events = await eventually('the completed webhooks', () => {
-      const types = receiver.delivered.map((d) => d.payload.type);
+      const types = receiver.delivered.map(eventOf);
       return types.includes('renders.completed') && types.includes('turntable.completed') ? receiver.delivered : undefined;
     }, 60_000);
     expect(events.every((e) => e.verified)).toBe(true);
     for (const family of ['renders', 'turntable']) {
-      const order = events.map((e) => e.payload.type).filter((t) => t.startsWith(`${family}.`));
+      const order = events.map(eventOf).filter((t) => t.startsWith(`${family}.`));
       expect(order).toEqual([`${family}.pending`, `${family}.processing`, `${family}.completed`]);
     }
-    const completed = events.find((e) => e.payload.type === 'renders.completed')!.payload.data;
+    const completed = events.find((e) => eventOf(e) === 'renders.completed')!.payload;
     expect(completed).toEqual({
       event: 'renders.completed',
       organization: { uuid: 't' },
@@ -199,5 +201,25 @@ describe("VNTANA's product renders", () => {
     const mp4 = await probeBuffer(await fetchSigned(list.find((a) => a.type === 'TURNTABLE')!.url));
     expect(mp4.video).toMatchObject({ width: 32, height: 32, nb_read_frames: '4' });
     expect((await fetch(oldGif.url)).status).toBe(404);
+    // No farm frame is left in storage: stills were copied to keys of their own, turntable frames
+    // went after their encode, and the first request's farm jobs went once both families were replaced.
+    const frames = () => fs.readdirSync(path.join(api.dataDir, 'outputs')).filter((n) => n.startsWith('fr-'));
+    await eventually('the farm frames removed', () => (frames().length === 0 ? true : undefined), 30_000);
+    // The attachments still read (they never depended on a farm job).
+    expect((await fetchSigned(stills[1].url)).length).toBeGreaterThan(0);
+    // A signed URL edited, or past its expiry, is refused.
+    const edited = new URL(stills[0].url);
+    edited.searchParams.set('expires', String(Number(edited.searchParams.get('expires')) + 60));
+    expect((await fetch(edited)).status).toBe(403);
   }, 400_000);
+
+  it('refuses a .gltf whose buffers are files beside it (422, naming them)', async () => {
+    const gltf = { asset: { version: '2.0' }, meshes: [{ primitives: [{ attributes: { POSITION: 0 } }] }], buffers: [{ uri: 'chair.bin', byteLength: 36 }], images: [{ uri: 'tex/wood.png' }] };
+    const confirmed = await uploadFile('products/split.gltf', Buffer.from(JSON.stringify(gltf)));
+    expect(confirmed.kind).toBe('model');
+    const refused = await call('POST', '/v1/products', { name: 'Split', upload_id: confirmed.upload_id });
+    expect(refused.status).toBe(422);
+    expect(refused.json.message).toContain('chair.bin, tex/wood.png');
+    expect(refused.json.details).toEqual([{ field: 'upload_id', message: 'external URI chair.bin' }, { field: 'upload_id', message: 'external URI tex/wood.png' }]);
+  });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -8,12 +9,15 @@ import type { FarmFilesService } from '../../src/farm/farm-files.service';
 import { FarmJobsService, parseHave } from '../../src/farm/farm-jobs.service';
 import { deriveProgress } from '../../src/farm/farm-progress';
 import type { FarmStore } from '../../src/farm/farm-store';
+import { FarmUrlsService } from '../../src/farm/farm-urls.service';
 import { FARM_JOBS_COLLECTION, type FarmFileDoc, type FarmJobDoc, type FrameState, type SceneInventory } from '../../src/farm/farm.types';
 import type { NodeHeartbeat } from '../../src/jobs/job.types';
 import { ArchiveRepository } from '../../src/repositories/archive.repository';
 import { NedbDocumentStore } from '../../src/repositories/document-store/nedb';
 import type { JobQueueRepository } from '../../src/repositories/job-queue/job-queue.repository';
 import type { OutputStorage } from '../../src/repositories/output-storage/port';
+import { sign } from '../../src/projects/url-signing';
+import { SecretBox } from '../../src/secrets/secret-box';
 
 // The job service with its neighbours replaced: the real embedded document store (nedb, in a
 // temp dir), a queue and a storage that record calls, files and projects as fixed answers.
@@ -119,7 +123,7 @@ describe('FarmJobsService', () => {
       remove: async (key: string, ext: string) => void removed.push(`${key}.${ext}`),
     } as unknown as OutputStorage;
     const config = loadConfig({ FARM_CHUNK_FRAMES: '4' });
-    service = new FarmJobsService(store, files, new ArchiveRepository(), queue as unknown as JobQueueRepository, storage, config);
+    service = new FarmJobsService(store, files, new ArchiveRepository(), queue as unknown as JobQueueRepository, storage, config, new FarmUrlsService(new SecretBox(randomBytes(32)), config));
   });
 
   afterEach(async () => {
@@ -317,6 +321,11 @@ describe('FarmJobsService', () => {
     expect((await refusal(service.zipEntries(job, { ...query, expires: String(Number(query.expires) + 1) }))).httpStatus).toBe(403);
     expect((await refusal(service.zipEntries(job, { expires: query.expires }))).httpStatus).toBe(403);
     expect((await refusal(service.zipEntries(job, { ...partialQuery, d: 'dl_other' }))).httpStatus).toBe(403); // d is signed too
+    // The project's signing secret (handed out for sign-url) cannot mint a farm URL, expiring or not.
+    const zipPath = `/v1/farm/jobs/${job}/frames.zip`;
+    const forever = { expires: '99999999999' };
+    expect((await refusal(service.zipEntries(job, { ...forever, sig: sign(PROJECT.signingSecret, zipPath, forever) }))).httpStatus).toBe(403);
+    expect(Number(query.expires)).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 3600);
     expect((await refusal(service.download('k1', { job_id: job, have: ['nothex'] }, 'http://api.test'))).details[0].field).toBe('have');
 
     const manifest = await service.manifest('k1', job, {}, 'http://api.test');

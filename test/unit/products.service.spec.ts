@@ -1,19 +1,25 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { MontageError } from '../../src/common/errors';
 import { loadConfig } from '../../src/config/config';
 import type { FarmFilesService } from '../../src/farm/farm-files.service';
 import { FarmJobsService } from '../../src/farm/farm-jobs.service';
 import type { FarmStore } from '../../src/farm/farm-store';
+import { FarmUrlsService } from '../../src/farm/farm-urls.service';
 import { FARM_JOBS_COLLECTION, type FarmFileDoc, type FarmJobDoc, type FrameState } from '../../src/farm/farm.types';
 import type { JobContext } from '../../src/jobs/job.types';
-import { ProductsService, parseRendersRequest, productEventPayload } from '../../src/products/products.service';
-import type { ProductDoc } from '../../src/products/products.types';
+import { attachmentKey, attachmentUuid, ProductsService, parseRendersRequest, productEventPayload } from '../../src/products/products.service';
+import type { ProductDoc, ProductRenderDoc } from '../../src/products/products.types';
+import { sign } from '../../src/projects/url-signing';
 import { ArchiveRepository } from '../../src/repositories/archive.repository';
 import { NedbDocumentStore } from '../../src/repositories/document-store/nedb';
 import type { JobQueueRepository } from '../../src/repositories/job-queue/job-queue.repository';
+import { FarmSpoolRepository } from '../../src/repositories/farm-spool.repository';
 import type { OutputStorage } from '../../src/repositories/output-storage/port';
+import { SecretBox } from '../../src/secrets/secret-box';
 import type { WebhooksService } from '../../src/webhooks/webhooks.service';
 
 // Products with the farm's neighbours replaced (the real embedded store; a queue whose nodes
@@ -27,7 +33,13 @@ describe('ProductsService', () => {
   let dir: string;
   let db: NedbDocumentStore;
   let products: ProductsService;
-  const emitted: Array<{ type: string; data: Record<string, unknown>; eventId: string }> = [];
+  const emitted: Array<{ type: string; data: Record<string, unknown>; eventId: string; bodyIsData?: boolean }> = [];
+  /** The storage's objects (`key.ext` → bytes): frames the "nodes" stored, copies the service made. */
+  const objects = new Map<string, Buffer>();
+  const stopped: string[] = [];
+  let trackerState: { state: string } | undefined;
+  let config = loadConfig({ FARM_CHUNK_FRAMES: '4' });
+  let modelInfo: FarmFileDoc['model'];
   const enqueued: Array<{ queue: string; name: string; payload: unknown; jobId: string }> = [];
   const states: Record<string, Record<number, FrameState>> = {};
   const chunkStates = new Map<string, { state: string }>();
@@ -38,6 +50,10 @@ describe('ProductsService', () => {
     db = new NedbDocumentStore(dir);
     emitted.length = 0;
     enqueued.length = 0;
+    removed.length = 0;
+    objects.clear();
+    stopped.length = 0;
+    trackerState = undefined;
     const store = {
       jobs: db.collection(FARM_JOBS_COLLECTION),
       downloads: db.collection('farm_downloads'),
@@ -48,9 +64,10 @@ describe('ProductsService', () => {
       },
       project: async () => PROJECT,
     } as unknown as FarmStore;
+    modelInfo = MODEL.model!;
     const files = {
       get: async (_p: string, id: string) => {
-        if (id === MODEL._id) return MODEL;
+        if (id === MODEL._id) return { ...MODEL, model: modelInfo };
         if (id === 'up_blend') return { ...MODEL, _id: 'up_blend', kind: 'blend' };
         throw new MontageError('not_found', 'unknown upload_id');
       },
@@ -67,18 +84,34 @@ describe('ProductsService', () => {
       enqueue: async (q: string, name: string, payload: unknown, jobId: string) => void enqueued.push({ queue: q, name, payload, jobId }),
       waitFor: async (_q: string, id: string) => (id.startsWith('encode-') ? { node: 'n1', mp4: { bytes: 900, frames: 4 }, gif: { bytes: 700, frames: 4 } } : Promise.reject(new Error('?'))),
       farmFrameStates: async (job: string) => ({ ...(states[job] ?? {}) }),
-      jobState: async (_q: string, id: string) => chunkStates.get(id),
+      jobState: async (_q: string, id: string) => (id.startsWith('track-') ? trackerState : chunkStates.get(id)),
       removeFarmJobState: async () => undefined,
+      stopFarmJob: async (job: string) => void stopped.push(job),
+      removeWaiting: async () => undefined,
       liveNodes: async () => [],
     } as unknown as JobQueueRepository;
-    const storage = { identity: async () => 'sid', remove: async (k: string, e: string) => void removed.push(`${k}.${e}`) } as unknown as OutputStorage;
-    const webhooks = { emit: async (_p: string, type: string, data: Record<string, unknown>, o: { eventId: string }) => void emitted.push({ type, data, eventId: o.eventId }) } as unknown as WebhooksService;
-    const config = loadConfig({ FARM_CHUNK_FRAMES: '4' });
-    const jobs = new FarmJobsService(store, files, new ArchiveRepository(), queue, storage, config);
-    products = new ProductsService(store, files, jobs, webhooks, queue, storage, config);
+    const storage = {
+      identity: async () => 'sid',
+      remove: async (k: string, e: string) => {
+        removed.push(`${k}.${e}`);
+        objects.delete(`${k}.${e}`);
+      },
+      read: async (k: string, e: string) => Readable.from([objects.get(`${k}.${e}`) ?? Buffer.from(`frame ${k}`)]),
+      stat: async (k: string, e: string) => (objects.has(`${k}.${e}`) ? { size: objects.get(`${k}.${e}`)!.length, mtime: new Date() } : undefined),
+      storeOutput: async (k: string, e: string, write: (file: string) => Promise<void>) => {
+        const file = path.join(dir, `stage-${k}.${e}`);
+        await write(file);
+        objects.set(`${k}.${e}`, readFileSync(file));
+      },
+    } as unknown as OutputStorage;
+    const webhooks = { emit: async (_p: string, type: string, data: Record<string, unknown>, o: { eventId: string; bodyIsData?: boolean }) => void emitted.push({ type, data, eventId: o.eventId, bodyIsData: o.bodyIsData }) } as unknown as WebhooksService;
+    const urls = new FarmUrlsService(new SecretBox(randomBytes(32)), config);
+    const jobs = new FarmJobsService(store, files, new ArchiveRepository(), queue, storage, config, urls);
+    products = new ProductsService(store, files, jobs, webhooks, queue, storage, config, urls, new FarmSpoolRepository(config));
   });
 
   afterEach(async () => {
+    config = loadConfig({ FARM_CHUNK_FRAMES: '4' });
     await db.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -162,6 +195,24 @@ describe('ProductsService', () => {
       ['TURNTABLE_GIF', '', 'GIF', 32, 700],
     ]);
     expect(new URL(listed.response.attachments[0].url).searchParams.get('sig')).toMatch(/^[0-9a-f]{64}$/);
+    // VNTANA's payload is each message's whole body.
+    expect(emitted.every((e) => e.bodyIsData === true)).toBe(true);
+
+    // Stills are copies under keys of their own; the farm frames are gone (stills once copied, the turntable's once encoded).
+    const firstDoc = (await db.collection<ProductDoc>('products').findOne({ _id: response.uuid }))!;
+    const stillKeys = firstDoc.attachments.filter((a) => a.type === 'RENDER').map((a) => a.storageKey);
+    expect(stillKeys.every((k) => k.startsWith('pa-'))).toBe(true);
+    expect(firstDoc.attachments[0].uuid).toBe(attachmentUuid(product.lastRender!, 'RENDER:front'));
+    expect(firstDoc.attachments[0].storageKey).toBe(attachmentKey(firstDoc.attachments[0].uuid));
+    expect(objects.get(`${stillKeys[0]}.jpg`)?.toString()).toBe(`frame fr-${stills._id}-1`);
+    expect(removed).toEqual(expect.arrayContaining([...[1, 2, 3, 4, 5, 6].map((f) => `fr-${stills._id}-${f}.jpg`), ...[1, 2, 3, 4].map((f) => `fr-${turntable._id}-${f}.jpg`)]));
+    // A signed URL reads the copy; one signed with the project's secret (sign-url's) is refused.
+    const first = listed.response.attachments[0];
+    const got = await products.attachment(response.uuid, first.uuid, Object.fromEntries(new URL(first.url).searchParams));
+    expect(got).toMatchObject({ ext: 'jpg', name: 'render-front.jpg', size: `frame fr-${stills._id}-1`.length });
+    const attachmentPath = `/v1/products/${response.uuid}/attachments/${first.uuid}`;
+    const forged = { expires: '99999999999' };
+    await expect(products.attachment(response.uuid, first.uuid, { ...forged, sig: sign(PROJECT.signingSecret, attachmentPath, forged) })).rejects.toMatchObject({ httpStatus: 403 });
 
     // A second request replaces the first one's attachments, and their stored objects go.
     await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid], turntable: { ...REQUEST.turntable, includeGif: false } });
@@ -173,7 +224,85 @@ describe('ProductsService', () => {
     await products.track({ productRender: second }, ctx);
     const after = await products.attachments('k1', response.uuid, 'http://api.test');
     expect(after.response.attachments.map((a) => a.type)).toEqual(['RENDER', 'RENDER', 'RENDER', 'RENDER', 'RENDER', 'RENDER', 'TURNTABLE']);
-    expect(removed).toEqual(expect.arrayContaining([`fr-${stills._id}-1.jpg`, `tt-${product.lastRender}.mp4`, `tg-${product.lastRender}.gif`]));
+    expect(removed).toEqual(expect.arrayContaining([...stillKeys.map((k) => `${k}.jpg`), `tt-${product.lastRender}.mp4`, `tg-${product.lastRender}.gif`]));
+    // The first request's farm jobs and its record went once both its families were replaced; the second's stay.
+    const left = await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).find({});
+    expect(left.map((j) => j.productRender)).toEqual([second, second]);
+    expect((await db.collection<ProductRenderDoc>('product_renders').find({})).map((r) => r._id)).toEqual([second]);
+    // The new stills still read: they never depended on any farm job.
+    const now = (await products.attachments('k1', response.uuid, 'http://api.test')).response.attachments[0];
+    await expect(products.attachment(response.uuid, now.uuid, Object.fromEntries(new URL(now.url).searchParams))).resolves.toMatchObject({ ext: 'jpg' });
+  });
+
+  it('sends product jobs to the configured routing key', async () => {
+    config.routingKeys = ['studio', 'default'];
+    const { response } = await products.create('k1', { name: 'Chair', upload_id: 'up_model' });
+    await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid] });
+    const queues = enqueued.filter((e) => e.name === 'render-farm-frames').map((e) => e.queue);
+    expect(new Set(queues)).toEqual(new Set(['render.studio.blender']));
+  });
+
+  it('fails a request that is not done by its deadline: renders.failed and turntable.failed, its jobs stopped', async () => {
+    config.farm.productDeadlineSec = 60;
+    const { response } = await products.create('k1', { name: 'Chair', upload_id: 'up_model' });
+    await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid] });
+    const prr = (await db.collection<ProductDoc>('products').findOne({ _id: response.uuid }))!.lastRender!;
+    await db.collection<ProductRenderDoc>('product_renders').findOneAndUpdate({ _id: prr }, { $set: { createdAt: new Date(Date.now() - 61_000).toISOString() } });
+    await expect(products.track({ productRender: prr }, ctx)).resolves.toEqual({ status: 'failed/failed' });
+    expect(emitted.map((e) => e.type)).toEqual(['renders.pending', 'turntable.pending', 'renders.failed', 'turntable.failed']);
+    const doc = (await db.collection<ProductRenderDoc>('product_renders').findOne({ _id: prr }))!;
+    expect(doc.error).toBe('not finished within 1 min');
+    expect(stopped).toHaveLength(2);
+  });
+
+  it('fails the request when its tracker fails for good, or when the next request finds its tracker failed', async () => {
+    const { response } = await products.create('k1', { name: 'Chair', upload_id: 'up_model' });
+    await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid] });
+    const prr = (await db.collection<ProductDoc>('products').findOne({ _id: response.uuid }))!.lastRender!;
+    const job = (await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).findOne({ productRender: prr, kind: 'product-stills' }))!;
+    // The chunk state lookup breaks: not the last try, so nothing is failed yet; on the last, both families are.
+    for (const c of job.chunks) chunkStates.delete(c.jobId);
+    const broken = { ...ctx };
+    const jobState = (products as unknown as { queue: { jobState: unknown } }).queue.jobState;
+    (products as unknown as { queue: { jobState: unknown } }).queue.jobState = async () => {
+      throw new Error('redis away');
+    };
+    await expect(products.track({ productRender: prr }, broken)).rejects.toThrow('redis away');
+    expect(emitted.map((e) => e.type)).toEqual(['renders.pending', 'turntable.pending']);
+    await expect(products.track({ productRender: prr }, { ...broken, lastAttempt: true })).rejects.toThrow('redis away');
+    expect(emitted.map((e) => e.type)).toEqual(['renders.pending', 'turntable.pending', 'renders.failed', 'turntable.failed']);
+    (products as unknown as { queue: { jobState: unknown } }).queue.jobState = jobState;
+
+    // A request whose tracker BullMQ failed (a stall, say) without the handler's catch: the next look at the product fails it.
+    emitted.length = 0;
+    await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid] });
+    const next = (await db.collection<ProductDoc>('products').findOne({ _id: response.uuid }))!.lastRender!;
+    trackerState = { state: 'failed' };
+    await products.get('k1', response.uuid);
+    expect(emitted.map((e) => e.type)).toEqual(['renders.pending', 'turntable.pending']); // too young to judge
+    await db.collection<ProductRenderDoc>('product_renders').findOneAndUpdate({ _id: next }, { $set: { createdAt: new Date(Date.now() - 120_000).toISOString() } });
+    await products.get('k1', response.uuid);
+    expect(emitted.map((e) => e.type)).toEqual(['renders.pending', 'turntable.pending', 'renders.failed', 'turntable.failed']);
+    trackerState = { state: 'active' };
+    await products.get('k1', response.uuid);
+    expect(emitted).toHaveLength(4);
+  });
+
+  it('a superseded unfinished request ends failed, its jobs stopped', async () => {
+    const { response } = await products.create('k1', { name: 'Chair', upload_id: 'up_model' });
+    await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid] });
+    const first = (await db.collection<ProductDoc>('products').findOne({ _id: response.uuid }))!.lastRender!;
+    await products.requestRenders('k1', { ...REQUEST, productUuids: [response.uuid] });
+    await expect(products.track({ productRender: first }, ctx)).resolves.toEqual({ status: 'superseded' });
+    expect(emitted.filter((e) => e.eventId.startsWith(first)).map((e) => e.type)).toEqual(['renders.pending', 'turntable.pending', 'renders.failed', 'turntable.failed']);
+    expect(stopped).toHaveLength(2);
+  });
+
+  it('refuses a .gltf whose buffers or images are files beside it (422, naming them)', async () => {
+    modelInfo = { container: 'gltf', meshes: 1, nodes: 1, external: ['chair.bin', 'tex/wood.png'] };
+    const err = await products.create('k1', { name: 'Chair', upload_id: 'up_model' }).catch((e: MontageError) => e);
+    expect(err).toMatchObject({ httpStatus: 422, details: [{ field: 'upload_id', message: 'external URI chair.bin' }, { field: 'upload_id', message: 'external URI tex/wood.png' }] });
+    expect((err as MontageError).message).toContain('chair.bin, tex/wood.png');
   });
 
   it('emits renders.failed when the stills job fails', async () => {

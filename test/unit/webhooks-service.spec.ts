@@ -280,6 +280,18 @@ describe('WebhookSender', () => {
     expect(new Set(s.sent.map((r) => r.headers!['webhook-id'])).size).toBe(1);
   });
 
+  it('sends a payload as the whole body when asked (VNTANA receivers read body.event), still signed', async () => {
+    const s = setup();
+    const e = await s.endpoint(['renders.*']);
+    const payload = { event: 'renders.completed', product: { uuid: 'u-1' }, organization: { uuid: 't' } };
+    await s.service.emit('t', 'renders.completed', payload, { eventId: 'prr_1:renders.completed', bodyIsData: true });
+    const [message] = s.messagesOf(e.id);
+    expect(JSON.parse(message.body)).toEqual(payload);
+    await expect(s.sender.handle({ message: message._id })).resolves.toEqual({ status: 'delivered' });
+    expect(s.sent[0].body).toBe(message.body);
+    expect(new Webhook(e.secret).verify(message.body, s.sent[0].headers!)).toEqual(payload);
+  });
+
   it('waits as long as Retry-After says, capped at the largest step', async () => {
     const s = setup([5, 300]);
     const e = await s.endpoint(['*']);
