@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { badInput, conflict, notFound } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
@@ -12,11 +12,12 @@ import type { JobQueueRepository } from '../repositories/job-queue/job-queue.rep
 import { OUTPUT_STORAGE, type OutputStorage } from '../repositories/output-storage/port';
 import { chunkFrames, farmChunkJobId } from './farm-chunks';
 import { FarmFilesService } from './farm-files.service';
-import { type ChunkState, deriveProgress, type FrameView, type JobProgress } from './farm-progress';
+import { farmFrameKey } from './farm-keys';
+import { type ChunkState, deriveProgress, type FrameView, type JobProgress, PENDING } from './farm-progress';
 import { parseRenderBody, plainObject, printable, refuseUnknown, settingsFor, text, whole } from './farm-request';
 import { FarmStore } from './farm-store';
 import { FarmUrlsService } from './farm-urls.service';
-import type { FarmChunk, FarmFileDoc, FarmJobDoc, FarmJobKind, FarmJobStatus, FrameState, ProductShot, RenderFarmFramesPayload, SceneSettings } from './farm.types';
+import { FARM_FRAME_FORMATS, type FarmChunk, type FarmFileDoc, type FarmJobDoc, type FarmJobKind, type FarmJobStatus, type FrameState, type ProductShot, type RenderFarmFramesPayload, type SceneSettings } from './farm.types';
 
 /** Rentaflop's status words, and the lower-case keys also accepted in filters. */
 const STATUS_WORDS: Record<string, FarmJobStatus> = {
@@ -30,6 +31,30 @@ const STATUS_WORDS: Record<string, FarmJobStatus> = {
 };
 
 const JOB_ID = /^job_[A-Za-z0-9]{1,40}$/;
+
+/** Redis (chunk states) and storage calls of one job in flight at once. */
+const CALLS_AT_ONCE = 16;
+/** Open jobs the settler refreshes per pass (the next pass goes on from where it stopped). */
+const SETTLE_BATCH = 100;
+/** Deleted jobs whose frames the settler sweeps per pass. */
+const SWEEP_BATCH = 20;
+
+/** Not visible to clients: a deleted job waiting for its frames to be swept. */
+const LIVE = { removedAt: { $exists: false } } as const;
+
+/** `fn` over `items`, at most `limit` at once; results in order. */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
+}
 
 /** What a new farm job is made of (scene jobs from the API, product jobs from products). */
 export interface NewFarmJob {
@@ -58,6 +83,8 @@ export function frameFileName(job: string, frame: number, ext: string): string {
 export class FarmJobsService {
   private readonly logger = new Logger('Farm');
   private storageId?: Promise<string | undefined>;
+  /** Where the settler's next pass goes on (createdAt of the last open job it looked at). */
+  private settleCursor = '';
 
   constructor(
     private readonly store: FarmStore,
@@ -160,22 +187,28 @@ export class FarmJobsService {
 
   private async ownJob(project: string, id: unknown, field = 'job_id'): Promise<FarmJobDoc> {
     if (id === undefined || id === null) throw badInput(`${field} is required`, [{ field, message: 'required' }]);
-    const job = typeof id === 'string' && JOB_ID.test(id) ? await this.store.jobs.findOne({ _id: id, project }) : null;
+    const job = typeof id === 'string' && JOB_ID.test(id) ? await this.store.jobs.findOne({ _id: id, project, ...LIVE }) : null;
     if (!job) throw notFound(`unknown ${field}`, [{ field, message: 'no job of this project has this id' }]);
     return job;
   }
 
   /**
    * The job's progress now; a job that has settled has its frame states copied into the store
-   * (Redis keeps them only while it runs) and its Redis state removed.
+   * (Redis keeps them only while it runs) and its Redis frame states removed. Before a frame
+   * is settled as not rendered, storage is asked for it (its key is known): a node may have
+   * stored it and died before reporting, or Redis may have lost the states.
    */
   async refresh(job: FarmJobDoc): Promise<{ job: FarmJobDoc; progress: JobProgress }> {
-    if (job.settledAt) return { job, progress: deriveProgress(job, {}, new Map()) };
+    if (job.settledAt || job.removedAt) return { job, progress: deriveProgress(job, {}, new Map()) };
     const live = await this.queue.farmFrameStates(job._id);
-    const states = new Map<string, ChunkState>();
-    for (const c of job.chunks) states.set(c.jobId, await this.queue.jobState(c.queue, c.jobId));
-    const progress = deriveProgress(job, live, states);
+    const states = await this.chunkStates(job);
+    let progress = deriveProgress(job, live, states);
+    if (job.stoppedAt && progress.busy && (await this.dropWaiting(job, states))) progress = deriveProgress(job, live, states);
     if (!progress.settled) return { job, progress };
+    const found = await this.storedFrames(job, live, progress);
+    // Storage did not answer: nothing is settled as lost on that account; the next look settles.
+    if (found === undefined) return { job, progress: { ...progress, settled: false } };
+    if (found > 0) progress = deriveProgress(job, live, states);
     const now = new Date().toISOString();
     const frames: Record<string, FrameState> = {};
     for (const f of progress.frames) {
@@ -190,6 +223,48 @@ export class FarmJobsService {
     if (settled) await this.queue.removeFarmJobState(job._id);
     const current = settled ?? (await this.store.jobs.findOne({ _id: job._id })) ?? job;
     return { job: current, progress: current.settledAt ? deriveProgress(current, {}, new Map()) : progress };
+  }
+
+  /** Every chunk's queue state, a bounded number of Redis calls at once. */
+  private async chunkStates(job: FarmJobDoc): Promise<Map<string, ChunkState>> {
+    const states = await mapBounded(job.chunks, CALLS_AT_ONCE, (c) => this.queue.jobState(c.queue, c.jobId));
+    return new Map(job.chunks.map((c, i) => [c.jobId, states[i]]));
+  }
+
+  /** A stopped job's chunks back in their queue (a BullMQ retry after the stop) are taken out; true when one was. */
+  private async dropWaiting(job: FarmJobDoc, states: Map<string, ChunkState>): Promise<boolean> {
+    const waiting = job.chunks.filter((c) => PENDING.has(states.get(c.jobId)?.state ?? ''));
+    const dropped = await mapBounded(waiting, CALLS_AT_ONCE, (c) => this.queue.removeWaiting(c.queue, c.jobId));
+    waiting.forEach((c, i) => dropped[i] && states.delete(c.jobId));
+    return dropped.some(Boolean);
+  }
+
+  /**
+   * Frames about to settle as not rendered whose state is missing (or stuck at rendering) but
+   * whose object is stored: their done state is made up from storage (size, time, sha-256)
+   * and put in `live`. Returns how many were found; undefined when storage failed.
+   */
+  private async storedFrames(job: FarmJobDoc, live: Record<number, FrameState>, progress: JobProgress): Promise<number | undefined> {
+    const ext = FARM_FRAME_FORMATS[job.settings.format];
+    if (!ext) return 0;
+    const unsure = progress.frames.filter((f) => {
+      if (f.status === 'done') return false;
+      const state = live[f.frame] ?? job.frames?.[String(f.frame)];
+      return !state || state.status === 'rendering';
+    });
+    const found = await mapBounded(unsure, CALLS_AT_ONCE, async (f) => {
+      const key = farmFrameKey(job._id, f.frame);
+      const stat = await this.storage.stat(key, ext);
+      if (!stat) return false;
+      const hash = createHash('sha256');
+      for await (const part of await this.storage.read(key, ext)) hash.update(part as Buffer);
+      live[f.frame] = { status: 'done', node: live[f.frame]?.node ?? '', storageKey: key, ext, bytes: stat.size, sha256: hash.digest('hex'), at: stat.mtime.toISOString() };
+      return true;
+    }).catch((err: unknown) => {
+      this.logger.warn(`job ${job._id}: could not look for its frames in storage: ${(err as Error).message}`);
+      return undefined;
+    });
+    return found?.filter(Boolean).length;
   }
 
   /** POST /v1/farm/progress {job_id}: Rentaflop's answer, with every frame's state. */
@@ -241,7 +316,8 @@ export class FarmJobsService {
   async tasks(key: string | undefined, query: Record<string, unknown>) {
     const project = await this.store.authenticateKey(key);
     refuseUnknown(query, ['status', 'project_name', 'since', 'until', 'page', 'page_size', 'api_key']);
-    const filter: Record<string, unknown> = { project: project._id };
+    // Product jobs are the products API's: listed (and stopped, deleted) there only.
+    const filter: Record<string, unknown> = { project: project._id, kind: 'scene', ...LIVE };
     const status = text(query, 'status', { max: 32 });
     if (status !== undefined) {
       const word = STATUS_WORDS[status.toLowerCase()];
@@ -280,28 +356,41 @@ export class FarmJobsService {
 
   // ——— Stop, retry, delete ———
 
-  /** Nothing more starts; running chunks finish (their frames count). */
+  /**
+   * Nothing more starts; running chunks finish (their frames count). A job that has already
+   * ended (not yet looked at) settles first: a finished job stays Finished.
+   */
   async stop(key: string | undefined, id: unknown) {
-    const { job } = await this.jobOf(key, id);
-    const stopped = await this.stopJob(job);
-    const { progress } = await this.refresh(stopped);
-    return { status: 200 as const, job_id: job._id, job_status: progress.status, frames_completed: progress.framesCompleted, total_frames: progress.totalFrames };
+    const { job: found } = await this.jobOf(key, id);
+    sceneOnly(found);
+    const first = await this.refresh(found);
+    const { progress } = first.progress.settled ? first : await this.refresh(await this.stopJob(first.job));
+    return { status: 200 as const, job_id: found._id, job_status: progress.status, frames_completed: progress.framesCompleted, total_frames: progress.totalFrames };
   }
 
-  /** Stops a job (for products too): the flag nodes read, waiting chunks removed, stoppedAt. */
+  /**
+   * Stops a job (for products too): the flag nodes read (kept until it expires: a chunk that
+   * wakes up later must still see it), waiting chunks removed, stoppedAt.
+   */
   async stopJob(job: FarmJobDoc): Promise<FarmJobDoc> {
     if (job.settledAt) return job;
     await this.queue.stopFarmJob(job._id);
-    for (const c of job.chunks) await this.queue.removeWaiting(c.queue, c.jobId);
+    await mapBounded(job.chunks, CALLS_AT_ONCE, (c) => this.queue.removeWaiting(c.queue, c.jobId));
     const now = new Date().toISOString();
     return (await this.store.jobs.findOneAndUpdate({ _id: job._id, stoppedAt: { $exists: false } }, { $set: { stoppedAt: now, updatedAt: now } })) ?? (await this.store.jobs.findOne({ _id: job._id })) ?? job;
   }
 
-  /** Failed frames get new chunks (the next attempt); 409 when no frame failed. */
+  /**
+   * Failed frames get new chunks (the next attempt). 409 until the job has settled (a running
+   * job's done frames live in Redis only: nothing may touch them), and when no frame failed.
+   */
   async retry(key: string | undefined, id: unknown) {
     const { job: found } = await this.jobOf(key, id);
+    sceneOnly(found);
     const { job, progress } = await this.refresh(found);
-    if (job.stoppedAt && !job.settledAt) throw conflict('the job is stopping: retry once its running chunks have ended');
+    if (!job.settledAt) {
+      throw conflict(job.stoppedAt ? 'the job is stopping: retry once its running chunks have ended' : 'the job is still running: retry once it has ended (Failed or Stopped)');
+    }
     const failed = progress.frames.filter((f) => f.status === 'failed').map((f) => f.frame);
     if (failed.length === 0) throw conflict('no frame of this job failed: nothing to retry');
     const now = new Date().toISOString();
@@ -314,15 +403,15 @@ export class FarmJobsService {
       attempt,
       createdAt: now,
     }));
-    // Done frames stay in the stored copy (Redis no longer has them once the job settled).
+    // Done frames stay in the stored copy: progress reads it beside Redis's new states.
     const kept = Object.fromEntries(Object.entries(job.frames ?? {}).filter(([, s]) => s.status === 'done'));
     const updated = await this.store.jobs.findOneAndUpdate(
-      { _id: job._id, updatedAt: job.updatedAt },
+      { _id: job._id, updatedAt: job.updatedAt, ...LIVE },
       { $set: { chunks: [...job.chunks, ...fresh], frames: kept, status: 'In progress', updatedAt: now }, $unset: { settledAt: true, stoppedAt: true } },
     );
     if (!updated) throw conflict('the job changed meanwhile: try again');
-    await this.queue.removeFarmJobState(job._id).catch(() => undefined); // a stop flag left must not stop the retry
-    for (const frame of Object.keys(kept)) await this.queue.setFarmFrameState(job._id, Number(frame), kept[frame]);
+    // Settled: no chunk of before is left to wake up, so lifting the stop affects the new ones only.
+    if (job.stoppedAt) await this.queue.resumeFarmJob(job._id);
     await this.enqueueChunks(updated, fresh);
     return { status: 200 as const, job_id: job._id, job_status: 'In progress' as const, retried_frames: failed.length, total_frames: job.totalFrames };
   }
@@ -330,17 +419,83 @@ export class FarmJobsService {
   /** DELETE /v1/farm/jobs/:id: stopped, its stored frames removed, then the job itself. */
   async remove(key: string | undefined, id: string) {
     const { job } = await this.jobOf(key, id, 'id');
+    sceneOnly(job);
     await this.removeJob(job);
     return { status: 200 as const, job_id: job._id, deleted: true };
   }
 
+  /**
+   * Removes a job (for products too). It is stopped and flagged removed (a running chunk
+   * stores no further frame), and hidden at once. Its frames are swept when none of its
+   * chunks is left in a queue: now, or by the settler later (the document waits, with
+   * `removedAt`, until then).
+   */
   async removeJob(job: FarmJobDoc): Promise<void> {
+    await this.queue.removeFarmJob(job._id);
     await this.stopJob(job);
-    const states: Record<string, FrameState> = { ...(job.frames ?? {}), ...(await this.queue.farmFrameStates(job._id)) };
-    for (const s of Object.values(states)) if (s.status === 'done' && s.storageKey && s.ext) await this.storage.remove(s.storageKey, s.ext).catch(() => undefined);
-    await this.store.jobs.deleteOne({ _id: job._id });
+    const now = new Date().toISOString();
+    const tombstone = (await this.store.jobs.findOneAndUpdate({ _id: job._id }, { $set: { removedAt: now, updatedAt: now } })) ?? job;
     await this.store.downloads.deleteMany({ job: job._id });
+    if (await this.sweepRemoved(tombstone)) return;
+    // Still running: what is stored so far goes now, what its chunks store meanwhile later.
+    const states: Record<string, FrameState> = { ...(job.frames ?? {}), ...(await this.queue.farmFrameStates(job._id)) };
+    await mapBounded(Object.values(states), CALLS_AT_ONCE, async (s) => {
+      if (s.status === 'done' && s.storageKey && s.ext) await this.storage.remove(s.storageKey, s.ext).catch(() => undefined);
+    });
+  }
+
+  /**
+   * A removed job whose chunks have all left their queues: every frame it may have stored
+   * (the keys are known: fr-<job>-<frame>, and any a state names) removed, then the job.
+   * False when a chunk still runs or waits (nothing removed yet).
+   */
+  private async sweepRemoved(job: FarmJobDoc): Promise<boolean> {
+    const states = await this.chunkStates(job);
+    if (job.chunks.some((c) => { const s = states.get(c.jobId)?.state ?? ''; return s === 'active' || PENDING.has(s); })) {
+      await this.dropWaiting(job, states);
+      return false;
+    }
+    const objects = new Map<string, { key: string; ext: string }>();
+    const ext = FARM_FRAME_FORMATS[job.settings.format];
+    if (ext) for (const frame of job.settings.frames) objects.set(`${farmFrameKey(job._id, frame)}.${ext}`, { key: farmFrameKey(job._id, frame), ext });
+    const live = await this.queue.farmFrameStates(job._id);
+    for (const s of [...Object.values(job.frames ?? {}), ...Object.values(live)]) {
+      if (s.storageKey && s.ext) objects.set(`${s.storageKey}.${s.ext}`, { key: s.storageKey, ext: s.ext });
+    }
+    await mapBounded([...objects.values()], CALLS_AT_ONCE, (o) => this.storage.remove(o.key, o.ext).catch(() => undefined));
     await this.queue.removeFarmJobState(job._id);
+    await this.store.jobs.deleteOne({ _id: job._id });
+    return true;
+  }
+
+  // ——— The settler ———
+
+  /**
+   * One pass of the settler (API processes with DELIVERY_WORKERS, every few seconds): open
+   * jobs are refreshed, so that they settle while Redis still has their states even when no
+   * client asks; deleted jobs whose chunks have ended are swept.
+   */
+  async settleOpen(): Promise<{ settled: number; swept: number }> {
+    let settled = 0;
+    let swept = 0;
+    const open = await this.store.jobs.find({ settledAt: { $exists: false }, createdAt: { $gt: this.settleCursor }, ...LIVE }, { sort: { createdAt: 1 }, limit: SETTLE_BATCH });
+    this.settleCursor = open.length < SETTLE_BATCH ? '' : open[open.length - 1].createdAt;
+    for (const doc of open) {
+      const { job } = await this.refresh(doc).catch((err: unknown) => {
+        this.logger.warn(`job ${doc._id}: could not settle: ${(err as Error).message}`);
+        return { job: doc };
+      });
+      if (job.settledAt) settled++;
+    }
+    const removed = await this.store.jobs.find({ removedAt: { $exists: true } }, { sort: { removedAt: 1 }, limit: SWEEP_BATCH });
+    for (const doc of removed) {
+      const done = await this.sweepRemoved(doc).catch((err: unknown) => {
+        this.logger.warn(`job ${doc._id}: could not sweep its frames: ${(err as Error).message}`);
+        return false;
+      });
+      if (done) swept++;
+    }
+    return { settled, swept };
   }
 
   // ——— Downloads ———
@@ -374,7 +529,7 @@ export class FarmJobsService {
   /** A signed route's job: the URL's signature (the service's, see FarmUrlsService) and expiry checked (403 otherwise). */
   private async signedJob(id: string, path: string, query: Record<string, unknown>): Promise<{ job: FarmJobDoc }> {
     this.urls.verifySignedApiUrl(path, query, 'ask POST /v1/farm/download for a new one');
-    const job = JOB_ID.test(id) ? await this.store.jobs.findOne({ _id: id }) : null;
+    const job = JOB_ID.test(id) ? await this.store.jobs.findOne({ _id: id, ...LIVE }) : null;
     if (!job) throw notFound('this job is gone', [{ field: 'id', message: 'no such job' }]);
     return { job };
   }
@@ -442,6 +597,11 @@ export class FarmJobsService {
       signal,
     );
   }
+}
+
+/** Product jobs are stopped, retried and deleted through their product, never directly. */
+function sceneOnly(job: FarmJobDoc): void {
+  if (job.kind !== 'scene') throw conflict(`${job._id} renders a product: product renders are managed through /v1/products`);
 }
 
 function frameOut(f: FrameView) {

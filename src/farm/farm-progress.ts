@@ -1,7 +1,13 @@
 import type { FarmChunk, FarmJobDoc, FarmJobStatus, FrameState } from './farm.types';
 
-/** A chunk job's state as BullMQ says it (undefined: the queue no longer has it). */
-export type ChunkState = { state: string; failedReason?: string } | undefined;
+/**
+ * A chunk job's state as BullMQ says it (undefined: the queue no longer has it). `ours`: the
+ * failed reason is a message of ours (safe to show), not BullMQ's or a tool's.
+ */
+export type ChunkState = { state: string; failedReason?: string; ours?: boolean } | undefined;
+
+/** Shown for a chunk that failed for a reason that is not ours to show (it may name paths). */
+export const CHUNK_FAILED = 'its chunk failed on a render node (the node\'s log has the details)';
 
 export interface FrameView {
   frame: number;
@@ -19,10 +25,12 @@ export interface JobProgress {
   frames: FrameView[];
   /** Nothing of the job runs or waits any more: its states can be copied to the store. */
   settled: boolean;
+  /** Some chunk still runs or waits (a stopped job's too: it renders nothing, but it has not left the queue). */
+  busy: boolean;
 }
 
 /** BullMQ states in which a chunk will still run (or runs now). */
-const PENDING = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children', 'paused', 'wait']);
+export const PENDING = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children', 'paused', 'wait']);
 
 /**
  * A job's frames and status from what the nodes reported (frame states: Redis while it runs,
@@ -43,7 +51,7 @@ export function deriveProgress(job: Pick<FarmJobDoc, 'settings' | 'chunks' | 'st
     const current = state && (!chunk?.createdAt || state.at >= chunk.createdAt) ? state : undefined;
     const chunkState = chunk ? chunkStates.get(chunk.jobId) : undefined;
     if (current?.status === 'failed') return { frame, status: 'failed', node: current.node, ...(current.error ? { error: current.error } : {}) };
-    if (chunkState?.state === 'failed') return { frame, status: 'failed', ...(current ? { node: current.node } : {}), error: oneLine(chunkState.failedReason ?? 'its chunk failed') };
+    if (chunkState?.state === 'failed') return { frame, status: 'failed', ...(current ? { node: current.node } : {}), error: chunkFailure(chunkState) };
     if (current?.status === 'rendering' && chunkState?.state === 'active') return { frame, status: 'rendering', node: current.node };
     const chunkWillRun = chunkState && (chunkState.state === 'active' || PENDING.has(chunkState.state));
     // Its chunk ended (or is gone) without this frame, and nobody stopped the job: it is lost.
@@ -53,10 +61,19 @@ export function deriveProgress(job: Pick<FarmJobDoc, 'settings' | 'chunks' | 'st
   const done = frames.filter((f) => f.status === 'done').length;
   const failed = frames.some((f) => f.status === 'failed');
   let status: FarmJobStatus = 'In progress';
-  if (stopped && !running) status = 'Stopped';
-  else if (done === frames.length) status = 'Finished';
+  // Every frame done: Finished, even when a stop came after the last one.
+  if (done === frames.length) status = 'Finished';
+  else if (stopped && !running) status = 'Stopped';
   else if (!running && !pending && failed) status = 'Failed';
-  return { status, framesCompleted: done, totalFrames: job.totalFrames, frames, settled: status !== 'In progress' };
+  // Settled only once no chunk is left to wake up: a stopped job's chunk that went back to
+  // the queue (a BullMQ retry) must not outlive its job's Redis state.
+  const busy = running || pending;
+  return { status, framesCompleted: done, totalFrames: job.totalFrames, frames, settled: status !== 'In progress' && !busy, busy };
+}
+
+/** A failed chunk's reason for clients: ours (a MontageError's message) in one line, else a fixed sentence. */
+export function chunkFailure(chunk: NonNullable<ChunkState>): string {
+  return chunk.ours && chunk.failedReason ? oneLine(chunk.failedReason) : CHUNK_FAILED;
 }
 
 /** Reasons shown to clients: one line, bounded. */

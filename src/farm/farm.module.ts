@@ -2,6 +2,7 @@ import { FarmFilesController } from './farm-files.controller';
 import { FarmFilesService } from './farm-files.service';
 import { FarmJobsController } from './farm-jobs.controller';
 import { FarmJobsService } from './farm-jobs.service';
+import { FarmSettler } from './farm-settler';
 import { FarmStore } from './farm-store';
 import { FarmSweeper } from './farm-sweeper';
 import { FarmUrlsService } from './farm-urls.service';
@@ -15,4 +16,4 @@ import { PRODUCTS_CONTROLLERS, PRODUCTS_PROVIDERS } from '../products/products.m
  * AppModule providers, and a second instance of either would be a second store.
  */
 export const FARM_CONTROLLERS = [FarmFilesController, FarmJobsController, ...PRODUCTS_CONTROLLERS];
-export const FARM_PROVIDERS = [FarmFilesService, FarmUrlsService, FarmSpoolRepository, ArchiveRepository, FarmStore, FarmJobsService, FarmSweeper, ...PRODUCTS_PROVIDERS];
+export const FARM_PROVIDERS = [FarmFilesService, FarmUrlsService, FarmSpoolRepository, ArchiveRepository, FarmStore, FarmJobsService, FarmSettler, FarmSweeper, ...PRODUCTS_PROVIDERS];

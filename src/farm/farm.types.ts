@@ -145,6 +145,8 @@ export interface FarmJobDoc {
   stoppedAt?: string;
   /** Set once every frame is done or failed for good (frame states are then copied in `frames`). */
   settledAt?: string;
+  /** Set by a delete while a chunk still runs: the job is hidden, and the settler sweeps its frames and the document once no chunk is left. */
+  removedAt?: string;
   /** Frame states copied from Redis when the job settles (Redis keeps them only while it runs). */
   frames?: Record<string, FrameState>;
   status: FarmJobStatus;

@@ -2,8 +2,8 @@ import { badInput } from '../common/errors';
 
 /** Blender's highest frame number (MAXFRAME): `-s/-e/-f` refuse anything above it. */
 export const MAX_FRAME = 1_048_574;
-/** One job renders at most this many frames. */
-export const MAX_FRAMES = 100_000;
+/** One job renders at most this many frames: its settled document keeps a state per frame (Mongo caps a document at 16 MB). */
+export const MAX_FRAMES = 10_000;
 export const MAX_SPEC_CHARS = 1000;
 
 const PART = /^(\d{1,7})(?:-(\d{1,7})(?:\[(\d{1,7})\])?)?$/;

@@ -430,7 +430,8 @@ export class ProductsService {
     for (const old of older) {
       const job = await this.store.jobs.findOne({ _id: old[family] });
       if (job) await this.removeProductJob(job);
-      const left = await this.store.jobs.countDocuments({ _id: { $in: [old.stillsJob, old.turntableJob] } } as never);
+      // A removed job whose chunk still runs waits (removedAt) for its frames to be swept: it is gone already.
+      const left = await this.store.jobs.countDocuments({ _id: { $in: [old.stillsJob, old.turntableJob] }, removedAt: { $exists: false } } as never);
       if (left === 0 && isFinal(old.renders) && isFinal(old.turntableStatus)) await this.renders.deleteOne({ _id: old._id });
     }
   }

@@ -2,7 +2,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
+import Redis from 'ioredis';
 import sharp from 'sharp';
 import { type ApiProc, eventually, killGroup, processesWith, type Proc, type RedisProc, startApiProcess, startNodeProcess, startRedis } from '../helpers/processes';
 
@@ -43,6 +45,7 @@ bpy.ops.wm.save_as_mainfile(filepath=out, compress=False)
 `;
 
 let redis: RedisProc;
+let redisClient: Redis;
 let api: ApiProc;
 let node: Proc;
 let base: string;
@@ -64,6 +67,19 @@ async function settled(job: string, ms = 300_000) {
   }, ms);
 }
 
+/** The stored frame files of a job (local storage, in the API's data dir). */
+function storedFrames(job: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) walk(path.join(dir, entry.name));
+      else if (entry.name.startsWith(`fr-${job}-`)) found.push(path.join(dir, entry.name));
+    }
+  };
+  walk(api.dataDir);
+  return found.sort();
+}
+
 /** Fetches a URL without any key and writes it to a file; `unzip -l`'s names. */
 async function downloadZip(url: string, name: string): Promise<{ file: string; names: string[] }> {
   const res = await fetch(url);
@@ -79,6 +95,7 @@ async function downloadZip(url: string, name: string): Promise<{ file: string; n
 beforeAll(async () => {
   execFileSync('blender', ['-b', '--factory-startup', '--python-exit-code', '3', '--python-expr', MAKE_SCENE, '--', SCENE], { stdio: 'ignore' });
   redis = await startRedis(fs.mkdtempSync(path.join(work, 'redis-')));
+  redisClient = new Redis({ path: redis.url.replace(/^unix:\/\//, ''), maxRetriesPerRequest: 1 });
   api = await startApiProcess({ ...ENV, REDIS_URL: redis.url, EMBEDDED_RENDER_NODE: '0' });
   node = startNodeProcess(api.dataDir, redis.url, ENV);
   base = `${api.url}/v1/farm/`;
@@ -95,6 +112,7 @@ afterAll(async () => {
     killGroup(proc.pid);
     await proc.exited;
   }
+  redisClient?.disconnect();
   await redis?.stop();
   if (api) await eventually("the API's children to leave", () => (processesWith(api.dataDir).length === 0 ? true : undefined), 10_000).catch(() => undefined);
   fs.rmSync(work, { recursive: true, force: true });
@@ -201,5 +219,43 @@ describe("Rentaflop's flow against /v1/farm/", () => {
     const removed = await fetch(`${base}jobs/${stoppedJob}`, { method: 'DELETE', headers: { 'x-api-key': key } });
     expect(removed.status).toBe(200);
     expect((await post('progress', { api_key: key, job_id: stoppedJob })).status).toBe(404);
+    expect(storedFrames(stoppedJob)).toEqual([]);
+    // The stop flag outlives the job: a chunk of it that wakes up later renders nothing.
+    expect(await redisClient.exists(`montage:farm:${stoppedJob}:stopped`)).toBe(1);
+    expect(await redisClient.exists(`montage:farm:${stoppedJob}:removed`)).toBe(1);
+  }, 400_000);
+
+  it('settles a job nobody asks about (the settler of an API process with DELIVERY_WORKERS)', async () => {
+    const started = await post('render', { api_key: key, upload_id: uploadId, frames: '1-2' });
+    const quiet = started.json.job_id as string;
+    // Not a single look through the API: its frames appear, then its Redis states are copied and removed.
+    await eventually('the frames to be stored', () => (storedFrames(quiet).length === 2 ? true : undefined), 300_000);
+    await eventually('the settler to settle it', async () => ((await redisClient.exists(`montage:farm:${quiet}:frames`)) === 0 ? true : undefined), 60_000);
+    const asked = await post('download', { api_key: key, job_id: quiet });
+    expect(asked.json).toMatchObject({ job_status: 'Finished', frames: 2 });
+    const manifest = (await (await fetch(asked.json.manifest_url as string)).json()) as { frames: Array<{ frame: number; sha256: string }> };
+    expect(manifest.frames.map((f) => f.sha256)).toEqual(storedFrames(quiet).map((f) => createHash('sha256').update(fs.readFileSync(f)).digest('hex')));
+  }, 400_000);
+
+  it('deletes a running job: gone at once; what its running chunk stores afterwards is swept once the chunk has ended', async () => {
+    const started = await post('render', { api_key: key, upload_id: uploadId, frames: '1-8' });
+    const running = started.json.job_id as string;
+    // Deleted between its first stored frame and its chunk's end: the chunk may store more.
+    await eventually('a frame of it to be stored', () => (storedFrames(running).length > 0 ? true : undefined), 300_000);
+    const removed = await fetch(`${base}jobs/${running}`, { method: 'DELETE', headers: { 'x-api-key': key } });
+    expect(removed.status).toBe(200);
+    expect((await post('progress', { api_key: key, job_id: running })).status).toBe(404);
+    const tasks = (await (await fetch(`${base}tasks`, { headers: { 'x-api-key': key } })).json()) as { tasks: Array<{ task_id: string }> };
+    expect(tasks.tasks.map((t) => t.task_id)).not.toContain(running);
+    // Its chunks: removed from the queue, or ended (BullMQ's finishedOn).
+    const chunksEnded = async () => {
+      for (const i of [0, 1, 2, 3]) {
+        const jobKey = `bull:render.default.blender:farm-${running}-c${i}-a1`;
+        if ((await redisClient.exists(jobKey)) === 1 && !(await redisClient.hget(jobKey, 'finishedOn'))) return undefined;
+      }
+      return true;
+    };
+    await eventually('its chunks to end', chunksEnded, 300_000);
+    await eventually('its frames to be swept', () => (storedFrames(running).length === 0 ? true : undefined), 60_000);
   }, 400_000);
 });

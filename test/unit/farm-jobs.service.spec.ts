@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -7,14 +7,14 @@ import { MontageError } from '../../src/common/errors';
 import { loadConfig } from '../../src/config/config';
 import type { FarmFilesService } from '../../src/farm/farm-files.service';
 import { FarmJobsService, parseHave } from '../../src/farm/farm-jobs.service';
-import { deriveProgress } from '../../src/farm/farm-progress';
+import { CHUNK_FAILED, deriveProgress } from '../../src/farm/farm-progress';
 import type { FarmStore } from '../../src/farm/farm-store';
 import { FarmUrlsService } from '../../src/farm/farm-urls.service';
 import { FARM_JOBS_COLLECTION, type FarmFileDoc, type FarmJobDoc, type FrameState, type SceneInventory } from '../../src/farm/farm.types';
 import type { NodeHeartbeat } from '../../src/jobs/job.types';
 import { ArchiveRepository } from '../../src/repositories/archive.repository';
 import { NedbDocumentStore } from '../../src/repositories/document-store/nedb';
-import type { JobQueueRepository } from '../../src/repositories/job-queue/job-queue.repository';
+import { failedByMontage, type JobQueueRepository } from '../../src/repositories/job-queue/job-queue.repository';
 import type { OutputStorage } from '../../src/repositories/output-storage/port';
 import { sign } from '../../src/projects/url-signing';
 import { SecretBox } from '../../src/secrets/secret-box';
@@ -46,11 +46,17 @@ const PROJECT = { _id: 'p1', keyHashes: [], signingSecret: 's'.repeat(64), publi
 class FakeQueue {
   enqueued: Array<{ queue: string; name: string; jobs: Array<{ payload: unknown; jobId: string }> }> = [];
   states: Record<string, Record<number, FrameState>> = {};
-  chunkStates = new Map<string, { state: string; failedReason?: string }>();
+  chunkStates = new Map<string, { state: string; failedReason?: string; ours?: boolean }>();
   nodes: NodeHeartbeat[] = [];
   stopped = new Set<string>();
+  removedJobs = new Set<string>();
+  resumed: string[] = [];
   removedWaiting: string[] = [];
   removedState: string[] = [];
+  /** jobState calls in flight now, and the most at once. */
+  inFlight = 0;
+  mostInFlight = 0;
+  stateDelayMs = 0;
 
   async enqueueBulk(queue: string, name: string, jobs: Array<{ payload: unknown; jobId: string }>) {
     this.enqueued.push({ queue, name, jobs });
@@ -63,6 +69,9 @@ class FakeQueue {
     (this.states[job] ??= {})[frame] = state;
   }
   async jobState(_queue: string, id: string) {
+    this.mostInFlight = Math.max(this.mostInFlight, ++this.inFlight);
+    if (this.stateDelayMs) await new Promise((r) => setTimeout(r, this.stateDelayMs));
+    this.inFlight--;
     return this.chunkStates.get(id);
   }
   async liveNodes() {
@@ -72,15 +81,25 @@ class FakeQueue {
     this.stopped.add(job);
   }
   async removeWaiting(_queue: string, id: string) {
-    if (this.chunkStates.get(id)?.state !== 'waiting') return false;
+    if (!['waiting', 'delayed'].includes(this.chunkStates.get(id)?.state ?? '')) return false;
     this.chunkStates.delete(id);
     this.removedWaiting.push(id);
     return true;
   }
+  async removeFarmJob(job: string) {
+    this.removedJobs.add(job);
+  }
+  async farmJobRemoved(job: string) {
+    return this.removedJobs.has(job);
+  }
+  async resumeFarmJob(job: string) {
+    this.resumed.push(job);
+    this.stopped.delete(job);
+  }
+  // As the repository: the frame states only; the stop and removal flags stay until they expire.
   async removeFarmJobState(job: string) {
     this.removedState.push(job);
     delete this.states[job];
-    this.stopped.delete(job);
   }
 }
 
@@ -91,8 +110,12 @@ describe('FarmJobsService', () => {
   let service: FarmJobsService;
   const stored = new Map<string, Buffer>();
   const removed: string[] = [];
+  let storageDown = false;
 
   beforeEach(() => {
+    stored.clear();
+    removed.length = 0;
+    storageDown = false;
     dir = mkdtempSync(path.join(tmpdir(), 'farm-jobs-'));
     db = new NedbDocumentStore(dir);
     queue = new FakeQueue();
@@ -118,9 +141,15 @@ describe('FarmJobsService', () => {
     } as unknown as FarmFilesService;
     const storage = {
       identity: async () => 'storage-1',
-      stat: async (key: string, ext: string) => (stored.has(`${key}.${ext}`) ? { size: stored.get(`${key}.${ext}`)!.length, mtime: new Date() } : undefined),
+      stat: async (key: string, ext: string) => {
+        if (storageDown) throw new Error('storage is away');
+        return stored.has(`${key}.${ext}`) ? { size: stored.get(`${key}.${ext}`)!.length, mtime: new Date('2026-02-01T00:00:00.000Z') } : undefined;
+      },
       read: async (key: string, ext: string) => Readable.from([stored.get(`${key}.${ext}`)!]),
-      remove: async (key: string, ext: string) => void removed.push(`${key}.${ext}`),
+      remove: async (key: string, ext: string) => {
+        removed.push(`${key}.${ext}`);
+        stored.delete(`${key}.${ext}`);
+      },
     } as unknown as OutputStorage;
     const config = loadConfig({ FARM_CHUNK_FRAMES: '4' });
     service = new FarmJobsService(store, files, new ArchiveRepository(), queue as unknown as JobQueueRepository, storage, config, new FarmUrlsService(new SecretBox(randomBytes(32)), config));
@@ -241,10 +270,21 @@ describe('FarmJobsService', () => {
     const [c0, c1] = queue.enqueued[0].jobs.map((j) => j.jobId);
     queue.states[job] = { 1: done(1), 2: done(2), 3: done(3), 4: done(4) };
     queue.chunkStates.set(c0, { state: 'completed' });
-    queue.chunkStates.set(c1, { state: 'failed', failedReason: 'Blender crashed\nstack trace here' });
+    queue.chunkStates.set(c1, { state: 'failed', failedReason: 'Blender crashed\nstack trace here', ours: true });
     const p = await service.progress('k1', { job_id: job });
     expect(p.job_status).toBe('Failed');
     expect(p.frames.slice(4)).toEqual([5, 6, 7, 8].map((frame) => ({ frame, status: 'failed', error: 'Blender crashed' })));
+  });
+
+  it("shows a chunk's failure reason only when it is ours; anything else (a path, BullMQ's words) is a fixed sentence", async () => {
+    const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-8' });
+    const [c0, c1] = queue.enqueued[0].jobs.map((j) => j.jobId);
+    queue.chunkStates.set(c0, { state: 'failed', failedReason: "ENOENT: no such file or directory, open '/var/lib/montage/farm/job_x/scene.blend'", ours: false });
+    queue.chunkStates.set(c1, { state: 'failed', failedReason: 'job stalled more than allowable limit' });
+    const p = await service.progress('k1', { job_id: job });
+    expect(p.job_status).toBe('Failed');
+    expect(new Set(p.frames.map((f) => f.error))).toEqual(new Set([CHUNK_FAILED]));
+    expect(JSON.stringify(p)).not.toContain('/var/lib');
   });
 
   it('stops: waiting chunks removed, a running one finishes, Stopped once it has ended', async () => {
@@ -281,7 +321,7 @@ describe('FarmJobsService', () => {
     const p = await service.progress('k1', { job_id: job });
     expect(p).toMatchObject({ job_status: 'In progress', frames_completed: 5 });
     expect(p.frames.slice(5)).toEqual([6, 7, 8].map((frame) => ({ frame, status: 'waiting' })));
-    for (const f of [6, 7, 8]) queue.states[job][f] = done(f);
+    for (const f of [6, 7, 8]) (queue.states[job] ??= {})[f] = done(f);
     queue.chunkStates.set(`farm-${job}-c2-a2`, { state: 'completed' });
     expect(await service.progress('k1', { job_id: job })).toMatchObject({ job_status: 'Finished', frames_completed: 8 });
   });
@@ -342,13 +382,175 @@ describe('FarmJobsService', () => {
     expect((await refusal(service.frame('k1', job, '9', {}))).httpStatus).toBe(404);
   });
 
-  it('deletes a job: stopped, its stored frames removed, gone', async () => {
+  it('deletes a job: stopped and flagged removed (the flags stay), its stored frames removed, gone', async () => {
     const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-2' });
     queue.states[job] = { 1: done(1) };
+    stored.set(`fr-${job}-000002.png`, Buffer.from('px2'));
     await expect(service.remove('k1', job)).resolves.toEqual({ status: 200, job_id: job, deleted: true });
-    expect(removed).toContain('fr-1.png');
-    expect(queue.stopped.has(job)).toBe(false); // its Redis state went too
+    expect(removed).toEqual(expect.arrayContaining(['fr-1.png', `fr-${job}-000001.png`, `fr-${job}-000002.png`]));
+    expect(stored.has(`fr-${job}-000002.png`)).toBe(false);
+    expect(queue.removedState).toEqual([job]); // the frame states went
+    expect(queue.stopped.has(job)).toBe(true); // a chunk that wakes up later still renders nothing
+    expect(queue.removedJobs.has(job)).toBe(true);
     expect((await refusal(service.view('k1', job))).httpStatus).toBe(404);
+    expect(await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).findOne({ _id: job })).toBeNull();
+  });
+
+  it('deletes a running job: hidden at once; frames its chunk stores afterwards are swept by the settler once the chunk has ended', async () => {
+    const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-8' });
+    const [c0, c1] = queue.enqueued[0].jobs.map((j) => j.jobId);
+    queue.chunkStates.set(c0, { state: 'active' });
+    queue.states[job] = { 1: { ...done(1), storageKey: `fr-${job}-000001` } };
+    stored.set(`fr-${job}-000001.png`, Buffer.from('px1'));
+    await service.remove('k1', job);
+    expect(queue.removedJobs.has(job)).toBe(true);
+    expect(queue.removedWaiting).toEqual([c1]);
+    expect(stored.has(`fr-${job}-000001.png`)).toBe(false); // what was stored went at once
+    expect((await refusal(service.view('k1', job))).httpStatus).toBe(404);
+    expect((await refusal(service.progress('k1', { job_id: job }))).httpStatus).toBe(404);
+    expect((await service.tasks('k1', {})).total).toBe(0);
+    // The running chunk stored one more frame before it saw the flag.
+    stored.set(`fr-${job}-000002.png`, Buffer.from('px2'));
+    expect(await service.settleOpen()).toEqual({ settled: 0, swept: 0 });
+    expect(stored.has(`fr-${job}-000002.png`)).toBe(true);
+    queue.chunkStates.set(c0, { state: 'failed', failedReason: 'the job was removed', ours: true });
+    expect(await service.settleOpen()).toEqual({ settled: 0, swept: 1 });
+    expect(stored.has(`fr-${job}-000002.png`)).toBe(false);
+    expect(removed).toEqual(expect.arrayContaining([1, 2, 3, 4, 5, 6, 7, 8].map((f) => `fr-${job}-00000${f}.png`)));
+    expect(await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).findOne({ _id: job })).toBeNull();
+    expect(queue.stopped.has(job)).toBe(true);
+  });
+
+  it('refuses a retry while the job runs (409), and leaves its done frames alone', async () => {
+    const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-8' });
+    const [c0, c1] = queue.enqueued[0].jobs.map((j) => j.jobId);
+    queue.chunkStates.set(c0, { state: 'failed', failedReason: 'out of memory', ours: true });
+    queue.chunkStates.set(c1, { state: 'active' });
+    const live = { 5: done(5), 6: done(6) };
+    queue.states[job] = { ...live };
+    const running = await refusal(service.retry('k1', job));
+    expect(running.httpStatus).toBe(409);
+    expect(running.message).toBe('the job is still running: retry once it has ended (Failed or Stopped)');
+    expect(queue.states[job]).toEqual(live);
+    expect(queue.removedState).toEqual([]);
+    expect(queue.enqueued).toHaveLength(1);
+    // Once it has ended: frames 1-4 again, 5-6 kept.
+    queue.chunkStates.set(c1, { state: 'completed' });
+    queue.states[job][7] = done(7);
+    queue.states[job][8] = done(8);
+    const retried = await service.retry('k1', job);
+    expect(retried.retried_frames).toBe(4);
+    expect((queue.enqueued[1].jobs[0].payload as { frames: number[] }).frames).toEqual([1, 2, 3, 4]);
+    expect((await service.progress('k1', { job_id: job })).frames.filter((f) => f.status === 'done').map((f) => f.frame)).toEqual([5, 6, 7, 8]);
+  });
+
+  it('keeps the stop flag when a stopped job settles; a retry of it lifts the flag for its new chunks only', async () => {
+    const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-8' });
+    const [c0, c1] = queue.enqueued[0].jobs.map((j) => j.jobId);
+    queue.chunkStates.set(c0, { state: 'active' });
+    await service.stop('k1', job);
+    // The running chunk fails; BullMQ puts it back (delayed) for another attempt.
+    queue.chunkStates.set(c0, { state: 'delayed' });
+    queue.states[job] = { 1: done(1), 2: { status: 'failed', node: 'n1', error: 'out of memory', at: new Date().toISOString() } };
+    const p = await service.progress('k1', { job_id: job });
+    expect(p.job_status).toBe('Stopped');
+    expect(queue.removedWaiting).toEqual([c1, c0]); // taken out again: it must not wake up after a retry
+    expect(queue.stopped.has(job)).toBe(true);
+    const doc = (await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).findOne({ _id: job }))!;
+    expect(doc.settledAt).toBeDefined();
+    await service.retry('k1', job);
+    expect(queue.resumed).toEqual([job]);
+    expect(queue.enqueued[1].jobs.map((j) => (j.payload as { frames: number[] }).frames)).toEqual([[2]]);
+  });
+
+  it('a stopped job with a chunk that cannot be taken out of its queue is Stopped but not settled until it ends', async () => {
+    const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-4' });
+    const [c0] = queue.enqueued[0].jobs.map((j) => j.jobId);
+    queue.chunkStates.set(c0, { state: 'active' });
+    await service.stop('k1', job);
+    queue.chunkStates.set(c0, { state: 'waiting-children' }); // not one removeWaiting takes
+    expect((await service.progress('k1', { job_id: job })).job_status).toBe('Stopped');
+    expect((await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).findOne({ _id: job }))!.settledAt).toBeUndefined();
+    expect((await refusal(service.retry('k1', job))).message).toBe('the job is stopping: retry once its running chunks have ended');
+  });
+
+  it('a stop after the last frame was done (not yet looked at) leaves the job Finished', async () => {
+    const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-4' });
+    const [c0] = queue.enqueued[0].jobs.map((j) => j.jobId);
+    queue.chunkStates.set(c0, { state: 'completed' });
+    queue.states[job] = { 1: done(1), 2: done(2), 3: done(3), 4: done(4) };
+    expect(await service.stop('k1', job)).toEqual({ status: 200, job_id: job, job_status: 'Finished', frames_completed: 4, total_frames: 4 });
+    expect(queue.stopped.has(job)).toBe(false);
+    const doc = (await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).findOne({ _id: job }))!;
+    expect(doc).toMatchObject({ status: 'Finished' });
+    expect(doc.stoppedAt).toBeUndefined();
+  });
+
+  it('the settler settles jobs nobody asks about, while Redis still has their states', async () => {
+    const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-4' });
+    const open = await service.render('k1', { upload_id: 'up_blend', frames: '5-8' });
+    queue.chunkStates.set(queue.enqueued[0].jobs[0].jobId, { state: 'completed' });
+    queue.chunkStates.set(queue.enqueued[1].jobs[0].jobId, { state: 'active' });
+    const live = { 1: done(1), 2: done(2), 3: done(3), 4: done(4) };
+    queue.states[job] = { ...live };
+    expect(await service.settleOpen()).toEqual({ settled: 1, swept: 0 });
+    const doc = (await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).findOne({ _id: job }))!;
+    expect(doc).toMatchObject({ status: 'Finished', frames: { 1: live[1], 4: live[4] } });
+    expect(queue.states[job]).toBeUndefined();
+    expect((await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).findOne({ _id: open.job_id }))!.settledAt).toBeUndefined();
+  });
+
+  it('a frame whose state Redis lost is looked up in storage (its key is known) before it is called failed', async () => {
+    const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-4' });
+    // Redis lost the states and the finished chunk has left the queue; frames 1-3 are stored.
+    for (const f of [1, 2, 3]) stored.set(`fr-${job}-00000${f}.png`, Buffer.from(`px${f}`));
+    queue.chunkStates.clear();
+    storageDown = true;
+    expect(await service.settleOpen()).toEqual({ settled: 0, swept: 0 }); // storage away: nothing settled as lost
+    storageDown = false;
+    expect(await service.settleOpen()).toEqual({ settled: 1, swept: 0 });
+    const p = await service.progress('k1', { job_id: job });
+    expect(p).toMatchObject({ job_status: 'Failed', frames_completed: 3 });
+    expect(p.frames[3]).toEqual({ frame: 4, status: 'failed', error: 'its chunk ended without rendering it' });
+    const manifest = await service.manifest('k1', job, {}, 'http://api.test');
+    expect(manifest.frames.map((f) => [f.frame, f.bytes, f.sha256])).toEqual([1, 2, 3].map((f) => [f, 3, createHash('sha256').update(`px${f}`).digest('hex')]));
+  });
+
+  it('asks the queue for chunk states a bounded number at once', async () => {
+    const { job_id: job } = await service.render('k1', { upload_id: 'up_blend', frames: '1-200' });
+    expect(queue.enqueued[0].jobs).toHaveLength(50);
+    queue.stateDelayMs = 5;
+    queue.mostInFlight = 0;
+    await service.progress('k1', { job_id: job });
+    expect(queue.mostInFlight).toBeGreaterThan(1);
+    expect(queue.mostInFlight).toBeLessThanOrEqual(16);
+  });
+
+  it('caps a job at 10000 frames', async () => {
+    expect((await refusal(service.render('k1', { upload_id: 'up_blend', frames: '1-10001' }))).message).toBe('frames: names more than 10000 frames');
+    await expect(service.render('k1', { upload_id: 'up_blend', frames: '1-10000' })).resolves.toMatchObject({ total_frames: 10_000 });
+  });
+
+  it("keeps product jobs out of the farm's tasks; their progress reads, but stop, retry and delete are 409", async () => {
+    const product = await service.create('p1', {
+      kind: 'product-stills',
+      upload: { ...BLEND, _id: 'up_model', kind: 'model', ext: 'glb', inventory: undefined },
+      settings: { frames: [1, 2], framesSpec: '1-2', format: 'PNG', resolutionPercent: 100, device: 'CPU' },
+      shot: { mode: 'stills', count: 2, width: 64, height: 64, samples: 4 },
+      product: 'prod1',
+      routingKey: 'default',
+      parallel: 1,
+    });
+    const scene = await service.render('k1', { upload_id: 'up_blend', frames: '1' });
+    expect((await service.tasks('k1', {})).tasks.map((t) => t.task_id)).toEqual([scene.job_id]);
+    expect(await service.progress('k1', { job_id: product._id })).toMatchObject({ status: 200, total_frames: 2 });
+    for (const call of [service.stop('k1', product._id), service.retry('k1', product._id), service.remove('k1', product._id)]) {
+      const refused = await refusal(call);
+      expect(refused.httpStatus).toBe(409);
+      expect(refused.message).toBe(`${product._id} renders a product: product renders are managed through /v1/products`);
+    }
+    expect(queue.stopped.size).toBe(0);
+    expect(await db.collection<FarmJobDoc>(FARM_JOBS_COLLECTION).findOne({ _id: product._id })).not.toBeNull();
   });
 
   it('lists tasks with filters and paging', async () => {
@@ -380,6 +582,11 @@ describe('deriveProgress', () => {
     const p = deriveProgress(job(), { 1: { status: 'done', node: 'n', at } }, new Map([['c0', { state: 'completed' }]]));
     expect(p.status).toBe('Failed');
     expect(p.frames[1]).toEqual({ frame: 2, status: 'failed', error: 'its chunk ended without rendering it' });
+  });
+
+  it('every frame done wins over a stop: Finished', () => {
+    const p = deriveProgress(job({ stoppedAt: at }), { 1: { status: 'done', node: 'n', at }, 2: { status: 'done', node: 'n', at } }, new Map([['c0', { state: 'completed' }]]));
+    expect(p).toMatchObject({ status: 'Finished', settled: true });
   });
 
   it('a gone chunk of a stopped job leaves its frames waiting; Stopped', () => {
@@ -414,5 +621,18 @@ describe('parseHave', () => {
     expect(() => parseHave('x')).toThrow(/have must be/);
     expect(() => parseHave({ a: 'short' })).toThrow(/not a sha-256/);
     expect(() => parseHave([{ sha256: h }])).toThrow(/needs a name/);
+  });
+});
+
+describe('failedByMontage', () => {
+  it("vouches for a reason only when our worker wrote it: a MontageError's (or its permanent form's) last stack, or the worker's plain sentence", () => {
+    expect(failedByMontage('Blender saved 2 frames of 4', ['Error: x\n at a', 'MontageError: Blender saved 2 frames of 4\n    at FarmJob.render'])).toBe(true);
+    expect(failedByMontage('unknown frame format GIF', ['UnrecoverableError: unknown frame format GIF\n    at Worker'])).toBe(true);
+    expect(failedByMontage('the render node failed unexpectedly (its log has the details)', ['Error: the render node failed unexpectedly (its log has the details)'])).toBe(true);
+    // A stall after an attempt that failed with a MontageError: that older stack does not vouch for it.
+    expect(failedByMontage('job stalled more than allowable limit', ['MontageError: out of memory\n    at x'])).toBe(false);
+    expect(failedByMontage("ENOENT: no such file or directory, open '/tmp/x'", ["Error: ENOENT: no such file or directory, open '/tmp/x'"])).toBe(false);
+    expect(failedByMontage(undefined, [])).toBe(false);
+    expect(failedByMontage('x', null)).toBe(false);
   });
 });

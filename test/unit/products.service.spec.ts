@@ -87,6 +87,7 @@ describe('ProductsService', () => {
       jobState: async (_q: string, id: string) => (id.startsWith('track-') ? trackerState : chunkStates.get(id)),
       removeFarmJobState: async () => undefined,
       stopFarmJob: async (job: string) => void stopped.push(job),
+      removeFarmJob: async () => undefined,
       removeWaiting: async () => undefined,
       liveNodes: async () => [],
     } as unknown as JobQueueRepository;

@@ -33,6 +33,24 @@ import {
 /** Failures of a run's jobs are remembered this long (a run lasts minutes). */
 const FAILURES_TTL_SEC = 24 * 3600;
 const TIMINGS_KEY = 'montage:engine-timings';
+/** What a worker says in place of an error that is not a MontageError (its details are logged, not shown). */
+const UNEXPECTED_NODE_FAILURE = 'the render node failed unexpectedly (its log has the details)';
+const UNEXPECTED_JOB_FAILURE = 'the job failed unexpectedly (the log of the process that ran it has the details)';
+
+/**
+ * Whether a failed job's reason was written by our worker: the last stack BullMQ kept is of
+ * the error that reason came from, a MontageError (UnrecoverableError: a permanent one) or
+ * one of the plain sentences above. A stall leaves no stack of its own, so an older
+ * attempt's stack never vouches for it.
+ */
+export function failedByMontage(reason: string | undefined, stacktrace: string[] | null | undefined): boolean {
+  if (!reason) return false;
+  if (reason === UNEXPECTED_NODE_FAILURE || reason === UNEXPECTED_JOB_FAILURE) return true;
+  const header = (stacktrace?.at(-1) ?? '').split('\n')[0];
+  const firstLine = reason.split('\n')[0];
+  return header === `MontageError: ${firstLine}` || header === `UnrecoverableError: ${firstLine}`;
+}
+
 /** A farm job's Redis state lives a week: a job runs for hours, and the API copies it to the store once it settles. */
 const FARM_STATE_TTL_SEC = 7 * 24 * 3600;
 
@@ -277,12 +295,17 @@ export class JobQueueRepository {
     );
   }
 
-  /** A job's state and, once failed, its reason; undefined when the queue has no such job. */
-  async jobState(queueName: string, jobId: string): Promise<{ state: string; failedReason?: string } | undefined> {
+  /**
+   * A job's state and, once failed, its reason; undefined when the queue has no such job.
+   * `ours`: the reason is what a worker of ours wrote (a MontageError's message, or the plain
+   * sentence it puts in place of anything else), safe to show; not BullMQ's own (a stall).
+   */
+  async jobState(queueName: string, jobId: string): Promise<{ state: string; failedReason?: string; ours?: boolean } | undefined> {
     const job = await this.guard('read a job', () => this.queue(queueName).getJob(jobId));
     if (!job) return undefined;
     const state = await this.guard('read a job', () => job.getState());
-    return { state, ...(state === 'failed' ? { failedReason: job.failedReason } : {}) };
+    if (state !== 'failed') return { state };
+    return { state, failedReason: job.failedReason, ours: failedByMontage(job.failedReason, job.stacktrace) };
   }
 
   /**
@@ -442,7 +465,7 @@ export class JobQueueRepository {
             }
             // Anything else is this machine's business: logged here, a plain reason for the API.
             this.logger.error(`job ${job.id} (${job.name}) failed: ${(err as Error).stack ?? err}`);
-            throw new Error(JOB_QUEUE_KIND[job.name as JobName] === 'render' || JOB_QUEUE_KIND[job.name as JobName] === 'assembly' ? `the render node failed unexpectedly (its log has the details)` : `the job failed unexpectedly (the log of the process that ran it has the details)`);
+            throw new Error(JOB_QUEUE_KIND[job.name as JobName] === 'render' || JOB_QUEUE_KIND[job.name as JobName] === 'assembly' ? UNEXPECTED_NODE_FAILURE : UNEXPECTED_JOB_FAILURE);
           } finally {
             this.running--;
             this.idle();
@@ -591,9 +614,9 @@ export class JobQueueRepository {
     return this.guard('read a farm job stop', async () => (await this.redis.exists(`montage:farm:${job}:stopped`)) === 1);
   }
 
-  /** A deleted job: a node rendering one of its chunks stores no more frames (it abandons the chunk). Kept for the state's TTL. */
+  /** A deleted job: a running chunk checks this before storing each frame, and stops. */
   async removeFarmJob(job: string): Promise<void> {
-    await this.guard('mark a farm job removed', async () => {
+    await this.guard('remove a farm job', async () => {
       await this.redis.set(`montage:farm:${job}:removed`, '1', 'EX', FARM_STATE_TTL_SEC);
     });
   }
@@ -602,10 +625,20 @@ export class JobQueueRepository {
     return this.guard('read a farm job removal', async () => (await this.redis.exists(`montage:farm:${job}:removed`)) === 1);
   }
 
-  /** A settled or removed job's Redis state goes. */
+  /** A retry of a settled, stopped job: its new chunks must run (no chunk of before is left to wake up). */
+  async resumeFarmJob(job: string): Promise<void> {
+    await this.guard('resume a farm job', async () => {
+      await this.redis.del(`montage:farm:${job}:stopped`);
+    });
+  }
+
+  /**
+   * A settled or removed job's frame states go. Its stop and removal flags stay until they
+   * expire: a chunk that wakes up later (delayed, retried by BullMQ) must still see them.
+   */
   async removeFarmJobState(job: string): Promise<void> {
     await this.guard('remove farm job state', async () => {
-      await this.redis.del(frameStatesKey(job), `montage:farm:${job}:stopped`);
+      await this.redis.del(frameStatesKey(job));
     });
   }
 
