@@ -68,6 +68,8 @@ export class RenderNodeRunner implements OnApplicationBootstrap, OnModuleDestroy
     const usable = this.engines.names().filter((engine) => capabilities.get(engine)!.devices.length > 0);
     const queues = usable.flatMap((engine) => capabilities.get(engine)!.devices.flatMap((device) => this.config.routingKeys.map((key) => queueName(key, engine, device))));
     const blender = capabilities.get(EngineName.Blender);
+    // Before any farm job is taken: a node that must sandbox them and cannot does not start.
+    if (blender && blender.devices.length > 0) await this.farm.checkSandbox();
     this.queue.startWorkers(QueueKind.Render, queues, render, {
       concurrency: this.config.concurrency,
       lockDurationMs: this.config.segmentLockMs,

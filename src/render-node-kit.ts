@@ -38,9 +38,9 @@ export { MediaRepository } from './repositories/media.repository';
 export { OutputStorageModule } from './repositories/output-storage/output-storage.module';
 export { OUTPUT_STORAGE, type OutputStorage, readWhole } from './repositories/output-storage/port';
 export { RenderModule } from './render/render.module';
-export { BlenderRepository } from './repositories/blender.repository';
+export { BlenderRepository, type FarmSandbox, type FarmSandboxState } from './repositories/blender.repository';
 export { FarmWorkspaceRepository, type FarmWorkspace } from './repositories/farm-workspace.repository';
-export { FARM_SCRIPT, farmFrameFile, farmInspectArgs, farmRenderArgs, productRenderArgs, turntableEncodeArgs, turntableGifArgs } from './farm/blender-farm-args';
+export { FARM_SCRIPT, FARM_SCRIPT_DIR, farmFrameFile, farmInspectArgs, farmRenderArgs, productRenderArgs, turntableEncodeArgs, turntableGifArgs } from './farm/blender-farm-args';
 export { farmFrameKey } from './farm/farm-keys';
 export { parseSceneInventory } from './farm/farm-inventory';
 export {

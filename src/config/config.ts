@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { badInput } from '../common/errors';
 import { parseStorageUrl, type StorageLocation } from '../repositories/output-storage/location';
+import { FARM_SANDBOX_MODES, type FarmSandboxMode } from '../farm/farm-sandbox';
 
 /** Every setting Montage reads from the environment, typed and validated once at start-up. */
 export interface MontageConfig {
@@ -85,6 +86,8 @@ export interface MontageConfig {
     chunkFrames: number;
     /** How long a confirm waits for a node to read a .blend's inventory. */
     inspectTimeoutMs: number;
+    /** Farm Blenders in bubblewrap: auto (where `bwrap` works on the node), bwrap (required: a node without it does not start), off. */
+    sandbox: FarmSandboxMode;
     /** A product render request still unfinished this long after it was made is failed (renders.failed / turntable.failed). */
     productDeadlineSec: number;
   };
@@ -212,6 +215,14 @@ function routingKeys(raw: string | undefined): string[] {
   return keys;
 }
 
+function sandboxMode(raw: string | undefined): FarmSandboxMode {
+  const mode = (raw || 'auto').trim().toLowerCase();
+  if (!(FARM_SANDBOX_MODES as readonly string[]).includes(mode)) {
+    throw badInput(`Environment variable FARM_SANDBOX must be one of ${FARM_SANDBOX_MODES.join(', ')}, got "${raw}"`, [{ field: 'FARM_SANDBOX', message: 'not a sandbox mode' }]);
+  }
+  return mode as FarmSandboxMode;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): MontageConfig {
   const dataDir = path.resolve(cwd, env.MONTAGE_DATA_DIR || 'data');
   return {
@@ -259,6 +270,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       urlTtlSec: int(env, 'FARM_URL_TTL_SEC', 3600, 10),
       chunkFrames: int(env, 'FARM_CHUNK_FRAMES', 4, 1),
       inspectTimeoutMs: int(env, 'FARM_INSPECT_TIMEOUT_MS', 120_000, 1000),
+      sandbox: sandboxMode(env.FARM_SANDBOX),
       productDeadlineSec: int(env, 'FARM_PRODUCT_DEADLINE_SEC', 6 * 3600, 10),
     },
     mediaCheckTimeoutMs: int(env, 'MEDIA_CHECK_TIMEOUT_MS', 15_000, 500),

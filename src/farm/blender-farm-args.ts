@@ -9,6 +9,8 @@ import { FARM_FRAME_FORMATS, type FarmDevice, type FarmFrameFormat, type Product
 
 /** Montage's farm script (copied into dist beside montage_scene.py by the build). */
 export const FARM_SCRIPT = path.join(__dirname, '..', 'engines', 'blender', 'python', 'montage_farm.py');
+/** Its folder: what a sandboxed farm Blender reads of Montage. */
+export const FARM_SCRIPT_DIR = path.dirname(FARM_SCRIPT);
 
 /** What montage_farm.py is asked to do: the JSON after `--`. Data only, never code. */
 export type FarmScriptJob =

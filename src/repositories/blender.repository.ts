@@ -10,6 +10,7 @@ import { blenderFailure } from './blender-failure';
 import { signalable } from './processes.repository';
 import { cannotExecute, runTied, spawnTied } from './child-processes';
 import { ServingBlender } from './serving-blender';
+import { sandboxedArgs } from '../farm/farm-sandbox';
 
 /** This host, in frame folders' names: nodes on several hosts may share a data dir. */
 const HOST = createHash('sha1').update(os.hostname()).digest('hex').slice(0, 8);
@@ -24,8 +25,25 @@ export function blenderEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.Process
   return Object.fromEntries(Object.entries(env).filter(([k, v]) => v !== undefined && keep.test(k)));
 }
 
+/** A farm Blender's sandbox (where the node runs them in bwrap): its folder, read-write, and what else it reads. */
+export interface FarmSandbox {
+  workspace: string;
+  /** Folders read-only besides the system's and Blender's own (Montage's script). */
+  readOnly: string[];
+  /** A GPU render: the GPU's device nodes go in too. */
+  gpu?: boolean;
+}
+
+/** Whether this node's farm Blenders run in bwrap, and why not. */
+export interface FarmSandboxState {
+  on: boolean;
+  reason?: string;
+}
+
 export interface BlenderRunOptions {
   signal?: AbortSignal;
+  /** A farm job's Blender: in bwrap where the node has it (FARM_SANDBOX). */
+  sandbox?: FarmSandbox;
   /** A frame (after the first) that takes longer than this stops the render. */
   frameTimeoutMs: number;
   /** The first frame may also take Blender's start-up and the scene's loading. */
@@ -44,11 +62,12 @@ export class BlenderRepository implements OnModuleDestroy {
   constructor(@Inject(MONTAGE_CONFIG) private readonly config: MontageConfig) {}
 
   /** Runs a query (`blenderQueryArgs`) and returns the tagged JSON it printed; undefined when Blender cannot run here. */
-  async query(args: string[], tag: BlenderJsonTag, timeoutMs = 60_000): Promise<{ value?: unknown; error?: string }> {
+  async query(args: string[], tag: BlenderJsonTag, timeoutMs = 60_000, sandbox?: FarmSandbox): Promise<{ value?: unknown; error?: string }> {
     if (!this.config.blender.enabled) return { error: 'Blender is switched off on this machine (BLENDER_ENABLED=0)' };
     let result;
     try {
-      result = await runTied(this.config.blender.path, args, { timeoutMs, env: blenderEnv() });
+      const [command, argv] = await this.command(args, sandbox);
+      result = await runTied(command, argv, { timeoutMs, env: blenderEnv() });
     } catch (err) {
       return { error: `Blender could not be started (${this.config.blender.path}): ${(err as Error).message}` };
     }
@@ -68,7 +87,8 @@ export class BlenderRepository implements OnModuleDestroy {
    */
   async *render(args: string[], options: BlenderRunOptions): AsyncGenerator<string> {
     if (options.signal?.aborted) throw renderFailed('render cancelled');
-    const child = spawnTied(this.config.blender.path, args, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL', env: blenderEnv() });
+    const [command, argv] = await this.command(args, options.sandbox);
+    const child = spawnTied(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], deathSignal: 'KILL', env: blenderEnv() });
     const saved: string[] = [];
     const log: string[] = [];
     const bindingErrors: string[] = [];
@@ -146,6 +166,50 @@ export class BlenderRepository implements OnModuleDestroy {
         await new Promise((resolve) => child.once('close', resolve));
       }
     }
+  }
+
+  /**
+   * Whether farm Blenders run in bwrap here (FARM_SANDBOX): off when switched off; else
+   * probed once — Blender itself, started in the sandbox a job gets. In auto mode a failed
+   * probe leaves the sandbox off (the node says so at start); in bwrap mode it is an error.
+   */
+  farmSandbox(): Promise<FarmSandboxState> {
+    if (this.config.farm.sandbox === 'off') return Promise.resolve({ on: false, reason: 'FARM_SANDBOX=off' });
+    this.sandboxProbe ??= this.probeSandbox();
+    return this.sandboxProbe;
+  }
+
+  private sandboxProbe?: Promise<FarmSandboxState>;
+
+  private async probeSandbox(): Promise<FarmSandboxState> {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'montage-sandbox-probe-'));
+    try {
+      const blender = await resolveCommand(this.config.blender.path);
+      if (!blender) return { on: false, reason: `Blender (${this.config.blender.path}) was not found` };
+      const result = await runTied('bwrap', sandboxedArgs(blender, ['--factory-startup', '-b', '--version'], { workspace: dir, readOnly: [path.dirname(blender)] }), { timeoutMs: 30_000, env: blenderEnv() });
+      if (result.code === 0 && /Blender \d/.test(result.stdout.toString('utf8'))) return { on: true };
+      const said = result.stderr.trim().split('\n').filter(Boolean).slice(-2).join(' ').slice(0, 300);
+      return { on: false, reason: result.timedOut ? 'Blender did not start in bwrap within 30 s' : `bwrap failed (exit ${result.code ?? result.signal})${said ? `: ${said}` : ''}` };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return { on: false, reason: code === 'ENOENT' ? 'bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' : `bwrap could not be started: ${(err as Error).message}` };
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Blender's command: as configured, or (a farm job where the sandbox is on) Blender inside bwrap. */
+  private async command(args: string[], sandbox: FarmSandbox | undefined): Promise<[string, string[]]> {
+    if (!sandbox) return [this.config.blender.path, args];
+    const state = await this.farmSandbox();
+    if (!state.on) {
+      if (this.config.farm.sandbox === 'bwrap') throw renderFailed('the farm sandbox (bwrap) does not work on this render node', [], { internal: state.reason });
+      return [this.config.blender.path, args];
+    }
+    const blender = await resolveCommand(this.config.blender.path);
+    if (!blender) throw renderFailed(`Blender (${this.config.blender.path}) was not found on this render node`);
+    const devices = sandbox.gpu ? await gpuDevices() : [];
+    return ['bwrap', sandboxedArgs(blender, args, { workspace: sandbox.workspace, readOnly: [path.dirname(blender), ...sandbox.readOnly], devices })];
   }
 
   /**
@@ -234,4 +298,24 @@ export class BlenderRepository implements OnModuleDestroy {
   async removeDir(dir: string): Promise<void> {
     await fs.rm(dir, { recursive: true, force: true }).catch((e: Error) => this.logger.warn(`could not remove ${dir}: ${e.message}`));
   }
+}
+
+/** A command's real path: as given when it has a slash, else the first on PATH; undefined when there is none. */
+async function resolveCommand(command: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const candidates = command.includes('/') ? [path.resolve(command)] : (env.PATH ?? '/usr/bin:/bin').split(':').filter(Boolean).map((dir) => path.join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      await fs.access(candidate, fs.constants.X_OK);
+      return await fs.realpath(candidate);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** The GPUs' device nodes a CUDA/OptiX (NVIDIA) or HIP (AMD) render opens. */
+async function gpuDevices(): Promise<string[]> {
+  const names = await fs.readdir('/dev').catch(() => [] as string[]);
+  return names.filter((n) => /^nvidia/.test(n) || n === 'dri' || n === 'kfd').sort().map((n) => `/dev/${n}`);
 }

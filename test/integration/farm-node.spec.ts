@@ -1,11 +1,14 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { EngineName } from '../../src/engines/engine';
 import { farmFileKey, farmFrameKey } from '../../src/farm/farm-keys';
+import { FARM_SCRIPT_DIR } from '../../src/farm/blender-farm-args';
+import { sandboxedArgs } from '../../src/farm/farm-sandbox';
 import type { FarmFileRef, ProductShot, RenderFarmFramesPayload, RenderFarmFramesResult } from '../../src/farm/farm.types';
 import { JobName, type JobPayloads, type JobResults, queueName } from '../../src/jobs/job.types';
 import { JobQueueRepository } from '../../src/repositories/job-queue/job-queue.repository';
@@ -133,7 +136,8 @@ beforeAll(async () => {
   storageId = await storage.identity();
   queue = new JobQueueRepository(redis.url);
   await queue.whenAvailable();
-  node = startNodeProcess(dataDir, redis.url, { ROUTING_KEYS: ROUTING, BLENDER_THREADS: '1', EMBEDDED_RENDER_NODE: '0' });
+  // The sandbox required: a node where bwrap does not work does not start (./run installs bubblewrap).
+  node = startNodeProcess(dataDir, redis.url, { ROUTING_KEYS: ROUTING, BLENDER_THREADS: '1', EMBEDDED_RENDER_NODE: '0', FARM_SANDBOX: 'bwrap' });
   await eventually('the render node with Blender', async () => ((await queue.liveNodes()).some((n) => n.pid === node.pid && n.blender?.devices.includes('CPU')) ? true : undefined), 90_000);
 }, 120_000);
 
@@ -237,6 +241,177 @@ bpy.ops.wm.save_as_mainfile(filepath=out, relative_remap=False)
     expect(inventory.cameras).toEqual([]);
     await expect(run(JobName.RenderFarmFrames, scenePayload('job_linking', file, [1]))).rejects.toThrow(`library "other-project.blend" reads ${lib}, outside the job's folder`);
   });
+
+  describe('a hostile .blend\'s other ways out', () => {
+    /** A scene (one emitting plane, one camera) with one hostile part: `kind`, pointing at `target`. */
+    const HOSTILE_SCRIPT = `
+import bpy, sys
+out, kind, target = sys.argv[sys.argv.index("--") + 1:]
+scene = bpy.context.scene
+scene.render.engine = "CYCLES"
+scene.cycles.samples = 1
+scene.cycles.use_denoising = False
+scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 32, 24, 100
+scene.frame_start, scene.frame_end = 1, 2
+mat = bpy.data.materials.new("Mat"); mat.use_nodes = True; mat.use_fake_user = True
+if kind == "ies":
+    n = mat.node_tree.nodes.new("ShaderNodeTexIES"); n.mode = "EXTERNAL"; n.filepath = target
+elif kind == "osl":
+    scene.cycles.shading_system = True
+    n = mat.node_tree.nodes.new("ShaderNodeScript"); n.mode = "INTERNAL"
+elif kind == "pointcache":
+    bpy.ops.mesh.primitive_plane_add()
+    m = bpy.context.object.modifiers.new("Cloth", "CLOTH")
+    m.point_cache.use_disk_cache = True; m.point_cache.use_external = True; m.point_cache.filepath = target
+elif kind == "strip":
+    strip = scene.sequence_editor_create().sequences.new_image("Strip", "//img/a.png", 1, 1)
+    strip.elements.append(target)
+elif kind == "image":
+    img = bpy.data.images.load(target, check_existing=False); img.use_fake_user = True
+elif kind == "fileout":
+    scene.use_nodes = True
+    out_node = scene.node_tree.nodes.new("CompositorNodeOutputFile"); out_node.base_path = target
+    scene.node_tree.links.new(scene.node_tree.nodes["Render Layers"].outputs[0], out_node.inputs[0])
+bpy.ops.wm.save_as_mainfile(filepath=out, relative_remap=False)
+`;
+    function makeHostile(kind: string, target: string): string {
+      const script = path.join(work, 'make_hostile.py');
+      fs.writeFileSync(script, HOSTILE_SCRIPT);
+      const file = path.join(work, `hostile-${kind}.blend`);
+      execFileSync('blender', ['--factory-startup', '-b', '-Y', '--python-exit-code', '3', '-P', script, '--', file, kind, target], { stdio: 'ignore', timeout: 120_000 });
+      return file;
+    }
+    // Readable inside the sandbox too (/usr is bound read-only): only the script's check keeps it out.
+    const readable = '/usr/share/blender/scripts/addons/mesh_tiny_cad/icons/VTX.png';
+
+    it.each([
+      ['an image at an absolute path of a file the sandbox can read', 'image', readable, `image "VTX.png" reads ${readable}, outside the job's folder`],
+      ['an IES profile node reading a file of its own', 'ies', '/etc/hostname', 'IES profile "Mat" reads /etc/hostname, outside the job\'s folder'],
+      ['an OSL script node (OSL code may read any file)', 'osl', '', 'OSL script node "Mat" / "Script" is not rendered on the farm'],
+      ['an external point cache', 'pointcache', '/var/cache', 'cloth cache "Plane" reads /var/cache, outside the job\'s folder'],
+      ['an image strip whose element climbs out of its folder', 'strip', '../../../../etc/x.png', 'image strip "Strip" reads //img/../../../../etc/x.png, outside the job\'s folder'],
+    ])('RenderFarmFrames: %s is refused for good, saying so; nothing stored', async (_what, kind, target, message) => {
+      expect(fs.existsSync(readable)).toBe(true);
+      const job = `job_way_${kind}`;
+      const file = await storeFile(`${kind}.blend`, fs.readFileSync(makeHostile(kind, target)), 'blend');
+      await expect(run(JobName.RenderFarmFrames, scenePayload(job, file, [1]))).rejects.toThrow(message);
+      expect((await queue.farmFrameStates(job))[1]).toMatchObject({ status: 'failed' });
+      expect(await storage.stat(farmFrameKey(job, 1), 'png')).toBeUndefined();
+    });
+
+    it('RenderFarmFrames: a compositor File Output node writing to an absolute path outside the folder is muted: the frames are rendered, nothing is written there', async () => {
+      const escape = path.join(work, 'escape');
+      const file = makeHostile('fileout', `${escape}/`);
+      // Rendered as it is, outside Montage, the node writes there: the check below can fail.
+      execFileSync('blender', ['--factory-startup', '-b', '-Y', file, '-o', path.join(work, 'plain', 'f_###'), '-f', '1'], { stdio: 'ignore', timeout: 120_000 });
+      expect(fs.readdirSync(escape).length).toBeGreaterThan(0);
+      fs.rmSync(escape, { recursive: true, force: true });
+
+      const main = await storeFile('fileout.blend', fs.readFileSync(file), 'blend');
+      const result = await run(JobName.RenderFarmFrames, scenePayload('job_fileout', main, [1, 2]));
+      expect(result.frames.map((f) => f.frame)).toEqual([1, 2]);
+      expect((await decoded(farmFrameKey('job_fileout', 2), 'png')).width).toBe(32);
+      expect(fs.existsSync(escape)).toBe(false);
+    });
+  });
+
+  it('the sandbox a farm Blender gets (the node\'s own args): the data dir holds only its folder, the network and the system are closed; outside it all is there', async () => {
+    const secret = path.join(dataDir, 'secret.txt');
+    fs.writeFileSync(secret, 'secret');
+    fs.mkdirSync(path.join(dataDir, 'work', 'farm'), { recursive: true });
+    const workspace = fs.mkdtempSync(path.join(dataDir, 'work', 'farm', 'sandbox-check-'));
+    // The probe connects and hangs up at once: a reset is no failure of the test.
+    const server = net.createServer((socket) => socket.on('error', () => undefined).end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const probe = `
+import json, os, socket, sys
+data, secret, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out = {"data": sorted(os.listdir(data)), "secret": os.path.exists(secret)}
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=3).close(); out["connect"] = True
+except OSError:
+    out["connect"] = False
+try:
+    open("/usr/montage-sandbox-check", "w"); out["writeUsr"] = True
+except OSError:
+    out["writeUsr"] = False
+open(os.path.join(os.getcwd(), "written"), "w").write("x")
+print(json.dumps(out))
+`;
+    const argv = ['-c', probe, dataDir, secret, String(port)];
+    try {
+      const run = (command: string, args: string[]) => {
+        // Asynchronous: the test's own server must answer the connection outside the sandbox.
+        return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          const child = spawn(command, args, { cwd: workspace });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+          child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          child.on('close', (code) => resolve({ code, stdout, stderr }));
+        });
+      };
+      const outside = await run('/usr/bin/python3', argv);
+      expect(JSON.parse(outside.stdout)).toEqual({ data: expect.arrayContaining(['secret.txt', 'work']), secret: true, connect: true, writeUsr: expect.any(Boolean) });
+      fs.rmSync(path.join(workspace, 'written'));
+      fs.rmSync('/usr/montage-sandbox-check', { force: true });
+
+      const inside = await run('bwrap', sandboxedArgs('/usr/bin/python3', argv, { workspace, readOnly: [FARM_SCRIPT_DIR] }));
+      expect(inside.stderr).toBe('');
+      expect(JSON.parse(inside.stdout)).toEqual({ data: ['work'], secret: false, connect: false, writeUsr: false });
+      expect(fs.readFileSync(path.join(workspace, 'written'), 'utf8')).toBe('x'); // its own folder: read-write
+      expect(spawnSync('bwrap', sandboxedArgs('/usr/bin/ls', [path.join(dataDir, 'work', 'farm')], { workspace, readOnly: [] }), { encoding: 'utf8' }).stdout.trim()).toBe(path.basename(workspace));
+      expect(spawnSync('bwrap', sandboxedArgs('/usr/bin/ls', [secret], { workspace, readOnly: [] }), { encoding: 'utf8' }).status).not.toBe(0);
+    } finally {
+      server.close();
+      fs.rmSync(workspace, { recursive: true, force: true });
+      fs.rmSync(secret, { force: true });
+    }
+  });
+
+  it('RenderFarmFrames: another attempt keeps the frames an earlier one stored (it renders only the rest), and a last failure marks only those not done', async () => {
+    const earlier = { status: 'done' as const, node: 'earlier-node', storageKey: farmFrameKey('job_again', 1), ext: 'png', bytes: 3, sha256: sha256(Buffer.from('png')), at: new Date().toISOString() };
+    await storage.storeOutput(earlier.storageKey, 'png', async (to) => fs.promises.writeFile(to, 'png'));
+    await queue.setFarmFrameState('job_again', 1, earlier);
+    const result = await run(JobName.RenderFarmFrames, scenePayload('job_again', main, [1, 2]));
+    expect(result.frames).toEqual([
+      { frame: 1, storageKey: earlier.storageKey, ext: 'png', bytes: 3, sha256: earlier.sha256 },
+      expect.objectContaining({ frame: 2, storageKey: farmFrameKey('job_again', 2) }),
+    ]);
+    const states = await queue.farmFrameStates('job_again');
+    expect(states[1]).toEqual(earlier);
+    expect(states[2]).toMatchObject({ status: 'done', node: result.node });
+    expect((await readWhole(storage, earlier.storageKey, 'png')).toString()).toBe('png'); // not rendered again
+
+    await queue.setFarmFrameState('job_again_fail', 1, { ...earlier, storageKey: farmFrameKey('job_again_fail', 1) });
+    await expect(run(JobName.RenderFarmFrames, scenePayload('job_again_fail', main, [1, 2], { camera: 'CamZ' }))).rejects.toThrow('CamZ');
+    const failed = await queue.farmFrameStates('job_again_fail');
+    expect(failed[1]).toMatchObject({ status: 'done', node: 'earlier-node' });
+    expect(failed[2]).toMatchObject({ status: 'failed', error: expect.stringContaining('CamZ') });
+  });
+
+  it('RenderFarmFrames: a job deleted before its chunk starts renders nothing; one deleted while it renders stores no more frames and marks none failed', async () => {
+    await queue.removeFarmJob('job_gone');
+    expect(await run(JobName.RenderFarmFrames, scenePayload('job_gone', main, [1, 2]))).toEqual({ node: expect.any(String), frames: [] });
+    expect(await queue.farmFrameStates('job_gone')).toEqual({});
+
+    // Frames slow enough (many samples) that the deletion lands mid-chunk.
+    const jobId = `farm-test-${++jobs}`;
+    await queue.enqueue(QUEUE, JobName.RenderFarmFrames, scenePayload('job_deleted', main, [1, 2, 3, 4, 5, 6], { samples: 2000 }), jobId, { attempts: 1 });
+    await eventually('frame 1 stored', async () => ((await queue.farmFrameStates('job_deleted'))[1]?.status === 'done' ? true : undefined), 120_000);
+    await queue.removeFarmJob('job_deleted');
+    const result = await queue.waitFor<JobName.RenderFarmFrames>(QUEUE, jobId, { pollMs: 300 });
+    expect(result.frames.length).toBeGreaterThan(0);
+    expect(result.frames.length).toBeLessThan(6);
+    const states = await queue.farmFrameStates('job_deleted');
+    expect(Object.values(states).filter((s) => s.status === 'failed')).toEqual([]);
+    for (const frame of [1, 2, 3, 4, 5, 6]) {
+      const kept = result.frames.some((f) => f.frame === frame);
+      expect(states[frame]?.status ?? 'none').toBe(kept ? 'done' : 'rendering');
+      expect(await storage.stat(farmFrameKey('job_deleted', frame), 'png')).toEqual(kept ? expect.anything() : undefined);
+    }
+  }, 240_000);
 
   it('RenderFarmFrames: a stopped job renders nothing', async () => {
     await queue.stopFarmJob('job_stopped');

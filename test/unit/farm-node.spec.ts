@@ -2,7 +2,9 @@ import { MontageError, badInput } from '../../src/common/errors';
 import { farmFrameFile, farmInspectArgs, farmRenderArgs, productRenderArgs, turntableEncodeArgs, turntableGifArgs } from '../../src/farm/blender-farm-args';
 import { parseSceneInventory } from '../../src/farm/farm-inventory';
 import { layoutPath } from '../../src/farm/farm-paths';
-import { farmFailure } from '../../render-nodes/farm.job';
+import { doneFrames, farmFailure } from '../../render-nodes/farm.job';
+import { loadConfig } from '../../src/config/config';
+import { sandboxedArgs } from '../../src/farm/farm-sandbox';
 
 const HEAD = ['--factory-startup', '-b', '-Y', '--python-exit-code', '3'];
 
@@ -131,5 +133,70 @@ describe('farmFailure', () => {
   it('leaves other failures alone', () => {
     const other = new Error('x');
     expect(farmFailure(other, 'model')).toBe(other);
+  });
+});
+
+describe('sandboxedArgs (bwrap)', () => {
+  const SYSTEM = ['/usr', '/lib', '/lib64', '/bin', '/sbin', '/etc'].flatMap((d) => ['--ro-bind-try', d, d]);
+  const HEAD_BWRAP = ['--unshare-all', '--die-with-parent', '--new-session', '--tmpfs', '/tmp', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/dev/shm'];
+
+  it('no network or shared namespace; tmpfs, proc and dev first; the system and the given folders read-only; the workspace read-write, last', () => {
+    expect(sandboxedArgs('/opt/blender/blender', ['-b', 'x.blend'], { workspace: '/data/work/farm/job-c0-1-ab-Xy', readOnly: ['/opt/blender', '/app/dist/src/engines/blender/python'] })).toEqual([
+      ...HEAD_BWRAP,
+      ...SYSTEM,
+      '--ro-bind', '/opt/blender', '/opt/blender',
+      '--ro-bind', '/app/dist/src/engines/blender/python', '/app/dist/src/engines/blender/python',
+      '--bind', '/data/work/farm/job-c0-1-ab-Xy', '/data/work/farm/job-c0-1-ab-Xy',
+      '--chdir', '/data/work/farm/job-c0-1-ab-Xy',
+      '--setenv', 'TMPDIR', '/tmp',
+      '--', '/opt/blender/blender', '-b', 'x.blend',
+    ]);
+  });
+
+  it('folders inside the system ones (Debian\'s /usr/bin) and repeats are bound once; a trailing slash goes', () => {
+    expect(sandboxedArgs('/usr/bin/blender', [], { workspace: '/w/', readOnly: ['/usr/bin', '/s', '/s/'] })).toEqual([
+      ...HEAD_BWRAP, ...SYSTEM, '--ro-bind', '/s', '/s', '--bind', '/w', '/w', '--chdir', '/w', '--setenv', 'TMPDIR', '/tmp', '--', '/usr/bin/blender',
+    ]);
+  });
+
+  it('a GPU render: /sys read-only and the device nodes, before the workspace', () => {
+    expect(sandboxedArgs('/b/blender', ['-b'], { workspace: '/w', readOnly: [], devices: ['/dev/nvidia0', '/dev/nvidiactl'] })).toEqual([
+      ...HEAD_BWRAP, ...SYSTEM,
+      '--ro-bind-try', '/sys', '/sys', '--dev-bind-try', '/dev/nvidia0', '/dev/nvidia0', '--dev-bind-try', '/dev/nvidiactl', '/dev/nvidiactl',
+      '--bind', '/w', '/w', '--chdir', '/w', '--setenv', 'TMPDIR', '/tmp', '--', '/b/blender', '-b',
+    ]);
+  });
+
+  it.each([
+    ['a relative workspace', { workspace: 'work/x', readOnly: [] }],
+    ['a climbing workspace', { workspace: '/data/../etc', readOnly: [] }],
+    ['the root as workspace', { workspace: '/', readOnly: [] }],
+    ['a system folder as workspace', { workspace: '/etc', readOnly: [] }],
+    ['a relative read-only folder', { workspace: '/w', readOnly: ['dist'] }],
+    ['a NUL', { workspace: '/w\u0000x', readOnly: [] }],
+  ])('refuses %s', (_what, o) => {
+    expect(() => sandboxedArgs('/b/blender', [], o)).toThrow('sandbox');
+  });
+
+  it('refuses a command that is not an absolute path (bwrap would look it up inside)', () => {
+    expect(() => sandboxedArgs('blender', [], { workspace: '/w', readOnly: [] })).toThrow('command');
+  });
+});
+
+describe('FARM_SANDBOX', () => {
+  it('auto unless said; auto, bwrap or off', () => {
+    expect(loadConfig({}).farm.sandbox).toBe('auto');
+    expect(loadConfig({ FARM_SANDBOX: 'bwrap' }).farm.sandbox).toBe('bwrap');
+    expect(loadConfig({ FARM_SANDBOX: 'OFF' }).farm.sandbox).toBe('off');
+    expect(() => loadConfig({ FARM_SANDBOX: 'firejail' })).toThrow('FARM_SANDBOX must be one of auto, bwrap, off');
+  });
+});
+
+describe('doneFrames', () => {
+  it('the chunk\'s frames an earlier attempt stored, with where; not rendering, failed, other chunks\' or incomplete states', () => {
+    const at = '2024-01-01T00:00:00.000Z';
+    const done = (frame: number) => ({ status: 'done' as const, node: 'n', storageKey: `fr-j-${frame}`, ext: 'png', bytes: frame, sha256: 'ab'.repeat(32), at });
+    const states = { 1: done(1), 2: { status: 'rendering' as const, node: 'n', at }, 3: { status: 'failed' as const, node: 'n', at, error: 'x' }, 4: { status: 'done' as const, node: 'n', at }, 9: done(9) };
+    expect([...doneFrames(states, [1, 2, 3, 4, 5]).values()]).toEqual([{ frame: 1, storageKey: 'fr-j-1', ext: 'png', bytes: 1, sha256: 'ab'.repeat(32) }]);
   });
 });

@@ -6,7 +6,8 @@ Modes (the job's "mode"):
 - "inspect": prints `MONTAGE_FARM_INVENTORY {json}` (cameras, view layers, frames, external
   files) and renders nothing.
 - "render": refuses any external file that resolves outside the job's folder (a hostile
-  .blend must not read other files of the node), then applies the job's camera, view layer,
+  .blend must not read other files of the node) and OSL script nodes where OSL is on, mutes
+  compositor File Output nodes (they write anywhere), then applies the job's camera, view layer,
   resolution percent, samples and device. Blender renders the frames given by `-f` after it.
 - "product": builds a scene from nothing around a glTF/GLB model: an automatic camera that
   frames it, a neutral light rig, one camera pose per frame (stills: one view each; turntable:
@@ -104,8 +105,35 @@ def is_inside(path, folder):
 # --- external files -----------------------------------------------------------------------
 
 
+def node_trees():
+    """(owner, tree) of every node tree: materials, worlds, lights, textures, line styles, compositors, groups."""
+    for collection in (bpy.data.materials, bpy.data.worlds, bpy.data.lights, bpy.data.textures, bpy.data.linestyles, bpy.data.scenes):
+        for idblock in collection:
+            if idblock.node_tree is not None:
+                yield idblock, idblock.node_tree
+    for group in bpy.data.node_groups:
+        yield group, group
+
+
+def point_caches():
+    """(what, owner, cache) of every point cache: particles, cloth, soft body, dynamic paint, rigid body."""
+    for obj in bpy.data.objects:
+        for psys in obj.particle_systems:
+            yield "particle cache", obj, psys.point_cache
+        for mod in obj.modifiers:
+            if mod.type in ("CLOTH", "SOFT_BODY") and mod.point_cache is not None:
+                yield f"{mod.type.lower().replace('_', ' ')} cache", obj, mod.point_cache
+            elif mod.type == "DYNAMIC_PAINT" and mod.canvas_settings is not None:
+                for surface in mod.canvas_settings.canvas_surfaces:
+                    yield "dynamic paint cache", obj, surface.point_cache
+    for scene in bpy.data.scenes:
+        world = scene.rigidbody_world
+        if world is not None and world.point_cache is not None:
+            yield "rigid body cache", scene, world.point_cache
+
+
 def external_files():
-    """(what, name, path as written, library) of every file the scene may read from disk."""
+    """(what, name, path as written, library) of every file the scene may read or write outside the .blend."""
     found = []
 
     def add(what, idblock, path):
@@ -134,6 +162,17 @@ def external_files():
     for text in bpy.data.texts:
         if not text.is_in_memory:
             add("text", text, text.filepath)
+    for owner, tree in node_trees():
+        for node in tree.nodes:
+            # IES light profiles and OSL scripts may name a file of their own (mode EXTERNAL).
+            if node.bl_idname in ("ShaderNodeTexIES", "ShaderNodeScript") and getattr(node, "mode", "") == "EXTERNAL":
+                add("IES profile" if node.bl_idname == "ShaderNodeTexIES" else "OSL script", owner, node.filepath)
+    for what, owner, cache in point_caches():
+        # An external cache reads any folder; a disk cache's name becomes part of its files' paths.
+        if cache.use_external:
+            add(what, owner, cache.filepath or "(no folder)")
+        elif cache.use_disk_cache and ("/" in cache.name or "\\" in cache.name or ".." in cache.name):
+            add(what, owner, cache.name)
     for scene in bpy.data.scenes:
         editor = scene.sequence_editor
         if editor is None:
@@ -142,7 +181,10 @@ def external_files():
             if strip.type == "MOVIE":
                 add("movie strip", strip, strip.filepath)
             elif strip.type == "IMAGE":
+                # Each image is the strip's folder joined with its own name, which may climb out of it.
                 add("image strip", strip, strip.directory)
+                for element in list(strip.elements)[:MAX_LIST]:
+                    add("image strip", strip, os.path.join(strip.directory, element.filename))
     for obj in bpy.data.objects:
         for mod in obj.modifiers:
             # Simulation caches read from a folder of their own.
@@ -150,7 +192,32 @@ def external_files():
                 add("fluid cache", obj, mod.domain_settings.cache_directory)
             elif mod.type == "OCEAN" and getattr(mod, "is_cached", False):
                 add("ocean cache", obj, mod.filepath)
+            elif mod.type == "MESH_CACHE":
+                add("mesh cache", obj, mod.filepath)
+            elif mod.type == "DYNAMIC_PAINT" and mod.canvas_settings is not None:
+                for surface in mod.canvas_settings.canvas_surfaces:
+                    if surface.surface_format == "IMAGE":
+                        add("dynamic paint output", obj, surface.image_output_path)
     return found
+
+
+def osl_scripts():
+    """OSL script nodes (inline or not) in a file where a scene shades with OSL: OSL code may read any file (texture("/…"))."""
+    if not any(getattr(getattr(s, "cycles", None), "shading_system", False) for s in bpy.data.scenes):
+        return []
+    return [f'"{owner.name}" / "{node.name}"' for owner, tree in node_trees() for node in tree.nodes if node.bl_idname == "ShaderNodeScript"]
+
+
+def mute_file_outputs():
+    """Compositor File Output nodes write to a folder of their own (any absolute path) on every frame: muted, and said."""
+    muted = []
+    for owner, tree in node_trees():
+        for node in tree.nodes:
+            if node.bl_idname == "CompositorNodeOutputFile" and not node.mute:
+                node.mute = True
+                muted.append(f'"{owner.name}" / "{node.name}"')
+    if muted:
+        report("MONTAGE_NOTE", {"message": "compositor File Output nodes are muted on the farm (only the rendered frames are kept): " + ", ".join(muted[:20])})
 
 
 def refuse_outside(folder):
@@ -163,6 +230,8 @@ def refuse_outside(folder):
             absolute = written
         if not is_inside(absolute, folder):
             problems.append(f'{what} "{name}" reads {written}, outside the job\'s folder: upload it with the scene and use a relative path (//…)')
+    for where in osl_scripts()[:20]:
+        problems.append(f"OSL script node {where} is not rendered on the farm (OSL code may read any file): turn Open Shading Language off or remove the node")
     if problems:
         for message in problems[:20]:
             report("MONTAGE_ERROR", {"setting": True, "message": message})
@@ -220,6 +289,7 @@ def inspect(job):
 def render_scene(job):
     check_loaded(job)
     refuse_outside(job["folder"])
+    mute_file_outputs()
     scene = bpy.context.scene
     try:
         if job.get("camera"):
