@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { sendStored } from './stored-download';
 import type { Request, Response } from 'express';
-import { pipeline } from 'node:stream/promises';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { baseUrlOf } from '../delivery/http-delivery';
 import { farmKeyOf } from './farm-auth';
@@ -115,15 +115,10 @@ export class FarmJobsController {
   @Get('jobs/:id/frames/:frame')
   async frame(@Param('id') id: string, @Param('frame') frame: string, @Query() query: Record<string, unknown>, @Req() req: Request, @Res() res: Response) {
     const found = await this.jobs.frame(farmKeyOf(req), id, frame, query);
-    res.status(200);
-    res.setHeader('Content-Type', CONTENT_TYPES[found.ext] ?? 'application/octet-stream');
-    res.setHeader('Content-Length', String(found.size));
-    res.setHeader('Content-Disposition', `attachment; filename="${found.name}"`);
-    await pipeline(found.stream, res).catch(() => res.destroy());
+    await sendStored(res, found);
   }
 }
 
-const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', exr: 'image/x-exr', tif: 'image/tiff', webp: 'image/webp' };
 
 function jobIdOf(body: unknown): unknown {
   return body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).job_id : undefined;

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { badInput, conflict, notFound } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { EngineName } from '../engines/engine';
@@ -17,6 +17,7 @@ import { type ChunkState, deriveProgress, type FrameView, type JobProgress, PEND
 import { parseRenderBody, plainObject, printable, refuseUnknown, settingsFor, text, whole } from './farm-request';
 import { FarmStore } from './farm-store';
 import { FarmUrlsService } from './farm-urls.service';
+import { type StoredDownload, storedDownload } from './stored-download';
 import { FARM_FRAME_FORMATS, type FarmChunk, type FarmFileDoc, type FarmJobDoc, type FarmJobKind, type FarmJobStatus, type FrameState, type ProductShot, type RenderFarmFramesPayload, type SceneSettings } from './farm.types';
 
 /** Rentaflop's status words, and the lower-case keys also accepted in filters. */
@@ -561,7 +562,7 @@ export class FarmJobsService {
   }
 
   /** GET /v1/farm/jobs/:id/frames/:frame (key or signed URL): one stored frame. */
-  async frame(key: string | undefined, id: string, frameRaw: string, query: Record<string, unknown>): Promise<{ stream: Readable; size: number; name: string; ext: string }> {
+  async frame(key: string | undefined, id: string, frameRaw: string, query: Record<string, unknown>): Promise<StoredDownload> {
     const found = await this.keyOrSigned(key, id, `/v1/farm/jobs/${id}/frames/${frameRaw}`, query);
     if (!/^\d{1,7}$/.test(frameRaw)) throw badInput('frame must be a frame number', [{ field: 'frame', message: 'not a frame number' }]);
     const { progress } = await this.refresh(found.job);
@@ -570,7 +571,7 @@ export class FarmJobsService {
     if (view.status !== 'done' || !view.state?.storageKey || !view.state.ext) throw notFound(`frame ${view.frame} is not rendered (it is ${view.status})`, [{ field: 'frame', message: view.status }]);
     const stat = await this.storage.stat(view.state.storageKey, view.state.ext);
     if (!stat) throw notFound(`frame ${view.frame} is no longer stored`, [{ field: 'frame', message: 'not stored' }]);
-    return { stream: await this.storage.read(view.state.storageKey, view.state.ext), size: stat.size, ext: view.state.ext, name: frameFileName(found.job._id, view.frame, view.state.ext).split('/')[1] };
+    return storedDownload(this.storage, view.state.storageKey, view.state.ext, stat.size, frameFileName(found.job._id, view.frame, view.state.ext).split('/')[1]);
   }
 
   /** Checks a zip URL before anything is sent (errors are still JSON then). */

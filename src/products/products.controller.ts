@@ -1,12 +1,11 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { sendStored } from '../farm/stored-download';
 import type { Request, Response } from 'express';
-import { pipeline } from 'node:stream/promises';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { baseUrlOf } from '../delivery/http-delivery';
 import { farmKeyOf } from '../farm/farm-auth';
 import { ProductsService } from './products.service';
 
-const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp', mp4: 'video/mp4', gif: 'image/gif' };
 
 /** VNTANA's products and renders (key: `X-AUTH-TOKEN: Bearer <key>`, or Montage's headers). */
 @Controller('v1/products')
@@ -48,10 +47,6 @@ export class ProductsController {
   @Get(':uuid/attachments/:attachment')
   async attachment(@Param('uuid') uuid: string, @Param('attachment') attachment: string, @Query() query: Record<string, unknown>, @Res() res: Response) {
     const found = await this.products.attachment(uuid, attachment, query);
-    res.status(200);
-    res.setHeader('Content-Type', CONTENT_TYPES[found.ext] ?? 'application/octet-stream');
-    res.setHeader('Content-Length', String(found.size));
-    res.setHeader('Content-Disposition', `attachment; filename="${found.name}"`);
-    await pipeline(found.stream, res).catch(() => res.destroy());
+    await sendStored(res, found);
   }
 }

@@ -1,6 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { badInput, isPermanent, notFound, unusableMedia } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { EngineName } from '../engines/engine';
@@ -9,6 +8,7 @@ import { FarmJobsService } from '../farm/farm-jobs.service';
 import { plainObject, printable, refuseUnknown, text, whole } from '../farm/farm-request';
 import { FarmStore } from '../farm/farm-store';
 import { FarmUrlsService } from '../farm/farm-urls.service';
+import { type StoredDownload, storedDownload } from '../farm/stored-download';
 import { type FarmFileRef, type FarmJobDoc, PRODUCT_VIEWS, PRODUCTS_COLLECTION } from '../farm/farm.types';
 import { FARM_QUEUE, type JobContext, JobName, queueName, type TrackProductRenderPayload } from '../jobs/job.types';
 import { JOB_QUEUE } from '../jobs/queue.module';
@@ -462,7 +462,7 @@ export class ProductsService {
   }
 
   /** GET /v1/products/:uuid/attachments/:attachment?expires&sig: the stored bytes. */
-  async attachment(uuid: string, attachmentId: string, query: Record<string, unknown>): Promise<{ stream: Readable; size: number; ext: string; name: string }> {
+  async attachment(uuid: string, attachmentId: string, query: Record<string, unknown>): Promise<StoredDownload> {
     this.urls.verifySignedApiUrl(`/v1/products/${uuid}/attachments/${attachmentId}`, query, 'list the attachments again for a new one');
     const product = UUID.test(uuid) ? await this.products.findOne({ _id: uuid }) : null;
     const a = product?.attachments.find((x) => x.uuid === attachmentId);
@@ -470,7 +470,7 @@ export class ProductsService {
     const stat = await this.storage.stat(a.storageKey, a.ext);
     if (!stat) throw notFound('this attachment is no longer stored', [{ field: 'attachment', message: 'not stored' }]);
     const name = `${a.type.toLowerCase()}${a.view ? `-${a.view}` : ''}.${a.ext}`;
-    return { stream: await this.storage.read(a.storageKey, a.ext), size: stat.size, ext: a.ext, name };
+    return storedDownload(this.storage, a.storageKey, a.ext, stat.size, name);
   }
 }
 

@@ -146,6 +146,8 @@ describe('FarmJobsService', () => {
         return stored.has(`${key}.${ext}`) ? { size: stored.get(`${key}.${ext}`)!.length, mtime: new Date('2026-02-01T00:00:00.000Z') } : undefined;
       },
       read: async (key: string, ext: string) => Readable.from([stored.get(`${key}.${ext}`)!]),
+      // Local storage: no presigned GET, the API sends the bytes.
+      presignDownload: async () => undefined,
       remove: async (key: string, ext: string) => {
         removed.push(`${key}.${ext}`);
         stored.delete(`${key}.${ext}`);
@@ -373,9 +375,10 @@ describe('FarmJobsService', () => {
     const frameQuery = Object.fromEntries(new URL(manifest.frames[1].url).searchParams);
     const one = await service.frame(undefined, job, '2', frameQuery);
     expect(one).toMatchObject({ size: 3, name: 'frame_000002.png', ext: 'png' });
+    if (!('stream' in one)) throw new Error('local storage serves the bytes itself');
     const body = await new Promise<string>((resolve) => {
       let text = '';
-      one.stream.pipe(new PassThrough()).on('data', (c) => (text += c)).on('end', () => resolve(text));
+      one.stream.pipe(new PassThrough()).on('data', (c: Buffer) => (text += c)).on('end', () => resolve(text));
     });
     expect(body).toBe('px2');
     expect((await refusal(service.frame(undefined, job, '3', frameQuery))).httpStatus).toBe(403); // signed for frame 2 only

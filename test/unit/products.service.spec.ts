@@ -98,6 +98,7 @@ describe('ProductsService', () => {
         objects.delete(`${k}.${e}`);
       },
       read: async (k: string, e: string) => Readable.from([objects.get(`${k}.${e}`) ?? Buffer.from(`frame ${k}`)]),
+      presignDownload: async () => undefined,
       stat: async (k: string, e: string) => (objects.has(`${k}.${e}`) ? { size: objects.get(`${k}.${e}`)!.length, mtime: new Date() } : undefined),
       storeOutput: async (k: string, e: string, write: (file: string) => Promise<void>) => {
         const file = path.join(dir, `stage-${k}.${e}`);
