@@ -214,7 +214,7 @@ function chunkLinesSince(marks: Array<{ proc: Proc; from: number }>): ChunkLine[
  * A load mark whose own CPU time counts this process's live descendants too (the API, Redis, the
  * nodes and their Blenders and encoders), so that what is left is other people's work.
  */
-export function farmMark(): LoadMark {
+function farmMark(): LoadMark {
   const mark = loadMark();
   const live = descendants(process.pid).map((pid) => cpuSeconds(pid)).filter((x) => !Number.isNaN(x));
   return { ...mark, own: mark.own + live.reduce((a, b) => a + b, 0) };

@@ -25,6 +25,19 @@ from urllib.parse import unquote
 
 import bpy
 
+# The shared helpers sit beside this script (Blender does not put a -P script's folder on sys.path).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from montage_common import DeviceError, report, use_device  # noqa: E402
+import montage_common  # noqa: E402
+
+
+def job_from_argv():
+    return montage_common.job_from_argv(FarmError)
+
+
+def find(collection, name, what):
+    return montage_common.find(collection, name, what, FarmError)
+
 PRODUCT_VIEWS = {
     # (azimuth from the front, clockwise seen from above; elevation) in degrees.
     "front": (0, 20),
@@ -41,55 +54,6 @@ MAX_LIST = 1000
 
 class FarmError(Exception):
     pass
-
-
-class DeviceError(Exception):
-    """This node's Blender cannot render on the device asked for: the node's problem, not the job's."""
-
-
-def job_from_argv():
-    args = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
-    for arg in reversed(args):
-        if arg.startswith("{"):
-            return json.loads(arg)
-    raise FarmError("no job JSON after --")
-
-
-def report(tag, payload):
-    print(tag + " " + json.dumps(payload, separators=(",", ":")), flush=True)
-
-
-def use_device(scene, device):
-    """Renders on `device` or fails: Blender would otherwise fall back to the CPU silently.
-    A copy of montage_scene.py's (importing that file would run its main)."""
-    if scene.render.engine != "CYCLES" or device == "CPU":
-        if scene.render.engine == "CYCLES":
-            scene.cycles.device = "CPU"
-        report("MONTAGE_DEVICE", {"type": "CPU", "devices": ["CPU"]})
-        return
-    prefs = bpy.context.preferences.addons["cycles"].preferences
-    try:
-        prefs.compute_device_type = device
-    except TypeError:
-        raise DeviceError(f"this Blender build has no {device} support (a blender.org build has CUDA, OptiX and HIP)")
-    prefs.get_devices()
-    used = []
-    for d in prefs.devices:
-        d.use = d.type == device
-        if d.use:
-            used.append(d.name)
-    if not used:
-        raise DeviceError(f"no {device} device found by Cycles on this node")
-    scene.cycles.device = "GPU"
-    report("MONTAGE_DEVICE", {"type": device, "devices": used})
-
-
-def find(collection, name, what):
-    item = collection.get(name)
-    if item is None:
-        known = ", ".join(sorted(i.name for i in collection)[:20])
-        raise FarmError(f'{what} "{name}" is not in the scene (it has: {known or "none"})')
-    return item
 
 
 def same_file(a, b):

@@ -25,25 +25,22 @@ import sys
 
 import bpy
 
-
-class BindingError(Exception):
-    pass
-
-
-class DeviceError(Exception):
-    """This node's Blender cannot render on the device asked for: the node's problem, not the template's."""
+# The shared helpers sit beside this script (Blender does not put a -P script's folder on sys.path).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from montage_common import DeviceError, report, use_device  # noqa: E402
+import montage_common  # noqa: E402
 
 
 def job_from_argv():
-    args = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
-    for arg in reversed(args):
-        if arg.startswith("{"):
-            return json.loads(arg)
-    raise BindingError("no job JSON after --")
+    return montage_common.job_from_argv(BindingError)
 
 
-def report(tag, payload):
-    print(tag + " " + json.dumps(payload, separators=(",", ":")), flush=True)
+def find(collection, name, what):
+    return montage_common.find(collection, name, what, BindingError)
+
+
+class BindingError(Exception):
+    pass
 
 
 def srgb_to_linear(c):
@@ -77,38 +74,6 @@ def cycles_devices():
         if names:
             found[kind] = names
     return found
-
-
-def use_device(scene, device):
-    """Renders on `device` or fails: Blender would otherwise fall back to the CPU silently."""
-    if scene.render.engine != "CYCLES" or device == "CPU":
-        if scene.render.engine == "CYCLES":
-            scene.cycles.device = "CPU"
-        report("MONTAGE_DEVICE", {"type": "CPU", "devices": ["CPU"]})
-        return
-    prefs = bpy.context.preferences.addons["cycles"].preferences
-    try:
-        prefs.compute_device_type = device
-    except TypeError:
-        raise DeviceError(f"this Blender build has no {device} support (a blender.org build has CUDA, OptiX and HIP)")
-    prefs.get_devices()
-    used = []
-    for d in prefs.devices:
-        d.use = d.type == device
-        if d.use:
-            used.append(d.name)
-    if not used:
-        raise DeviceError(f"no {device} device found by Cycles on this node")
-    scene.cycles.device = "GPU"
-    report("MONTAGE_DEVICE", {"type": device, "devices": used})
-
-
-def find(collection, name, what):
-    item = collection.get(name)
-    if item is None:
-        known = ", ".join(sorted(i.name for i in collection)[:20])
-        raise BindingError(f'{what} "{name}" is not in the scene (it has: {known or "none"})')
-    return item
 
 
 def principled(material):
