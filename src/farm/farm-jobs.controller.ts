@@ -1,10 +1,10 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { sendStored } from './stored-download';
 import type { Request, Response } from 'express';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { baseUrlOf } from '../delivery/http-delivery';
 import { farmKeyOf } from './farm-auth';
 import { FarmJobsService } from './farm-jobs.service';
+import { sendStored } from './stored-download';
 
 /**
  * Rentaflop's rendering API under `/v1/farm/` (their example runs with only the base URL

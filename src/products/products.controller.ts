@@ -1,11 +1,10 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { sendStored } from '../farm/stored-download';
 import type { Request, Response } from 'express';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { baseUrlOf } from '../delivery/http-delivery';
 import { farmKeyOf } from '../farm/farm-auth';
+import { sendStored } from '../farm/stored-download';
 import { ProductsService } from './products.service';
-
 
 /** VNTANA's products and renders (key: `X-AUTH-TOKEN: Bearer <key>`, or Montage's headers). */
 @Controller('v1/products')
