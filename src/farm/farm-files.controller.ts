@@ -3,9 +3,9 @@ import type { Request } from 'express';
 import { badInput } from '../common/errors';
 import { MONTAGE_CONFIG, type MontageConfig } from '../config/config';
 import { baseUrlOf } from '../delivery/http-delivery';
-import { ProjectsService } from '../projects/projects.service';
 import { farmKeyOf } from './farm-auth';
 import { FarmFilesService } from './farm-files.service';
+import { FarmStore } from './farm-store';
 
 /**
  * Uploads of the farm: Rentaflop's `upload` → (post the file) → `confirm-upload`, with the key
@@ -15,7 +15,7 @@ import { FarmFilesService } from './farm-files.service';
 export class FarmFilesController {
   constructor(
     private readonly files: FarmFilesService,
-    private readonly projects: ProjectsService,
+    private readonly store: FarmStore,
     @Inject(MONTAGE_CONFIG) private readonly config: MontageConfig,
   ) {}
 
@@ -50,12 +50,12 @@ export class FarmFilesController {
 
   @Get('uploads')
   async list(@Req() req: Request, @Query('page') page?: string, @Query('page_size') pageSize?: string) {
-    const project = (await this.projects.authenticateKey(farmKeyOf(req)))._id;
+    const project = (await this.store.authenticateKey(farmKeyOf(req)))._id;
     return this.files.list(project, { page: whole(page, 'page', 1), pageSize: whole(pageSize, 'page_size', 50) });
   }
 
   private async project(body: unknown, req: Request): Promise<string> {
-    return (await this.projects.authenticateKey(farmKeyOf(req, body)))._id;
+    return (await this.store.authenticateKey(farmKeyOf(req, body)))._id;
   }
 }
 

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { ProjectsService } from '../projects/projects.service';
+import { RateLimitsService } from '../limits/rate-limits.service';
+import { keyIdOf, ProjectsService } from '../projects/projects.service';
 import type { ProjectDoc } from '../projects/project.types';
 import { type Collection, DOCUMENT_STORE, type DocumentStore, type StoredDocument } from '../repositories/document-store/port';
 import { FARM_FILES_COLLECTION, FARM_JOBS_COLLECTION, type FarmFileDoc, type FarmJobDoc } from './farm.types';
@@ -25,6 +26,7 @@ export const FARM_DOWNLOADS_COLLECTION = 'farm_downloads';
 export class FarmStore {
   private store?: DocumentStore;
   private projectsService?: ProjectsService;
+  private rateLimits?: RateLimitsService;
 
   constructor(private readonly moduleRef: ModuleRef) {}
 
@@ -44,9 +46,15 @@ export class FarmStore {
     return this.collection<FarmDownloadDoc>(FARM_DOWNLOADS_COLLECTION);
   }
 
-  /** The key's project: 401 without a key or with one no project has. */
-  authenticateKey(key: string | undefined): Promise<ProjectDoc> {
-    return (this.projectsService ??= this.moduleRef.get(ProjectsService, { strict: false })).authenticateKey(key);
+  /**
+   * The key's project: 401 without a key or with one no project has. Every farm and product
+   * request passes here once, and pays into the key's requests per minute (429 beyond it), as
+   * the render API's do.
+   */
+  async authenticateKey(key: string | undefined): Promise<ProjectDoc> {
+    const project = await (this.projectsService ??= this.moduleRef.get(ProjectsService, { strict: false })).authenticateKey(key);
+    await (this.rateLimits ??= this.moduleRef.get(RateLimitsService, { strict: false })).countRequest(project, keyIdOf(key!));
+    return project;
   }
 
   /** A project by id (to verify a signed URL with its secret). */

@@ -53,6 +53,23 @@ it('requests per minute per key hold across API processes: the next one is 429 w
   expect(wrong.status).toBe(401);
 });
 
+it('farm and product requests pay into the same requests per minute: the next one is 429, whichever API it goes to', async () => {
+  const { a, b } = await twoApis({ RATE_LIMIT_REQUESTS_PER_MINUTE: '3' });
+  await eventually('the start of a minute', () => (new Date().getSeconds() < 50 ? true : undefined), 15_000);
+  const farm = (api: ApiProc, route: string, body: object) =>
+    fetch(`${api.url}/v1/farm/${route}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ api_key: api.key(), ...body }) });
+  const statuses = [
+    (await farm(a, 'upload', { filename: 'a.png' })).status,
+    (await post(b, { movie: 'colors' })).status,
+    (await fetch(`${a.url}/v1/products`, { headers: { 'X-AUTH-TOKEN': `Bearer ${a.key()}` } })).status,
+  ];
+  expect(statuses).toEqual([200, 200, 200]);
+  const refused = await farm(b, 'progress', { job_id: 'job_x' });
+  expect(refused.status).toBe(429);
+  expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+  expect((await fetch(`${b.url}/v1/products`, { headers: { 'X-AUTH-TOKEN': `Bearer ${b.key()}` } })).status).toBe(429);
+});
+
 it('renders running per key hold across API processes; a slot frees when its render ends', async () => {
   const { a, b } = await twoApis({ RATE_LIMIT_RENDERS_RUNNING: '1' });
   const first = (await (await post(a, { movie: 'long' })).json()) as { token: string }; // still rendering throughout
