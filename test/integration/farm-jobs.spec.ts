@@ -20,7 +20,8 @@ import { type ApiProc, eventually, killGroup, processesWith, type Proc, type Red
 const execFileP = promisify(execFile);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-farm-jobs-'));
 const SCENE = path.join(work, 'my_project.blend');
-const ENV = { BLENDER_THREADS: '1', FARM_CHUNK_FRAMES: '2' };
+// These tests poll progress every 50 ms: no requests-per-minute limit (rate-limits.spec.ts covers the farm's).
+const ENV = { BLENDER_THREADS: '1', FARM_CHUNK_FRAMES: '2', RATE_LIMIT_REQUESTS_PER_MINUTE: '0' };
 
 const MAKE_SCENE = `
 import bpy, sys

@@ -14,7 +14,8 @@ import { WebhookReceiver } from '../helpers/webhook-receiver';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'montage-farm-products-'));
 const MODEL = path.join(work, 'chair.glb');
-const ENV = { BLENDER_THREADS: '1', DELIVERY_ALLOW_PRIVATE: '1', WEBHOOK_RETRY_SCHEDULE: '1,1,2', WEBHOOK_TIMEOUT_MS: '2000' };
+// These tests poll every 50 ms: no requests-per-minute limit (rate-limits.spec.ts covers the farm's).
+const ENV = { BLENDER_THREADS: '1', DELIVERY_ALLOW_PRIVATE: '1', WEBHOOK_RETRY_SCHEDULE: '1,1,2', WEBHOOK_TIMEOUT_MS: '2000', RATE_LIMIT_REQUESTS_PER_MINUTE: '0' };
 
 let redis: RedisProc;
 let api: ApiProc;
