@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { stopNode } from './blender';
-import { type Farm, type FarmRow, foreignLoad, loadMark, request, until, withFarm } from './farm';
+import { type Farm, type FarmRow, foreignLoad, loadMark, request, rssMb, until, withFarm } from './farm';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
@@ -87,11 +87,6 @@ async function makeScene(work: string, name: string, width: number, height: numb
 /** A GLB box made with @gltf-transform/core, by the tests' helper process (the library is ESM-only underneath). */
 async function makeModel(file: string): Promise<void> {
   await run(process.execPath, [path.join(root, 'test', 'helpers', 'make-glb.mjs'), file, '#d9531e']);
-}
-
-function rssMb(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
 export async function benchFarmJobs(runs: number) {

@@ -131,7 +131,7 @@ export function descendants(pid: number): number[] {
 }
 
 /** VmRSS of a process in MB (MiB), or NaN once it is gone. */
-function rssMb(pid: number): number {
+export function rssMb(pid: number): number {
   try {
     const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) / 1024 : NaN;

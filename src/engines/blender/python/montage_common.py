@@ -56,3 +56,18 @@ def find(collection, name, what, error):
         known = ", ".join(sorted(i.name for i in collection)[:20])
         raise error(f'{what} "{name}" is not in the scene (it has: {known or "none"})')
     return item
+
+
+def use_camera_and_layer(scene, objects, camera, layer, error):
+    """The camera (an object of `objects` that is a camera) and the one view layer rendered; `error` when they do not fit."""
+    if camera:
+        found = find(objects, camera, "camera", error)
+        if found.type != "CAMERA":
+            raise error(f'object "{found.name}" is not a camera')
+        scene.camera = found
+    if scene.camera is None:
+        raise error("the scene has no camera")
+    if layer:
+        find(scene.view_layers, layer, "view layer", error)
+        for view_layer in scene.view_layers:
+            view_layer.use = view_layer.name == layer

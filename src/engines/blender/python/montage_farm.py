@@ -256,17 +256,7 @@ def render_scene(job):
     mute_file_outputs()
     scene = bpy.context.scene
     try:
-        if job.get("camera"):
-            camera = find(scene.objects, job["camera"], "camera")
-            if camera.type != "CAMERA":
-                raise FarmError(f'object "{camera.name}" is not a camera')
-            scene.camera = camera
-        if scene.camera is None:
-            raise FarmError("the scene has no camera")
-        if job.get("renderLayer"):
-            find(scene.view_layers, job["renderLayer"], "view layer")
-            for layer in scene.view_layers:
-                layer.use = layer.name == job["renderLayer"]
+        montage_common.use_camera_and_layer(scene, scene.objects, job.get("camera"), job.get("renderLayer"), FarmError)
     except FarmError as err:
         report("MONTAGE_ERROR", {"setting": True, "message": str(err)})
         raise SystemExit(3)

@@ -143,17 +143,7 @@ def apply_binding(scene, b):
 
 
 def apply_settings(scene, s):
-    if s.get("camera"):
-        camera = find(bpy.data.objects, s["camera"], "camera")
-        if camera.type != "CAMERA":
-            raise BindingError(f'object "{camera.name}" is not a camera')
-        scene.camera = camera
-    if scene.camera is None:
-        raise BindingError("the scene has no camera")
-    if s.get("viewLayer"):
-        find(scene.view_layers, s["viewLayer"], "view layer")
-        for layer in scene.view_layers:
-            layer.use = layer.name == s["viewLayer"]
+    montage_common.use_camera_and_layer(scene, bpy.data.objects, s.get("camera"), s.get("viewLayer"), BindingError)
     render = scene.render
     render.engine = s["engine"]
     render.resolution_x = s["width"]
